@@ -1,0 +1,1 @@
+"""fabkit: Fabrique's common infrastructure library (no domain code lives here)."""

@@ -1,0 +1,117 @@
+"""Unit endpoints: public search and reads, landlord-scoped writes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fabkit.auth import Principal, Role, require_roles
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import Field
+from fastapi.responses import JSONResponse
+
+from inventory import service
+from inventory.api.deps import (
+    IdempotencyKey,
+    IfMatch,
+    SessionsDep,
+    SettingsDep,
+    idempotency,
+    respond,
+)
+from inventory.domain import Feature, SiteKind, UnitStatus, UseClass
+from inventory.repository import UnitSearch
+from inventory.schemas import TRADE_RE, LedgerEntryOut, Page, UnitCreate, UnitOut, UnitPatch
+
+router = APIRouter(tags=["units"])
+
+Writer = require_roles(Role.LANDLORD, Role.ADMIN)
+Arrondissement = Annotated[int, Field(ge=1, le=20)]
+Sort = Literal["rent", "-rent", "surface", "-surface", "available_from", "updated"]
+
+
+@router.post(
+    "/v1/sites/{site_id}/units", status_code=201, response_model=UnitOut, summary="Add a unit"
+)
+async def create_unit(
+    site_id: str,
+    payload: UnitCreate,
+    request: Request,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+    principal: Principal = Writer,
+) -> JSONResponse:
+    idem = idempotency(principal, idempotency_key, request, payload.model_dump(mode="json"))
+    return respond(await service.create_unit(sessions, settings, principal, site_id, payload, idem))
+
+
+@router.get("/v1/units", response_model=Page[UnitOut], summary="Search units")
+async def search_units(
+    sessions: SessionsDep,
+    arrondissement: Annotated[list[Arrondissement] | None, Query()] = None,
+    min_surface: Annotated[float | None, Query(ge=0, le=100_000)] = None,
+    max_surface: Annotated[float | None, Query(ge=0, le=100_000)] = None,
+    max_rent: Annotated[float | None, Query(ge=0, le=100_000)] = None,
+    trade: Annotated[str | None, Query(pattern=TRADE_RE.pattern)] = None,
+    feature: Annotated[list[Feature] | None, Query()] = None,
+    status: Annotated[list[UnitStatus] | None, Query()] = None,
+    site_kind: Annotated[list[SiteKind] | None, Query()] = None,
+    use_class: UseClass | None = None,
+    site_id: str | None = None,
+    landlord_id: str | None = None,
+    sort: Sort = "rent",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Page[UnitOut]:
+    query = UnitSearch(
+        arrondissements=arrondissement or (),
+        min_surface=min_surface,
+        max_surface=max_surface,
+        max_rent=max_rent,
+        trade=trade,
+        features=feature or (),
+        statuses=status or (),
+        site_kinds=[k.value for k in site_kind or ()],
+        use_class=use_class,
+        site_id=site_id,
+        landlord_id=landlord_id,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
+    items, total = await service.search_units(sessions, query)
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/v1/units/{unit_id}", response_model=UnitOut, summary="One unit")
+async def get_unit(unit_id: str, sessions: SessionsDep, response: Response) -> UnitOut:
+    unit, site = await service.get_unit(sessions, unit_id)
+    response.headers["ETag"] = service.etag_of(unit.version)
+    return service.unit_out(unit, site)
+
+
+@router.patch(
+    "/v1/units/{unit_id}",
+    response_model=UnitOut,
+    summary="Update a unit (status, attributes); opening a vacancy is status=available",
+)
+async def update_unit(
+    unit_id: str,
+    payload: UnitPatch,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    if_match: IfMatch = None,
+    principal: Principal = Writer,
+) -> JSONResponse:
+    return respond(
+        await service.update_unit(sessions, settings, principal, unit_id, payload, if_match)
+    )
+
+
+@router.get(
+    "/v1/units/{unit_id}/surface-ledger",
+    response_model=list[LedgerEntryOut],
+    summary="Production-surface ledger of one unit",
+)
+async def unit_ledger(unit_id: str, sessions: SessionsDep) -> list[LedgerEntryOut]:
+    return await service.unit_ledger(sessions, unit_id)

@@ -1,0 +1,70 @@
+"""Inventory admin commands: migrate, seed, issue tokens, create landlords."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from fabkit.auth import Role, TokenService
+from fabkit.db import make_engine, make_session_factory
+from fabkit.migrations import upgrade
+from inventory import service
+from inventory.domain import LandlordKind
+from inventory.schemas import LandlordCreate
+from inventory.seed.demo import seed
+from inventory.settings import InventorySettings
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def migrate(settings: InventorySettings) -> None:
+    upgrade(MIGRATIONS, settings.database_url)
+
+
+async def _with_sessions(settings: InventorySettings, action):  # type: ignore[no-untyped-def]
+    engine = make_engine(settings.database_url)
+    try:
+        return await action(make_session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inventory.cli", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply the database migrations")
+    sub.add_parser("seed", help="load demo Paris sites and units (once)")
+    token = sub.add_parser("issue-token", help="print a bearer token")
+    token.add_argument("--role", choices=[r.value for r in Role], required=True)
+    token.add_argument("--subject", default="admin", help="landlord id for a landlord token")
+    token.add_argument("--ttl-days", type=int, default=30)
+    landlord = sub.add_parser("create-landlord", help="register a landlord and print it as JSON")
+    landlord.add_argument("name")
+    landlord.add_argument(
+        "--kind", choices=[k.value for k in LandlordKind], default="social_landlord"
+    )
+    args = parser.parse_args(argv)
+    settings = InventorySettings()
+
+    if args.command == "migrate":
+        migrate(settings)
+    elif args.command == "seed":
+        result = asyncio.run(_with_sessions(settings, lambda s: seed(settings, s)))
+        print(json.dumps(result.__dict__))
+    elif args.command == "issue-token":
+        tokens = TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
+        print(tokens.issue(args.subject, Role(args.role), args.ttl_days * 24 * 3600))
+    elif args.command == "create-landlord":
+        data = LandlordCreate(name=args.name, kind=LandlordKind(args.kind))
+        written = asyncio.run(
+            _with_sessions(settings, lambda s: service.create_landlord(s, data, None))
+        )
+        print(json.dumps(written.body))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Pure inventory rules: unit status transitions, vacancies and production-surface protection."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SiteKind(StrEnum):
+    HOTEL_INDUSTRIEL = "hotel_industriel"
+    HOTEL_ACTIVITES = "hotel_activites"
+    CITE_ARTISANALE = "cite_artisanale"
+    ATELIERS_DE_PARIS = "ateliers_de_paris"
+    PEPINIERE = "pepiniere"
+    OTHER = "other"
+
+
+class UseClass(StrEnum):
+    PRODUCTION = "production"
+    OTHER = "other"
+
+
+class UnitStatus(StrEnum):
+    AVAILABLE = "available"
+    RESERVED = "reserved"
+    LEASED = "leased"
+    UNAVAILABLE = "unavailable"
+    WITHDRAWN = "withdrawn"
+
+
+class Feature(StrEnum):
+    GOODS_LIFT = "goods_lift"
+    LOADING_DOCK = "loading_dock"
+    EXTRACTION = "extraction"
+    STEP_FREE_ACCESS = "step_free_access"
+
+
+class LandlordKind(StrEnum):
+    SOCIAL_LANDLORD = "social_landlord"
+    CITY = "city"
+    SEM = "sem"
+    PRIVATE = "private"
+    OTHER = "other"
+
+
+S = UnitStatus
+# A leased unit leaves the market only through the lease ending (available) or works
+# (unavailable); it is never withdrawn while let.
+TRANSITIONS: dict[UnitStatus, frozenset[UnitStatus]] = {
+    S.AVAILABLE: frozenset({S.RESERVED, S.LEASED, S.UNAVAILABLE, S.WITHDRAWN}),
+    S.RESERVED: frozenset({S.AVAILABLE, S.LEASED, S.UNAVAILABLE, S.WITHDRAWN}),
+    S.LEASED: frozenset({S.AVAILABLE, S.UNAVAILABLE}),
+    S.UNAVAILABLE: frozenset({S.AVAILABLE, S.WITHDRAWN}),
+    S.WITHDRAWN: frozenset({S.UNAVAILABLE}),
+}
+INITIAL_STATUSES = frozenset({S.AVAILABLE, S.UNAVAILABLE})
+
+
+class TransitionError(ValueError):
+    """A status change the unit's life cycle does not allow."""
+
+
+def check_transition(current: UnitStatus, target: UnitStatus) -> None:
+    if current == target:
+        return
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(t.value for t in TRANSITIONS[current]))
+        raise TransitionError(
+            f"A unit cannot go from '{current}' to '{target}'; from '{current}' it can go to: "
+            f"{allowed}."
+        )
+
+
+def vacancy_change(before: UnitStatus | None, after: UnitStatus) -> str | None:
+    """'opened' when a unit becomes available, 'closed' when it stops being, else None."""
+    was = before == S.AVAILABLE
+    now = after == S.AVAILABLE
+    if now and not was:
+        return "opened"
+    if was and not now:
+        return "closed"
+    return None
+
+
+def production_surface(use_class: UseClass, surface_m2: float, status: UnitStatus) -> float:
+    """The m² a unit contributes to the city's production surface (withdrawn units count 0)."""
+    if use_class != UseClass.PRODUCTION or status == S.WITHDRAWN:
+        return 0.0
+    return float(surface_m2)
+
+
+def protected_change(
+    *,
+    before_use: UseClass,
+    after_use: UseClass,
+    before_surface: float,
+    after_surface: float,
+    before_status: UnitStatus,
+    after_status: UnitStatus,
+) -> str | None:
+    """Why this change reduces production surface (and so needs an admin and a reason), or None."""
+    if before_use != UseClass.PRODUCTION:
+        return None
+    if after_use != UseClass.PRODUCTION:
+        return "turning a production unit into another use"
+    if after_surface < before_surface:
+        return "shrinking a production unit"
+    if after_status == S.WITHDRAWN and before_status != S.WITHDRAWN:
+        return "withdrawing a production unit"
+    return None
+
+
+def postcode_matches_arrondissement(postcode: str, arrondissement: int) -> bool:
+    """75001–75020 map to arrondissements 1–20; 75116 is the 16th's second code."""
+    if postcode == "75116":
+        return arrondissement == 16
+    return postcode == f"750{arrondissement:02d}"

@@ -1,0 +1,50 @@
+"""Inventory service: `create_app()` and its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fabkit.errors import install_problem_handlers
+from fabkit.health import router as health_router
+from fabkit.logging import configure_logging
+from fabkit.metrics import ServiceMetrics, install_metrics
+from fabkit.runtime import build_runtime, runtime_lifespan
+from fastapi import FastAPI
+
+from inventory.api import landlords, sites, surface, units
+from inventory.events.consumed import consumer_specs
+from inventory.metrics import run_gauge_refresher
+from inventory.settings import InventorySettings
+
+
+def create_app(settings: InventorySettings | None = None) -> FastAPI:
+    settings = settings or InventorySettings()
+    configure_logging(settings.service_name, settings.log_level)
+    base_lifespan = runtime_lifespan(lambda: build_runtime(settings, consumer_specs(settings)))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with base_lifespan(app):
+            runtime = app.state.runtime
+            runtime.tasks.append(
+                asyncio.create_task(run_gauge_refresher(runtime.sessions, runtime.stop))
+            )
+            yield
+
+    app = FastAPI(
+        title="Fabrique inventory",
+        version="1.0.0",
+        description=(
+            "Landlords keep Paris production sites and units up to date; every change is "
+            "published as a CloudEvent. Errors are RFC 9457 problem+json."
+        ),
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    install_metrics(app, ServiceMetrics.for_service(settings.service_name))
+    app.include_router(health_router)
+    for module in (landlords, sites, units, surface):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,49 @@
+"""Inventory business metrics: units by status, vacant production m², vacancies opened."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fabkit.metrics import counter, gauge
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from inventory import repository as repo
+from inventory.domain import UnitStatus
+
+log = logging.getLogger(__name__)
+
+VACANCIES_OPENED = counter(
+    "inventory_vacancies_opened_total", "Vacancies opened (units made available)"
+)
+UNITS_BY_STATUS = gauge("inventory_units", "Units by status", ("status",))
+VACANT_PRODUCTION_M2 = gauge(
+    "inventory_vacant_production_surface_square_metres",
+    "Production m² currently available, by arrondissement",
+    ("arrondissement",),
+)
+
+
+async def refresh_business_gauges(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        by_status = await repo.count_units_by_status(session)
+        vacant = await repo.vacant_production_m2_by_arrondissement(session)
+    for status in UnitStatus:
+        UNITS_BY_STATUS.labels(status.value).set(by_status.get(status.value, 0))
+    for arrondissement in range(1, 21):
+        VACANT_PRODUCTION_M2.labels(str(arrondissement)).set(vacant.get(arrondissement, 0.0))
+
+
+async def run_gauge_refresher(
+    sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event, every: float = 5.0
+) -> None:
+    """Gauges read from the database are refreshed on a timer, not at scrape time."""
+    while not stop.is_set():
+        try:
+            await refresh_business_gauges(sessions)
+        except Exception as exc:
+            log.warning("could not refresh business gauges: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)

@@ -1,0 +1,151 @@
+"""Inventory tables: landlords, sites, units, unit trades and the production-surface ledger."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from fabkit.events import utcnow
+from fabkit.models import IdempotencyRecord, OutboxMessage, ProcessedEvent
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+
+def _tz() -> Any:
+    return DateTime(timezone=True)
+
+
+class Landlord(SQLModel, table=True):
+    __tablename__ = "landlords"
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    kind: str = Field(sa_column=Column(String(30), nullable=False))
+    contact_email: str | None = Field(default=None, sa_column=Column(String(320)))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class Site(SQLModel, table=True):
+    __tablename__ = "sites"
+    __table_args__ = (
+        CheckConstraint("arrondissement BETWEEN 1 AND 20", name="arrondissement_range"),
+        Index("ix_sites_landlord", "landlord_id"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    landlord_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("landlords.id"), nullable=False)
+    )
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    kind: str = Field(sa_column=Column(String(30), nullable=False))
+    address: str = Field(sa_column=Column(String(300), nullable=False))
+    postcode: str = Field(sa_column=Column(String(5), nullable=False))
+    arrondissement: int = Field(sa_column=Column(Integer, nullable=False))
+    latitude: float | None = Field(default=None, sa_column=Column(Float))
+    longitude: float | None = Field(default=None, sa_column=Column(Float))
+    opens_for_visits: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class Unit(SQLModel, table=True):
+    __tablename__ = "units"
+    __table_args__ = (
+        UniqueConstraint("site_id", "reference", name="uq_units_site_reference"),
+        CheckConstraint("surface_m2 > 0", name="surface_positive"),
+        CheckConstraint("rent_eur_m2_year >= 0", name="rent_non_negative"),
+        Index("ix_units_search", "status", "arrondissement", "rent_eur_m2_year"),
+        Index("ix_units_site", "site_id"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    site_id: str = Field(sa_column=Column(String(36), ForeignKey("sites.id"), nullable=False))
+    # Copied from the site so ownership checks and searches need no join.
+    landlord_id: str = Field(sa_column=Column(String(36), nullable=False))
+    arrondissement: int = Field(sa_column=Column(Integer, nullable=False))
+    site_kind: str = Field(sa_column=Column(String(30), nullable=False))
+    reference: str = Field(sa_column=Column(String(60), nullable=False))
+    floor: int = Field(sa_column=Column(Integer, nullable=False))
+    surface_m2: float = Field(sa_column=Column(Float, nullable=False))
+    ceiling_height_m: float | None = Field(default=None, sa_column=Column(Float))
+    floor_load_kg_m2: float | None = Field(default=None, sa_column=Column(Float))
+    power_kva: float | None = Field(default=None, sa_column=Column(Float))
+    goods_lift: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    loading_dock: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    extraction: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    step_free_access: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    allowed_trades: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    use_class: str = Field(sa_column=Column(String(20), nullable=False))
+    rent_eur_m2_year: float = Field(sa_column=Column(Float, nullable=False))
+    charges_eur_m2_year: float = Field(default=0, sa_column=Column(Float, nullable=False))
+    status: str = Field(sa_column=Column(String(20), nullable=False))
+    available_from: date | None = Field(default=None, sa_column=Column(Date))
+    current_vacancy_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class UnitTrade(SQLModel, table=True):
+    """One allowed trade of a unit, so a trade search uses an index on every database."""
+
+    __tablename__ = "unit_trades"
+    __table_args__ = (Index("ix_unit_trades_trade", "trade", "unit_id"),)
+
+    unit_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
+    )
+    trade: str = Field(sa_column=Column(String(60), primary_key=True))
+
+
+class SurfaceLedgerEntry(SQLModel, table=True):
+    """One change of the city's production surface: append-only, never updated."""
+
+    __tablename__ = "production_surface_ledger"
+    __table_args__ = (
+        Index("ix_ledger_arrondissement_at", "arrondissement", "recorded_at"),
+        Index("ix_ledger_site_at", "site_id", "recorded_at"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    unit_id: str = Field(sa_column=Column(String(36), nullable=False))
+    site_id: str = Field(sa_column=Column(String(36), nullable=False))
+    arrondissement: int = Field(sa_column=Column(Integer, nullable=False))
+    change: str = Field(sa_column=Column(String(30), nullable=False))
+    delta_m2: float = Field(sa_column=Column(Float, nullable=False))
+    production_m2_after: float = Field(sa_column=Column(Float, nullable=False))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    actor: str = Field(sa_column=Column(String(120), nullable=False))
+    recorded_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+__all__ = [
+    "IdempotencyRecord",
+    "Landlord",
+    "OutboxMessage",
+    "ProcessedEvent",
+    "Site",
+    "SurfaceLedgerEntry",
+    "Unit",
+    "UnitTrade",
+]

@@ -1,0 +1,17 @@
+"""Inventory settings (env prefix INVENTORY_)."""
+
+from __future__ import annotations
+
+from fabkit.settings import ServiceSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+
+class InventorySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="INVENTORY_", extra="ignore")
+
+    service_name: str = "inventory"
+    database_url: str = "sqlite+aiosqlite:///./.run/inventory.db"
+    event_source: str = "/fabrique/inventory"
+    consumer_group: str = "inventory"
+    protected_change_reason_min_chars: int = Field(default=10, ge=1, le=500)

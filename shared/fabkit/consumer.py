@@ -1,0 +1,217 @@
+"""Consumer runner: idempotent handlers, offsets committed after the DB commit, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from fabkit.events import CloudEvent, InvalidEvent, from_kafka
+from fabkit.kafka import start_with_retry
+from fabkit.metrics import ServiceMetrics
+from fabkit.models import ProcessedEvent
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TopicHandlers:
+    """What one consumer does with each event type of a topic.
+
+    Types in `ignored` are known parts of the producer's contract this consumer does not act
+    on; any other type without a handler is treated as poison and dead-lettered.
+    """
+
+    handlers: Mapping[str, Handler]
+    ignored: frozenset[str] = field(default_factory=frozenset)
+
+
+class ConsumerRunner:
+    """Runs one consumer group until stopped, surviving broker outages and poison events."""
+
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        topics: Mapping[str, TopicHandlers],
+        session_factory: async_sessionmaker[AsyncSession],
+        consumer_factory: Callable[[], AIOKafkaConsumer],
+        producer_factory: Callable[[], AIOKafkaProducer],
+        dlq_topic: str,
+        metrics: ServiceMetrics,
+        max_attempts: int = 5,
+        retry_backoff: float = 0.2,
+    ) -> None:
+        self.group_id = group_id
+        self._topics = topics
+        self._sessions = session_factory
+        self._consumer_factory = consumer_factory
+        self._producer_factory = producer_factory
+        self._dlq_topic = dlq_topic
+        self._metrics = metrics
+        self._max_attempts = max_attempts
+        self._retry_backoff = retry_backoff
+        self.connected = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; any broker failure restarts the clients."""
+        while not stop.is_set():
+            consumer = await start_with_retry(self._consumer_factory, self.group_id, stop)
+            if consumer is None:
+                return
+            producer = await start_with_retry(self._producer_factory, f"{self.group_id} dlq", stop)
+            if producer is None:
+                await consumer.stop()
+                return
+            try:
+                self.connected = True
+                await self._poll(consumer, producer, stop)
+            except KafkaError as exc:
+                log.warning("%s: broker error (%s); reconnecting", self.group_id, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+            finally:
+                self.connected = False
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+
+    async def _poll(
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, stop: asyncio.Event
+    ) -> None:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=500, max_records=200)
+            for tp, records in batches.items():
+                for record in records:
+                    await self.process(record, producer)
+                try:
+                    await consumer.commit({tp: records[-1].offset + 1})
+                except CommitFailedError as exc:
+                    # A rebalance took the partition; its new owner re-reads these records
+                    # and the processed-events table turns them into no-ops.
+                    log.info("%s: commit refused after rebalance (%s)", self.group_id, exc)
+            await self._observe_lag(consumer)
+
+    async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            position = await consumer.position(tp)
+            self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                max(high - position, 0)
+            )
+
+    async def process(self, record: ConsumerRecord[Any, Any], producer: AIOKafkaProducer) -> None:
+        """Apply one record exactly once, or dead-letter it; raise only if the DLQ is down."""
+        topic = record.topic
+        try:
+            event = from_kafka(record.headers, record.value)
+        except InvalidEvent as exc:
+            await self._dead_letter(record, producer, f"invalid CloudEvent: {exc}", None)
+            return
+        routes = self._topics.get(topic)
+        handler = routes.handlers.get(event.type) if routes else None
+        if handler is None:
+            if routes is not None and event.type in routes.ignored:
+                self._metrics.events_consumed.labels(topic, event.type, "ignored").inc()
+                return
+            await self._dead_letter(record, producer, f"unknown event type {event.type!r}", event)
+            return
+        last_error = ""
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                outcome = await self._apply(handler, event)
+                self._metrics.events_consumed.labels(topic, event.type, outcome).inc()
+                return
+            except Exception as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                self._metrics.events_failed.labels(topic, event.type).inc()
+                log.warning(
+                    "%s: event %s (%s) failed, attempt %d/%d: %s",
+                    self.group_id,
+                    event.id,
+                    event.type,
+                    attempt,
+                    self._max_attempts,
+                    last_error,
+                )
+                if attempt < self._max_attempts:
+                    await asyncio.sleep(self._retry_backoff * 2 ** (attempt - 1))
+        await self._dead_letter(record, producer, last_error, event)
+
+    async def _apply(self, handler: Handler, event: CloudEvent) -> str:
+        try:
+            async with self._sessions() as session, session.begin():
+                if await session.get(ProcessedEvent, (self.group_id, event.id)) is not None:
+                    return "duplicate"
+                await handler(session, event)
+                session.add(
+                    ProcessedEvent(
+                        consumer=self.group_id,
+                        event_id=event.id,
+                        event_type=event.type,
+                        outcome="applied",
+                    )
+                )
+        except IntegrityError:
+            # Another replica recorded the same event id first: its effect already stands.
+            async with self._sessions() as session:
+                if await session.get(ProcessedEvent, (self.group_id, event.id)) is not None:
+                    return "duplicate"
+            raise
+        return "applied"
+
+    async def _dead_letter(
+        self,
+        record: ConsumerRecord[Any, Any],
+        producer: AIOKafkaProducer,
+        reason: str,
+        event: CloudEvent | None,
+    ) -> None:
+        headers = list(record.headers or ()) + [
+            ("dlq_reason", reason[:1000].encode()),
+            ("dlq_consumer", self.group_id.encode()),
+            ("dlq_source_topic", record.topic.encode()),
+            ("dlq_source_partition", str(record.partition).encode()),
+            ("dlq_source_offset", str(record.offset).encode()),
+        ]
+        await producer.send_and_wait(
+            self._dlq_topic, value=record.value, key=record.key, headers=headers
+        )
+        self._metrics.events_dead_lettered.labels(record.topic).inc()
+        log.error(
+            "%s: dead-lettered %s[%d]@%d: %s",
+            self.group_id,
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+        )
+        if event is not None:
+            with contextlib.suppress(IntegrityError):
+                async with self._sessions() as session, session.begin():
+                    if await session.get(ProcessedEvent, (self.group_id, event.id)) is None:
+                        session.add(
+                            ProcessedEvent(
+                                consumer=self.group_id,
+                                event_id=event.id,
+                                event_type=event.type,
+                                outcome="dead_lettered",
+                            )
+                        )
+
+
+__all__ = ["ConsumerRunner", "Handler", "TopicHandlers", "TopicPartition"]

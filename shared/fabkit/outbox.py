@@ -1,0 +1,261 @@
+"""Transactional outbox: events written with the business change, published by a relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from fabkit.db import on_commit
+from fabkit.events import CloudEvent, encode_data, to_kafka_headers
+from fabkit.kafka import start_with_retry
+from fabkit.metrics import ServiceMetrics
+from fabkit.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+OUTBOX_SIGNAL = "fabkit_outbox_signal"
+# Any constant works: it only has to be the same for every relay of one database.
+_RELAY_LOCK_ID = 0x0FAB_0B0C
+
+
+class OutboxSignal:
+    """Wakes the relay when a transaction that wrote outbox rows commits."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    def notify(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+        self._event.clear()
+
+
+def add_to_outbox(session: AsyncSession, *, topic: str, key: str, event: CloudEvent) -> None:
+    """Stage an event in the caller's transaction; it is published only if that commits."""
+    session.add(
+        OutboxMessage(
+            event_id=event.id,
+            topic=topic,
+            key=key,
+            event_type=event.type,
+            envelope=event.model_dump(mode="json"),
+        )
+    )
+    signal = session.sync_session.info.get(OUTBOX_SIGNAL)
+    if signal is not None:
+        on_commit(session, signal.notify)
+
+
+class PublishError(RuntimeError):
+    """Some rows of a batch were not acknowledged by the broker."""
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows in id order; marks a row only after the broker's ack.
+
+    PostgreSQL: rows are claimed with FOR UPDATE SKIP LOCKED under a transaction-level advisory
+    lock, so extra replicas stand by instead of publishing one aggregate's events out of order.
+    SQLite: one relay per database (the service process), rows read and marked in short
+    transactions so API writers are never blocked behind a slow broker.
+    """
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        producer_factory: Callable[[], AIOKafkaProducer],
+        metrics: ServiceMetrics,
+        signal: OutboxSignal,
+        *,
+        is_postgres: bool,
+        batch_size: int = 200,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._sessions = session_factory
+        self._producer_factory = producer_factory
+        self._metrics = metrics
+        self._signal = signal
+        self._is_postgres = is_postgres
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._gauges_at = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop` is set, retrying forever through broker outages."""
+        self._signal.bind()
+        producer = await start_with_retry(self._producer_factory, "outbox relay", stop)
+        if producer is None:
+            return
+        backoff = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    # After a failure, send one row at a time until the broker acks again:
+                    # a single message in flight cannot overtake an earlier one of its key.
+                    limit = 1 if backoff else self._batch_size
+                    sent = await self.publish_once(producer, limit=limit)
+                    backoff = 0.0
+                except Exception as exc:
+                    self._metrics.publish_failures.inc()
+                    backoff = min(max(backoff * 2, 0.2), 5.0)
+                    log.warning(
+                        "outbox relay: publish failed (%s); retrying in %.1fs", exc, backoff
+                    )
+                    await self._refresh_gauges(force=True)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), backoff)
+                    continue
+                await self._refresh_gauges()
+                if sent < limit:
+                    await self._wait(stop)
+        finally:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        stopper = asyncio.ensure_future(stop.wait())
+        waker = asyncio.ensure_future(self._signal.wait(self._poll_interval))
+        try:
+            await asyncio.wait({stopper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            waker.cancel()
+
+    async def publish_once(self, producer: AIOKafkaProducer, *, limit: int | None = None) -> int:
+        """Publish one batch of pending rows; return how many the broker acknowledged."""
+        limit = limit or self._batch_size
+        if self._is_postgres:
+            return await self._publish_postgres(producer, limit)
+        return await self._publish_sqlite(producer, limit)
+
+    def _pending(self, limit: int):  # type: ignore[no-untyped-def]
+        return (
+            select(OutboxMessage)
+            .where(OutboxMessage.published_at.is_(None))  # type: ignore[union-attr]
+            .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+            .limit(limit)
+        )
+
+    async def _publish_postgres(self, producer: AIOKafkaProducer, limit: int) -> int:
+        async with self._sessions() as session, session.begin():
+            locked = await session.execute(
+                text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": _RELAY_LOCK_ID}
+            )
+            if not locked.scalar_one():
+                return 0
+            rows = list(
+                (await session.execute(self._pending(limit).with_for_update(skip_locked=True)))
+                .scalars()
+                .all()
+            )
+            acked, error = await self._send(producer, rows)
+            await self._mark(session, acked, rows, error)
+        if error is not None:
+            raise PublishError(error)
+        return len(acked)
+
+    async def _publish_sqlite(self, producer: AIOKafkaProducer, limit: int) -> int:
+        async with self._sessions() as session:
+            rows = list((await session.execute(self._pending(limit))).scalars().all())
+            await session.rollback()
+        if not rows:
+            return 0
+        acked, error = await self._send(producer, rows)
+        async with self._sessions() as session, session.begin():
+            await self._mark(session, acked, rows, error)
+        if error is not None:
+            raise PublishError(error)
+        return len(acked)
+
+    async def _send(
+        self, producer: AIOKafkaProducer, rows: list[OutboxMessage]
+    ) -> tuple[list[OutboxMessage], str | None]:
+        futures = []
+        error: str | None = None
+        for row in rows:
+            event = CloudEvent.model_validate(row.envelope)
+            try:
+                futures.append(
+                    await producer.send(
+                        row.topic,
+                        value=encode_data(event),
+                        key=row.key.encode(),
+                        headers=to_kafka_headers(event),
+                    )
+                )
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                break
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        acked: list[OutboxMessage] = []
+        for row, result in zip(rows, results, strict=False):
+            if isinstance(result, BaseException):
+                error = error or f"{type(result).__name__}: {result}"
+            else:
+                acked.append(row)
+                self._metrics.events_published.labels(row.topic, row.event_type).inc()
+        return acked, error
+
+    async def _mark(
+        self,
+        session: AsyncSession,
+        acked: list[OutboxMessage],
+        rows: list[OutboxMessage],
+        error: str | None,
+    ) -> None:
+        now = datetime.now(UTC)
+        if acked:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([r.id for r in acked]))  # type: ignore[union-attr]
+                .values(published_at=now)
+            )
+        failed = [r.id for r in rows if r not in acked]
+        if error is not None and failed:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(failed[:1]))  # type: ignore[union-attr]
+                .values(attempts=OutboxMessage.attempts + 1, last_error=error[:2000])
+            )
+
+    async def _refresh_gauges(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._gauges_at < 1.0:
+            return
+        self._gauges_at = now
+        try:
+            async with self._sessions() as session:
+                count, oldest = (
+                    await session.execute(
+                        select(func.count(), func.min(OutboxMessage.created_at)).where(
+                            OutboxMessage.published_at.is_(None)  # type: ignore[union-attr]
+                        )
+                    )
+                ).one()
+                await session.rollback()
+        except Exception as exc:
+            log.warning("outbox relay: could not read the backlog (%s)", exc)
+            return
+        self._metrics.outbox_pending.set(count)
+        if oldest is None:
+            self._metrics.outbox_oldest_age.set(0)
+        else:
+            if oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            self._metrics.outbox_oldest_age.set((datetime.now(UTC) - oldest).total_seconds())
