@@ -7,7 +7,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select, text, update
@@ -61,6 +63,17 @@ def add_to_outbox(session: AsyncSession, *, topic: str, key: str, event: CloudEv
     signal = session.sync_session.info.get(OUTBOX_SIGNAL)
     if signal is not None:
         on_commit(session, signal.notify)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A pending row read as plain values, usable after its transaction ends."""
+
+    id: int
+    topic: str
+    key: str
+    event_type: str
+    envelope: dict[str, Any]
 
 
 class PublishError(RuntimeError):
@@ -145,8 +158,9 @@ class OutboxRelay:
         return await self._publish_sqlite(producer, limit)
 
     def _pending(self, limit: int):  # type: ignore[no-untyped-def]
+        m = OutboxMessage
         return (
-            select(OutboxMessage)
+            select(m.id, m.topic, m.key, m.event_type, m.envelope)  # type: ignore[call-overload]
             .where(OutboxMessage.published_at.is_(None))  # type: ignore[union-attr]
             .order_by(OutboxMessage.id)  # type: ignore[arg-type]
             .limit(limit)
@@ -159,11 +173,8 @@ class OutboxRelay:
             )
             if not locked.scalar_one():
                 return 0
-            rows = list(
-                (await session.execute(self._pending(limit).with_for_update(skip_locked=True)))
-                .scalars()
-                .all()
-            )
+            result = await session.execute(self._pending(limit).with_for_update(skip_locked=True))
+            rows = [_Pending(*row) for row in result.all()]
             acked, error = await self._send(producer, rows)
             await self._mark(session, acked, rows, error)
         if error is not None:
@@ -172,7 +183,7 @@ class OutboxRelay:
 
     async def _publish_sqlite(self, producer: AIOKafkaProducer, limit: int) -> int:
         async with self._sessions() as session:
-            rows = list((await session.execute(self._pending(limit))).scalars().all())
+            rows = [_Pending(*row) for row in (await session.execute(self._pending(limit))).all()]
             await session.rollback()
         if not rows:
             return 0
@@ -184,8 +195,8 @@ class OutboxRelay:
         return len(acked)
 
     async def _send(
-        self, producer: AIOKafkaProducer, rows: list[OutboxMessage]
-    ) -> tuple[list[OutboxMessage], str | None]:
+        self, producer: AIOKafkaProducer, rows: list[_Pending]
+    ) -> tuple[list[_Pending], str | None]:
         futures = []
         error: str | None = None
         for row in rows:
@@ -203,7 +214,7 @@ class OutboxRelay:
                 error = f"{type(exc).__name__}: {exc}"
                 break
         results = await asyncio.gather(*futures, return_exceptions=True)
-        acked: list[OutboxMessage] = []
+        acked: list[_Pending] = []
         for row, result in zip(rows, results, strict=False):
             if isinstance(result, BaseException):
                 error = error or f"{type(result).__name__}: {result}"
@@ -215,8 +226,8 @@ class OutboxRelay:
     async def _mark(
         self,
         session: AsyncSession,
-        acked: list[OutboxMessage],
-        rows: list[OutboxMessage],
+        acked: list[_Pending],
+        rows: list[_Pending],
         error: str | None,
     ) -> None:
         now = datetime.now(UTC)

@@ -15,6 +15,7 @@ from fabkit.db import on_commit
 from fabkit.errors import ProblemError
 from fabkit.events import CloudEvent, EventPayload
 from fabkit.idempotency import remember, stored_response
+from fabkit.models import IdempotencyRecord
 from fabkit.outbox import add_to_outbox
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -136,6 +137,10 @@ def _emit(
     add_to_outbox(session, topic=topic, key=key, event=event)
 
 
+class _Replay(Exception):
+    """The key was recorded by a transaction that committed after our first look."""
+
+
 async def _idempotent(
     sessions: Sessions,
     idem: Idempotency | None,
@@ -170,6 +175,10 @@ async def _idempotent(
         return previous
     try:
         async with sessions() as session, session.begin():
+            if idem is not None and await session.get(
+                IdempotencyRecord, (idem.principal, idem.key)
+            ):
+                raise _Replay
             written = await create(session)
             if idem is not None:
                 remember(
@@ -186,10 +195,13 @@ async def _idempotent(
                     },
                 )
         return written
-    except IntegrityError:
-        # A concurrent request with the same key won the race: answer what it answered.
+    except (IntegrityError, ProblemError, _Replay) as exc:
+        # A concurrent request with the same key won the race (its row, or the thing it
+        # created, got in first): answer what it answered.
         if (previous := await replay()) is not None:
             return previous
+        if isinstance(exc, _Replay):
+            raise RuntimeError("idempotency record vanished") from exc
         raise
 
 

@@ -9,6 +9,7 @@ No Docker and no Kafka package exist on the project's machines, but Maven Centra
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import concurrent.futures
 import contextlib
@@ -620,6 +621,8 @@ class KafkaBroker:
             process_group=0,
             cwd=self.workdir,
         )
+        atexit.unregister(self._atexit)
+        atexit.register(self._atexit)
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -696,7 +699,13 @@ class KafkaBroker:
             self.stop()
         return self.start(timeout)
 
+    def _atexit(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop(timeout=15)
+
     def _close_log(self) -> None:
+        with contextlib.suppress(Exception):
+            atexit.unregister(self._atexit)
         if self._log_fh is not None:
             with contextlib.suppress(OSError):
                 self._log_fh.close()

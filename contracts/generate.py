@@ -1,0 +1,109 @@
+"""Write (or, with --check, verify) the JSON Schema snapshot of every published event payload.
+
+    uv run python contracts/generate.py           # rewrite contracts/schemas/*.json
+    uv run python contracts/generate.py --check   # exit 1 if a snapshot is missing or stale
+
+A snapshot is the producer's contract for one versioned event type. Inside a version only
+additive changes are allowed; removing or retyping a field needs a new type (`....v2`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from fabkit.events import EventPayload
+
+CONTRACTS = Path(__file__).resolve().parent
+SCHEMAS = CONTRACTS / "schemas"
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+# Each module exports ALL_PAYLOADS; a service adds its `events.published` here when it publishes.
+PAYLOAD_MODULES = ("inventory.events.published",)
+
+
+def payload_classes() -> dict[str, type[EventPayload]]:
+    """Every published payload class by its event type."""
+    found: dict[str, type[EventPayload]] = {}
+    for name in PAYLOAD_MODULES:
+        for cls in importlib.import_module(name).ALL_PAYLOADS:
+            if cls.event_type in found:
+                raise SystemExit(
+                    f"{cls.event_type} is claimed by both {found[cls.event_type].__qualname__} "
+                    f"and {cls.__qualname__}"
+                )
+            found[cls.event_type] = cls
+    return dict(sorted(found.items()))
+
+
+def snapshot(cls: type[EventPayload]) -> dict[str, Any]:
+    """The snapshot document: the payload's JSON Schema, tagged with its dialect and type."""
+    return {"$schema": DIALECT, "x-event-type": cls.event_type, **cls.model_json_schema()}
+
+
+def render(cls: type[EventPayload]) -> str:
+    return json.dumps(snapshot(cls), indent=2, ensure_ascii=False) + "\n"
+
+
+def snapshot_path(event_type: str) -> Path:
+    return SCHEMAS / f"{event_type}.json"
+
+
+def stale_snapshots(classes: dict[str, type[EventPayload]]) -> list[str]:
+    """Why the snapshots on disk differ from the payload classes (empty when they agree)."""
+    problems = []
+    for event_type, cls in classes.items():
+        path = snapshot_path(event_type)
+        if not path.exists():
+            problems.append(f"missing: {path.relative_to(CONTRACTS.parent)}")
+        elif path.read_text(encoding="utf-8") != render(cls):
+            problems.append(f"differs: {path.relative_to(CONTRACTS.parent)}")
+    for path in sorted(SCHEMAS.glob("*.json")):
+        if path.stem not in classes:
+            problems.append(
+                f"orphan: {path.relative_to(CONTRACTS.parent)} has no payload class "
+                "(retiring an event type is a breaking change: delete the file on purpose)"
+            )
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Write or check the JSON Schema snapshots of published event payloads."
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if any snapshot differs"
+    )
+    args = parser.parse_args(argv)
+    classes = payload_classes()
+    if args.check:
+        problems = stale_snapshots(classes)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print(
+                "Run `uv run python contracts/generate.py` and commit the snapshots "
+                "(only additive changes inside a version).",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{len(classes)} snapshots up to date")
+        return 0
+    SCHEMAS.mkdir(exist_ok=True)
+    for event_type, cls in classes.items():
+        path = snapshot_path(event_type)
+        text = render(cls)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.relative_to(CONTRACTS.parent)}")
+    for problem in stale_snapshots(classes):
+        print(problem, file=sys.stderr)  # only orphans can remain after writing
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Inventory integration fixtures: a migrated database (SQLite and PostgreSQL) and the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from fabkit.auth import Role, TokenService
+from inventory.cli import migrate
+from inventory.main import create_app
+from inventory.settings import InventorySettings
+
+pytest_plugins = ["fabkit.testing"]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/inventory.db"
+    server = request.getfixturevalue("postgres_server")
+    name = f"inv_{uuid.uuid4().hex[:12]}"
+    server.create_database(name)
+    return str(server.url(name))
+
+
+def make_settings(database_url: str, bootstrap: str, **overrides: Any) -> InventorySettings:
+    return InventorySettings(
+        environment="test",
+        database_url=database_url,
+        kafka_bootstrap=bootstrap,
+        outbox_poll_interval_s=0.5,
+        **overrides,
+    )
+
+
+class Api:
+    """An httpx client on the app plus ready-made tokens."""
+
+    def __init__(self, client: httpx.AsyncClient, settings: InventorySettings) -> None:
+        self.client = client
+        self.settings = settings
+        self.tokens = TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
+        self.admin = self.auth(self.tokens.issue("admin-1", Role.ADMIN))
+
+    @staticmethod
+    def auth(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def landlord_headers(self, landlord_id: str) -> dict[str, str]:
+        return self.auth(self.tokens.issue(landlord_id, Role.LANDLORD))
+
+    async def new_landlord(self, name: str | None = None) -> tuple[str, dict[str, str]]:
+        r = await self.client.post(
+            "/v1/landlords",
+            json={"name": name or f"Bailleur {uuid.uuid4().hex[:8]}"},
+            headers=self.admin,
+        )
+        assert r.status_code == 201, r.text
+        landlord_id = r.json()["id"]
+        r = await self.client.post(f"/v1/landlords/{landlord_id}/tokens", headers=self.admin)
+        assert r.status_code == 201, r.text
+        return landlord_id, self.auth(r.json()["token"])
+
+    async def new_site(self, headers: dict[str, str], **fields: Any) -> dict[str, Any]:
+        body = {
+            "name": "Hôtel industriel Berlier",
+            "kind": "hotel_industriel",
+            "address": "26 rue Bruneseau",
+            "postcode": "75013",
+            "arrondissement": 13,
+            **fields,
+        }
+        r = await self.client.post("/v1/sites", json=body, headers=headers)
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    async def new_unit(
+        self, site_id: str, headers: dict[str, str], **fields: Any
+    ) -> dict[str, Any]:
+        body = {
+            "reference": f"L{uuid.uuid4().hex[:6]}",
+            "surface_m2": 200,
+            "ceiling_height_m": 4.5,
+            "floor_load_kg_m2": 800,
+            "allowed_trades": ["woodwork", "ceramics"],
+            "rent_eur_m2_year": 120,
+            **fields,
+        }
+        r = await self.client.post(f"/v1/sites/{site_id}/units", json=body, headers=headers)
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def api(database_url: str, kafka_broker: Any) -> AsyncIterator[Api]:
+    settings = make_settings(database_url, kafka_broker.bootstrap)
+    await asyncio.to_thread(migrate, settings)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as client:
+            yield Api(client, settings)
+
+
+async def read_events(
+    bootstrap: str, topic: str, key: str, *, expect: int, timeout: float = 20.0
+) -> list[Any]:
+    """Every record of `topic` whose key is `key`, read from the beginning until `expect` arrive."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        found: list[Any] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                found.extend(r for r in records if r.key == key.encode())
+            if len(found) >= expect:
+                # read a little more so an unexpected extra record is seen too
+                extra = await consumer.getmany(timeout_ms=700)
+                for records in extra.values():
+                    found.extend(r for r in records if r.key == key.encode())
+                break
+        return found
+    finally:
+        await consumer.stop()
+
+
+def headers_of(record: Any) -> dict[str, str]:
+    return {k: v.decode() for k, v in record.headers}

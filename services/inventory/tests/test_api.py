@@ -1,0 +1,403 @@
+"""Inventory API on a real database (SQLite and PostgreSQL) with the real broker running."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from fabkit.auth import Role
+
+from .conftest import Api, headers_of, read_events
+
+
+def assert_problem(r: httpx.Response, status: int, *fragments: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["status"] == status and body["title"]
+    text = json.dumps(body, ensure_ascii=False).replace('\\"', '"')
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in {text}"
+    return body  # type: ignore[no-any-return]
+
+
+async def unit_count(api: Api) -> int:
+    r = await api.client.get("/v1/units", params={"limit": 1})
+    return int(r.json()["total"])
+
+
+# Authentication and ownership --------------------------------------------------------------
+
+
+async def test_write_endpoints_need_a_token_and_the_right_role(api: Api) -> None:
+    landlord_id, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    unit = await api.new_unit(site["id"], owner)
+    artisan = api.auth(api.tokens.issue("artisan-1", Role.ARTISAN))
+    writes = [
+        ("POST", "/v1/landlords", {"name": "Semaest bis"}),
+        ("POST", f"/v1/landlords/{landlord_id}/tokens", None),
+        ("POST", "/v1/sites", {"name": "x"}),
+        ("PATCH", f"/v1/sites/{site['id']}", {"name": "Renamed"}),
+        ("POST", f"/v1/sites/{site['id']}/units", {"reference": "X"}),
+        ("PATCH", f"/v1/units/{unit['id']}", {"floor": 2}),
+    ]
+    for method, path, body in writes:
+        r = await api.client.request(method, path, json=body)
+        assert_problem(r, 401, "bearer token")
+        assert r.headers["www-authenticate"].startswith("Bearer")
+        r = await api.client.request(method, path, json=body, headers=artisan)
+        assert_problem(r, 403, "roles")
+    r = await api.client.request(
+        "PATCH",
+        f"/v1/units/{unit['id']}",
+        json={"floor": 1},
+        headers={"Authorization": "Bearer nope"},
+    )
+    assert_problem(r, 401, "Invalid bearer token")
+
+
+async def test_a_landlord_cannot_touch_another_landlords_sites_or_units(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    other_id, other = await api.new_landlord()
+    site = await api.new_site(owner)
+    unit = await api.new_unit(site["id"], owner)
+
+    r = await api.client.patch(f"/v1/sites/{site['id']}", json={"name": "Mine now"}, headers=other)
+    assert_problem(r, 403, "another landlord")
+    r = await api.client.patch(
+        f"/v1/units/{unit['id']}", json={"status": "available"}, headers=other
+    )
+    assert_problem(r, 403, "another landlord")
+    r = await api.client.post(
+        f"/v1/sites/{site['id']}/units",
+        json={"reference": "Z1", "surface_m2": 50, "rent_eur_m2_year": 90},
+        headers=other,
+    )
+    assert_problem(r, 403, "another landlord")
+    r = await api.client.post(
+        "/v1/sites",
+        json={
+            "name": "Cour",
+            "kind": "cite_artisanale",
+            "address": "37bis rue de Montreuil",
+            "postcode": "75011",
+            "arrondissement": 11,
+            "landlord_id": "someone-else",
+        },
+        headers=other,
+    )
+    assert_problem(r, 403, "its own")
+    # nothing changed
+    r = await api.client.get(f"/v1/units/{unit['id']}")
+    assert r.json()["status"] == "unavailable" and r.json()["version"] == 1
+    # an admin may act for any landlord
+    r = await api.client.patch(f"/v1/units/{unit['id']}", json={"floor": 3}, headers=api.admin)
+    assert r.status_code == 200 and r.json()["floor"] == 3
+    assert other_id != unit["landlord_id"]
+
+
+# Validation --------------------------------------------------------------------------------
+
+
+BAD_UNITS = [
+    ({"surface_m2": -5}, "surface_m2"),
+    ({"surface_m2": 0}, "surface_m2"),
+    ({"ceiling_height_m": 40}, "ceiling_height_m"),
+    ({"floor_load_kg_m2": 10}, "floor_load_kg_m2"),
+    ({"rent_eur_m2_year": -1}, "rent_eur_m2_year"),
+    ({"power_kva": 99999}, "power_kva"),
+    ({"floor": 120}, "floor"),
+    ({"allowed_trades": ["Wood Work"]}, "allowed_trades"),
+    ({"allowed_trades": ["woodwork", "woodwork"]}, "repeat"),
+    ({"status": "leased"}, "status"),
+    ({"use_class": "housing"}, "use_class"),
+    ({"available_from": "1850-01-01"}, "available_from"),
+    ({"colour": "blue"}, "colour"),
+    ({"reference": ""}, "reference"),
+]
+
+
+async def test_bad_unit_input_gets_a_clear_422_and_writes_nothing(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    before = await unit_count(api)
+    base = {"reference": "B1", "surface_m2": 100, "rent_eur_m2_year": 100}
+    for override, field in BAD_UNITS:
+        r = await api.client.post(
+            f"/v1/sites/{site['id']}/units", json={**base, **override}, headers=owner
+        )
+        body = assert_problem(r, 422, field)
+        assert body["errors"], body
+    r = await api.client.post(
+        f"/v1/sites/{site['id']}/units",
+        content=b"{not json",
+        headers={**owner, "content-type": "application/json"},
+    )
+    assert_problem(r, 422)
+    r = await api.client.post("/v1/sites/does-not-exist/units", json=base, headers=owner)
+    assert_problem(r, 404, "No site")
+    assert await unit_count(api) == before
+
+
+async def test_bad_site_input_gets_a_clear_422(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    good = {
+        "name": "Métropole 19",
+        "kind": "hotel_industriel",
+        "address": "134 rue d'Aubervilliers",
+        "postcode": "75019",
+        "arrondissement": 19,
+    }
+    cases = [
+        ({"arrondissement": 21}, "arrondissement"),
+        ({"arrondissement": 0}, "arrondissement"),
+        ({"postcode": "93100"}, "postcode"),
+        ({"postcode": "75011"}, "not in arrondissement 19"),
+        ({"kind": "castle"}, "kind"),
+        ({"latitude": 48.88}, "both latitude and longitude"),
+        ({"latitude": 51.5, "longitude": -0.12}, "latitude"),
+        ({"name": ""}, "name"),
+    ]
+    for override, fragment in cases:
+        r = await api.client.post("/v1/sites", json={**good, **override}, headers=owner)
+        assert_problem(r, 422, fragment)
+    r = await api.client.get("/v1/sites", params={"limit": 100})
+    assert all(s["name"] != "Métropole 19" for s in r.json()["items"])
+
+
+async def test_duplicate_reference_conflicts(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    await api.new_unit(site["id"], owner, reference="L101")
+    r = await api.client.post(
+        f"/v1/sites/{site['id']}/units",
+        json={"reference": "L101", "surface_m2": 80, "rent_eur_m2_year": 90},
+        headers=owner,
+    )
+    assert_problem(r, 409, "L101")
+
+
+# Status, ETags and idempotency -------------------------------------------------------------
+
+
+async def test_status_transitions_are_validated(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    unit = await api.new_unit(site["id"], owner)
+    path = f"/v1/units/{unit['id']}"
+    r = await api.client.patch(path, json={"status": "leased"}, headers=owner)
+    assert_problem(r, 409, "cannot go from 'unavailable' to 'leased'")
+    for status in ("available", "reserved", "leased", "available"):
+        r = await api.client.patch(path, json={"status": status}, headers=owner)
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == status
+    r = await api.client.patch(path, json={"status": "leased"}, headers=owner)
+    assert r.status_code == 200
+    r = await api.client.patch(
+        path,
+        json={"status": "withdrawn", "reason": "demolition of the building"},
+        headers=api.admin,
+    )
+    assert_problem(r, 409, "cannot go from 'leased' to 'withdrawn'")
+
+
+async def test_if_match_rejects_a_stale_version(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    unit = await api.new_unit(site["id"], owner)
+    path = f"/v1/units/{unit['id']}"
+    r = await api.client.get(path)
+    etag = r.headers["etag"]
+    assert etag == '"1"'
+    r = await api.client.patch(path, json={"floor": 2}, headers={**owner, "If-Match": etag})
+    assert r.status_code == 200 and r.headers["etag"] == '"2"'
+    r = await api.client.patch(path, json={"floor": 4}, headers={**owner, "If-Match": etag})
+    body = assert_problem(r, 412, '"2"')
+    assert body["current_etag"] == '"2"'
+    assert (await api.client.get(path)).json()["floor"] == 2
+    r = await api.client.patch(
+        f"/v1/sites/{site['id']}", json={"name": "Berlier"}, headers={**owner, "If-Match": '"9"'}
+    )
+    assert_problem(r, 412)
+
+
+async def test_idempotency_key_creates_one_unit_even_concurrently(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    before = await unit_count(api)
+    body = {"reference": "IDEM-1", "surface_m2": 150, "rent_eur_m2_year": 110}
+    headers = {**owner, "Idempotency-Key": "create-idem-1"}
+    responses = await asyncio.gather(
+        *[
+            api.client.post(f"/v1/sites/{site['id']}/units", json=body, headers=headers)
+            for _ in range(8)
+        ]
+    )
+    assert {r.status_code for r in responses} == {201}, [r.text for r in responses]
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert any(r.headers.get("idempotent-replayed") == "true" for r in responses)
+    assert await unit_count(api) == before + 1
+    r = await api.client.post(
+        f"/v1/sites/{site['id']}/units", json={**body, "surface_m2": 151}, headers=headers
+    )
+    assert_problem(r, 422, "different request")
+    r = await api.client.post(
+        f"/v1/sites/{site['id']}/units", json=body, headers={**owner, "Idempotency-Key": "bad key"}
+    )
+    assert_problem(r, 400, "Idempotency-Key")
+
+
+# Search ---------------------------------------------------------------------------------
+
+
+async def test_search_filters_and_stable_pagination(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    site13 = await api.new_site(owner)
+    site11 = await api.new_site(
+        owner,
+        name="Cour de l'Industrie",
+        kind="cite_artisanale",
+        address="37bis rue de Montreuil",
+        postcode="75011",
+        arrondissement=11,
+    )
+    made = []
+    for i in range(7):
+        made.append(
+            await api.new_unit(
+                site13["id"],
+                owner,
+                surface_m2=100 + 10 * i,
+                rent_eur_m2_year=100,
+                status="available",
+                goods_lift=i % 2 == 0,
+                allowed_trades=["woodwork"] if i < 3 else ["textile"],
+            )
+        )
+    await api.new_unit(
+        site11["id"],
+        owner,
+        surface_m2=40,
+        rent_eur_m2_year=300,
+        status="available",
+        allowed_trades=["leather"],
+    )
+
+    async def search(**params: Any) -> dict[str, Any]:
+        r = await api.client.get("/v1/units", params={"landlord_id": owner_id, **params})
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    owner_id = made[0]["landlord_id"]
+    assert (await search())["total"] == 8
+    assert (await search(arrondissement=11))["total"] == 1
+    assert (await search(arrondissement=[11, 13]))["total"] == 8
+    assert (await search(min_surface=130, max_surface=150))["total"] == 3
+    assert (await search(max_rent=150))["total"] == 7
+    assert (await search(trade="woodwork"))["total"] == 3
+    assert (await search(feature="goods_lift"))["total"] == 4
+    assert (await search(feature=["goods_lift"], trade="woodwork"))["total"] == 2
+    assert (await search(site_kind="cite_artisanale"))["total"] == 1
+    assert (await search(status="leased"))["total"] == 0
+    # equal rents: the id tie-breaker keeps pages disjoint and complete
+    seen: list[str] = []
+    for offset in range(0, 8, 3):
+        page = await search(sort="rent", limit=3, offset=offset)
+        seen.extend(u["id"] for u in page["items"])
+    assert len(seen) == 8 == len(set(seen))
+    surfaces = [u["surface_m2"] for u in (await search(sort="-surface", limit=100))["items"]]
+    assert surfaces == sorted(surfaces, reverse=True)
+    r = await api.client.get("/v1/units", params={"arrondissement": 25, "sort": "price"})
+    assert_problem(r, 422, "arrondissement", "sort")
+
+
+# Production-surface protection -------------------------------------------------------------
+
+
+async def test_reducing_production_surface_needs_an_admin_and_a_reason(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    unit = await api.new_unit(site["id"], owner, surface_m2=200)
+    path = f"/v1/units/{unit['id']}"
+    for change in ({"use_class": "other"}, {"surface_m2": 150}, {"status": "withdrawn"}):
+        r = await api.client.patch(
+            path, json={**change, "reason": "long enough reason"}, headers=owner
+        )
+        assert_problem(r, 403, "Production surface is protected")
+        r = await api.client.patch(path, json=change, headers=api.admin)
+        assert_problem(r, 422, "reason")
+    # growing a production unit is never blocked
+    r = await api.client.patch(path, json={"surface_m2": 240}, headers=owner)
+    assert r.status_code == 200
+    r = await api.client.patch(
+        path,
+        json={"surface_m2": 180, "reason": "Partition wall rebuilt after survey"},
+        headers=api.admin,
+    )
+    assert r.status_code == 200, r.text
+    r = await api.client.patch(
+        path,
+        json={"use_class": "other", "reason": "Converted to a showroom by council decision"},
+        headers=api.admin,
+    )
+    assert r.status_code == 200
+    ledger = (await api.client.get(f"{path}/surface-ledger")).json()
+    assert [(e["change"], e["delta_m2"], e["production_m2_after"]) for e in ledger] == [
+        ("registered", 200.0, 200.0),
+        ("resized", 40.0, 240.0),
+        ("resized", -60.0, 180.0),
+        ("use_changed", -180.0, 0.0),
+    ]
+    assert ledger[2]["reason"] == "Partition wall rebuilt after survey"
+    assert ledger[3]["actor"] == "admin:admin-1"
+
+    report = (await api.client.get("/v1/production-surface", params={"by": "site"})).json()
+    assert all(row["key"] != site["id"] for row in report["rows"])
+    at = ledger[1]["recorded_at"]
+    past = (await api.client.get("/v1/production-surface", params={"by": "site", "at": at})).json()
+    assert {row["key"]: row["production_m2"] for row in past["rows"]}[site["id"]] == 240.0
+    history = (
+        await api.client.get("/v1/production-surface/history", params={"site_id": site["id"]})
+    ).json()
+    assert history["points"][-1]["production_m2"] == 0.0
+
+
+# Events ----------------------------------------------------------------------------------
+
+
+async def test_opening_a_vacancy_publishes_a_cloudevent(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    unit = await api.new_unit(site["id"], owner)
+    r = await api.client.patch(
+        f"/v1/units/{unit['id']}", json={"status": "available"}, headers=owner
+    )
+    assert r.status_code == 200
+    records = await read_events(
+        api.settings.kafka_bootstrap, "inventory.unit.events", unit["id"], expect=3
+    )
+    types = [headers_of(r)["ce_type"] for r in records]
+    assert types == [
+        "inventory.unit.registered.v1",
+        "inventory.unit.updated.v1",
+        "inventory.unit.vacancy_opened.v1",
+    ]
+    opened = records[-1]
+    headers = headers_of(opened)
+    assert headers["ce_specversion"] == "1.0"
+    assert headers["ce_source"] == "/fabrique/inventory"
+    assert headers["ce_subject"] == unit["id"]
+    assert headers["content-type"] == "application/json"
+    assert opened.key == unit["id"].encode()
+    data = json.loads(opened.value)
+    assert data["vacancy_id"] == r.json()["vacancy_id"]
+    assert data["unit"]["arrondissement"] == 13
+    assert data["unit"]["site_kind"] == "hotel_industriel"
+    assert data["unit"]["rent_eur_m2_year"] == 120
+    assert data["unit"]["allowed_trades"] == ["ceramics", "woodwork"]
+    assert len({headers_of(r)["ce_id"] for r in records}) == 3

@@ -1,0 +1,232 @@
+"""``fabrique-stack``: the project's local-stack launcher (real Kafka broker, real PostgreSQL).
+
+    fabrique-stack fetch                       # download the Kafka jars only (CI install step)
+    fabrique-stack broker [--port 9092] [--data-dir .run/kafka]
+    fabrique-stack postgres [--port 5432] [--data-dir .run/postgres] [--database NAME ...]
+
+``broker`` and ``postgres`` run in the foreground, print where they listen and stop cleanly on
+Ctrl-C / SIGTERM. Each ``cmd_*`` function is built from ``start_*`` helpers that return started
+objects, so a ``run`` subcommand that starts the whole platform can reuse them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .kafka import (
+    KAFKA_VERSION,
+    KafkaBroker,
+    LocalStackError,
+    fetch_kafka_jars,
+    load_topic_specs,
+    repo_root,
+    start_broker,
+)
+from .postgres import PostgresServer, start_postgres
+
+log = logging.getLogger("fabrique-stack")
+
+
+def default_run_dir() -> Path:
+    """``<repo>/.run`` (git-ignored): default parent of the services' data directories."""
+    return repo_root() / ".run"
+
+
+# --------------------------------------------------------------------------------------------
+# foreground helpers
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def shutdown_signals() -> Iterator[threading.Event]:
+    """Turn SIGINT/SIGTERM/SIGHUP into an Event (restoring the old handlers afterwards)."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {
+        sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def serve_until_signal(
+    stop: threading.Event,
+    services: Sequence[KafkaBroker | PostgresServer],
+    poll: float = 0.5,
+) -> int:
+    """Block until ``stop`` is set or a service dies; returns an exit code (0 on signal)."""
+    while not stop.wait(poll):
+        for service in services:
+            if not service.is_running:
+                log.error("%r exited unexpectedly; see %s", service, service.log_path)
+                return 1
+    return 0
+
+
+def stop_all(services: Sequence[KafkaBroker | PostgresServer]) -> None:
+    """Stop services in reverse start order, logging (not raising) failures."""
+    for service in reversed(services):
+        try:
+            service.stop()
+        except Exception:
+            log.exception("stopping %r failed", service)
+
+
+def _run_foreground(
+    starters: Sequence[Callable[[], KafkaBroker | PostgresServer]],
+    announce: Callable[[KafkaBroker | PostgresServer], None],
+) -> int:
+    started: list[KafkaBroker | PostgresServer] = []
+    with shutdown_signals() as stop:
+        try:
+            for starter in starters:
+                if stop.is_set():
+                    break
+                service = starter()
+                started.append(service)
+                announce(service)
+            if stop.is_set():
+                return 0
+            return serve_until_signal(stop, started)
+        except LocalStackError as exc:
+            log.error("%s", exc)
+            return 1
+        finally:
+            stop_all(started)
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# subcommands
+# --------------------------------------------------------------------------------------------
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    try:
+        libs = fetch_kafka_jars(args.kafka_version, force=args.force)
+    except LocalStackError as exc:
+        log.error("%s", exc)
+        return 1
+    _print(f"Kafka {args.kafka_version} jars in {libs} ({time.monotonic() - started:.1f}s)")
+    return 0
+
+
+def broker_starter(args: argparse.Namespace) -> Callable[[], KafkaBroker]:
+    data_dir = Path(args.data_dir) if args.data_dir else default_run_dir() / "kafka"
+
+    def start() -> KafkaBroker:
+        specs = load_topic_specs(args.topics) if not args.no_topics else []
+        return start_broker(
+            data_dir,
+            port=args.port,
+            topics=specs,
+            create_topics=not args.no_topics,
+            heap=args.heap,
+            timeout=args.timeout,
+        )
+
+    return start
+
+
+def postgres_starter(args: argparse.Namespace) -> Callable[[], PostgresServer]:
+    data_dir = Path(args.data_dir) if args.data_dir else default_run_dir() / "postgres"
+
+    def start() -> PostgresServer:
+        return start_postgres(
+            data_dir, port=args.port, databases=args.database or [], timeout=args.timeout
+        )
+
+    return start
+
+
+def announce(service: KafkaBroker | PostgresServer) -> None:
+    if isinstance(service, KafkaBroker):
+        _print(f"KAFKA_BOOTSTRAP={service.bootstrap}")
+        log.info("Kafka broker ready on %s (log: %s)", service.bootstrap, service.log_path)
+    else:
+        _print(f"POSTGRES_URL_BASE=postgresql+asyncpg://postgres@127.0.0.1:{service.port}")
+        log.info("PostgreSQL ready on 127.0.0.1:%s (log: %s)", service.port, service.log_path)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    return _run_foreground([broker_starter(args)], announce)
+
+
+def cmd_postgres(args: argparse.Namespace) -> int:
+    return _run_foreground([postgres_starter(args)], announce)
+
+
+# --------------------------------------------------------------------------------------------
+# parser
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fabrique-stack",
+        description="Fabrique's local stack: a real Kafka broker and a real PostgreSQL server "
+        "on 127.0.0.1, no Docker.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fetch = sub.add_parser("fetch", help="download the Kafka broker jars (Maven) into .cache/")
+    fetch.add_argument("--kafka-version", default=KAFKA_VERSION)
+    fetch.add_argument("--force", action="store_true", help="fetch again even when cached")
+    fetch.set_defaults(func=cmd_fetch)
+
+    broker = sub.add_parser("broker", help="run a Kafka broker in the foreground")
+    broker.add_argument("--port", type=int, default=None, help="client port (default: free)")
+    broker.add_argument("--data-dir", default=None, help="default: <repo>/.run/kafka")
+    broker.add_argument("--heap", default="512m")
+    broker.add_argument("--topics", default=None, help="topics file (deploy/topics.json)")
+    broker.add_argument("--no-topics", action="store_true", help="create no topics")
+    broker.add_argument("--timeout", type=float, default=90.0, help="start timeout (s)")
+    broker.set_defaults(func=cmd_broker)
+
+    postgres = sub.add_parser("postgres", help="run PostgreSQL in the foreground")
+    postgres.add_argument("--port", type=int, default=None, help="default: a free port")
+    postgres.add_argument("--data-dir", default=None, help="default: <repo>/.run/postgres")
+    postgres.add_argument("--database", action="append", help="database to create (repeatable)")
+    postgres.add_argument("--timeout", type=float, default=60.0, help="start timeout (s)")
+    postgres.set_defaults(func=cmd_postgres)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    func: Callable[[argparse.Namespace], Any] = args.func
+    return int(func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""pytest plugin: real Kafka and PostgreSQL for tests (register with ``-p fabkit.testing``).
+
+Session-scoped fixtures start one server of each kind per test session (isolate tests by topic,
+consumer-group and database names, not by restarting the server) and stop them at session end:
+
+- ``kafka_broker``: a started :class:`~fabkit.localstack.kafka.KafkaBroker` with every topic of
+  ``deploy/topics.json`` created. With ``FABRIQUE_TEST_KAFKA_BOOTSTRAP=host:port`` an external
+  broker is used instead (topics are ensured there too) and an :class:`ExternalKafka` is given.
+- ``kafka_bootstrap``: just the bootstrap address of ``kafka_broker``.
+- ``postgres_server``: a started :class:`~fabkit.localstack.postgres.PostgresServer`. With
+  ``FABRIQUE_TEST_POSTGRES_URL_BASE=postgresql+asyncpg://user@host:port`` an external server is
+  used instead (an :class:`ExternalPostgres`). Both offer ``url(dbname)``, ``dsn(dbname)`` and
+  ``create_database(name)``.
+- ``make_kafka_broker``: function-scoped factory for fault tests that kill/restart a broker of
+  their own; every broker it made is stopped after the test.
+
+When a server cannot be started, :func:`fail_or_skip` fails the tests on CI (``CI=true``) and
+skips them elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from fabkit.localstack.kafka import (
+    KafkaBroker,
+    ensure_topics_sync,
+    load_topic_specs,
+    run_sync,
+    start_broker,
+)
+from fabkit.localstack.postgres import (
+    PostgresServer,
+    create_database_via,
+    quote_ident,
+)
+
+KAFKA_ENV = "FABRIQUE_TEST_KAFKA_BOOTSTRAP"
+POSTGRES_ENV = "FABRIQUE_TEST_POSTGRES_URL_BASE"
+
+
+def fail_or_skip(reason: str) -> NoReturn:
+    """``pytest.fail`` on CI (env ``CI == "true"``), ``pytest.skip`` elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+# --------------------------------------------------------------------------------------------
+# Kafka
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExternalKafka:
+    """A broker somebody else runs (``FABRIQUE_TEST_KAFKA_BOOTSTRAP``); cannot be killed."""
+
+    bootstrap: str
+
+    @property
+    def is_running(self) -> bool:
+        return True
+
+    def kill(self) -> None:
+        pytest.skip("the external Kafka broker cannot be killed by tests")
+
+    def restart(self, timeout: float = 60.0) -> ExternalKafka:
+        pytest.skip("the external Kafka broker cannot be restarted by tests")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        return None
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[KafkaBroker | ExternalKafka]:
+    external = os.environ.get(KAFKA_ENV, "").strip()
+    specs = load_topic_specs()
+    if external:
+        try:
+            ensure_topics_sync(external, specs)
+        except Exception as exc:
+            fail_or_skip(f"external Kafka {external} ({KAFKA_ENV}) unusable: {exc!r}")
+        yield ExternalKafka(external)
+        return
+    try:
+        broker = start_broker(tmp_path_factory.mktemp("kafka"), topics=specs)
+    except Exception as exc:
+        fail_or_skip(f"cannot start a local Kafka broker: {exc}")
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: KafkaBroker | ExternalKafka) -> str:
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture
+def make_kafka_broker(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., KafkaBroker]]:
+    """Factory: ``make_kafka_broker(create_topics=True, **KafkaBroker kwargs)`` -> started."""
+    made: list[KafkaBroker] = []
+
+    def make(*, create_topics: bool = True, **kwargs: Any) -> KafkaBroker:
+        broker = KafkaBroker(tmp_path_factory.mktemp("kafka-own"), **kwargs)
+        made.append(broker)
+        try:
+            broker.start()
+            if create_topics:
+                ensure_topics_sync(broker.bootstrap, load_topic_specs())
+        except Exception as exc:
+            fail_or_skip(f"cannot start a local Kafka broker: {exc}")
+        return broker
+
+    yield make
+    for broker in reversed(made):
+        broker.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------------------------
+
+
+class ExternalPostgres:
+    """A PostgreSQL server somebody else runs (``FABRIQUE_TEST_POSTGRES_URL_BASE``)."""
+
+    def __init__(self, url_base: str) -> None:
+        parts = urlsplit(url_base.rstrip("/"))
+        if not parts.scheme or not parts.netloc:
+            raise ValueError(f"{POSTGRES_ENV} must look like postgresql+asyncpg://user@host:port")
+        self._scheme = parts.scheme
+        self._netloc = parts.netloc
+        self.url_base = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+
+    @property
+    def is_running(self) -> bool:
+        return True
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url_base).port or 5432
+
+    def url(self, dbname: str = "postgres", driver: str | None = None) -> str:
+        return urlunsplit((driver or self._scheme, self._netloc, "/" + dbname, "", ""))
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return self.url(dbname, driver="postgresql")
+
+    def psql(self, sql: str, dbname: str = "postgres") -> str:
+        """Run one statement with asyncpg; rows as ``|``-joined lines (like ``psql -tA``)."""
+        import asyncpg
+
+        from fabkit.localstack.kafka import LocalStackError
+
+        async def run() -> str:
+            conn = await asyncpg.connect(self.dsn(dbname), timeout=10)
+            try:
+                rows = await conn.fetch(sql)
+            except asyncpg.PostgresError as exc:
+                raise LocalStackError(str(exc)) from exc
+            finally:
+                await conn.close()
+            return "".join("|".join(str(v) for v in row.values()) + "\n" for row in rows)
+
+        return run_sync(run)
+
+    def create_database(self, name: str) -> bool:
+        return create_database_via(self.psql, name)
+
+    def drop_database(self, name: str) -> None:
+        self.psql(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        return None
+
+
+@pytest.fixture(scope="session")
+def postgres_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[PostgresServer | ExternalPostgres]:
+    external = os.environ.get(POSTGRES_ENV, "").strip()
+    if external:
+        try:
+            server_ext = ExternalPostgres(external)
+            server_ext.psql("SELECT 1")
+        except Exception as exc:
+            fail_or_skip(f"external PostgreSQL {external} ({POSTGRES_ENV}) unusable: {exc!r}")
+        yield server_ext
+        return
+    server = PostgresServer(Path(tmp_path_factory.mktemp("postgres")))
+    try:
+        server.start()
+    except Exception as exc:
+        server.stop(timeout=5)
+        fail_or_skip(f"cannot start a local PostgreSQL server: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
