@@ -1,4 +1,4 @@
-"""CloudEvents 1.0 envelope and its Kafka binary-mode mapping (`ce_*` headers, key = aggregate id)."""
+"""CloudEvents 1.0 envelope mapped to Kafka binary mode (`ce_*` headers, key = aggregate id)."""
 
 from __future__ import annotations
 
@@ -79,18 +79,37 @@ def encode_data(event: CloudEvent) -> bytes:
 
 
 def from_kafka(
-    headers: Sequence[tuple[str, bytes]] | Iterable[tuple[str, bytes]] | None, value: bytes | None
+    headers: Sequence[tuple[str, bytes | None]] | Iterable[tuple[str, bytes | None]] | None,
+    value: bytes | None,
 ) -> CloudEvent:
     """Rebuild a CloudEvent from a binary-mode Kafka record, or raise InvalidEvent."""
-    attrs: dict[str, str] = {}
     try:
-        for name, raw in headers or ():
-            if name.startswith("ce_"):
-                attrs[name[3:]] = raw.decode()
-            elif name == "content-type":
-                attrs["datacontenttype"] = raw.decode()
-    except UnicodeDecodeError as exc:
-        raise InvalidEvent(f"header is not UTF-8: {exc}") from exc
+        return _from_kafka(headers, value)
+    except InvalidEvent:
+        raise
+    except Exception as exc:  # a poison record must never escape as another exception type
+        raise InvalidEvent(f"unreadable record: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
+def _from_kafka(
+    headers: Iterable[tuple[str, bytes | None]] | None, value: bytes | None
+) -> CloudEvent:
+    attrs: dict[str, str] = {}
+    for name, raw in headers or ():
+        if not (name.startswith("ce_") or name == "content-type"):
+            continue  # other headers (tracing, DLQ notes) are not ours to judge
+        if raw is None:
+            raise InvalidEvent(f"header {name!r} has no value")
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as exc:
+            raise InvalidEvent(f"header {name!r} is not UTF-8: {exc}") from exc
+        if name.startswith("ce_"):
+            attrs[name[3:]] = text
+        elif name == "content-type":
+            attrs["datacontenttype"] = text
+    if "data" in attrs:
+        raise InvalidEvent("ce_data is not a CloudEvents attribute in binary mode")
     if attrs.get("specversion") != SPECVERSION:
         raise InvalidEvent(f"missing or unsupported ce_specversion: {attrs.get('specversion')!r}")
     for required in ("id", "source", "type"):
@@ -105,6 +124,9 @@ def from_kafka(
     if not isinstance(data, dict):
         raise InvalidEvent("value is not a JSON object")
     try:
-        return CloudEvent(data=data, **attrs)  # type: ignore[arg-type]
+        event = CloudEvent(data=data, **attrs)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise InvalidEvent(f"invalid CloudEvent attributes: {exc.errors()}") from exc
+    if event.time.tzinfo is None:
+        raise InvalidEvent("ce_time must carry a UTC offset (RFC 3339)")
+    return event

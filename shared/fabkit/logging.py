@@ -22,6 +22,13 @@ def redact(text: str) -> str:
     return text
 
 
+class RedactingFormatter(logging.Formatter):
+    """Redacts the whole formatted record, tracebacks included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites every record so a token or password never reaches a handler."""
 
@@ -38,7 +45,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     if not any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
         handler = logging.StreamHandler()
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+            RedactingFormatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
         )
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)

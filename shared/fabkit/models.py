@@ -1,4 +1,4 @@
-"""Infrastructure tables every service database carries: outbox, processed events, idempotency keys."""
+"""Infrastructure tables of every service database: outbox, processed events, idempotency."""
 
 from __future__ import annotations
 

@@ -11,10 +11,6 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from sqlalchemy import Column, Integer, String, select
-from sqlmodel import Field, SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from fabkit.consumer import ConsumerRunner, TopicHandlers
 from fabkit.db import make_engine, make_session_factory
 from fabkit.events import CloudEvent, encode_data, to_kafka_headers
@@ -22,6 +18,9 @@ from fabkit.kafka import make_consumer, make_producer
 from fabkit.localstack.kafka import TopicSpec, ensure_topics
 from fabkit.metrics import ServiceMetrics
 from fabkit.models import ProcessedEvent
+from sqlalchemy import Column, Integer, String, select
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 pytest_plugins = ["fabkit.testing"]
 

@@ -1,4 +1,4 @@
-"""CloudEvents envelope: the binary-mode Kafka mapping round-trips, and poison records are refused."""
+"""CloudEvents envelope: binary-mode Kafka mapping round-trips; poison records are refused."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import ClassVar
 
 import pytest
-
 from fabkit.events import (
     CloudEvent,
     EventPayload,
@@ -209,24 +208,26 @@ def test_invalid_event_is_a_value_error() -> None:
     assert issubclass(InvalidEvent, ValueError)
 
 
-# Known gaps: records that escape as another exception, which the consumer runner does not
-# catch, so one such record stops the partition instead of being dead-lettered. Strict xfail:
-# when from_kafka is fixed these start passing and the marker must go.
+# Records that once escaped as another exception type, which would have stopped the consumer's
+# partition instead of reaching the dead-letter topic.
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="ce_data header collides with data=")
 def test_ce_data_header_is_poison() -> None:
     with pytest.raises(InvalidEvent):
         from_kafka([*_good_headers(), ("ce_data", b"x")], b"{}")
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason="null header value is not decoded")
 def test_null_header_value_is_poison() -> None:
     with pytest.raises(InvalidEvent):
         from_kafka([*_good_headers(), ("ce_traceparent", None)], b"{}")  # type: ignore[list-item]
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason="json.loads RecursionError")
 def test_deeply_nested_value_is_poison() -> None:
     with pytest.raises(InvalidEvent):
         from_kafka(_good_headers(), b"[" * 100_000)
+
+
+def test_time_without_offset_is_poison() -> None:
+    headers = [(k, b"2026-11-27T10:00:00" if k == "ce_time" else v) for k, v in _good_headers()]
+    with pytest.raises(InvalidEvent, match="UTC offset"):
+        from_kafka(headers, b"{}")

@@ -1,14 +1,13 @@
-"""ServiceSettings: default or short secrets are refused in prod; each service reads its own prefix."""
+"""ServiceSettings: weak secrets are refused in prod; each service reads its own env prefix."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from fabkit.settings import DEV_JWT_SECRET, ServiceSettings
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import SettingsConfigDict
-
-from fabkit.settings import DEV_JWT_SECRET, ServiceSettings
 
 STRONG_SECRET = "k3J9-prod-secret-with-enough-entropy-4242"  # 41 characters
 

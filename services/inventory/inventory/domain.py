@@ -98,7 +98,8 @@ def protected_change(
     after_status: UnitStatus,
 ) -> str | None:
     """Why this change reduces production surface (and so needs an admin and a reason), or None."""
-    if before_use != UseClass.PRODUCTION:
+    if before_use != UseClass.PRODUCTION or before_status == S.WITHDRAWN:
+        # Nothing to protect: the unit already counts for no production surface.
         return None
     if after_use != UseClass.PRODUCTION:
         return "turning a production unit into another use"
@@ -111,6 +112,8 @@ def protected_change(
 
 def postcode_matches_arrondissement(postcode: str, arrondissement: int) -> bool:
     """75001–75020 map to arrondissements 1–20; 75116 is the 16th's second code."""
+    if not 1 <= arrondissement <= 20:
+        return False
     if postcode == "75116":
         return arrondissement == 16
     return postcode == f"750{arrondissement:02d}"

@@ -82,7 +82,7 @@ class TokenRequest(_In):
 
 class TokenOut(BaseModel):
     token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
     role: str
     subject: str
     expires_in_seconds: int

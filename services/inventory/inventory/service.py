@@ -354,6 +354,7 @@ async def update_site(
         site.updated_at = datetime.now(UTC)
         if "arrondissement" in changed or "kind" in changed:
             await _propagate_site_change(session, settings, principal, site)
+            await _publish_ledger(session, settings)
         _emit(
             session,
             settings,
@@ -371,7 +372,8 @@ async def _propagate_site_change(
     landlord = await repo.get_landlord(session, site.landlord_id)
     assert landlord is not None
     for unit in await repo.units_of_site(session, site.id, for_update=True):
-        moved = unit.arrondissement != site.arrondissement
+        old_arrondissement = unit.arrondissement
+        moved = old_arrondissement != site.arrondissement
         unit.arrondissement = site.arrondissement
         unit.site_kind = site.kind
         unit.version += 1
@@ -382,7 +384,12 @@ async def _propagate_site_change(
             UseClass(unit.use_class), unit.surface_m2, UnitStatus(unit.status)
         )
         if moved and prod > 0:
-            _record_surface(session, settings, principal, unit, "relocated", 0.0, prod, None)
+            # Two entries keep per-arrondissement sums of delta_m2 right; the last one of a
+            # unit still says where it stands now.
+            unit.arrondissement = old_arrondissement
+            _record_surface(session, settings, principal, unit, "relocated_out", -prod, 0.0, None)
+            unit.arrondissement = site.arrondissement
+            _record_surface(session, settings, principal, unit, "relocated_in", prod, prod, None)
 
 
 # Units -----------------------------------------------------------------------------------

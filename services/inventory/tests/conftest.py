@@ -1,4 +1,4 @@
-"""Inventory integration fixtures: a migrated database (SQLite and PostgreSQL) and the real broker."""
+"""Inventory test fixtures: a migrated database (SQLite and PostgreSQL), the real broker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from fabkit.auth import Role, TokenService
 from inventory.cli import migrate
 from inventory.main import create_app
@@ -118,7 +117,7 @@ async def read_events(
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             partitions = [
                 TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
             ]

@@ -7,8 +7,6 @@ import json
 from typing import Any
 
 import httpx
-import pytest
-
 from fabkit.auth import Role
 
 from .conftest import Api, headers_of, read_events

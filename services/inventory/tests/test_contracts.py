@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from inventory.events.published import (
     ALL_PAYLOADS,
     DLQ_TOPIC,
@@ -37,6 +36,11 @@ REGENERATE = (
     "additive changes are allowed: a removed, renamed or retyped field needs a new event type "
     "(….v2) published alongside the old one."
 )
+KEEP_FIELDS = (
+    "Inside a version only additive changes are allowed, so regenerating the snapshot is not "
+    "the fix: keep the field with its type, or publish the change as a new event type (….v2) "
+    "alongside the old one."
+)
 PAYLOADS = {cls.event_type: cls for cls in ALL_PAYLOADS}
 INVENTORY_TOPICS = {UNIT_TOPIC, SITE_TOPIC, SURFACE_TOPIC}
 
@@ -45,7 +49,8 @@ def _load_generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "fabrique_contracts_generate", CONTRACTS / "generate.py"
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -319,7 +324,8 @@ def _pointer(document: dict[str, Any], ref: str) -> Any:
     target: Any = document
     for part in ref[2:].split("/"):
         part = part.replace("~1", "/").replace("~0", "~")
-        assert isinstance(target, dict) and part in target, f"$ref {ref} does not resolve"
+        assert isinstance(target, dict), f"$ref {ref} goes through a non-object"
+        assert part in target, f"$ref {ref} does not resolve"
         target = target[part]
     return target
 

@@ -177,6 +177,67 @@ def cmd_postgres(args: argparse.Namespace) -> int:
     return _run_foreground([postgres_starter(args)], announce)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Broker, databases and every service as processes, with demo data; Ctrl-C stops all."""
+    import os
+
+    from fabkit.auth import Role, TokenService
+    from fabkit.settings import DEV_JWT_SECRET
+
+    from .platform import demo_hints, describe, start_platform, write_state
+
+    run_dir = Path(args.data_dir) if args.data_dir else default_run_dir()
+    if args.fresh and run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    secret = os.environ.get("FABRIQUE_JWT_SECRET", DEV_JWT_SECRET)
+    extra_env = {
+        f"{prefix}JWT_SECRET": secret for prefix in ("INVENTORY_", "LEASING_", "NOTIFICATIONS_")
+    }
+    with shutdown_signals() as stop:
+        try:
+            platform = start_platform(
+                run_dir,
+                database=args.database,
+                kafka_port=args.kafka_port,
+                seed=not args.no_seed,
+                extra_env=extra_env,
+            )
+        except (LocalStackError, RuntimeError) as exc:
+            log.error("%s", exc)
+            return 1
+        try:
+            write_state(run_dir, platform)
+            admin = TokenService(secret).issue("operator", Role.ADMIN, 30 * 24 * 3600)
+            _print(describe(platform, {"admin": admin}))
+            for line in demo_hints(platform, admin):
+                _print(line)
+            _print(f"\nLogs and data: {run_dir}")
+            while not stop.wait(0.5):
+                dead = [
+                    n for n, s in platform.services.items() if s.proc and s.proc.poll() is not None
+                ]
+                if dead or not platform.broker.is_running:
+                    log.error("stopped unexpectedly: %s; see logs in %s", dead or "broker", run_dir)
+                    return 1
+            return 0
+        finally:
+            platform.stop()
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    """Print the CloudEvents of a topic as JSON lines."""
+    import asyncio
+
+    from .platform import read_state, tail_topic
+
+    bootstrap = args.bootstrap or read_state(default_run_dir())["kafka_bootstrap"]
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(tail_topic(bootstrap, args.topic, args.from_beginning, args.limit))
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
 # parser
 # --------------------------------------------------------------------------------------------
@@ -211,6 +272,21 @@ def build_parser() -> argparse.ArgumentParser:
     postgres.add_argument("--database", action="append", help="database to create (repeatable)")
     postgres.add_argument("--timeout", type=float, default=60.0, help="start timeout (s)")
     postgres.set_defaults(func=cmd_postgres)
+
+    run = sub.add_parser("run", help="the whole platform: broker, services, demo data")
+    run.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    run.add_argument("--kafka-port", type=int, default=None, help="default 9092 if free")
+    run.add_argument("--data-dir", default=None, help="default: <repo>/.run")
+    run.add_argument("--no-seed", action="store_true", help="start without demo data")
+    run.add_argument("--fresh", action="store_true", help="delete previous data first")
+    run.set_defaults(func=cmd_run)
+
+    tail = sub.add_parser("tail", help="print a topic's CloudEvents as JSON lines")
+    tail.add_argument("topic")
+    tail.add_argument("--bootstrap", default=None, help="default: the running stack's broker")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--limit", type=int, default=None, help="stop after N records")
+    tail.set_defaults(func=cmd_tail)
     return parser
 
 

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fabkit.auth import Principal, Role, require_roles
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import Field
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from inventory import service
 from inventory.api.deps import (

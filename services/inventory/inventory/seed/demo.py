@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fabkit.auth import Principal, Role
+
 from inventory import repository as repo
 from inventory import service
 from inventory.domain import LandlordKind, SiteKind, UnitStatus, UseClass
@@ -105,7 +106,7 @@ def _units_for(kind: SiteKind, rng: random.Random) -> list[dict[str, object]]:
 
 async def seed(settings: InventorySettings, sessions: service.Sessions) -> SeedResult:
     """Load the demo data once; a second run finds the landlords there and adds nothing."""
-    rng = random.Random(75)  # noqa: S311 - reproducible demo figures, not security
+    rng = random.Random(75)
     landlord_ids: dict[str, str] = {}
     created = {"landlords": 0, "sites": 0, "units": 0, "vacancies": 0}
     async with sessions() as session:
@@ -116,9 +117,9 @@ async def seed(settings: InventorySettings, sessions: service.Sessions) -> SeedR
     if landlord_ids:
         log.info("demo data already present; nothing seeded")
         return SeedResult(0, 0, 0, 0)
-    for name, kind in (*OPERATORS.values(), PARIS_HABITAT, ELOGIE):
+    for name, landlord_kind in (*OPERATORS.values(), PARIS_HABITAT, ELOGIE):
         written = await service.create_landlord(
-            sessions, LandlordCreate(name=name, kind=kind), None
+            sessions, LandlordCreate(name=name, kind=landlord_kind), None
         )
         landlord_ids[name] = written.body["id"]
         created["landlords"] += 1

@@ -8,9 +8,7 @@ Create Date: 2026-11-27 18:04:19.414936
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
-
 
 revision: str = "0001"
 down_revision: str | None = None

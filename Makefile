@@ -1,0 +1,39 @@
+# The few verbs a newcomer needs. Every target installs what it needs first.
+export UV_PYTHON_DOWNLOADS := never
+UV_RUN := uv run --no-sync
+
+.PHONY: bootstrap run test test-fast lint format bench up down clean
+
+bootstrap:  ## install system packages (if missing), the Python workspace and the Kafka jars
+	@./scripts/bootstrap.sh
+
+run: bootstrap  ## the whole platform locally: real Kafka, SQLite per service, demo data
+	$(UV_RUN) fabrique-stack run
+
+test: bootstrap  ## every test suite, on the real broker, SQLite and PostgreSQL
+	$(UV_RUN) pytest
+
+test-fast: bootstrap  ## unit tests only (no broker, no database server)
+	$(UV_RUN) pytest -m "not kafka and not postgres and not e2e" shared/tests/test_events.py services/inventory/tests/test_domain.py
+
+lint: bootstrap  ## ruff, mypy, import-linter
+	$(UV_RUN) ruff check .
+	$(UV_RUN) ruff format --check .
+	$(UV_RUN) mypy shared/fabkit services/inventory/inventory
+	$(UV_RUN) lint-imports
+
+format:
+	$(UV_RUN) ruff format .
+	$(UV_RUN) ruff check --fix .
+
+bench: bootstrap  ## benchmarks on the local stack; writes docs/benchmarks.md
+	$(UV_RUN) python -m bench
+
+up:  ## docker compose (needs a Docker engine)
+	docker compose up --build
+
+down:
+	docker compose down -v
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

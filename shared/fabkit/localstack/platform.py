@@ -1,0 +1,280 @@
+"""The whole platform on one machine: broker, optional PostgreSQL, and every service as its
+own process. Used by `fabrique-stack run`, the end-to-end tests and the benchmarks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fabkit.localstack.kafka import KafkaBroker, repo_root, start_broker, terminate
+from fabkit.localstack.ports import free_port, port_is_free
+from fabkit.localstack.postgres import PostgresServer, start_postgres
+
+log = logging.getLogger("fabrique-stack")
+
+SERVICES_FILE = Path("deploy") / "services.json"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    env_prefix: str
+    app: str
+    port: int
+    migrate: list[str]
+    seed: list[str] | None = None
+
+
+def load_service_specs(path: Path | None = None) -> list[ServiceSpec]:
+    data = json.loads((path or repo_root() / SERVICES_FILE).read_text(encoding="utf-8"))
+    return [ServiceSpec(**{k: v for k, v in s.items()}) for s in data["services"]]
+
+
+@dataclass
+class ServiceProcess:
+    """One service running as a uvicorn process on 127.0.0.1."""
+
+    spec: ServiceSpec
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def run_step(self, args: list[str]) -> str:
+        done = subprocess.run(  # noqa: S603 - our own interpreter and module names
+            [sys.executable, *args], env=self.env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{self.spec.name}: {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+            )
+        return done.stdout
+
+    def start(self, timeout: float = 60.0) -> None:
+        handle = self.log_path.open("ab")
+        self.proc = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable, "-m", "uvicorn", "--factory", self.spec.app,
+                "--host", "127.0.0.1", "--port", str(self.port),
+                "--no-access-log", "--timeout-graceful-shutdown", "10",
+            ],
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        handle.close()
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.spec.name} exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:  # noqa: S310
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.spec.name} not ready after {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            terminate(self.proc, timeout=20)
+
+    def kill(self) -> None:
+        """SIGKILL, for fault tests."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class Platform:
+    broker: KafkaBroker
+    postgres: PostgresServer | None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            service.stop()
+        self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+def start_platform(
+    run_dir: Path,
+    *,
+    database: str = "sqlite",
+    kafka_port: int | None = None,
+    seed: bool = True,
+    services: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
+    fixed_ports: bool = True,
+) -> Platform:
+    """Start the broker, the databases and the services; the caller stops the result."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if kafka_port is None and fixed_ports and port_is_free(9092) and port_is_free(9093):
+        kafka_port = 9092
+    broker = start_broker(run_dir / "kafka", port=kafka_port)
+    postgres = None
+    platform = Platform(broker=broker, postgres=None)
+    try:
+        if database == "postgres":
+            postgres = start_postgres(run_dir / "postgres")
+            platform.postgres = postgres
+        for spec in load_service_specs():
+            if services is not None and spec.name not in services:
+                continue
+            port = spec.port if fixed_ports and port_is_free(spec.port) else free_port()
+            if postgres is not None:
+                postgres.create_database(spec.name)
+                db_url = postgres.url(spec.name)
+            else:
+                db_url = f"sqlite+aiosqlite:///{run_dir / f'{spec.name}.db'}"
+            env = {
+                **os.environ,
+                f"{spec.env_prefix}DATABASE_URL": db_url,
+                f"{spec.env_prefix}KAFKA_BOOTSTRAP": broker.bootstrap,
+                **(extra_env or {}),
+            }
+            service = ServiceProcess(spec, port, env, run_dir / f"{spec.name}.log")
+            service.run_step(spec.migrate)
+            if seed and spec.seed:
+                log.info("%s: %s", spec.name, service.run_step(spec.seed).strip())
+            service.start()
+            platform.services[spec.name] = service
+    except BaseException:
+        platform.stop()
+        raise
+    return platform
+
+
+def describe(platform: Platform, tokens: dict[str, Any]) -> str:
+    lines = [
+        "",
+        "Fabrique is running (Ctrl-C stops everything).",
+        f"  Kafka broker       {platform.broker.bootstrap}",
+    ]
+    if platform.postgres is not None:
+        lines.append(f"  PostgreSQL         {platform.postgres.url('postgres')}")
+    for name, service in platform.services.items():
+        lines.append(
+            f"  {name:<18} {service.url}   (API docs {service.url}/docs, metrics /metrics)"
+        )
+    lines += ["", "Tokens for trying the API (dev secret; valid 30 days):"]
+    for label, token in tokens.items():
+        lines.append(f"  {label}: {token}")
+    return "\n".join(lines)
+
+
+def _http_json(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(  # noqa: S310 - loopback URLs we built
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def demo_hints(platform: Platform, admin_token: str) -> list[str]:
+    """A landlord token and a ready-to-paste PATCH that opens a vacancy in the demo data."""
+    inventory = platform.services.get("inventory")
+    if inventory is None:
+        return []
+    landlords = _http_json("GET", f"{inventory.url}/v1/landlords", admin_token)
+    rivp = next((x for x in landlords if x["name"] == "RIVP"), landlords[0] if landlords else None)
+    if rivp is None:
+        return []
+    token = _http_json("POST", f"{inventory.url}/v1/landlords/{rivp['id']}/tokens", admin_token)
+    units = _http_json(
+        "GET",
+        f"{inventory.url}/v1/units?status=unavailable&landlord_id={rivp['id']}&limit=1",
+        admin_token,
+    )
+    lines = [f"  landlord {rivp['name']}: {token['token']}"]
+    if units["items"]:
+        unit = units["items"][0]
+        lines += [
+            "",
+            f"Open a vacancy on {unit['site']['name']}, unit {unit['reference']}:",
+            f"  curl -X PATCH {inventory.url}/v1/units/{unit['id']} \\",
+            f"       -H 'Authorization: Bearer {token['token']}' \\",
+            "       -H 'Content-Type: application/json' -d '{\"status\": \"available\"}'",
+            "and watch the CloudEvent arrive:",
+            "  uv run fabrique-stack tail inventory.unit.events",
+        ]
+    return lines
+
+
+def write_state(run_dir: Path, platform: Platform) -> Path:
+    """Where things listen, for `fabrique-stack tail` and other tools."""
+    state = {
+        "kafka_bootstrap": platform.broker.bootstrap,
+        "services": {name: s.url for name, s in platform.services.items()},
+    }
+    path = run_dir / "stack.json"
+    path.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    return path
+
+
+def read_state(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "stack.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is `fabrique-stack run` running?")
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+async def tail_topic(bootstrap: str, topic: str, from_beginning: bool, limit: int | None) -> None:
+    """Print each CloudEvent of a topic as one JSON line (headers, key and data)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen = 0
+    try:
+        async for record in consumer:
+            headers = {k: v.decode(errors="replace") for k, v in record.headers}
+            try:
+                data: Any = json.loads(record.value) if record.value else None
+            except ValueError:
+                data = repr(record.value)
+            line = {
+                "partition": record.partition,
+                "offset": record.offset,
+                "key": record.key.decode(errors="replace") if record.key else None,
+                "headers": headers,
+                "data": data,
+            }
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+            seen += 1
+            if limit is not None and seen >= limit:
+                return
+    finally:
+        await consumer.stop()
