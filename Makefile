@@ -27,7 +27,7 @@ format:
 	$(UV_RUN) ruff check --fix .
 
 bench: bootstrap  ## benchmarks on the local stack; writes docs/benchmarks.md
-	$(UV_RUN) python -m bench
+	$(UV_RUN) python -m bench -n 3000 --repeats 3
 
 up:  ## docker compose (needs a Docker engine)
 	docker compose up --build

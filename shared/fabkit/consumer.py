@@ -11,6 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -94,8 +95,7 @@ class ConsumerRunner:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             for tp, records in batches.items():
-                for record in records:
-                    await self.process(record, producer)
+                await self.process_batch(records, producer)
                 try:
                     await consumer.commit({tp: records[-1].offset + 1})
                 except CommitFailedError as exc:
@@ -113,6 +113,71 @@ class ConsumerRunner:
             self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
                 max(high - position, 0)
             )
+
+    async def process_batch(
+        self, records: list[ConsumerRecord[Any, Any]], producer: AIOKafkaProducer
+    ) -> None:
+        """Apply one partition's records in a single transaction when all of them are healthy;
+        otherwise (a poison record, a failing handler) go one record at a time."""
+        if len(records) > 1:
+            try:
+                outcomes = await self._apply_batch(records)
+            except Exception as exc:
+                log.info(
+                    "%s: batch of %d fell back to one by one (%s)", self.group_id, len(records), exc
+                )
+            else:
+                for topic, event_type, outcome in outcomes:
+                    self._metrics.events_consumed.labels(topic, event_type, outcome).inc()
+                return
+        for record in records:
+            await self.process(record, producer)
+
+    async def _apply_batch(
+        self, records: list[ConsumerRecord[Any, Any]]
+    ) -> list[tuple[str, str, str]]:
+        items: list[tuple[ConsumerRecord[Any, Any], CloudEvent, Handler | None]] = []
+        for record in records:
+            event = from_kafka(record.headers, record.value)  # InvalidEvent -> slow path
+            routes = self._topics.get(record.topic)
+            handler = routes.handlers.get(event.type) if routes else None
+            if handler is None and not (routes is not None and event.type in routes.ignored):
+                raise LookupError(f"unknown event type {event.type!r}")
+            items.append((record, event, handler))
+        outcomes: list[tuple[str, str, str]] = []
+        async with self._sessions() as session, session.begin():
+            ids = [event.id for _, event, handler in items if handler is not None]
+            seen = set(
+                (
+                    await session.execute(
+                        select(ProcessedEvent.event_id).where(
+                            ProcessedEvent.consumer == self.group_id,
+                            ProcessedEvent.event_id.in_(ids),
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for record, event, handler in items:
+                if handler is None:
+                    outcomes.append((record.topic, event.type, "ignored"))
+                    continue
+                if event.id in seen:
+                    outcomes.append((record.topic, event.type, "duplicate"))
+                    continue
+                seen.add(event.id)
+                await handler(session, event)
+                session.add(
+                    ProcessedEvent(
+                        consumer=self.group_id,
+                        event_id=event.id,
+                        event_type=event.type,
+                        outcome="applied",
+                    )
+                )
+                outcomes.append((record.topic, event.type, "applied"))
+        return outcomes
 
     async def process(self, record: ConsumerRecord[Any, Any], producer: AIOKafkaProducer) -> None:
         """Apply one record exactly once, or dead-letter it; raise only if the DLQ is down."""

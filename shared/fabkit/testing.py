@@ -95,6 +95,7 @@ def kafka_broker(
         broker = start_broker(tmp_path_factory.mktemp("kafka"), topics=specs)
     except Exception as exc:
         fail_or_skip(f"cannot start a local Kafka broker: {exc}")
+    STARTED.append(f"Kafka {broker.version} broker (KRaft) on {broker.bootstrap}, pid {broker.pid}")
     try:
         yield broker
     finally:
@@ -206,7 +207,19 @@ def postgres_server(
     except Exception as exc:
         server.stop(timeout=5)
         fail_or_skip(f"cannot start a local PostgreSQL server: {exc}")
+    STARTED.append(f"PostgreSQL ({server.bindir}) on 127.0.0.1:{server.port}")
     try:
         yield server
     finally:
         server.stop()
+
+
+# Real servers this session started, reported at the end so a CI log shows what really ran.
+STARTED: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if STARTED:
+        terminalreporter.write_sep("-", "real servers started by this test session")
+        for line in STARTED:
+            terminalreporter.write_line(line)

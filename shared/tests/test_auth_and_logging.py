@@ -7,6 +7,7 @@ import time
 
 import jwt
 import pytest
+
 from fabkit.auth import Principal, Role, TokenService
 from fabkit.errors import ProblemError
 from fabkit.logging import RedactingFilter, redact

@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import Column, Integer, String, func, select
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from fabkit.consumer import ConsumerRunner, TopicHandlers
 from fabkit.db import make_engine, make_session_factory
 from fabkit.events import CloudEvent, encode_data, to_kafka_headers
@@ -18,11 +22,6 @@ from fabkit.kafka import make_consumer, make_producer
 from fabkit.localstack.kafka import TopicSpec, ensure_topics
 from fabkit.metrics import ServiceMetrics
 from fabkit.models import ProcessedEvent
-from sqlalchemy import Column, Integer, String, select
-from sqlmodel import Field, SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-pytest_plugins = ["fabkit.testing"]
 
 
 class Effect(SQLModel, table=True):
@@ -171,4 +170,64 @@ async def test_duplicates_poison_and_failures(database_url: str, kafka_broker: A
     async with sessions() as session:
         outcomes = sorted((await session.execute(select(ProcessedEvent.outcome))).scalars().all())
     assert outcomes == ["applied", "applied", "applied", "dead_lettered", "dead_lettered"]
+    await engine.dispose()
+
+
+async def test_batches_apply_each_event_once(database_url: str, kafka_broker: Any) -> None:
+    """Healthy batches go through one transaction; duplicates inside and across batches are
+    recognised, so 250 records carrying 200 distinct events leave exactly 200 effects."""
+    bootstrap = kafka_broker.bootstrap
+    topic, dlq = f"test.{uuid.uuid4().hex[:8]}.events", f"test.{uuid.uuid4().hex[:8]}.dlq"
+    await ensure_topics(bootstrap, [TopicSpec(topic, 1, 3_600_000), TopicSpec(dlq, 1, 3_600_000)])
+    engine = make_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(
+            SQLModel.metadata.create_all,
+            tables=[ProcessedEvent.__table__, Effect.__table__],  # type: ignore[attr-defined]
+        )
+    sessions = make_session_factory(engine)
+
+    async def record(session: AsyncSession, ev: CloudEvent) -> None:
+        session.add(Effect(event_id=ev.id, label=ev.data["label"]))
+
+    events = [event("test.recorded.v1", f"e{i}") for i in range(200)]
+    stream = events[:100] + events[:25] + events[100:] + events[150:175]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    for ev in stream:
+        await producer.send(topic, value=encode_data(ev), key=b"k", headers=to_kafka_headers(ev))
+    await producer.flush()
+    await producer.stop()
+
+    group = f"group-{uuid.uuid4().hex[:8]}"
+    runner = ConsumerRunner(
+        group_id=group,
+        topics={topic: TopicHandlers(handlers={"test.recorded.v1": record})},
+        session_factory=sessions,
+        consumer_factory=lambda: make_consumer(bootstrap, group, "test", topic),
+        producer_factory=lambda: make_producer(bootstrap, "test"),
+        dlq_topic=dlq,
+        metrics=ServiceMetrics.for_service("fabkit_test"),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        for _ in range(100):
+            async with sessions() as session:
+                done = (
+                    await session.execute(
+                        select(func.count()).where(ProcessedEvent.consumer == group)
+                    )
+                ).scalar_one()
+            if done >= 200:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # let any wrongly repeated effect land before counting
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+    async with sessions() as session:
+        labels = (await session.execute(select(Effect.label))).scalars().all()
+    assert len(labels) == 200
+    assert sorted(labels) == sorted(f"e{i}" for i in range(200))
     await engine.dispose()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import ClassVar
 
 import pytest
+
 from fabkit.events import (
     CloudEvent,
     EventPayload,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from fabkit.settings import DEV_JWT_SECRET, ServiceSettings
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import SettingsConfigDict
+
+from fabkit.settings import DEV_JWT_SECRET, ServiceSettings
 
 STRONG_SECRET = "k3J9-prod-secret-with-enough-entropy-4242"  # 41 characters
 

@@ -11,12 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from fabkit.auth import Role, TokenService
 from inventory.cli import migrate
 from inventory.main import create_app
 from inventory.settings import InventorySettings
-
-pytest_plugins = ["fabkit.testing"]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import httpx
+
 from fabkit.auth import Role
 
 from .conftest import Api, headers_of, read_events

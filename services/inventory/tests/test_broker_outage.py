@@ -10,11 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
+
 from fabkit.localstack.kafka import KafkaBroker, ensure_topics, load_topic_specs
 from fabkit.models import OutboxMessage
 from inventory.cli import migrate
 from inventory.main import create_app
-from sqlalchemy import select
 
 from .conftest import Api, headers_of, make_settings, read_events
 

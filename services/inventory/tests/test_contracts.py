@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from inventory.events.published import (
     ALL_PAYLOADS,
     DLQ_TOPIC,

@@ -7,6 +7,8 @@ from collections import deque
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from inventory.domain import (
     INITIAL_STATUSES,
     TRANSITIONS,
@@ -20,7 +22,6 @@ from inventory.domain import (
     vacancy_change,
 )
 from inventory.schemas import SiteCreate, SitePatch, UnitCreate, UnitPatch
-from pydantic import ValidationError
 
 S = UnitStatus
 A, R, L, U, W = S.AVAILABLE, S.RESERVED, S.LEASED, S.UNAVAILABLE, S.WITHDRAWN

@@ -1,0 +1,1 @@
+"""Fabrique benchmarks: `make bench` (python -m bench) writes docs/benchmarks.md."""
