@@ -11,7 +11,6 @@ from pathlib import Path
 from fabkit.auth import Role, TokenService
 from fabkit.db import make_engine, make_session_factory
 from fabkit.migrations import upgrade
-
 from inventory import service
 from inventory.domain import LandlordKind
 from inventory.schemas import LandlordCreate

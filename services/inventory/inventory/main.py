@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from fastapi import FastAPI
+
 from fabkit.errors import install_problem_handlers
 from fabkit.health import router as health_router
 from fabkit.logging import configure_logging
 from fabkit.metrics import ServiceMetrics, install_metrics
 from fabkit.runtime import build_runtime, runtime_lifespan
-from fastapi import FastAPI
-
 from inventory.api import landlords, sites, surface, units
 from inventory.events.consumed import consumer_specs
 from inventory.metrics import run_gauge_refresher

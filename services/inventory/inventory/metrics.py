@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 
-from fabkit.metrics import counter, gauge
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fabkit.metrics import counter, gauge
 from inventory import repository as repo
 from inventory.domain import UnitStatus
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from fabkit.events import utcnow
-from fabkit.models import IdempotencyRecord, OutboxMessage, ProcessedEvent
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -24,6 +22,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlmodel import Field, SQLModel
+
+from fabkit.events import utcnow
+from fabkit.models import IdempotencyRecord, OutboxMessage, ProcessedEvent
 
 
 def _tz() -> Any:

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from fabkit.auth import Principal, Role, TokenService
 from fabkit.db import on_commit
 from fabkit.errors import ProblemError
@@ -17,10 +21,6 @@ from fabkit.events import CloudEvent, EventPayload
 from fabkit.idempotency import remember, stored_response
 from fabkit.models import IdempotencyRecord
 from fabkit.outbox import add_to_outbox
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from inventory import repository as repo
 from inventory.domain import (
     TransitionError,

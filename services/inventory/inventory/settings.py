@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fabkit.settings import ServiceSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
+from fabkit.settings import ServiceSettings
 
 
 class InventorySettings(ServiceSettings):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fabkit.auth import Principal
-from fabkit.idempotency import fingerprint, validate_key
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fabkit.auth import Principal
+from fabkit.idempotency import fingerprint, validate_key
 from inventory.service import Idempotency, Written
 from inventory.settings import InventorySettings
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fabkit.auth import Principal, Role, require_roles
-from fabkit.errors import ProblemError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from fabkit.auth import Principal, Role, require_roles
+from fabkit.errors import ProblemError
 from inventory import repository as repo
 from inventory import service
 from inventory.api.deps import IdempotencyKey, SessionsDep, idempotency, respond

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fabkit.auth import Principal, Role, require_roles
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from fabkit.auth import Principal, Role, require_roles
 from inventory import repository as repo
 from inventory import service
 from inventory.api.deps import (

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fabkit.auth import Principal, Role, require_roles
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from fabkit.auth import Principal, Role, require_roles
 from inventory import service
 from inventory.api.deps import (
     IdempotencyKey,

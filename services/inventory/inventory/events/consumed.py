@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fabkit.runtime import ConsumerSpec
-
 from inventory.settings import InventorySettings
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fabkit.auth import Principal, Role
-
 from inventory import repository as repo
 from inventory import service
 from inventory.domain import LandlordKind, SiteKind, UnitStatus, UseClass
