@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
+from fabkit.db import UTCDateTime
 from fabkit.events import utcnow
 
 
 def _tz() -> Any:
-    return DateTime(timezone=True)
+    return UTCDateTime()
 
 
 class OutboxMessage(SQLModel, table=True):

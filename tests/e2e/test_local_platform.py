@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from fabkit.auth import Role, TokenService
-from fabkit.localstack.platform import Platform, start_platform
+from fabkit.localstack.platform import Platform
 from fabkit.settings import DEV_JWT_SECRET
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    run_dir: Path = tmp_path_factory.mktemp("platform")
-    started = start_platform(run_dir, fixed_ports=False, services=["inventory"])
-    yield started
-    started.stop()
 
 
 async def test_seeded_platform_publishes_a_vacancy_opened_by_one_patch(platform: Platform) -> None:

@@ -12,7 +12,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -23,12 +22,13 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from fabkit.db import UTCDateTime
 from fabkit.events import utcnow
 from fabkit.models import IdempotencyRecord, OutboxMessage, ProcessedEvent
 
 
 def _tz() -> Any:
-    return DateTime(timezone=True)
+    return UTCDateTime()
 
 
 class Landlord(SQLModel, table=True):

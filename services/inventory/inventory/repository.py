@@ -20,9 +20,7 @@ async def get_landlord(session: AsyncSession, landlord_id: str) -> Landlord | No
 
 
 async def get_landlord_by_name(session: AsyncSession, name: str) -> Landlord | None:
-    result = await session.execute(
-        select(Landlord).where(func.lower(Landlord.name) == name.lower())
-    )
+    result = await session.execute(select(Landlord).where(Landlord.name == name))
     return result.scalars().first()
 
 

@@ -6,8 +6,9 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
 
+from fabkit.schemas import StrictInput
 from inventory.domain import (
     INITIAL_STATUSES,
     LandlordKind,
@@ -41,8 +42,8 @@ Charges = Annotated[float, Field(ge=0, le=300, description="€ per m² per year
 Floor = Annotated[int, Field(ge=-3, le=40)]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _In(StrictInput):
+    pass
 
 
 def _unique_trades(trades: list[str] | None) -> list[str] | None:

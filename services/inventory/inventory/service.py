@@ -751,6 +751,8 @@ async def search_units(sessions: Sessions, query: repo.UnitSearch) -> tuple[list
 
 
 async def surface_report(sessions: Sessions, by: str, at: datetime | None) -> SurfaceReport:
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)  # a date-time without offset is read as UTC
     async with sessions() as session:
         if at is None:
             rows = await repo.production_totals_now(session, by)
@@ -833,3 +835,49 @@ async def unit_ledger(sessions: Sessions, unit_id: str) -> list[LedgerEntryOut]:
             raise ProblemError(404, f"No unit with id {unit_id}.")
         entries = await repo.ledger_of_unit(session, unit_id)
     return [LedgerEntryOut.model_validate(e, from_attributes=True) for e in entries]
+
+
+# Leases signed and ended in leasing ------------------------------------------------------
+
+# Lease events act with an admin's rights (a signed lease is not the landlord's PATCH to
+# check); the ledger and events name "admin:leasing" as the actor.
+LEASING = Principal(subject="leasing", role=Role.ADMIN)
+
+
+async def apply_lease_signed(
+    session: AsyncSession, settings: InventorySettings, unit_id: str, lease_id: str
+) -> str:
+    """A signed lease lets the unit: status leased, through the same path as a landlord's
+    PATCH (vacancy closed, events, ledger). 'unknown' or 'unchanged' when nothing to do."""
+    unit = await repo.get_unit(session, unit_id, for_update=True)
+    if unit is None:
+        return "unknown"
+    if unit.status == UnitStatus.LEASED:
+        return "unchanged"
+    await _apply_unit_changes(
+        session, settings, LEASING, unit, {"status": UnitStatus.LEASED}, f"lease {lease_id} signed"
+    )
+    return "applied"
+
+
+async def apply_lease_ended(
+    session: AsyncSession, settings: InventorySettings, unit_id: str, lease_id: str
+) -> str:
+    """An ended lease makes a leased unit available again, which opens a new vacancy.
+
+    A unit no longer leased (the landlord took it off the market meanwhile) stays as it is.
+    """
+    unit = await repo.get_unit(session, unit_id, for_update=True)
+    if unit is None:
+        return "unknown"
+    if unit.status != UnitStatus.LEASED:
+        return "unchanged"
+    await _apply_unit_changes(
+        session,
+        settings,
+        LEASING,
+        unit,
+        {"status": UnitStatus.AVAILABLE},
+        f"lease {lease_id} ended",
+    )
+    return "applied"

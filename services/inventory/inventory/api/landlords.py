@@ -29,14 +29,22 @@ async def create_landlord(
     return respond(await service.create_landlord(sessions, payload, idem))
 
 
-@router.get("", response_model=list[LandlordOut], summary="List landlords")
-async def list_landlords(sessions: SessionsDep) -> list[LandlordOut]:
+@router.get("", response_model=list[LandlordOut], summary="List landlords (admin)")
+async def list_landlords(
+    sessions: SessionsDep, principal: Principal = AdminOnly
+) -> list[LandlordOut]:
     async with sessions() as session:
         return [service.landlord_out(x) for x in await repo.list_landlords(session)]
 
 
-@router.get("/{landlord_id}", response_model=LandlordOut, summary="One landlord")
-async def get_landlord(landlord_id: str, sessions: SessionsDep) -> LandlordOut:
+@router.get("/{landlord_id}", response_model=LandlordOut, summary="One landlord (admin or itself)")
+async def get_landlord(
+    landlord_id: str,
+    sessions: SessionsDep,
+    principal: Principal = require_roles(Role.ADMIN, Role.LANDLORD),
+) -> LandlordOut:
+    if not principal.is_admin and principal.subject != landlord_id:
+        raise ProblemError(403, "A landlord can only read its own record.")
     async with sessions() as session:
         landlord = await repo.get_landlord(session, landlord_id)
     if landlord is None:
