@@ -14,12 +14,12 @@ test: bootstrap  ## every test suite, on the real broker, SQLite and PostgreSQL
 	$(UV_RUN) pytest
 
 test-fast: bootstrap  ## unit tests only (no broker, no database server)
-	$(UV_RUN) pytest -m "not kafka and not postgres and not e2e" shared/tests/test_events.py services/inventory/tests/test_domain.py
+	$(UV_RUN) pytest -m "not kafka and not postgres and not e2e" shared/tests/test_events.py services/inventory/tests/test_domain.py services/leasing/tests/test_eligibility.py
 
 lint: bootstrap  ## ruff, mypy, import-linter
 	$(UV_RUN) ruff check .
 	$(UV_RUN) ruff format --check .
-	$(UV_RUN) mypy shared/fabkit services/inventory/inventory
+	$(UV_RUN) mypy shared/fabkit services/inventory/inventory services/leasing/leasing
 	$(UV_RUN) lint-imports
 
 format:

@@ -23,7 +23,7 @@ SCHEMAS = CONTRACTS / "schemas"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # Each module exports ALL_PAYLOADS; a service adds its `events.published` here when it publishes.
-PAYLOAD_MODULES = ("inventory.events.published",)
+PAYLOAD_MODULES = ("inventory.events.published", "leasing.events.published")
 
 
 def payload_classes() -> dict[str, type[EventPayload]]:

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
 
+class PermanentEventError(Exception):
+    """Raised by a handler when retrying cannot help: the event is dead-lettered at once."""
+
+
 @dataclass(frozen=True)
 class TopicHandlers:
     """What one consumer does with each event type of a topic.
@@ -201,6 +205,10 @@ class ConsumerRunner:
                 outcome = await self._apply(handler, event)
                 self._metrics.events_consumed.labels(topic, event.type, outcome).inc()
                 return
+            except PermanentEventError as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                self._metrics.events_failed.labels(topic, event.type).inc()
+                break
             except Exception as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 self._metrics.events_failed.labels(topic, event.type).inc()
@@ -279,4 +287,4 @@ class ConsumerRunner:
                         )
 
 
-__all__ = ["ConsumerRunner", "Handler", "TopicHandlers", "TopicPartition"]
+__all__ = ["ConsumerRunner", "Handler", "PermanentEventError", "TopicHandlers", "TopicPartition"]

@@ -90,6 +90,14 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+try:  # PostgreSQL's "data exception" class (22xxx): the input, not the server, is at fault
+    from asyncpg.exceptions import DataError as _PostgresDataError
+except ImportError:  # pragma: no cover - asyncpg is a dependency, but keep errors importable
+
+    class _PostgresDataError(Exception):  # type: ignore[no-redef]
+        pass
+
+
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -152,11 +160,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if _caused_by(exc, UnicodeError):
+        if _caused_by(exc, UnicodeError) or _caused_by(exc, _PostgresDataError):
             # Lone surrogates parse as JSON but cannot be stored; the transaction rolled back.
             return problem_response(
                 422,
-                "The request contains text that is not valid Unicode (an unpaired surrogate).",
+                "The request contains a value the database cannot store (text with NUL "
+                "characters or unpaired surrogates, or an out-of-range value).",
                 instance=request.url.path,
             )
         log.exception("unhandled error on %s %s", request.method, request.url.path)

@@ -7,17 +7,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
-def _has_lone_surrogate(value: Any) -> bool:
+def _unstorable_text(value: Any) -> bool:
     if isinstance(value, str):
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL
+            return True
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             return True
         return False
     if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+        return any(_unstorable_text(k) or _unstorable_text(v) for k, v in value.items())
     if isinstance(value, list | tuple | set):
-        return any(_has_lone_surrogate(v) for v in value)
+        return any(_unstorable_text(v) for v in value)
     return False
 
 
@@ -30,6 +32,8 @@ class StrictInput(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _valid_unicode(cls, data: Any) -> Any:
-        if _has_lone_surrogate(data):
-            raise ValueError("text must be valid Unicode (no unpaired surrogates)")
+        if _unstorable_text(data):
+            raise ValueError(
+                "text must be valid Unicode without NUL characters or unpaired surrogates"
+            )
         return data

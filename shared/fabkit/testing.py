@@ -223,3 +223,23 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_sep("-", "real servers started by this test session")
         for line in STARTED:
             terminalreporter.write_line(line)
+
+
+async def start_group_at_end(bootstrap: str, group: str, *topics: str) -> None:
+    """Commit the end of `topics` for a new consumer group, so an app started on the shared
+    session broker reads only what its own test publishes."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.commit(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()

@@ -4,10 +4,10 @@ makes the unit leased, an ended lease makes it available again."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fabkit.consumer import Handler
 from fabkit.events import CloudEvent, ConsumedPayload
 from fabkit.metrics import counter
 from inventory import service
@@ -20,8 +20,6 @@ UNMATCHED = counter(
     "Lease events about a unit this inventory does not have (nothing to apply)",
     ("type",),
 )
-
-Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
 
 class LeaseView(ConsumedPayload):

@@ -1,0 +1,166 @@
+"""Pure leasing rules: legal forms, labels, SIRET checks and the life cycles of applications
+and leases."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# The site kinds of inventory's unit events (`unit.site_kind`): leasing keeps its own copy so
+# a typo in the programme configuration is refused at start-up.
+SITE_KINDS = frozenset(
+    {
+        "hotel_industriel",
+        "hotel_activites",
+        "cite_artisanale",
+        "ateliers_de_paris",
+        "pepiniere",
+        "other",
+    }
+)
+
+
+class LegalForm(StrEnum):
+    EI = "ei"  # entreprise individuelle
+    MICRO_ENTREPRISE = "micro_entreprise"
+    EURL = "eurl"
+    SARL = "sarl"
+    SAS = "sas"
+    SASU = "sasu"
+    SA = "sa"
+    SCOP = "scop"  # société coopérative et participative
+    SCIC = "scic"  # société coopérative d'intérêt collectif
+    CAE = "cae"  # coopérative d'activité et d'emploi
+    COOPERATIVE_ARTISANALE = "cooperative_artisanale"
+    ASSOCIATION = "association"
+    OTHER = "other"
+
+
+# Forms of the social and solidarity economy (loi ESS du 31 juillet 2014, article 1).
+ESS_LEGAL_FORMS = frozenset(
+    {
+        LegalForm.SCOP,
+        LegalForm.SCIC,
+        LegalForm.CAE,
+        LegalForm.COOPERATIVE_ARTISANALE,
+        LegalForm.ASSOCIATION,
+    }
+)
+
+
+class Label(StrEnum):
+    FABRIQUE_A_PARIS = "fabrique_a_paris"
+    ESUS = "esus"  # entreprise solidaire d'utilité sociale
+    EPV = "epv"  # entreprise du patrimoine vivant
+    METIERS_D_ART = "metiers_d_art"
+
+
+class ApplicationStatus(StrEnum):
+    SUBMITTED = "submitted"
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    CLOSED = "closed"
+
+
+# Applications still in the running for their vacancy.
+OPEN_APPLICATION_STATUSES = frozenset({ApplicationStatus.SUBMITTED, ApplicationStatus.OFFERED})
+
+
+class LeaseStatus(StrEnum):
+    OFFERED = "offered"
+    ACTIVE = "active"  # signed
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"  # the offer was taken back before an answer
+    ENDED = "ended"
+    TERMINATED = "terminated"
+
+
+# At most one lease of a unit may be in these statuses; a partial unique index enforces it.
+OPEN_LEASE_STATUSES = frozenset({LeaseStatus.OFFERED, LeaseStatus.ACTIVE})
+
+
+class Decision(StrEnum):
+    """Every change of an application's status, recorded with who made it, when and why."""
+
+    OFFERED = "offered"
+    REJECTED = "rejected"
+    OFFER_ACCEPTED = "offer_accepted"
+    OFFER_DECLINED = "offer_declined"
+    OFFER_EXPIRED = "offer_expired"
+    WITHDRAWN = "withdrawn"
+    CLOSED = "closed"
+
+
+DECISION_STATUS: dict[Decision, ApplicationStatus] = {
+    Decision.OFFERED: ApplicationStatus.OFFERED,
+    Decision.REJECTED: ApplicationStatus.REJECTED,
+    Decision.OFFER_ACCEPTED: ApplicationStatus.ACCEPTED,
+    Decision.OFFER_DECLINED: ApplicationStatus.DECLINED,
+    Decision.OFFER_EXPIRED: ApplicationStatus.EXPIRED,
+    Decision.WITHDRAWN: ApplicationStatus.WITHDRAWN,
+    Decision.CLOSED: ApplicationStatus.CLOSED,
+}
+
+# Which application statuses each decision may be taken from.
+DECISION_FROM: dict[Decision, frozenset[ApplicationStatus]] = {
+    Decision.OFFERED: frozenset({ApplicationStatus.SUBMITTED}),
+    Decision.REJECTED: OPEN_APPLICATION_STATUSES,
+    Decision.OFFER_ACCEPTED: frozenset({ApplicationStatus.OFFERED}),
+    Decision.OFFER_DECLINED: frozenset({ApplicationStatus.OFFERED}),
+    Decision.OFFER_EXPIRED: frozenset({ApplicationStatus.OFFERED}),
+    Decision.WITHDRAWN: OPEN_APPLICATION_STATUSES,
+    Decision.CLOSED: OPEN_APPLICATION_STATUSES,
+}
+
+
+class TransitionError(ValueError):
+    """A change the life cycle of an application or a lease does not allow."""
+
+
+def check_decision(current: ApplicationStatus, decision: Decision) -> ApplicationStatus:
+    """The application's status after `decision`, or TransitionError."""
+    if current not in DECISION_FROM[decision]:
+        allowed = ", ".join(sorted(s.value for s in DECISION_FROM[decision]))
+        raise TransitionError(
+            f"An application that is '{current}' cannot be {decision.value.replace('_', ' ')}; "
+            f"that needs an application that is: {allowed}."
+        )
+    return DECISION_STATUS[decision]
+
+
+# SIRET ----------------------------------------------------------------------------------------
+
+# La Poste's establishments share the SIREN 356 000 000; their SIRETs cannot all pass the Luhn
+# check, so INSEE gives them another one: the sum of the 14 digits is a multiple of 5. Only the
+# head office (356 000 000 00048) passes the Luhn check; either rule is accepted.
+LA_POSTE_SIREN = "356000000"
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) check over a string of digits."""
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        n = int(char)
+        if i % 2 == 1:
+            n *= 2
+            if n > 9:
+                n -= 9
+        total += n
+    return total % 10 == 0
+
+
+def siret_problem(siret: str) -> str | None:
+    """Why `siret` is not a valid SIRET, or None when it is."""
+    if len(siret) != 14 or not siret.isascii() or not siret.isdigit():
+        return "a SIRET is exactly 14 digits"
+    if siret.startswith(LA_POSTE_SIREN):
+        if sum(int(c) for c in siret) % 5 != 0 and not luhn_valid(siret):
+            return "a La Poste SIRET (SIREN 356000000) has digits summing to a multiple of 5"
+        return None
+    if not luhn_valid(siret):
+        return "this SIRET fails the Luhn check digit: check for a mistyped digit"
+    return None

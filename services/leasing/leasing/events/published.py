@@ -1,0 +1,215 @@
+"""Events leasing publishes: frozen, past-tense, versioned payloads (the producer's contract).
+
+Personal data is kept to what consumers need: no SIRET; the contact e-mail is there because
+notifications writes to applicants.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from fabkit.events import EventPayload
+
+ARTISAN_TOPIC = "leasing.artisan.events"
+APPLICATION_TOPIC = "leasing.application.events"
+LEASE_TOPIC = "leasing.lease.events"
+PROGRAMME_TOPIC = "leasing.programme.events"
+DLQ_TOPIC = "leasing.dlq"
+
+
+# Artisans (key: artisan id) -------------------------------------------------------------------
+
+
+class ArtisanSnapshot(EventPayload):
+    """What other services may know of an artisan: enough to judge eligibility and to write."""
+
+    artisan_id: str
+    display_name: str
+    business_name: str
+    trades: list[str]
+    business_created_on: date
+    legal_form: str
+    labels: list[str]
+    contact_email: str
+    registered_at: datetime
+    version: int
+
+
+class ArtisanRegistered(EventPayload):
+    event_type = "leasing.artisan.registered.v1"
+    artisan: ArtisanSnapshot
+
+
+class ArtisanUpdated(EventPayload):
+    event_type = "leasing.artisan.updated.v1"
+    artisan: ArtisanSnapshot
+    changed: list[str]
+
+
+# Applications (key: application id) ------------------------------------------------------------
+
+
+class ApplicationSnapshot(EventPayload):
+    application_id: str
+    artisan_id: str
+    unit_id: str
+    vacancy_id: str
+    landlord_id: str
+    programme_id: str
+    status: str
+    score: int
+    max_score: int
+    submitted_at: datetime
+
+
+class ApplicationSubmitted(EventPayload):
+    event_type = "leasing.application.submitted.v1"
+    application: ApplicationSnapshot
+
+
+class ApplicationWithdrawn(EventPayload):
+    event_type = "leasing.application.withdrawn.v1"
+    application: ApplicationSnapshot
+    reason: str | None
+    withdrawn_at: datetime
+
+
+class ApplicationDecided(EventPayload):
+    """A decision on an application: the applicant (artisan_id) is told what and why."""
+
+    event_type = "leasing.application.decided.v1"
+    application: ApplicationSnapshot
+    artisan_id: str
+    decision: str
+    reason: str | None
+    decided_by_role: str
+    decided_at: datetime
+    lease_id: str | None
+
+
+# Leases (key: UNIT id, so the lease events of one unit stay in order) --------------------------
+
+
+class LeaseSnapshot(EventPayload):
+    lease_id: str
+    unit_id: str
+    vacancy_id: str
+    application_id: str
+    artisan_id: str
+    landlord_id: str
+    programme_id: str
+    status: str
+    monthly_rent_eur: float
+    start_date: date
+    end_date: date
+    offer_expires_at: datetime
+    signed_at: datetime | None
+    ended_on: date | None
+    renewals: int
+    version: int
+
+
+class LeaseOffered(EventPayload):
+    event_type = "leasing.lease.offered.v1"
+    lease: LeaseSnapshot
+    artisan_id: str
+    offered_at: datetime
+
+
+class LeaseSigned(EventPayload):
+    event_type = "leasing.lease.signed.v1"
+    lease: LeaseSnapshot
+    signed_at: datetime
+
+
+class LeaseEnded(EventPayload):
+    """The lease is over: `ending` is `ended` (term reached or notice) or `terminated`."""
+
+    event_type = "leasing.lease.ended.v1"
+    lease: LeaseSnapshot
+    ending: str
+    ended_on: date
+    reason: str | None
+
+
+class LeaseRenewed(EventPayload):
+    event_type = "leasing.lease.renewed.v1"
+    lease: LeaseSnapshot
+    previous_end_date: date
+
+
+# Programmes (key: programme id) -------------------------------------------------------------
+
+
+class CriterionSnapshot(EventPayload):
+    """One line of a scoring grid; only the parameter of its `kind` is set."""
+
+    id: str
+    kind: str
+    label: str
+    points: int
+    under_years: int | None
+    labels: list[str] | None
+    legal_forms: list[str] | None
+    points_per_month: int | None
+
+
+class RulesSnapshot(EventPayload):
+    max_business_age_years: int | None
+    allowed_legal_forms: list[str] | None
+    requires_trade_match: bool
+    rent_cap_eur_m2_year: float
+    max_residency_months: int
+    renewable_times: int
+
+
+class ProgrammeSnapshot(EventPayload):
+    programme_id: str
+    name: str
+    description: str
+    site_kinds: list[str]
+    rules: RulesSnapshot
+    scoring: list[CriterionSnapshot]
+    max_points: int
+
+
+class CatalogueInfo(EventPayload):
+    """The catalogue this programme was published with: a programme absent from the latest
+    catalogue's `programme_ids` is retired."""
+
+    version: int
+    config_hash: str
+    programme_ids: list[str]
+
+
+class ProgrammePublished(EventPayload):
+    event_type = "leasing.programme.published.v1"
+    programme: ProgrammeSnapshot
+    catalogue: CatalogueInfo
+    published_at: datetime
+
+
+ALL_PAYLOADS: tuple[type[EventPayload], ...] = (
+    ArtisanRegistered,
+    ArtisanUpdated,
+    ApplicationSubmitted,
+    ApplicationWithdrawn,
+    ApplicationDecided,
+    LeaseOffered,
+    LeaseSigned,
+    LeaseEnded,
+    LeaseRenewed,
+    ProgrammePublished,
+)
+TOPIC_OF: dict[str, str] = {
+    ArtisanRegistered.event_type: ARTISAN_TOPIC,
+    ArtisanUpdated.event_type: ARTISAN_TOPIC,
+    ApplicationSubmitted.event_type: APPLICATION_TOPIC,
+    ApplicationWithdrawn.event_type: APPLICATION_TOPIC,
+    ApplicationDecided.event_type: APPLICATION_TOPIC,
+    LeaseOffered.event_type: LEASE_TOPIC,
+    LeaseSigned.event_type: LEASE_TOPIC,
+    LeaseEnded.event_type: LEASE_TOPIC,
+    LeaseRenewed.event_type: LEASE_TOPIC,
+    ProgrammePublished.event_type: PROGRAMME_TOPIC,
+}

@@ -1,0 +1,225 @@
+"""Leasing tables: artisan profiles, the read model of units, applications and their
+decisions, leases, and the last programme catalogue published.
+
+Table names are distinct from every other service's so several services' models can be
+imported in one process (tests) on the shared SQLModel metadata.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlmodel import Field, SQLModel
+
+from fabkit.db import UTCDateTime
+from fabkit.events import utcnow
+from fabkit.models import IdempotencyRecord, OutboxMessage, ProcessedEvent
+
+# The statuses of an offered or signed lease (domain.OPEN_LEASE_STATUSES), as SQL.
+OPEN_LEASE_SQL = "status IN ('offered', 'active')"
+
+
+def _tz() -> Any:
+    return UTCDateTime()
+
+
+class ArtisanProfile(SQLModel, table=True):
+    """A registered artisan (or cooperative); its id is the subject of its tokens."""
+
+    __tablename__ = "artisan_profiles"
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    display_name: str = Field(sa_column=Column(String(120), nullable=False))
+    business_name: str = Field(sa_column=Column(String(200), nullable=False))
+    siret: str = Field(sa_column=Column(String(14), nullable=False, unique=True))
+    trades: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    business_created_on: date = Field(sa_column=Column(Date, nullable=False))
+    legal_form: str = Field(sa_column=Column(String(40), nullable=False))
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    contact_email: str = Field(sa_column=Column(String(320), nullable=False))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    registered_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class UnitListing(SQLModel, table=True):
+    """Leasing's read model of one unit, fed only by inventory.unit.events."""
+
+    __tablename__ = "unit_listings"
+    __table_args__ = (
+        Index("ix_unit_listings_status", "status", "arrondissement"),
+        Index("ix_unit_listings_landlord", "landlord_id"),
+    )
+
+    unit_id: str = Field(sa_column=Column(String(36), primary_key=True))
+    site_id: str = Field(sa_column=Column(String(36), nullable=False))
+    landlord_id: str = Field(sa_column=Column(String(36), nullable=False))
+    landlord_name: str = Field(default="", sa_column=Column(String(200), nullable=False))
+    site_name: str = Field(sa_column=Column(String(200), nullable=False))
+    site_kind: str = Field(sa_column=Column(String(30), nullable=False))
+    address: str = Field(sa_column=Column(String(300), nullable=False))
+    postcode: str = Field(sa_column=Column(String(5), nullable=False))
+    arrondissement: int = Field(sa_column=Column(Integer, nullable=False))
+    reference: str = Field(sa_column=Column(String(60), nullable=False))
+    floor: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    surface_m2: float = Field(sa_column=Column(Float, nullable=False))
+    allowed_trades: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    use_class: str = Field(sa_column=Column(String(20), nullable=False))
+    rent_eur_m2_year: float = Field(sa_column=Column(Float, nullable=False))
+    charges_eur_m2_year: float = Field(default=0, sa_column=Column(Float, nullable=False))
+    status: str = Field(sa_column=Column(String(20), nullable=False))
+    available_from: date | None = Field(default=None, sa_column=Column(Date))
+    opens_for_visits: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    # The open vacancy (from vacancy_opened) until vacancy_closed; null when not open.
+    vacancy_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    vacancy_opened_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    # inventory's unit version: older events than the one applied are ignored.
+    version: int = Field(sa_column=Column(Integer, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class Application(SQLModel, table=True):
+    __tablename__ = "applications"
+    __table_args__ = (
+        # One application per artisan per vacancy, whatever became of it.
+        UniqueConstraint("artisan_id", "vacancy_id", name="uq_applications_artisan_vacancy"),
+        Index("ix_applications_unit", "unit_id", "status"),
+        Index("ix_applications_vacancy", "vacancy_id", "status"),
+        Index("ix_applications_artisan", "artisan_id", "submitted_at"),
+        Index("ix_applications_landlord", "landlord_id", "submitted_at"),
+        CheckConstraint("score >= 0", name="score_non_negative"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    artisan_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("artisan_profiles.id"), nullable=False)
+    )
+    unit_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("unit_listings.unit_id"), nullable=False)
+    )
+    vacancy_id: str = Field(sa_column=Column(String(36), nullable=False))
+    landlord_id: str = Field(sa_column=Column(String(36), nullable=False))
+    programme_id: str = Field(sa_column=Column(String(60), nullable=False))
+    project: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(sa_column=Column(String(20), nullable=False))
+    score: int = Field(sa_column=Column(Integer, nullable=False))
+    max_score: int = Field(sa_column=Column(Integer, nullable=False))
+    # The grid's lines as evaluated at submission: [{criterion_id, label, points, ...}].
+    score_breakdown: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    submitted_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class ApplicationDecision(SQLModel, table=True):
+    """Who changed an application's status, when and why: append-only."""
+
+    __tablename__ = "application_decisions"
+    __table_args__ = (Index("ix_application_decisions_application", "application_id", "id"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    application_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("applications.id"), nullable=False)
+    )
+    decision: str = Field(sa_column=Column(String(30), nullable=False))
+    status_after: str = Field(sa_column=Column(String(20), nullable=False))
+    actor_role: str = Field(sa_column=Column(String(20), nullable=False))
+    actor_id: str = Field(sa_column=Column(String(120), nullable=False))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    lease_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    decided_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class Lease(SQLModel, table=True):
+    """An offer, then (once accepted) the lease itself."""
+
+    __tablename__ = "leases"
+    __table_args__ = (
+        # Never two offered-or-active leases on one unit: both SQLite and PostgreSQL enforce
+        # a partial unique index, so concurrent offers cannot both commit.
+        Index(
+            "uq_leases_one_open_per_unit",
+            "unit_id",
+            unique=True,
+            sqlite_where=text(OPEN_LEASE_SQL),
+            postgresql_where=text(OPEN_LEASE_SQL),
+        ),
+        Index("ix_leases_artisan", "artisan_id", "offered_at"),
+        Index("ix_leases_landlord", "landlord_id", "offered_at"),
+        Index("ix_leases_status_expiry", "status", "offer_expires_at"),
+        CheckConstraint("monthly_rent_cents >= 0", name="rent_non_negative"),
+        CheckConstraint("end_date > start_date", name="ends_after_start"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    unit_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("unit_listings.unit_id"), nullable=False)
+    )
+    vacancy_id: str = Field(sa_column=Column(String(36), nullable=False))
+    application_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("applications.id"), nullable=False, unique=True)
+    )
+    artisan_id: str = Field(sa_column=Column(String(36), nullable=False))
+    landlord_id: str = Field(sa_column=Column(String(36), nullable=False))
+    programme_id: str = Field(sa_column=Column(String(60), nullable=False))
+    status: str = Field(sa_column=Column(String(20), nullable=False))
+    monthly_rent_cents: int = Field(sa_column=Column(Integer, nullable=False))
+    start_date: date = Field(sa_column=Column(Date, nullable=False))
+    end_date: date = Field(sa_column=Column(Date, nullable=False))
+    message: str | None = Field(default=None, sa_column=Column(Text))
+    offered_by: str = Field(sa_column=Column(String(120), nullable=False))
+    offered_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    offer_expires_at: datetime = Field(sa_column=Column(_tz(), nullable=False))
+    signed_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    ended_on: date | None = Field(default=None, sa_column=Column(Date))
+    end_reason: str | None = Field(default=None, sa_column=Column(Text))
+    renewals: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class ProgrammePublication(SQLModel, table=True):
+    """The last programme catalogue published (one row): start-up republishes on change."""
+
+    __tablename__ = "programme_publications"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: int = Field(default=1, sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    config_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    catalogue_version: int = Field(sa_column=Column(Integer, nullable=False))
+    programme_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    published_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+__all__ = [
+    "Application",
+    "ApplicationDecision",
+    "ArtisanProfile",
+    "IdempotencyRecord",
+    "Lease",
+    "OutboxMessage",
+    "ProcessedEvent",
+    "ProgrammePublication",
+    "UnitListing",
+]
