@@ -19,7 +19,7 @@ test-fast: bootstrap  ## unit tests only (no broker, no database server)
 lint: bootstrap  ## ruff, mypy, import-linter
 	$(UV_RUN) ruff check .
 	$(UV_RUN) ruff format --check .
-	$(UV_RUN) mypy shared/fabkit services/inventory/inventory services/leasing/leasing
+	$(UV_RUN) mypy shared/fabkit services/inventory/inventory services/leasing/leasing services/notifications/notifications
 	$(UV_RUN) lint-imports
 
 format:

@@ -40,6 +40,12 @@ class TopicHandlers:
 
     handlers: Mapping[str, Handler]
     ignored: frozenset[str] = field(default_factory=frozenset)
+    # Namespaces a consumer does not act on (e.g. "leasing.lease."): new types there are not
+    # poison, so a producer may add types without breaking this consumer.
+    ignored_prefixes: tuple[str, ...] = ()
+
+    def ignores(self, event_type: str) -> bool:
+        return event_type in self.ignored or event_type.startswith(self.ignored_prefixes)
 
 
 class ConsumerRunner:
@@ -145,7 +151,7 @@ class ConsumerRunner:
             event = from_kafka(record.headers, record.value)  # InvalidEvent -> slow path
             routes = self._topics.get(record.topic)
             handler = routes.handlers.get(event.type) if routes else None
-            if handler is None and not (routes is not None and event.type in routes.ignored):
+            if handler is None and not (routes is not None and routes.ignores(event.type)):
                 raise LookupError(f"unknown event type {event.type!r}")
             items.append((record, event, handler))
         outcomes: list[tuple[str, str, str]] = []
@@ -194,7 +200,7 @@ class ConsumerRunner:
         routes = self._topics.get(topic)
         handler = routes.handlers.get(event.type) if routes else None
         if handler is None:
-            if routes is not None and event.type in routes.ignored:
+            if routes is not None and routes.ignores(event.type):
                 self._metrics.events_consumed.labels(topic, event.type, "ignored").inc()
                 return
             await self._dead_letter(record, producer, f"unknown event type {event.type!r}", event)

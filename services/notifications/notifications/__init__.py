@@ -1,0 +1,1 @@
+"""Fabrique notifications: saved searches and alerts by webhook, e-mail and in-app feed."""

@@ -1,0 +1,138 @@
+"""Saved searches of the calling artisan: create, read, change, pause, resume, delete, test."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from fabkit.auth import Principal
+from notifications import service
+from notifications.api.deps import ArtisanOnly, SessionsDep, SettingsDep, SignalsDep
+from notifications.domain import SubscriptionStatus
+from notifications.schemas import (
+    DeliveryOut,
+    Page,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionOut,
+    SubscriptionPatch,
+    TestSendOut,
+)
+
+router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SubscriptionCreated,
+    summary="Save a search; a webhook's signing secret is shown in this response only",
+)
+async def create_subscription(
+    payload: SubscriptionCreate,
+    response: Response,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    principal: Principal = ArtisanOnly,
+) -> SubscriptionCreated:
+    created = await service.create_subscription(sessions, settings, principal, payload)
+    response.headers["Location"] = f"/v1/subscriptions/{created.id}"
+    response.headers["Cache-Control"] = "no-store"
+    return created
+
+
+@router.get("", response_model=Page[SubscriptionOut], summary="Your saved searches")
+async def list_subscriptions(
+    sessions: SessionsDep, limit: Limit = 20, offset: Offset = 0, principal: Principal = ArtisanOnly
+) -> Page[SubscriptionOut]:
+    return await service.list_subscriptions(sessions, principal, limit, offset)
+
+
+@router.get("/{subscription_id}", response_model=SubscriptionOut, summary="One saved search")
+async def get_subscription(
+    subscription_id: str, sessions: SessionsDep, principal: Principal = ArtisanOnly
+) -> SubscriptionOut:
+    return await service.get_subscription(sessions, principal, subscription_id)
+
+
+@router.patch(
+    "/{subscription_id}",
+    response_model=SubscriptionCreated,
+    summary="Change a saved search; `webhook_secret` is set only when a new secret was made",
+)
+async def update_subscription(
+    subscription_id: str,
+    payload: SubscriptionPatch,
+    response: Response,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    principal: Principal = ArtisanOnly,
+) -> SubscriptionCreated:
+    response.headers["Cache-Control"] = "no-store"
+    return await service.update_subscription(
+        sessions, settings, principal, subscription_id, payload
+    )
+
+
+@router.delete("/{subscription_id}", status_code=204, summary="Delete a saved search")
+async def delete_subscription(
+    subscription_id: str, sessions: SessionsDep, principal: Principal = ArtisanOnly
+) -> Response:
+    await service.set_status(sessions, principal, subscription_id, SubscriptionStatus.DELETED)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{subscription_id}/pause", response_model=SubscriptionOut, summary="Stop alerts for now"
+)
+async def pause(
+    subscription_id: str, sessions: SessionsDep, principal: Principal = ArtisanOnly
+) -> SubscriptionOut | None:
+    return await service.set_status(sessions, principal, subscription_id, SubscriptionStatus.PAUSED)
+
+
+@router.post(
+    "/{subscription_id}/resume",
+    response_model=SubscriptionOut,
+    summary="Alert again (also after the platform disabled a webhook that answered 410)",
+)
+async def resume(
+    subscription_id: str, sessions: SessionsDep, principal: Principal = ArtisanOnly
+) -> SubscriptionOut | None:
+    return await service.set_status(sessions, principal, subscription_id, SubscriptionStatus.ACTIVE)
+
+
+@router.post(
+    "/{subscription_id}/test",
+    status_code=202,
+    response_model=TestSendOut,
+    summary="Send a test message on every channel of the search",
+)
+async def send_test(
+    subscription_id: str,
+    sessions: SessionsDep,
+    signals: SignalsDep,
+    principal: Principal = ArtisanOnly,
+) -> TestSendOut:
+    return await service.send_test(sessions, signals, principal, subscription_id)
+
+
+@router.get(
+    "/{subscription_id}/deliveries",
+    response_model=Page[DeliveryOut],
+    summary="What was sent for this search, newest first",
+)
+async def deliveries(
+    subscription_id: str,
+    sessions: SessionsDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    principal: Principal = ArtisanOnly,
+) -> Page[DeliveryOut]:
+    return await service.subscription_deliveries(
+        sessions, principal, subscription_id, limit, offset
+    )

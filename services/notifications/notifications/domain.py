@@ -1,0 +1,316 @@
+"""Pure notification rules: criteria matching, eligibility pre-filter, retries and digests."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+    FEED = "feed"
+
+
+class Frequency(StrEnum):
+    INSTANT = "instant"
+    DAILY = "daily"
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    # Switched off by the platform (a webhook answered 410 Gone); resuming switches it back on.
+    DISABLED = "disabled"
+    DELETED = "deleted"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    # Not sent on purpose: the subscription was paused, deleted or disabled before it went out.
+    CANCELLED = "cancelled"
+    # Folded into another delivery of the same daily digest.
+    BATCHED = "batched"
+
+
+class DeliveryKind(StrEnum):
+    VACANCY_ALERT = "vacancy_alert"
+    APPLICATION_DECIDED = "application_decided"
+    LEASE_OFFERED = "lease_offered"
+    TEST = "test"
+
+
+class Feature(StrEnum):
+    GOODS_LIFT = "goods_lift"
+    LOADING_DOCK = "loading_dock"
+    EXTRACTION = "extraction"
+    STEP_FREE_ACCESS = "step_free_access"
+
+
+class SiteKind(StrEnum):
+    HOTEL_INDUSTRIEL = "hotel_industriel"
+    HOTEL_ACTIVITES = "hotel_activites"
+    CITE_ARTISANALE = "cite_artisanale"
+    ATELIERS_DE_PARIS = "ateliers_de_paris"
+    PEPINIERE = "pepiniere"
+    OTHER = "other"
+
+
+FEATURE_BITS = {feature: 1 << i for i, feature in enumerate(Feature)}
+WILDCARD = "*"
+# The dimensions of the inverted index: a subscription has one term per value it accepts, or
+# the wildcard term when it accepts any value of that dimension.
+DIM_ARRONDISSEMENT = "arrondissement"
+DIM_SITE_KIND = "site_kind"
+DIM_TRADE = "trade"
+
+
+def feature_mask(features: Iterable[str]) -> int:
+    mask = 0
+    for name in features:
+        mask |= FEATURE_BITS[Feature(name)]
+    return mask
+
+
+@dataclass(frozen=True)
+class UnitFacts:
+    """What matching and eligibility need to know about a vacant unit."""
+
+    unit_id: str
+    arrondissement: int
+    site_kind: str
+    surface_m2: float
+    rent_eur_m2_year: float
+    allowed_trades: tuple[str, ...] = ()
+    features: frozenset[str] = frozenset()
+
+    @property
+    def feature_mask(self) -> int:
+        return feature_mask(self.features)
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """A saved search; an empty tuple or None accepts any value."""
+
+    arrondissements: tuple[int, ...] = ()
+    site_kinds: tuple[str, ...] = ()
+    trades: tuple[str, ...] = ()
+    min_surface_m2: float | None = None
+    max_surface_m2: float | None = None
+    max_rent_eur_m2_year: float | None = None
+    features: tuple[str, ...] = ()
+
+
+def index_terms(criteria: Criteria) -> list[tuple[str, str]]:
+    """The (dimension, value) terms under which a subscription is filed in the index."""
+    terms: list[tuple[str, str]] = []
+    for dim, values in (
+        (DIM_ARRONDISSEMENT, [str(a) for a in criteria.arrondissements]),
+        (DIM_SITE_KIND, list(criteria.site_kinds)),
+        (DIM_TRADE, list(criteria.trades)),
+    ):
+        terms.extend((dim, v) for v in sorted(set(values)) or [WILDCARD])
+    return terms
+
+
+def probe_terms(unit: UnitFacts) -> dict[str, list[str]]:
+    """The terms a vacancy looks up, per dimension; a dimension left out accepts everyone.
+
+    A unit that names no allowed trade is open to every trade, so the trade dimension is not
+    probed for it.
+    """
+    probes = {
+        DIM_ARRONDISSEMENT: [str(unit.arrondissement), WILDCARD],
+        DIM_SITE_KIND: [unit.site_kind, WILDCARD],
+    }
+    if unit.allowed_trades:
+        probes[DIM_TRADE] = sorted(set(unit.allowed_trades)) + [WILDCARD]
+    return probes
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def explain_match(criteria: Criteria, unit: UnitFacts) -> list[str] | None:
+    """Why `unit` fits `criteria` (one line per criterion), or None when it does not."""
+    why: list[str] = []
+    if criteria.arrondissements:
+        if unit.arrondissement not in criteria.arrondissements:
+            return None
+        why.append(f"arrondissement {unit.arrondissement} is one you follow")
+    if criteria.site_kinds:
+        if unit.site_kind not in criteria.site_kinds:
+            return None
+        why.append(f"site kind {unit.site_kind}")
+    if criteria.trades:
+        if unit.allowed_trades:
+            shared = sorted(set(criteria.trades) & set(unit.allowed_trades))
+            if not shared:
+                return None
+            why.append(f"allows your trade{'s' if len(shared) > 1 else ''}: {', '.join(shared)}")
+        else:
+            why.append("open to every trade")
+    if criteria.min_surface_m2 is not None and unit.surface_m2 < criteria.min_surface_m2:
+        return None
+    if criteria.max_surface_m2 is not None and unit.surface_m2 > criteria.max_surface_m2:
+        return None
+    if criteria.min_surface_m2 is not None or criteria.max_surface_m2 is not None:
+        low = _fmt(criteria.min_surface_m2) if criteria.min_surface_m2 is not None else "0"
+        high = _fmt(criteria.max_surface_m2) if criteria.max_surface_m2 is not None else "∞"
+        why.append(f"{_fmt(unit.surface_m2)} m² within {low}–{high} m²")
+    if criteria.max_rent_eur_m2_year is not None:
+        if unit.rent_eur_m2_year > criteria.max_rent_eur_m2_year:
+            return None
+        why.append(
+            f"rent {_fmt(unit.rent_eur_m2_year)} €/m²/year ≤ your maximum "
+            f"{_fmt(criteria.max_rent_eur_m2_year)}"
+        )
+    if criteria.features:
+        missing = set(criteria.features) - unit.features
+        if missing:
+            return None
+        why.append(f"has {', '.join(sorted(criteria.features))}")
+    if not why:
+        why.append("your search accepts every vacancy")
+    return why
+
+
+# Eligibility ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArtisanProfile:
+    artisan_id: str
+    trades: tuple[str, ...]
+    business_created_on: date | None
+    legal_form: str | None
+
+
+@dataclass(frozen=True)
+class ProgrammeRules:
+    """The part of a published programme that decides who may apply to which unit."""
+
+    programme_id: str
+    name: str
+    site_kinds: tuple[str, ...]
+    max_business_age_years: int | None = None
+    allowed_legal_forms: tuple[str, ...] | None = None
+    requires_trade_match: bool = False
+    rent_cap_eur_m2_year: float | None = None
+
+
+@dataclass(frozen=True)
+class QualifiedProgramme:
+    programme_id: str
+    name: str
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    eligible: bool
+    # False when no programme is known yet, so nobody was filtered out.
+    filtered: bool
+    summary: str
+    programmes: tuple[QualifiedProgramme, ...] = field(default_factory=tuple)
+
+
+def full_years(start: date, on: date) -> int:
+    """Whole years from `start` to `on` (leasing's definition of a business's age)."""
+    years = on.year - start.year - ((on.month, on.day) < (start.month, start.day))
+    return max(years, 0)
+
+
+def programme_verdict(
+    programme: ProgrammeRules, artisan: ArtisanProfile, unit: UnitFacts, on: date
+) -> tuple[bool, list[str]]:
+    """Whether the artisan passes the programme's rules for this unit, and why (or why not).
+
+    The same rules as leasing's `failed_rules` (services/leasing/leasing/eligibility.py): site
+    kind covered, business younger than the limit in whole years, legal form in the list, one
+    shared trade when required (a unit listing no trade welcomes every trade). The rent cap is
+    not an eligibility rule there: it caps the lease's rent, so it is reported, not filtered on.
+    """
+    why: list[str] = []
+    if unit.site_kind not in programme.site_kinds:
+        return False, [f"does not cover {unit.site_kind} sites"]
+    why.append(f"covers {unit.site_kind} sites")
+    if programme.max_business_age_years is not None:
+        limit = programme.max_business_age_years
+        if artisan.business_created_on is None:
+            return False, ["business creation date unknown"]
+        age = full_years(artisan.business_created_on, on)
+        if age >= limit:
+            return False, [f"business {age} full years old, the limit is under {limit}"]
+        why.append(f"business {age} full years old (under {limit})")
+    if programme.allowed_legal_forms is not None:
+        allowed = {f.lower() for f in programme.allowed_legal_forms}
+        form = (artisan.legal_form or "").lower()
+        if form not in allowed:
+            return False, [f"legal form {artisan.legal_form or 'unknown'} not accepted"]
+        why.append(f"legal form {form} accepted")
+    if programme.requires_trade_match:
+        shared = sorted(set(artisan.trades) & set(unit.allowed_trades))
+        if unit.allowed_trades and not shared:
+            return False, ["none of your trades is allowed in the unit"]
+        why.append(
+            f"trade {', '.join(shared)} allowed in the unit" if shared else "every trade allowed"
+        )
+    if programme.rent_cap_eur_m2_year is not None:
+        why.append(f"lease rent capped at {_fmt(programme.rent_cap_eur_m2_year)} €/m²/year")
+    return True, why
+
+
+def eligibility(
+    artisan: ArtisanProfile | None,
+    programmes: Sequence[ProgrammeRules],
+    unit: UnitFacts,
+    on: date,
+    *,
+    any_known: bool | None = None,
+) -> Eligibility:
+    """Pre-filter: may this artisan be alerted to this vacancy?
+
+    No programme published at all (`any_known` false; by default, `programmes` empty): nothing
+    to filter on, everyone is alerted. An artisan leasing has not told us about yet: not
+    alerted, since we cannot check it. Otherwise: alerted when at least one programme covering
+    the unit's site kind accepts the artisan.
+    """
+    if not (programmes if any_known is None else any_known):
+        return Eligibility(True, False, "no programme published yet: alerts are not filtered")
+    if artisan is None:
+        return Eligibility(False, True, "artisan profile not received from leasing yet")
+    qualified = []
+    for programme in programmes:
+        ok, why = programme_verdict(programme, artisan, unit, on)
+        if ok:
+            qualified.append(QualifiedProgramme(programme.programme_id, programme.name, tuple(why)))
+    if not qualified:
+        return Eligibility(False, True, "no programme covering this unit accepts you")
+    names = ", ".join(q.name for q in qualified)
+    return Eligibility(True, True, f"you qualify for {names}", tuple(qualified))
+
+
+# Delivery schedule ---------------------------------------------------------------------------
+
+
+def retry_delay(
+    attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random
+) -> float:
+    """Exponential backoff with equal jitter: between half and all of min(cap, base·2^(n-1))."""
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return ceiling / 2 + rand() * ceiling / 2
+
+
+def next_digest_at(now: datetime, hour_utc: int) -> datetime:
+    """The next daily digest time strictly after `now`."""
+    today = datetime.combine(now.astimezone(UTC).date(), time(hour_utc), tzinfo=UTC)
+    return today if today > now else today + timedelta(days=1)

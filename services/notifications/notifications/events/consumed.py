@@ -1,0 +1,131 @@
+"""What notifications reads from other services, parsed tolerantly (unknown fields ignored).
+
+The producers own these contracts (inventory's `events/published.py`, leasing's events); only
+the fields used here are declared, with defaults wherever a field is not essential.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from fabkit.events import ConsumedPayload
+
+VACANCY_OPENED = "inventory.unit.vacancy_opened.v1"
+UNIT_TYPES_IGNORED = frozenset(
+    {
+        "inventory.unit.registered.v1",
+        "inventory.unit.updated.v1",
+        "inventory.unit.vacancy_closed.v1",
+        "inventory.unit.withdrawn.v1",
+    }
+)
+ARTISAN_REGISTERED = "leasing.artisan.registered.v1"
+ARTISAN_UPDATED = "leasing.artisan.updated.v1"
+PROGRAMME_PUBLISHED = "leasing.programme.published.v1"
+APPLICATION_DECIDED = "leasing.application.decided.v1"
+LEASE_OFFERED = "leasing.lease.offered.v1"
+
+
+class UnitSnapshotIn(ConsumedPayload):
+    unit_id: str
+    site_id: str = ""
+    landlord_id: str = ""
+    landlord_name: str = ""
+    reference: str = ""
+    floor: int = 0
+    surface_m2: float
+    ceiling_height_m: float | None = None
+    floor_load_kg_m2: float | None = None
+    power_kva: float | None = None
+    goods_lift: bool = False
+    loading_dock: bool = False
+    extraction: bool = False
+    step_free_access: bool = False
+    allowed_trades: list[str] = Field(default_factory=list)
+    use_class: str = "production"
+    rent_eur_m2_year: float
+    charges_eur_m2_year: float = 0.0
+    status: str = "available"
+    available_from: date | None = None
+    site_name: str = ""
+    site_kind: str
+    address: str = ""
+    postcode: str = ""
+    arrondissement: int
+    latitude: float | None = None
+    longitude: float | None = None
+    opens_for_visits: bool = False
+    version: int = 0
+
+
+class VacancyOpenedIn(ConsumedPayload):
+    vacancy_id: str
+    opened_at: datetime
+    unit: UnitSnapshotIn
+
+    @field_validator("opened_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        # Inventory sends RFC 3339 with an offset; a bare time is read as UTC, not rejected.
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class ArtisanIn(ConsumedPayload):
+    artisan_id: str
+    display_name: str = ""
+    business_name: str | None = None
+    trades: list[str] = Field(default_factory=list)
+    business_created_on: date | None = None
+    legal_form: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    contact_email: str | None = None
+    registered_at: datetime | None = None
+    version: int = 0
+
+
+class ArtisanEventIn(ConsumedPayload):
+    artisan: ArtisanIn
+
+
+class ProgrammeRulesIn(ConsumedPayload):
+    max_business_age_years: int | None = None
+    allowed_legal_forms: list[str] | None = None
+    requires_trade_match: bool = False
+    rent_cap_eur_m2_year: float | None = None
+
+
+class ProgrammeIn(ConsumedPayload):
+    programme_id: str
+    name: str = ""
+    site_kinds: list[str] = Field(default_factory=list)
+    rules: ProgrammeRulesIn = Field(default_factory=ProgrammeRulesIn)
+
+
+class CatalogueIn(ConsumedPayload):
+    """The catalogue a programme was published with; programmes it leaves out are retired."""
+
+    version: int = 0
+    programme_ids: list[str] | None = None
+
+
+class ProgrammePublishedIn(ConsumedPayload):
+    programme: ProgrammeIn
+    catalogue: CatalogueIn = Field(default_factory=CatalogueIn)
+
+
+def programme_published_of(data: dict[str, Any]) -> ProgrammePublishedIn:
+    """Leasing nests the programme under `programme`; a bare programme is accepted too."""
+    if isinstance(data.get("programme"), dict):
+        return ProgrammePublishedIn.model_validate(data)
+    return ProgrammePublishedIn(programme=ProgrammeIn.model_validate(data))
+
+
+def artisan_id_of(data: dict[str, Any]) -> str:
+    """The applicant of an application or lease event (top level or in its nested object)."""
+    for holder in (data, data.get("application"), data.get("lease"), data.get("offer")):
+        if isinstance(holder, dict) and isinstance(holder.get("artisan_id"), str):
+            return str(holder["artisan_id"])
+    raise ValueError("the event names no artisan_id")

@@ -1,0 +1,60 @@
+"""Notifications service: `create_app()` and its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from fabkit.errors import install_problem_handlers
+from fabkit.health import router as health_router
+from fabkit.logging import configure_logging
+from fabkit.metrics import ServiceMetrics, install_metrics
+from fabkit.runtime import build_runtime, runtime_lifespan
+from notifications.api import deliveries, feed, subscriptions, unsubscribe
+from notifications.events.handlers import consumer_specs
+from notifications.metrics import run_gauge_refresher
+from notifications.settings import NotificationsSettings
+from notifications.signals import Signals
+from notifications.worker import DeliveryWorker
+
+
+def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
+    settings = settings or NotificationsSettings()
+    configure_logging(settings.service_name, settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        signals = Signals()
+        base = runtime_lifespan(lambda: build_runtime(settings, consumer_specs(settings, signals)))
+        async with base(app):
+            signals.bind()
+            app.state.signals = signals
+            runtime = app.state.runtime
+            runtime.tasks.append(
+                asyncio.create_task(run_gauge_refresher(runtime.sessions, runtime.stop))
+            )
+            if settings.run_delivery_worker:
+                worker = DeliveryWorker(runtime.sessions, settings, signals)
+                runtime.tasks.append(
+                    asyncio.create_task(worker.run(runtime.stop), name="delivery-worker")
+                )
+            yield
+
+    app = FastAPI(
+        title="Fabrique notifications",
+        version="1.0.0",
+        description=(
+            "Artisans save searches and get vacancy alerts by signed webhook (Standard Webhooks), "
+            "e-mail and an in-app feed. Errors are RFC 9457 problem+json."
+        ),
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    install_metrics(app, ServiceMetrics.for_service(settings.service_name))
+    app.include_router(health_router)
+    for module in (subscriptions, feed, deliveries, unsubscribe):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,64 @@
+"""Notifications business metrics: deliveries by outcome, vacancy-to-delivery latency, backlog."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from fabkit.metrics import counter, gauge, histogram
+from notifications import repository as repo
+from notifications.domain import DeliveryStatus
+
+log = logging.getLogger(__name__)
+
+DELIVERIES = counter(
+    "notifications_deliveries_total",
+    "Delivery attempts by channel and outcome (delivered, retry, dead, gone, refused, cancelled)",
+    ("channel", "outcome"),
+)
+VACANCY_TO_DELIVERY = histogram(
+    "notifications_vacancy_to_delivery_seconds",
+    "From the vacancy opening (its opened_at) to the instant alert being delivered",
+    ("channel",),
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0),
+)
+MATCH_DURATION = histogram(
+    "notifications_match_duration_seconds", "Matching one vacancy against the saved searches"
+)
+PENDING = gauge("notifications_deliveries_pending", "Deliveries waiting to be sent or being sent")
+DEAD = gauge("notifications_deliveries_dead", "Deliveries that failed their last attempt")
+
+
+def observe_delivered(channel: str, occurred_at: datetime | None, now: datetime) -> None:
+    DELIVERIES.labels(channel, "delivered").inc()
+    if occurred_at is not None:
+        if occurred_at.tzinfo is None:
+            occurred_at = occurred_at.replace(tzinfo=UTC)
+        VACANCY_TO_DELIVERY.labels(channel).observe(max((now - occurred_at).total_seconds(), 0))
+
+
+async def refresh_gauges(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        counts = await repo.count_by_status(session)
+    PENDING.set(
+        counts.get(DeliveryStatus.PENDING.value, 0) + counts.get(DeliveryStatus.SENDING.value, 0)
+    )
+    DEAD.set(counts.get(DeliveryStatus.DEAD.value, 0))
+
+
+async def run_gauge_refresher(
+    sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event, every: float = 5.0
+) -> None:
+    """Gauges read from the database are refreshed on a timer, not at scrape time."""
+    while not stop.is_set():
+        try:
+            await refresh_gauges(sessions)
+        except Exception as exc:
+            log.warning("could not refresh delivery gauges: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)

@@ -1,0 +1,189 @@
+"""Notifications tables: subscriptions and their index terms, read models, deliveries, feed."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+from fabkit.db import UTCDateTime
+from fabkit.events import utcnow
+from fabkit.models import IdempotencyRecord, OutboxMessage, ProcessedEvent
+
+
+def _tz() -> Any:
+    # Aware UTC datetimes on SQLite too (which keeps no offset of its own).
+    return UTCDateTime()
+
+
+class Subscription(SQLModel, table=True):
+    """A saved search of one artisan, with its channels (at most one of each kind)."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_artisan", "artisan_id", "created_at"),)
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    artisan_id: str = Field(sa_column=Column(String(64), nullable=False))
+    name: str = Field(sa_column=Column(String(120), nullable=False))
+    status: str = Field(sa_column=Column(String(12), nullable=False))
+    frequency: str = Field(sa_column=Column(String(10), nullable=False))
+    criteria: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # Range criteria copied out of `criteria` so the matching query filters them in SQL.
+    min_surface_m2: float | None = Field(default=None, sa_column=Column(Float))
+    max_surface_m2: float | None = Field(default=None, sa_column=Column(Float))
+    max_rent_eur_m2_year: float | None = Field(default=None, sa_column=Column(Float))
+    feature_mask: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    webhook_url: str | None = Field(default=None, sa_column=Column(String(2000)))
+    # Kept as given (signing needs it), never logged, never returned after creation.
+    webhook_secret: str | None = Field(default=None, sa_column=Column(String(200)))
+    webhook_enabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    email_address: str | None = Field(default=None, sa_column=Column(String(320)))
+    email_enabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    feed_enabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    disabled_reason: str | None = Field(default=None, sa_column=Column(Text))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class SubscriptionTerm(SQLModel, table=True):
+    """Inverted index: one row per (dimension, accepted value) of each active subscription.
+
+    The primary key (dim, value, subscription_id) is the covering index a vacancy probes.
+    """
+
+    __tablename__ = "subscription_terms"
+    __table_args__ = (Index("ix_subscription_terms_subscription", "subscription_id"),)
+
+    dim: str = Field(sa_column=Column(String(20), primary_key=True))
+    value: str = Field(sa_column=Column(String(60), primary_key=True))
+    subscription_id: str = Field(
+        sa_column=Column(
+            String(36), ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+
+
+class Artisan(SQLModel, table=True):
+    """Read model of leasing's artisan profiles (for eligibility and applicant e-mail)."""
+
+    __tablename__ = "artisans"
+
+    artisan_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    display_name: str = Field(default="", sa_column=Column(String(200), nullable=False))
+    business_name: str | None = Field(default=None, sa_column=Column(String(200)))
+    trades: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    business_created_on: date | None = Field(default=None, sa_column=Column(Date))
+    legal_form: str | None = Field(default=None, sa_column=Column(String(30)))
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    contact_email: str | None = Field(default=None, sa_column=Column(String(320)))
+    version: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class Programme(SQLModel, table=True):
+    """Read model of leasing's published programmes (the eligibility rules)."""
+
+    __tablename__ = "programmes"
+
+    programme_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    site_kinds: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rules: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The version of leasing's programme catalogue this row comes from; a programme missing
+    # from a later catalogue is retired and no longer qualifies anyone.
+    catalogue_version: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    retired: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class Delivery(SQLModel, table=True):
+    """One message to one channel: created with the event that caused it, sent by the worker.
+
+    The id is the Standard Webhooks `webhook-id`: it stays the same across retries and
+    redeliveries, so receivers deduplicate on it.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint(
+            "event_id", "recipient_key", "channel", name="uq_deliveries_event_recipient_channel"
+        ),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_artisan", "artisan_id", "created_at"),
+        Index("ix_deliveries_subscription", "subscription_id", "created_at"),
+        Index("ix_deliveries_batch", "batch_id"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    event_id: str = Field(sa_column=Column(String(80), nullable=False))
+    # The subscription id, or `artisan:<id>` for messages to an applicant.
+    recipient_key: str = Field(sa_column=Column(String(80), nullable=False))
+    channel: str = Field(sa_column=Column(String(10), nullable=False))
+    kind: str = Field(sa_column=Column(String(30), nullable=False))
+    artisan_id: str = Field(sa_column=Column(String(64), nullable=False))
+    subscription_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    vacancy_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(sa_column=Column(String(12), nullable=False))
+    digest: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    batch_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    next_attempt_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(_tz(), nullable=False)
+    )
+    claimed_until: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    last_status_code: int | None = Field(default=None, sa_column=Column(Integer))
+    # When the vacancy opened: the start of the vacancy-to-delivery latency.
+    occurred_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    delivered_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+
+
+class FeedItem(SQLModel, table=True):
+    """An alert in an artisan's in-app feed."""
+
+    __tablename__ = "feed_items"
+    __table_args__ = (Index("ix_feed_items_artisan", "artisan_id", "id"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    artisan_id: str = Field(sa_column=Column(String(64), nullable=False))
+    delivery_id: str = Field(sa_column=Column(String(36), nullable=False, unique=True))
+    subscription_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    kind: str = Field(sa_column=Column(String(30), nullable=False))
+    title: str = Field(sa_column=Column(String(300), nullable=False))
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    read_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+
+
+__all__ = [
+    "Artisan",
+    "Delivery",
+    "FeedItem",
+    "IdempotencyRecord",
+    "OutboxMessage",
+    "ProcessedEvent",
+    "Programme",
+    "Subscription",
+    "SubscriptionTerm",
+]

@@ -1,0 +1,341 @@
+"""Every notifications query. Repositories flush; the use cases in service.py commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import aliased
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from notifications.domain import (
+    DIM_ARRONDISSEMENT,
+    DeliveryStatus,
+    SubscriptionStatus,
+    UnitFacts,
+    probe_terms,
+)
+from notifications.models import (
+    Artisan,
+    Delivery,
+    FeedItem,
+    Programme,
+    Subscription,
+    SubscriptionTerm,
+)
+
+# Subscriptions -------------------------------------------------------------------------------
+
+
+async def get_subscription(
+    session: AsyncSession, subscription_id: str, *, for_update: bool = False
+) -> Subscription | None:
+    stmt = select(Subscription).where(Subscription.id == subscription_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def list_subscriptions(
+    session: AsyncSession, artisan_id: str, *, limit: int, offset: int
+) -> tuple[Sequence[Subscription], int]:
+    stmt = select(Subscription).where(
+        Subscription.artisan_id == artisan_id,
+        Subscription.status != SubscriptionStatus.DELETED.value,
+    )
+    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = await session.execute(
+        stmt.order_by(Subscription.created_at.desc(), Subscription.id).limit(limit).offset(offset)
+    )
+    return rows.scalars().all(), total
+
+
+async def replace_terms(
+    session: AsyncSession, subscription_id: str, terms: list[tuple[str, str]]
+) -> None:
+    """File an active subscription in the index (an empty list takes it out)."""
+    await session.execute(
+        delete(SubscriptionTerm).where(SubscriptionTerm.subscription_id == subscription_id)
+    )
+    session.add_all(
+        [SubscriptionTerm(dim=d, value=v, subscription_id=subscription_id) for d, v in terms]
+    )
+    await session.flush()
+
+
+async def candidate_subscriptions(session: AsyncSession, unit: UnitFacts) -> Sequence[Subscription]:
+    """Active subscriptions whose criteria fit the unit, found through the inverted index.
+
+    The arrondissement postings (the unit's arrondissement, or any) drive the query: one index
+    range scan. Every other probed dimension is a primary-key lookup per candidate, and only the
+    surviving rows are read and range-checked. The cost follows the number of subscriptions
+    filed under the unit's arrondissement, not the number of subscriptions.
+    """
+    probes = probe_terms(unit)
+    driver = aliased(SubscriptionTerm)
+    s = Subscription
+    stmt = (
+        select(s)
+        .join(driver, driver.subscription_id == s.id)
+        .where(
+            driver.dim == DIM_ARRONDISSEMENT,
+            col(driver.value).in_(probes.pop(DIM_ARRONDISSEMENT)),
+            s.status == SubscriptionStatus.ACTIVE.value,
+            or_(col(s.min_surface_m2).is_(None), col(s.min_surface_m2) <= unit.surface_m2),
+            or_(col(s.max_surface_m2).is_(None), col(s.max_surface_m2) >= unit.surface_m2),
+            or_(
+                col(s.max_rent_eur_m2_year).is_(None),
+                col(s.max_rent_eur_m2_year) >= unit.rent_eur_m2_year,
+            ),
+            col(s.feature_mask).op("&")(unit.feature_mask) == s.feature_mask,
+        )
+    )
+    for dim, values in probes.items():
+        term = aliased(SubscriptionTerm)
+        stmt = stmt.where(
+            select(term.subscription_id)
+            .where(
+                term.dim == dim,
+                col(term.value).in_(values),
+                term.subscription_id == driver.subscription_id,
+            )
+            .exists()
+        )
+    return (await session.execute(stmt)).scalars().all()
+
+
+# Read models ---------------------------------------------------------------------------------
+
+
+async def get_artisan(session: AsyncSession, artisan_id: str) -> Artisan | None:
+    return await session.get(Artisan, artisan_id)
+
+
+async def artisans_by_id(session: AsyncSession, ids: set[str]) -> dict[str, Artisan]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(Artisan).where(Artisan.artisan_id.in_(ids)))
+    return {a.artisan_id: a for a in rows.scalars()}
+
+
+async def get_programme(session: AsyncSession, programme_id: str) -> Programme | None:
+    return await session.get(Programme, programme_id)
+
+
+async def retire_programmes_not_in(
+    session: AsyncSession, keep: set[str], *, up_to_version: int
+) -> None:
+    await session.execute(
+        update(Programme)
+        .where(
+            col(Programme.programme_id).not_in(keep),
+            col(Programme.catalogue_version) <= up_to_version,
+        )
+        .values(retired=True)
+    )
+
+
+async def list_programmes(session: AsyncSession) -> Sequence[Programme]:
+    return (
+        (await session.execute(select(Programme).order_by(Programme.programme_id))).scalars().all()
+    )
+
+
+# Deliveries ----------------------------------------------------------------------------------
+
+
+async def get_delivery(
+    session: AsyncSession, delivery_id: str, *, for_update: bool = False
+) -> Delivery | None:
+    stmt = select(Delivery).where(Delivery.id == delivery_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def delivery_exists(
+    session: AsyncSession, event_id: str, recipient_key: str, channel: str
+) -> bool:
+    stmt = select(Delivery.id).where(
+        Delivery.event_id == event_id,
+        Delivery.recipient_key == recipient_key,
+        Delivery.channel == channel,
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+@dataclass(frozen=True)
+class DeliveryQuery:
+    artisan_id: str | None = None
+    subscription_id: str | None = None
+    status: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+async def list_deliveries(
+    session: AsyncSession, q: DeliveryQuery
+) -> tuple[Sequence[Delivery], int]:
+    stmt = select(Delivery)
+    if q.artisan_id:
+        stmt = stmt.where(Delivery.artisan_id == q.artisan_id)
+    if q.subscription_id:
+        stmt = stmt.where(Delivery.subscription_id == q.subscription_id)
+    if q.status:
+        stmt = stmt.where(Delivery.status == q.status)
+    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = await session.execute(
+        stmt.order_by(Delivery.created_at.desc(), Delivery.id).limit(q.limit).offset(q.offset)
+    )
+    return rows.scalars().all(), total
+
+
+def _due(now: datetime) -> Any:
+    return or_(
+        and_(Delivery.status == DeliveryStatus.PENDING.value, Delivery.next_attempt_at <= now),
+        # A claim whose worker died (or hung) past its lease is due again.
+        and_(Delivery.status == DeliveryStatus.SENDING.value, col(Delivery.claimed_until) < now),
+    )
+
+
+async def claim_due(
+    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int, skip_locked: bool
+) -> Sequence[Delivery]:
+    """Mark up to `limit` due deliveries as being sent by the caller, oldest due first."""
+    stmt = (
+        select(Delivery)
+        .where(_due(now))
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .limit(limit)
+    )
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = (await session.execute(stmt)).scalars().all()
+    for row in rows:
+        row.status = DeliveryStatus.SENDING.value
+        row.claimed_until = now + lease
+        row.attempts += 1
+    await session.flush()
+    return rows
+
+
+async def release_claims(session: AsyncSession) -> int:
+    """Give every claimed delivery back (only safe when this is the database's single worker)."""
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.status == DeliveryStatus.SENDING.value)
+        .values(status=DeliveryStatus.PENDING.value, claimed_until=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def due_digest_rows(
+    session: AsyncSession,
+    *,
+    subscription_id: str,
+    channel: str,
+    now: datetime,
+    exclude: str,
+    skip_locked: bool,
+) -> Sequence[Delivery]:
+    """The other due digest entries of one subscription and channel, to fold into one message."""
+    stmt = (
+        select(Delivery)
+        .where(
+            Delivery.subscription_id == subscription_id,
+            Delivery.channel == channel,
+            Delivery.digest.is_(True),
+            Delivery.batch_id.is_(None),
+            Delivery.status == DeliveryStatus.PENDING.value,
+            Delivery.next_attempt_at <= now,
+            Delivery.id != exclude,
+        )
+        .order_by(Delivery.created_at, Delivery.id)
+        .limit(200)
+    )
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def batched_under(session: AsyncSession, lead_id: str) -> Sequence[Delivery]:
+    stmt = select(Delivery).where(
+        Delivery.batch_id == lead_id,
+        Delivery.id != lead_id,
+        Delivery.status == DeliveryStatus.BATCHED.value,
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def cancel_pending_of_subscription(
+    session: AsyncSession, subscription_id: str, reason: str, channel: str | None = None
+) -> None:
+    stmt = update(Delivery).where(
+        Delivery.subscription_id == subscription_id,
+        Delivery.status == DeliveryStatus.PENDING.value,
+    )
+    if channel is not None:
+        stmt = stmt.where(Delivery.channel == channel)
+    await session.execute(stmt.values(status=DeliveryStatus.CANCELLED.value, last_error=reason))
+
+
+async def make_digests_due(session: AsyncSession, now: datetime) -> int:
+    result = await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.status == DeliveryStatus.PENDING.value,
+            Delivery.digest.is_(True),
+            col(Delivery.next_attempt_at) > now,
+        )
+        .values(next_attempt_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
+    return {status: count for status, count in rows.all()}
+
+
+# Feed ----------------------------------------------------------------------------------------
+
+
+async def list_feed(
+    session: AsyncSession,
+    artisan_id: str,
+    *,
+    unread_only: bool,
+    before_id: int | None,
+    after_id: int | None = None,
+    limit: int,
+) -> Sequence[FeedItem]:
+    stmt = select(FeedItem).where(FeedItem.artisan_id == artisan_id)
+    if unread_only:
+        stmt = stmt.where(FeedItem.read_at.is_(None))
+    if before_id is not None:
+        stmt = stmt.where(col(FeedItem.id) < before_id)
+    if after_id is not None:
+        stmt = stmt.where(col(FeedItem.id) > after_id)
+    return (await session.execute(stmt.order_by(FeedItem.id.desc()).limit(limit))).scalars().all()
+
+
+async def unread_count(session: AsyncSession, artisan_id: str) -> int:
+    stmt = select(func.count()).where(FeedItem.artisan_id == artisan_id, FeedItem.read_at.is_(None))
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def get_feed_item(session: AsyncSession, item_id: int) -> FeedItem | None:
+    return await session.get(FeedItem, item_id)
+
+
+async def mark_all_read(session: AsyncSession, artisan_id: str, now: datetime) -> int:
+    result = await session.execute(
+        update(FeedItem)
+        .where(FeedItem.artisan_id == artisan_id, FeedItem.read_at.is_(None))
+        .values(read_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

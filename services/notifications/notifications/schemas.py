@@ -1,0 +1,220 @@
+"""Notifications API input and output models."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+
+from notifications.domain import Channel, DeliveryKind, DeliveryStatus, Feature, Frequency, SiteKind
+from notifications.domain import SubscriptionStatus as Status
+from notifications.webhooks import secret_key
+
+TRADE_RE = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
+Trade = Annotated[str, Field(pattern=TRADE_RE.pattern, examples=["woodwork"])]
+Arrondissement = Annotated[int, Field(ge=1, le=20)]
+Surface = Annotated[float, Field(ge=0, le=10_000, description="m²")]
+Rent = Annotated[float, Field(ge=0, le=1_500, description="€ per m² per year, excluding charges")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _no_repeats(values: list[Any], what: str) -> list[Any]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} must not repeat a value")
+    return sorted(values)
+
+
+class CriteriaIn(_In):
+    """What a vacancy must be like; every criterion left out accepts any value."""
+
+    arrondissements: list[Arrondissement] = Field(default_factory=list, max_length=20)
+    site_kinds: list[SiteKind] = Field(default_factory=list, max_length=10)
+    trades: list[Trade] = Field(
+        default_factory=list,
+        max_length=30,
+        description="Your trades: a unit matches when it allows at least one (or any trade).",
+    )
+    min_surface_m2: Surface | None = None
+    max_surface_m2: Surface | None = None
+    max_rent_eur_m2_year: Rent | None = None
+    features: list[Feature] = Field(default_factory=list, max_length=4)
+    step_free_access: bool = Field(default=False, description="Same as features: step_free_access")
+
+    @field_validator("arrondissements")
+    @classmethod
+    def _arr(cls, v: list[int]) -> list[int]:
+        return _no_repeats(v, "arrondissements")
+
+    @field_validator("site_kinds", "trades", "features")
+    @classmethod
+    def _lists(cls, v: list[Any]) -> list[Any]:
+        return _no_repeats(v, "this list")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> CriteriaIn:
+        if (
+            self.min_surface_m2 is not None
+            and self.max_surface_m2 is not None
+            and self.min_surface_m2 > self.max_surface_m2
+        ):
+            raise ValueError("min_surface_m2 must not exceed max_surface_m2")
+        if self.step_free_access and Feature.STEP_FREE_ACCESS not in self.features:
+            self.features = sorted([*self.features, Feature.STEP_FREE_ACCESS])
+        return self
+
+
+class WebhookChannelIn(_In):
+    type: Literal["webhook"] = "webhook"
+    url: str = Field(min_length=10, max_length=2000, examples=["https://example.org/hooks/fab"])
+    secret: str | None = Field(
+        default=None,
+        description="Your own whsec_<base64> signing secret; one is generated when left out. "
+        "It is shown once, in the response that creates it.",
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: str | None) -> str | None:
+        if v is not None:
+            secret_key(v)
+        return v
+
+
+class EmailChannelIn(_In):
+    type: Literal["email"] = "email"
+    address: EmailStr | None = Field(
+        default=None, description="Defaults to the contact e-mail of your leasing profile."
+    )
+
+
+class FeedChannelIn(_In):
+    type: Literal["feed"] = "feed"
+
+
+ChannelIn = Annotated[
+    WebhookChannelIn | EmailChannelIn | FeedChannelIn, Field(discriminator="type")
+]
+
+
+def _one_per_type(channels: list[Any]) -> list[Any]:
+    kinds = [c.type for c in channels]
+    if len(set(kinds)) != len(kinds):
+        raise ValueError("give each channel type at most once")
+    return channels
+
+
+class SubscriptionCreate(_In):
+    name: str = Field(min_length=1, max_length=120, examples=["Atelier bois, Est parisien"])
+    criteria: CriteriaIn = Field(default_factory=CriteriaIn)
+    channels: list[ChannelIn] = Field(min_length=1, max_length=3)
+    frequency: Frequency = Frequency.INSTANT
+
+    _channels = field_validator("channels")(_one_per_type)
+
+
+class SubscriptionPatch(_In):
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    criteria: CriteriaIn | None = None
+    channels: list[ChannelIn] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=3,
+        description=(
+            "Replaces every channel. A webhook keeps its secret while its URL is unchanged."
+        ),
+    )
+    frequency: Frequency | None = None
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v: list[Any] | None) -> list[Any] | None:
+        return None if v is None else _one_per_type(v)
+
+
+class ChannelOut(BaseModel):
+    type: Channel
+    enabled: bool
+    url: str | None = None
+    address: str | None = None
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    artisan_id: str
+    name: str
+    status: Status
+    frequency: Frequency
+    criteria: dict[str, Any]
+    channels: list[ChannelOut]
+    disabled_reason: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubscriptionCreated(SubscriptionOut):
+    webhook_secret: str | None = Field(
+        description="The webhook signing secret. Shown only in this response: store it now."
+    )
+
+
+class DeliveryOut(BaseModel):
+    id: str = Field(description="Also the webhook-id header: stable across retries.")
+    event_id: str
+    kind: DeliveryKind
+    channel: Channel
+    status: DeliveryStatus
+    artisan_id: str
+    subscription_id: str | None
+    vacancy_id: str | None
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    last_status_code: int | None
+    batch_id: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class TestSendOut(BaseModel):
+    deliveries: list[DeliveryOut]
+
+
+class FeedItemOut(BaseModel):
+    id: int
+    kind: DeliveryKind
+    title: str
+    body: dict[str, Any]
+    subscription_id: str | None
+    created_at: datetime
+    read: bool
+    read_at: datetime | None
+
+
+class FeedPage(BaseModel):
+    items: list[FeedItemOut]
+    unread: int
+    next_before: int | None = Field(description="Pass as `before` to read older items.")
+
+
+class MarkedRead(BaseModel):
+    marked: int
+
+
+class DigestsFlushed(BaseModel):
+    made_due: int
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int

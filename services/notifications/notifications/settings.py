@@ -1,0 +1,67 @@
+"""Notifications settings (env prefix NOTIFICATIONS_)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network, IPv6Network
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from fabkit.settings import ServiceSettings
+
+
+class NotificationsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", extra="ignore")
+
+    service_name: str = "notifications"
+    database_url: str = "sqlite+aiosqlite:///./.run/notifications.db"
+    event_source: str = "/fabrique/notifications"
+    consumer_group: str = "notifications"
+    dlq_topic: str = "notifications.dlq"
+    unit_topic: str = "inventory.unit.events"
+    artisan_topic: str = "leasing.artisan.events"
+    programme_topic: str = "leasing.programme.events"
+    application_topic: str = "leasing.application.events"
+    lease_topic: str = "leasing.lease.events"
+
+    # Where artisans reach this service: the base of the unsubscribe links in e-mails.
+    public_base_url: str = "http://127.0.0.1:8003"
+
+    # Delivery worker.
+    run_delivery_worker: bool = True
+    delivery_concurrency: int = Field(default=16, ge=1, le=500)
+    delivery_max_attempts: int = Field(default=10, ge=1, le=50)
+    delivery_backoff_base_s: float = Field(default=10.0, gt=0, le=3600)
+    delivery_backoff_max_s: float = Field(default=3600.0, gt=0, le=86_400)
+    delivery_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # A claimed delivery whose worker died becomes due again after this long (PostgreSQL;
+    # on SQLite the single worker takes its own claims back at start).
+    delivery_claim_lease_s: float = Field(default=120.0, gt=0, le=3600)
+    # How long a stopping worker lets in-flight sends finish before cancelling them.
+    delivery_shutdown_grace_s: float = Field(default=5.0, ge=0, le=14)
+    digest_hour_utc: int = Field(default=7, ge=0, le=23)
+
+    # Webhooks.
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    # Webhook URLs resolving to loopback, private, link-local, multicast or reserved addresses
+    # are refused unless they fall in one of these networks (e.g. ["127.0.0.0/8", "::1/128"]).
+    webhook_allowed_networks: list[IPv4Network | IPv6Network] = Field(default_factory=list)
+    webhook_require_https: bool = False
+
+    # E-mail.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_timeout_s: float = Field(default=15.0, gt=0, le=120)
+    mail_from: str = "Fabrique <alertes@fabrique.paris>"
+
+    @model_validator(mode="after")
+    def _prod_rules(self) -> NotificationsSettings:
+        if self.environment == "prod" and any(
+            net.prefixlen == 0 for net in self.webhook_allowed_networks
+        ):
+            raise ValueError("webhook_allowed_networks must not allow every address in prod")
+        return self
