@@ -299,7 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if not args.verbose:
-        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+        for noisy in ("aiokafka", "mail.log"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     func: Callable[[argparse.Namespace], Any] = args.func
     return int(func(args))
 

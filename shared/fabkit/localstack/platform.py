@@ -31,6 +31,7 @@ class ServiceSpec:
     port: int
     migrate: list[str]
     seed: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def load_service_specs(path: Path | None = None) -> list[ServiceSpec]:
@@ -105,11 +106,48 @@ class ServiceProcess:
             self.proc.wait()
 
 
+class MailCatcher:
+    """A real SMTP server on 127.0.0.1 that keeps every message as an .eml file."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self._controller: Any = None
+
+    def start(self) -> MailCatcher:
+        from aiosmtpd.controller import Controller
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        folder = self.folder
+
+        class _Keep:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+                name = f"{time.time_ns()}.eml"
+                (folder / name).write_bytes(envelope.original_content or envelope.content)
+                log.info("mail to %s kept in %s", ", ".join(envelope.rcpt_tos), folder / name)
+                return "250 Message accepted"
+
+        self._controller = Controller(_Keep(), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def messages(self) -> list[Path]:
+        return sorted(self.folder.glob("*.eml"))
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
 @dataclass
 class Platform:
     broker: KafkaBroker
     postgres: PostgresServer | None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    mail: MailCatcher | None = None
+    # Tokens a seed step printed (e.g. demo artisans'), shown by the run command.
+    seed_tokens: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
         for service in reversed(list(self.services.values())):
@@ -117,6 +155,8 @@ class Platform:
         self.broker.stop()
         if self.postgres is not None:
             self.postgres.stop()
+        if self.mail is not None:
+            self.mail.stop()
 
 
 def start_platform(
@@ -137,6 +177,7 @@ def start_platform(
     postgres = None
     platform = Platform(broker=broker, postgres=None)
     try:
+        platform.mail = MailCatcher(run_dir / "mail").start()
         if database == "postgres":
             postgres = start_postgres(run_dir / "postgres")
             platform.postgres = postgres
@@ -149,22 +190,58 @@ def start_platform(
                 db_url = postgres.url(spec.name)
             else:
                 db_url = f"sqlite+aiosqlite:///{run_dir / f'{spec.name}.db'}"
+            values = {
+                "url": f"http://127.0.0.1:{port}",
+                "port": str(port),
+                "smtp_host": "127.0.0.1",
+                "smtp_port": str(platform.mail.port),
+            }
             env = {
                 **os.environ,
                 f"{spec.env_prefix}DATABASE_URL": db_url,
                 f"{spec.env_prefix}KAFKA_BOOTSTRAP": broker.bootstrap,
+                **{k: v.format(**values) for k, v in spec.env.items()},
                 **(extra_env or {}),
             }
             service = ServiceProcess(spec, port, env, run_dir / f"{spec.name}.log")
             service.run_step(spec.migrate)
             if seed and spec.seed:
-                log.info("%s: %s", spec.name, service.run_step(spec.seed).strip())
+                output = service.run_step(spec.seed).strip()
+                platform.seed_tokens.update(_tokens_in(output))
+                log.info("%s: seeded %s", spec.name, _summary(output))
             service.start()
             platform.services[spec.name] = service
     except BaseException:
         platform.stop()
         raise
     return platform
+
+
+def _tokens_in(output: str) -> dict[str, str]:
+    """Demo tokens in a seed step's JSON output: items like {<who>: {name}, token: {token}}."""
+    try:
+        data = json.loads(output)
+    except ValueError:
+        return {}
+    found: dict[str, str] = {}
+    for item in data if isinstance(data, list) else []:
+        token = item.get("token") if isinstance(item, dict) else None
+        if not isinstance(token, dict) or "token" not in token:
+            continue
+        who = next((v for k, v in item.items() if k != "token" and isinstance(v, dict)), {})
+        label = who.get("display_name") or who.get("name") or token.get("subject", "?")
+        found[f"{token.get('role', 'user')} {label}"] = token["token"]
+    return found
+
+
+def _summary(output: str) -> str:
+    try:
+        data = json.loads(output)
+    except ValueError:
+        return output[:200]
+    if isinstance(data, list):
+        return f"{len(data)} records"
+    return json.dumps(data)[:200]
 
 
 def describe(platform: Platform, tokens: dict[str, Any]) -> str:
@@ -175,12 +252,17 @@ def describe(platform: Platform, tokens: dict[str, Any]) -> str:
     ]
     if platform.postgres is not None:
         lines.append(f"  PostgreSQL         {platform.postgres.url('postgres')}")
+    if platform.mail is not None:
+        lines.append(
+            f"  mail catcher       smtp://127.0.0.1:{platform.mail.port} (mails kept in "
+            f"{platform.mail.folder})"
+        )
     for name, service in platform.services.items():
         lines.append(
             f"  {name:<18} {service.url}   (API docs {service.url}/docs, metrics /metrics)"
         )
     lines += ["", "Tokens for trying the API (dev secret; valid 30 days):"]
-    for label, token in tokens.items():
+    for label, token in {**tokens, **platform.seed_tokens}.items():
         lines.append(f"  {label}: {token}")
     return "\n".join(lines)
 
