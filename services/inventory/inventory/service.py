@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -18,8 +14,8 @@ from fabkit.auth import Principal, Role, TokenService
 from fabkit.db import on_commit
 from fabkit.errors import ProblemError
 from fabkit.events import CloudEvent, EventPayload
-from fabkit.idempotency import remember, stored_response
-from fabkit.models import IdempotencyRecord
+from fabkit.http import check_if_match, etag_of
+from fabkit.idempotency import Idempotency, Written, run_idempotent
 from fabkit.outbox import add_to_outbox
 from inventory import repository as repo
 from inventory.domain import (
@@ -71,57 +67,6 @@ from inventory.settings import InventorySettings
 Sessions = async_sessionmaker[AsyncSession]
 
 
-@dataclass(frozen=True)
-class Idempotency:
-    """An Idempotency-Key and the request it came with."""
-
-    principal: str
-    key: str
-    method: str
-    path: str
-    request_hash: str
-
-
-@dataclass(frozen=True)
-class Written:
-    """A created or updated resource: its body, version (ETag) and location."""
-
-    status: int
-    body: dict[str, Any]
-    etag: str | None = None
-    location: str | None = None
-    replayed: bool = False
-
-    def headers(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        if self.etag:
-            out["ETag"] = self.etag
-        if self.location:
-            out["Location"] = self.location
-        if self.replayed:
-            out["Idempotent-Replayed"] = "true"
-        return out
-
-
-def etag_of(version: int) -> str:
-    return f'"{version}"'
-
-
-def check_if_match(if_match: str | None, version: int) -> None:
-    """412 when If-Match names another version; no header means last write wins."""
-    if if_match is None:
-        return
-    candidates = [c.strip() for c in if_match.split(",")]
-    if "*" in candidates or etag_of(version) in candidates:
-        return
-    raise ProblemError(
-        412,
-        f"The resource changed since you read it: its current ETag is {etag_of(version)}. "
-        "Read it again and retry with that value in If-Match.",
-        current_etag=etag_of(version),
-    )
-
-
 def _new_id() -> str:
     return str(uuid.uuid4())
 
@@ -135,74 +80,6 @@ def _emit(
 ) -> None:
     event = CloudEvent.of(payload, source=settings.event_source, subject=key)
     add_to_outbox(session, topic=topic, key=key, event=event)
-
-
-class _Replay(Exception):
-    """The key was recorded by a transaction that committed after our first look."""
-
-
-async def _idempotent(
-    sessions: Sessions,
-    idem: Idempotency | None,
-    create: Callable[[AsyncSession], Awaitable[Written]],
-) -> Written:
-    """Run a creating use case once per Idempotency-Key; replay the first answer after that."""
-
-    async def replay() -> Written | None:
-        if idem is None:
-            return None
-        async with sessions() as session:
-            stored = await stored_response(
-                session,
-                principal=idem.principal,
-                key=idem.key,
-                method=idem.method,
-                path=idem.path,
-                request_hash=idem.request_hash,
-            )
-        if stored is None:
-            return None
-        headers = dict(stored.headers)
-        return Written(
-            status=stored.status_code,
-            body=json.loads(bytes(stored.body)),
-            etag=headers.get("etag"),
-            location=headers.get("location"),
-            replayed=True,
-        )
-
-    if (previous := await replay()) is not None:
-        return previous
-    try:
-        async with sessions() as session, session.begin():
-            if idem is not None and await session.get(
-                IdempotencyRecord, (idem.principal, idem.key)
-            ):
-                raise _Replay
-            written = await create(session)
-            if idem is not None:
-                remember(
-                    session,
-                    principal=idem.principal,
-                    key=idem.key,
-                    method=idem.method,
-                    path=idem.path,
-                    request_hash=idem.request_hash,
-                    status_code=written.status,
-                    body=written.body,
-                    headers={
-                        k: v for k, v in written.headers().items() if k != "Idempotent-Replayed"
-                    },
-                )
-        return written
-    except (IntegrityError, ProblemError, _Replay) as exc:
-        # A concurrent request with the same key won the race (its row, or the thing it
-        # created, got in first): answer what it answered.
-        if (previous := await replay()) is not None:
-            return previous
-        if isinstance(exc, _Replay):
-            raise RuntimeError("idempotency record vanished") from exc
-        raise
 
 
 # Landlords -------------------------------------------------------------------------------
@@ -229,7 +106,7 @@ async def create_landlord(
             location=f"/v1/landlords/{landlord.id}",
         )
 
-    return await _idempotent(sessions, idem, create)
+    return await run_idempotent(sessions, idem, create)
 
 
 async def issue_landlord_token(
@@ -309,7 +186,7 @@ async def create_site(
             location=f"/v1/sites/{site.id}",
         )
 
-    return await _idempotent(sessions, idem, create)
+    return await run_idempotent(sessions, idem, create)
 
 
 async def get_site(sessions: Sessions, site_id: str) -> Site:
@@ -557,7 +434,7 @@ async def create_unit(
             location=f"/v1/units/{unit.id}",
         )
 
-    return await _idempotent(sessions, idem, create)
+    return await run_idempotent(sessions, idem, create)
 
 
 def _open_vacancy(

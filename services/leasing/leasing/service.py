@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,8 +19,8 @@ from fabkit.auth import Principal, Role, TokenService
 from fabkit.db import on_commit
 from fabkit.errors import ProblemError
 from fabkit.events import CloudEvent, EventPayload
-from fabkit.idempotency import remember, stored_response
-from fabkit.models import IdempotencyRecord
+from fabkit.http import check_if_match, etag_of
+from fabkit.idempotency import Idempotency, Written, run_idempotent
 from fabkit.outbox import add_to_outbox
 from leasing import repository as repo
 from leasing.domain import (
@@ -110,38 +109,6 @@ AVAILABLE = "available"  # inventory's unit status of an open vacancy
 
 
 @dataclass(frozen=True)
-class Idempotency:
-    """An Idempotency-Key and the request it came with."""
-
-    principal: str
-    key: str
-    method: str
-    path: str
-    request_hash: str
-
-
-@dataclass(frozen=True)
-class Written:
-    """A created or updated resource: its body, version (ETag) and location."""
-
-    status: int
-    body: dict[str, Any]
-    etag: str | None = None
-    location: str | None = None
-    replayed: bool = False
-
-    def headers(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        if self.etag:
-            out["ETag"] = self.etag
-        if self.location:
-            out["Location"] = self.location
-        if self.replayed:
-            out["Idempotent-Replayed"] = "true"
-        return out
-
-
-@dataclass(frozen=True)
 class Actor:
     """Who took a decision: a principal, or leasing itself (expiries, closed vacancies)."""
 
@@ -160,25 +127,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def etag_of(version: int) -> str:
-    return f'"{version}"'
-
-
-def check_if_match(if_match: str | None, version: int) -> None:
-    """412 when If-Match names another version; no header means last write wins."""
-    if if_match is None:
-        return
-    candidates = [c.strip() for c in if_match.split(",")]
-    if "*" in candidates or etag_of(version) in candidates:
-        return
-    raise ProblemError(
-        412,
-        f"The resource changed since you read it: its current ETag is {etag_of(version)}. "
-        "Read it again and retry with that value in If-Match.",
-        current_etag=etag_of(version),
-    )
-
-
 def _new_id() -> str:
     return str(uuid.uuid4())
 
@@ -188,81 +136,6 @@ def _emit(
 ) -> None:
     event = CloudEvent.of(payload, source=settings.event_source, subject=key)
     add_to_outbox(session, topic=TOPIC_OF[payload.event_type], key=key, event=event)
-
-
-class _Replay(Exception):
-    """The key was recorded by a transaction that committed after our first look."""
-
-
-async def _idempotent(
-    sessions: Sessions,
-    idem: Idempotency | None,
-    create: Callable[[AsyncSession], Awaitable[Written]],
-    *,
-    conflict: str,
-) -> Written:
-    """Run a creating use case once per Idempotency-Key; replay the first answer after that.
-
-    `conflict` is the 409 detail when a unique constraint refuses the write (a concurrent
-    request created the same thing first).
-    """
-
-    async def replay() -> Written | None:
-        if idem is None:
-            return None
-        async with sessions() as session:
-            stored = await stored_response(
-                session,
-                principal=idem.principal,
-                key=idem.key,
-                method=idem.method,
-                path=idem.path,
-                request_hash=idem.request_hash,
-            )
-        if stored is None:
-            return None
-        headers = dict(stored.headers)
-        return Written(
-            status=stored.status_code,
-            body=json.loads(bytes(stored.body)),
-            etag=headers.get("etag"),
-            location=headers.get("location"),
-            replayed=True,
-        )
-
-    if (previous := await replay()) is not None:
-        return previous
-    try:
-        async with sessions() as session, session.begin():
-            if idem is not None and await session.get(
-                IdempotencyRecord, (idem.principal, idem.key)
-            ):
-                raise _Replay
-            written = await create(session)
-            if idem is not None:
-                remember(
-                    session,
-                    principal=idem.principal,
-                    key=idem.key,
-                    method=idem.method,
-                    path=idem.path,
-                    request_hash=idem.request_hash,
-                    status_code=written.status,
-                    body=written.body,
-                    headers={
-                        k: v for k, v in written.headers().items() if k != "Idempotent-Replayed"
-                    },
-                )
-        return written
-    except (IntegrityError, ProblemError, _Replay) as exc:
-        # A concurrent request with the same key won the race: answer what it answered.
-        if (previous := await replay()) is not None:
-            return previous
-        if isinstance(exc, _Replay):
-            raise RuntimeError("idempotency record vanished") from exc
-        if isinstance(exc, IntegrityError):
-            raise ProblemError(409, conflict) from exc
-        raise
 
 
 def _can_see(principal: Principal, artisan_id: str, landlord_id: str) -> bool:
@@ -984,7 +857,7 @@ async def submit_application(
             201, application_out(app).model_dump(mode="json"), location=f"/v1/applications/{app.id}"
         )
 
-    return await _idempotent(
+    return await run_idempotent(
         sessions,
         idem,
         create,
@@ -1243,7 +1116,7 @@ async def make_offer(
             201, lease_out(lease).model_dump(mode="json"), location=f"/v1/leases/{lease.id}"
         )
 
-    return await _idempotent(sessions, idem, create, conflict=_open_lease_conflict(None))
+    return await run_idempotent(sessions, idem, create, conflict=_open_lease_conflict(None))
 
 
 def _open_lease_conflict(status: str | None) -> str:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from fabkit.auth import Principal
-from fabkit.idempotency import fingerprint, validate_key
+from fabkit.http import IdempotencyKey, IfMatch, respond
+from fabkit.idempotency import idempotency_of as idempotency
 from leasing.eligibility import Catalogue
-from leasing.service import Idempotency, Written
 from leasing.settings import LeasingSettings
 
 
@@ -31,33 +29,17 @@ def get_catalogue(request: Request) -> Catalogue:
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 SettingsDep = Annotated[LeasingSettings, Depends(get_settings)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        description="Retrying a POST with the same key returns the first answer.",
-    ),
+
+
+__all__ = [
+    "CatalogueDep",
+    "IdempotencyKey",
+    "IfMatch",
+    "SessionsDep",
+    "SettingsDep",
+    "get_catalogue",
+    "get_sessions",
+    "get_settings",
+    "idempotency",
+    "respond",
 ]
-IfMatch = Annotated[
-    str | None,
-    Header(alias="If-Match", description="The ETag you read; 412 if the resource changed since."),
-]
-
-
-def idempotency(
-    principal: Principal, key: str | None, request: Request, payload: Any
-) -> Idempotency | None:
-    key = validate_key(key)
-    if key is None:
-        return None
-    return Idempotency(
-        principal=f"{principal.role.value}:{principal.subject}",
-        key=key,
-        method=request.method,
-        path=request.url.path,
-        request_hash=fingerprint(payload),
-    )
-
-
-def respond(written: Written) -> JSONResponse:
-    return JSONResponse(written.body, status_code=written.status, headers=written.headers())
