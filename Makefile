@@ -2,7 +2,7 @@
 export UV_PYTHON_DOWNLOADS := never
 UV_RUN := uv run --no-sync
 
-.PHONY: bootstrap run test test-fast lint format bench up down clean
+.PHONY: bootstrap run test test-fast lint format bench up down clean check-deploy
 
 bootstrap:  ## install system packages (if missing), the Python workspace and the Kafka jars
 	@./scripts/bootstrap.sh
@@ -25,6 +25,9 @@ lint: bootstrap  ## ruff, mypy, import-linter
 format:
 	$(UV_RUN) ruff format .
 	$(UV_RUN) ruff check --fix .
+
+check-deploy: bootstrap  ## deployment checks: manifests, compose, dashboards and rules, metrics really exported
+	$(UV_RUN) pytest tests/deploy
 
 bench: bootstrap  ## benchmarks on the local stack; writes docs/benchmarks.md
 	$(UV_RUN) python -m bench -n 3000 --repeats 3

@@ -10,6 +10,8 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 command -v make >/dev/null 2>&1 || missing+=(make)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)  # kubectl kustomize, tests/deploy
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool + prometheus for tests/deploy
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: please install: ${missing[*]} (needs root)" >&2
@@ -22,6 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v pg_ctlcluster >/dev/null 2>&1; then
     service postgresql stop >/dev/null 2>&1 || true
   fi
+  service prometheus stop >/dev/null 2>&1 || true  # Debian may start one on 9090
 fi
 
 if ! command -v uv >/dev/null 2>&1; then

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,14 @@ class ServiceProcess:
             )
         return done.stdout
 
-    def start(self, timeout: float = 60.0) -> None:
+    def setup(self, seed: bool) -> str | None:
+        """Migrate the database, then load demo data if asked; returns the seed's output."""
+        self.run_step(self.spec.migrate)
+        if seed and self.spec.seed:
+            return self.run_step(self.spec.seed).strip()
+        return None
+
+    def start(self, timeout: float = 90.0) -> None:
         handle = self.log_path.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603
             [
@@ -181,36 +189,24 @@ def start_platform(
         if database == "postgres":
             postgres = start_postgres(run_dir / "postgres")
             platform.postgres = postgres
+        prepared: list[ServiceProcess] = []
         for spec in load_service_specs():
             if services is not None and spec.name not in services:
                 continue
-            port = spec.port if fixed_ports and port_is_free(spec.port) else free_port()
-            if postgres is not None:
-                postgres.create_database(spec.name)
-                db_url = postgres.url(spec.name)
-            else:
-                db_url = f"sqlite+aiosqlite:///{run_dir / f'{spec.name}.db'}"
-            values = {
-                "url": f"http://127.0.0.1:{port}",
-                "port": str(port),
-                "smtp_host": "127.0.0.1",
-                "smtp_port": str(platform.mail.port),
-            }
-            env = {
-                **os.environ,
-                f"{spec.env_prefix}DATABASE_URL": db_url,
-                f"{spec.env_prefix}KAFKA_BOOTSTRAP": broker.bootstrap,
-                **{k: v.format(**values) for k, v in spec.env.items()},
-                **(extra_env or {}),
-            }
-            service = ServiceProcess(spec, port, env, run_dir / f"{spec.name}.log")
-            service.run_step(spec.migrate)
-            if seed and spec.seed:
-                output = service.run_step(spec.seed).strip()
-                platform.seed_tokens.update(_tokens_in(output))
-                log.info("%s: seeded %s", spec.name, _summary(output))
-            service.start()
-            platform.services[spec.name] = service
+            prepared.append(
+                _prepare(spec, run_dir, broker, postgres, platform, fixed_ports, extra_env)
+            )
+        # Services are independent: migrate, seed and start them side by side.
+        with ThreadPoolExecutor(max_workers=len(prepared) or 1) as pool:
+            for service, output in zip(
+                prepared, pool.map(lambda s: s.setup(seed), prepared), strict=True
+            ):
+                if output:
+                    platform.seed_tokens.update(_tokens_in(output))
+                    log.info("%s: seeded %s", service.spec.name, _summary(output))
+            for service in prepared:
+                platform.services[service.spec.name] = service
+            list(pool.map(lambda s: s.start(), prepared))
     except BaseException:
         platform.stop()
         raise
@@ -242,6 +238,38 @@ def _summary(output: str) -> str:
     if isinstance(data, list):
         return f"{len(data)} records"
     return json.dumps(data)[:200]
+
+
+def _prepare(
+    spec: ServiceSpec,
+    run_dir: Path,
+    broker: KafkaBroker,
+    postgres: PostgresServer | None,
+    platform: Platform,
+    fixed_ports: bool,
+    extra_env: dict[str, str] | None,
+) -> ServiceProcess:
+    port = spec.port if fixed_ports and port_is_free(spec.port) else free_port()
+    if postgres is not None:
+        postgres.create_database(spec.name)
+        db_url = postgres.url(spec.name)
+    else:
+        db_url = f"sqlite+aiosqlite:///{run_dir / f'{spec.name}.db'}"
+    assert platform.mail is not None
+    values = {
+        "url": f"http://127.0.0.1:{port}",
+        "port": str(port),
+        "smtp_host": "127.0.0.1",
+        "smtp_port": str(platform.mail.port),
+    }
+    env = {
+        **os.environ,
+        f"{spec.env_prefix}DATABASE_URL": db_url,
+        f"{spec.env_prefix}KAFKA_BOOTSTRAP": broker.bootstrap,
+        **{k: v.format(**values) for k, v in spec.env.items()},
+        **(extra_env or {}),
+    }
+    return ServiceProcess(spec, port, env, run_dir / f"{spec.name}.log")
 
 
 def describe(platform: Platform, tokens: dict[str, Any]) -> str:

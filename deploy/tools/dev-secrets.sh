@@ -1,0 +1,32 @@
+#!/bin/sh
+# Creates the Secrets the dev overlay refers to, with random values, in a namespace (default
+# fabrique-dev). Nothing secret is ever committed. Existing Secrets are left alone (the dev
+# databases keep the password they were initialised with).
+#
+#   deploy/tools/dev-secrets.sh [namespace]
+set -eu
+ns="${1:-fabrique-dev}"
+
+random() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+
+exists() { kubectl -n "$ns" get secret "$1" >/dev/null 2>&1; }
+
+kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl create namespace "$ns"
+
+# One JWT secret for the three services (a token issued by one is checked by the others).
+if exists fabrique-jwt; then
+  echo "fabrique-jwt exists, kept"
+else
+  kubectl -n "$ns" create secret generic fabrique-jwt --from-literal=jwt-secret="$(random)"
+fi
+
+for service in inventory leasing notifications; do
+  if exists "$service-db"; then
+    echo "$service-db exists, kept"
+    continue
+  fi
+  password="$(random)"
+  kubectl -n "$ns" create secret generic "$service-db" \
+    --from-literal=password="$password" \
+    --from-literal=database-url="postgresql+asyncpg://$service:$password@$service-postgres:5432/$service"
+done

@@ -1,0 +1,286 @@
+"""docker-compose.yml: valid against the Compose Specification's JSON Schema (shipped in
+tests/deploy/schemas), and `docker compose up` is the whole story: start order by health and
+completion, a migration one-shot per service, topics from deploy/topics.json, one database per
+service, monitoring provisioned, every mounted file present, every variable a real setting."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+SERVICES = ("inventory", "leasing", "notifications")
+_VARIABLE = re.compile(r"\$(?:\$|\{(?P<braced>[^}]+)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+
+
+def interpolate(value: Any, environ: dict[str, str]) -> Any:
+    """Compose's interpolation: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, $$."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, environ) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        expr = match.group("braced") or match.group("plain")
+        for sep in (":-", "-", ":?", "?"):
+            if sep in expr:
+                name, _, default = expr.partition(sep)
+                current = environ.get(name)
+                if sep.startswith(":") and not current:
+                    current = None
+                if current is None:
+                    if "?" in sep:
+                        raise AssertionError(f"${{{expr}}} requires {name}: {default}")
+                    return default
+                return current
+        return environ.get(expr, "")
+
+    return _VARIABLE.sub(one, value)
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def compose(raw: dict[str, Any]) -> dict[str, Any]:
+    """The file as compose reads it with no variable set (YAML anchors and merges resolved)."""
+    return interpolate(raw, {})  # type: ignore[no-any-return]
+
+
+def test_valid_against_the_compose_specification(kit: ModuleType, compose: dict[str, Any]) -> None:
+    jsonschema = kit.need("jsonschema")
+    schema = kit.load_json(kit.SCHEMAS / "compose-spec.json")
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(compose)]
+    assert not errors, "\n".join(errors)
+
+
+def test_the_schema_has_teeth(kit: ModuleType, compose: dict[str, Any]) -> None:
+    jsonschema = kit.need("jsonschema")
+    schema = kit.load_json(kit.SCHEMAS / "compose-spec.json")
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    broken = {
+        **compose,
+        "services": {
+            **compose["services"],
+            "kafka": {**compose["services"]["kafka"], "helthcheck": {}},
+        },
+    }
+    assert list(validator.iter_errors(broken))
+    broken = {
+        **compose,
+        "services": {"x": {"image": "a", "depends_on": {"y": {"condition": "service_done"}}}},
+    }
+    assert list(validator.iter_errors(broken))
+
+
+def test_docker_compose_config_accepts_it_when_the_cli_exists() -> None:
+    """The compose CLI's own check, where the plugin exists (not on the project's machines)."""
+    docker = shutil.which("docker")
+    if (
+        docker is None
+        or subprocess.run(
+            [docker, "compose", "version"], capture_output=True, check=False
+        ).returncode
+    ):
+        pytest.skip("the docker compose CLI is not installed here; the JSON Schema check stands in")
+    done = subprocess.run(
+        [docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_start_order_is_by_health_and_completion(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        for target, condition in (service.get("depends_on") or {}).items():
+            assert target in services, f"{name} depends on unknown {target}"
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in services[target], f"{target} has no healthcheck"
+            if condition["condition"] == "service_completed_successfully":
+                assert services[target].get("restart") == "no", f"{target} is not a one-shot"
+    kafka = services["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert kafka["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert services["kafka-topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for service in SERVICES:
+        app = services[service]
+        migrate = services[f"{service}-migrate"]
+        assert migrate["command"] == ["migrate"] and migrate["restart"] == "no"
+        assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+        needs = app["depends_on"]
+        assert needs[f"{service}-migrate"]["condition"] == "service_completed_successfully"
+        assert needs["kafka-topics"]["condition"] == "service_completed_successfully"
+        assert "readyz" in " ".join(app["healthcheck"]["test"])
+        assert app["command"] == ["serve"]
+
+
+def test_topics_come_from_deploy_topics_json(kit: ModuleType, compose: dict[str, Any]) -> None:
+    job = compose["services"]["kafka-topics"]
+    assert "./deploy/topics.json:/opt/fabrique/topics.json:ro" in job["volumes"]
+    script = kit.DEPLOY / "compose" / "create_topics.py"
+    assert f"./{script.relative_to(ROOT)}:/opt/fabrique/create_topics.py:ro" in job["volumes"]
+    assert job["command"][1] == "/opt/fabrique/create_topics.py"
+    assert "ensure_topics_sync" in script.read_text(encoding="utf-8")
+
+
+def test_the_topic_job_against_a_real_broker(
+    live_platform: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy/compose/create_topics.py on the platform's broker (its topics already exist):
+    every topic reported with the partition count of deploy/topics.json."""
+    spec = importlib.util.spec_from_file_location(
+        "create_topics", ROOT / "deploy" / "compose" / "create_topics.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    bootstrap = live_platform.broker.bootstrap
+    assert module.main(["--bootstrap", bootstrap, str(ROOT / "deploy" / "topics.json")]) == 0
+    out = capsys.readouterr().out
+    assert "inventory.unit.events" in out and "partitions=6 (exists)" in out
+
+
+def test_one_database_and_role_per_service(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    init = ROOT / "deploy" / "compose" / "postgres" / "init-databases.sh"
+    assert any(
+        v.startswith("./deploy/compose/postgres/init-databases.sh:/docker-entrypoint-initdb.d/")
+        for v in postgres["volumes"]
+    )
+    text = init.read_text(encoding="utf-8")
+    assert "for service in inventory leasing notifications" in text
+    for service in SERVICES:
+        url = compose["services"][service]["environment"][f"{service.upper()}_DATABASE_URL"]
+        assert url.startswith(f"postgresql+asyncpg://{service}:") and url.endswith(
+            f"@postgres:5432/{service}"
+        )
+        password = url.split(":")[2].split("@")[0]
+        assert postgres["environment"][f"{service.upper()}_DB_PASSWORD"] == password
+
+
+def test_services_are_built_from_the_shared_dockerfile_and_hardened(
+    compose: dict[str, Any],
+) -> None:
+    for name, service in compose["services"].items():
+        build = service.get("build")
+        if build is None:
+            continue
+        target = build["args"]["SERVICE"]
+        assert target in SERVICES
+        assert build["dockerfile"] == "deploy/docker/Dockerfile" and build["context"] == "."
+        assert service["image"] == f"fabrique/{target}:local", name
+        assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert service["tmpfs"] == ["/tmp"], name
+
+
+def test_environment_variables_are_settings_the_services_read(
+    kit: ModuleType, compose: dict[str, Any]
+) -> None:
+    from fabkit.settings import DEV_JWT_SECRET
+
+    for name, service in compose["services"].items():
+        target = (service.get("build") or {}).get("args", {}).get("SERVICE")
+        if target is None or "environment" not in service:
+            continue
+        env = service["environment"]
+        unknown = set(env) - kit.settings_env_names(target)
+        assert not unknown, f"{name}: {sorted(unknown)}"
+        # One JWT secret for all: a token issued by one service is accepted by the others.
+        assert env[f"{target.upper()}_JWT_SECRET"] == DEV_JWT_SECRET
+        assert env[f"{target.upper()}_ENVIRONMENT"] == "dev"
+        assert env[f"{target.upper()}_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    notifications = compose["services"]["notifications"]["environment"]
+    assert notifications["NOTIFICATIONS_SMTP_HOST"] == "mailpit"
+    assert compose["services"]["mailpit"]["image"].startswith("axllent/mailpit:")
+
+
+def test_a_secret_from_the_environment_reaches_every_service(raw: dict[str, Any]) -> None:
+    compose = interpolate(raw, {"FABRIQUE_JWT_SECRET": "s" * 40})
+    for service in SERVICES:
+        assert (
+            compose["services"][service]["environment"][f"{service.upper()}_JWT_SECRET"] == "s" * 40
+        )
+
+
+def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name}: {source}"
+            else:
+                assert source in compose["volumes"], f"{name}: undeclared volume {source}"
+
+
+def test_ports_do_not_clash(compose: dict[str, Any]) -> None:
+    published = [
+        str(port).split(":")[0]
+        for service in compose["services"].values()
+        for port in service.get("ports", [])
+    ]
+    assert len(published) == len(set(published)), published
+    assert {"8001", "8002", "8003", "3000", "9090", "8025", "9094"} <= set(published)
+
+
+def test_prometheus_and_grafana_are_provisioned(kit: ModuleType, compose: dict[str, Any]) -> None:
+    prometheus = kit.load_yaml(kit.DEPLOY / "compose" / "prometheus.yml")
+    targets = {
+        target: config["labels"]["fabrique_service"]
+        for job in prometheus["scrape_configs"]
+        for config in job["static_configs"]
+        for target in config["targets"]
+        if "labels" in config
+    }
+    assert targets == {f"{s}:8000": s for s in SERVICES}
+    assert prometheus["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    assert (
+        "./deploy/prometheus/rules:/etc/prometheus/rules:ro"
+        in compose["services"]["prometheus"]["volumes"]
+    )
+    grafana = compose["services"]["grafana"]
+    assert "./deploy/grafana/dashboards:/etc/grafana/dashboards:ro" in grafana["volumes"]
+    provider = kit.load_yaml(
+        kit.DEPLOY / "compose" / "grafana" / "provisioning" / "dashboards" / "fabrique.yml"
+    )
+    assert provider["providers"][0]["options"]["path"] == "/etc/grafana/dashboards"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (kit.DEPLOY / "grafana" / "dashboards" / Path(home).name).is_file()
+    datasource = kit.load_yaml(
+        kit.DEPLOY / "compose" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+    )
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def test_shell_scripts_parse() -> None:
+    sh = shutil.which("sh")
+    assert sh is not None
+    for script in (
+        ROOT / "deploy" / "compose" / "postgres" / "init-databases.sh",
+        ROOT / "deploy" / "docker" / "entrypoint.sh",
+        ROOT / "deploy" / "tools" / "dev-secrets.sh",
+    ):
+        assert os.access(script, os.X_OK), f"{script} is not executable"
+        done = subprocess.run([sh, "-n", str(script)], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"{script}: {done.stderr}"
