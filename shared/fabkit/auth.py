@@ -37,9 +37,13 @@ class TokenService:
 
     ALGORITHM = "HS256"
 
-    def __init__(self, secret: str, issuer: str = "fabrique") -> None:
+    def __init__(
+        self, secret: str, issuer: str = "fabrique", previous: tuple[str, ...] = ()
+    ) -> None:
         self._secret = secret
         self._issuer = issuer
+        # Rotation: tokens signed with a previous secret stay valid until it is dropped.
+        self._verify_with = (secret, *previous)
 
     def issue(self, subject: str, role: Role, ttl_seconds: int = 30 * 24 * 3600) -> str:
         now = int(time.time())
@@ -53,17 +57,22 @@ class TokenService:
         return jwt.encode(claims, self._secret, algorithm=self.ALGORITHM)
 
     def decode(self, token: str) -> Principal:
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[self.ALGORITHM],
-                issuer=self._issuer,
-                options={"require": ["sub", "role", "exp", "iss"]},
-            )
-            return Principal(subject=str(claims["sub"]), role=Role(claims["role"]))
-        except (jwt.PyJWTError, ValueError) as exc:
-            raise _unauthorized(f"Invalid bearer token: {exc}") from exc
+        error: Exception | None = None
+        for secret in self._verify_with:
+            try:
+                claims = jwt.decode(
+                    token,
+                    secret,
+                    algorithms=[self.ALGORITHM],
+                    issuer=self._issuer,
+                    options={"require": ["sub", "role", "exp", "iss"]},
+                )
+                return Principal(subject=str(claims["sub"]), role=Role(claims["role"]))
+            except jwt.InvalidSignatureError as exc:
+                error = exc  # perhaps signed with another of our secrets
+            except (jwt.PyJWTError, ValueError) as exc:
+                raise _unauthorized(f"Invalid bearer token: {exc}") from exc
+        raise _unauthorized(f"Invalid bearer token: {error}")
 
 
 def _unauthorized(detail: str) -> ProblemError:

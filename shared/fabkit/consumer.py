@@ -74,6 +74,7 @@ class ConsumerRunner:
         self._max_attempts = max_attempts
         self._retry_backoff = retry_backoff
         self.connected = False
+        self._lag_labels: set[tuple[str, str]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; any broker failure restarts the clients."""
@@ -115,6 +116,12 @@ class ConsumerRunner:
             await self._observe_lag(consumer)
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
+        assigned = {(tp.topic, str(tp.partition)) for tp in consumer.assignment()}
+        for labels in self._lag_labels - assigned:
+            # A partition taken away by a rebalance is another replica's to report now.
+            with contextlib.suppress(KeyError):
+                self._metrics.consumer_lag.remove(*labels)
+        self._lag_labels = assigned
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
             if high is None:

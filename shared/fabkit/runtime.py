@@ -90,7 +90,7 @@ def build_runtime(
         engine=engine,
         sessions=sessions,
         metrics=metrics,
-        tokens=TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer),
+        tokens=settings.token_service(),
         signal=signal,
         relay=relay,
     )

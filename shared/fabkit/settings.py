@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fabkit.auth import TokenService
+
 DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0000"  # noqa: S105 - refused outside dev/test
 
 Environment = Literal["dev", "test", "prod"]
@@ -23,6 +25,8 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_client_id: str | None = None
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    # Secrets still accepted (not used to sign) while a rotation is rolled out.
+    jwt_previous_secrets: list[SecretStr] = Field(default_factory=list)
     jwt_issuer: str = "fabrique"
     log_level: str = "INFO"
     outbox_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
@@ -40,7 +44,17 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("jwt_secret is the development default; set a real secret in prod")
             if len(secret) < 32:
                 raise ValueError("jwt_secret must be at least 32 characters in prod")
+            if any(p.get_secret_value() == DEV_JWT_SECRET for p in self.jwt_previous_secrets):
+                raise ValueError("jwt_previous_secrets must not include the development secret")
         return self
+
+    def token_service(self) -> TokenService:
+        """Signs with jwt_secret; also accepts the previous secrets during a rotation."""
+        return TokenService(
+            self.jwt_secret.get_secret_value(),
+            self.jwt_issuer,
+            previous=tuple(p.get_secret_value() for p in self.jwt_previous_secrets),
+        )
 
     @property
     def is_sqlite(self) -> bool:

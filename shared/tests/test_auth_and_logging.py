@@ -216,3 +216,16 @@ def test_redacting_filter_keeps_clean_records_untouched() -> None:
 
     assert RedactingFilter().filter(record) is True
     assert (record.msg, record.args) == ("unit %s", ("u-1",))
+
+
+def test_rotation_accepts_previous_secrets_but_signs_with_the_new_one() -> None:
+    old = TokenService("o" * 40)
+    rotating = TokenService("n" * 40, previous=("o" * 40,))
+    token_from_old = old.issue("landlord-1", Role.LANDLORD)
+    assert rotating.decode(token_from_old).subject == "landlord-1"
+    fresh = rotating.issue("landlord-1", Role.LANDLORD)
+    with pytest.raises(ProblemError) as refused:
+        old.decode(fresh)  # signed with the new secret only
+    assert refused.value.status == 401
+    with pytest.raises(ProblemError):
+        TokenService("n" * 40).decode(token_from_old)  # the old secret dropped: refused

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from fabkit.auth import Role, TokenService
+from fabkit.auth import Role
 from fabkit.db import make_engine, make_session_factory
 from fabkit.migrations import upgrade
 from inventory import service
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(_with_sessions(settings, lambda s: seed(settings, s)))
         print(json.dumps(result.__dict__))
     elif args.command == "issue-token":
-        tokens = TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
+        tokens = settings.token_service()
         print(tokens.issue(args.subject, Role(args.role), args.ttl_days * 24 * 3600))
     elif args.command == "create-landlord":
         data = LandlordCreate(name=args.name, kind=LandlordKind(args.kind))

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from fabkit.auth import Role, TokenService
+from fabkit.auth import Role
 from fabkit.db import make_engine, make_session_factory
 from fabkit.errors import ProblemError
 from fabkit.migrations import upgrade
@@ -54,7 +54,7 @@ async def seed(settings: LeasingSettings) -> list[dict[str, Any]]:
     """Register the demo artisans (once) and return them with fresh tokens."""
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
-    tokens = TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
+    tokens = settings.token_service()
     ttl = settings.artisan_token_ttl_days * 24 * 3600
     out = []
     try:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "seed":
         print(json.dumps(asyncio.run(seed(settings)), ensure_ascii=False))
     elif args.command == "issue-token":
-        tokens = TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
+        tokens = settings.token_service()
         print(tokens.issue(args.subject, Role(args.role), args.ttl_days * 24 * 3600))
     return 0
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fabkit.auth import Role, TokenService
+from fabkit.auth import Role
 from fabkit.migrations import upgrade
 from notifications.settings import NotificationsSettings
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         migrate(settings)
     elif args.command == "issue-token":
-        tokens = TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
+        tokens = settings.token_service()
         print(tokens.issue(args.subject, Role(args.role), args.ttl_days * 24 * 3600))
     return 0
 
