@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from fabkit.errors import install_problem_handlers
+from fabkit.errors import install_problem_handlers, install_problem_openapi
 from fabkit.health import router as health_router
 from fabkit.logging import configure_logging
 from fabkit.metrics import ServiceMetrics, install_metrics
@@ -53,6 +53,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    install_problem_openapi(app)
     install_metrics(app, ServiceMetrics.for_service(settings.service_name))
     app.include_router(health_router)
     for module in (subscriptions, feed, deliveries, unsubscribe):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -67,6 +67,43 @@ async def replace_terms(
     await session.flush()
 
 
+def _candidates_statement(dims: tuple[str, ...]) -> Any:
+    """The index query for units probing `dims` beyond the arrondissement, with bound values."""
+    driver = aliased(SubscriptionTerm)
+    s = Subscription
+    surface, rent = bindparam("surface"), bindparam("rent")
+    stmt = (
+        select(s)
+        .join(driver, driver.subscription_id == s.id)
+        .where(
+            driver.dim == DIM_ARRONDISSEMENT,
+            col(driver.value).in_(bindparam(f"probe_{DIM_ARRONDISSEMENT}", expanding=True)),
+            s.status == SubscriptionStatus.ACTIVE.value,
+            or_(col(s.min_surface_m2).is_(None), col(s.min_surface_m2) <= surface),
+            or_(col(s.max_surface_m2).is_(None), col(s.max_surface_m2) >= surface),
+            or_(col(s.max_rent_eur_m2_year).is_(None), col(s.max_rent_eur_m2_year) >= rent),
+            col(s.feature_mask).op("&")(bindparam("feature_mask")) == s.feature_mask,
+        )
+    )
+    for dim in dims:
+        term = aliased(SubscriptionTerm)
+        stmt = stmt.where(
+            select(term.subscription_id)
+            .where(
+                term.dim == dim,
+                col(term.value).in_(bindparam(f"probe_{dim}", expanding=True)),
+                term.subscription_id == driver.subscription_id,
+            )
+            .exists()
+        )
+    return stmt
+
+
+# Built once per shape (which dimensions a unit probes): building the aliased, correlated
+# statement cost several times more than running it (benchmarks: matching).
+_CANDIDATE_STATEMENTS: dict[tuple[str, ...], Any] = {}
+
+
 async def candidate_subscriptions(session: AsyncSession, unit: UnitFacts) -> Sequence[Subscription]:
     """Active subscriptions whose criteria fit the unit, found through the inverted index.
 
@@ -76,36 +113,15 @@ async def candidate_subscriptions(session: AsyncSession, unit: UnitFacts) -> Seq
     filed under the unit's arrondissement, not the number of subscriptions.
     """
     probes = probe_terms(unit)
-    driver = aliased(SubscriptionTerm)
-    s = Subscription
-    stmt = (
-        select(s)
-        .join(driver, driver.subscription_id == s.id)
-        .where(
-            driver.dim == DIM_ARRONDISSEMENT,
-            col(driver.value).in_(probes.pop(DIM_ARRONDISSEMENT)),
-            s.status == SubscriptionStatus.ACTIVE.value,
-            or_(col(s.min_surface_m2).is_(None), col(s.min_surface_m2) <= unit.surface_m2),
-            or_(col(s.max_surface_m2).is_(None), col(s.max_surface_m2) >= unit.surface_m2),
-            or_(
-                col(s.max_rent_eur_m2_year).is_(None),
-                col(s.max_rent_eur_m2_year) >= unit.rent_eur_m2_year,
-            ),
-            col(s.feature_mask).op("&")(unit.feature_mask) == s.feature_mask,
-        )
+    dims = tuple(d for d in probes if d != DIM_ARRONDISSEMENT)
+    stmt = _CANDIDATE_STATEMENTS.get(dims)
+    if stmt is None:
+        stmt = _CANDIDATE_STATEMENTS[dims] = _candidates_statement(dims)
+    params: dict[str, Any] = {f"probe_{dim}": values for dim, values in probes.items()}
+    params.update(
+        surface=unit.surface_m2, rent=unit.rent_eur_m2_year, feature_mask=unit.feature_mask
     )
-    for dim, values in probes.items():
-        term = aliased(SubscriptionTerm)
-        stmt = stmt.where(
-            select(term.subscription_id)
-            .where(
-                term.dim == dim,
-                col(term.value).in_(values),
-                term.subscription_id == driver.subscription_id,
-            )
-            .exists()
-        )
-    return (await session.execute(stmt)).scalars().all()
+    return (await session.execute(stmt, params)).scalars().all()
 
 
 # Read models ---------------------------------------------------------------------------------
