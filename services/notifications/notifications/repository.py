@@ -71,7 +71,8 @@ def _candidates_statement(dims: tuple[str, ...]) -> Any:
     """The index query for units probing `dims` beyond the arrondissement, with bound values."""
     driver = aliased(SubscriptionTerm)
     s = Subscription
-    surface, rent = bindparam("surface"), bindparam("rent")
+    surface: Any = bindparam("surface")
+    rent: Any = bindparam("rent")
     stmt = (
         select(s)
         .join(driver, driver.subscription_id == s.id)
