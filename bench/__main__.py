@@ -1,82 +1,164 @@
-"""`python -m bench`: run every benchmark on the local stack and rewrite docs/benchmarks.md."""
+"""`python -m bench`: run the benchmarks and rewrite docs/benchmarks.md.
+
+    python -m bench -n 3000 --repeats 3               # everything (make bench), ~15 minutes
+    python -m bench --only latency,api                 # some of them; prints, no doc rewrite
+
+Sections: pipeline (row 5, own broker), matching (row 4, no broker), then on one platform
+started like `fabrique-stack run`: latency (row 1), api and memory (rows 3 and 6), fanout
+(row 2, last: a fan-out that times out leaves deliveries in flight). Every run writes its raw
+figures to .run/bench/results.json; only a full run rewrites docs/benchmarks.md (or give
+--output).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
+import sys
 import tempfile
+import time
+import traceback
 from pathlib import Path
+from typing import Any
 
-from bench import machine, pipeline
+from bench import machine, say
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+RESULTS = ROOT / ".run" / "bench" / "results.json"
+SECTIONS = ["pipeline", "matching", "latency", "api", "memory", "fanout"]
+PLATFORM_SECTIONS = {"latency", "api", "memory", "fanout"}
 
 
-def render(info: dict[str, str], pipe: dict[str, object], command: str) -> str:
-    med = pipe["median"]  # type: ignore[index]
-    n, repeats = pipe["n"], pipe["repeats"]
+async def run_platform(args: argparse.Namespace, only: set[str], work: Path) -> dict[str, Any]:
+    from bench import alerts, api, stack
 
-    def ratio(a: str, b: str) -> str:
-        return f"{med[a] / med[b]:.2f}"  # type: ignore[index]
+    out: dict[str, Any] = {}
+    rates = [args.low_rate, args.rate] if args.low_rate else [args.rate]
+    latency_units = int(args.repeats * sum(rates) * args.seconds) if "latency" in only else 0
+    fanout_units = args.fanout_repeats if "fanout" in only else 0
+    say("platform: starting broker and services")
+    s = await stack.start(work)
+    try:
+        await stack.seed_inventory(s, args.units, latency_units, fanout_units)
+        if only & {"latency", "fanout"}:
+            await stack.seed_artisans(s, args.artisans)
+            await stack.seed_subscriptions(s, args.subscriptions)
+        settled = await stack.settle(s)
+        s.seeding["settle_s"] = settled
+        say(f"platform: seeded {json.dumps(s.seeding)}")
+        out["seeding"] = s.seeding
+        out["idle_rss_mib"] = {
+            name: stack.rss_mib(svc.proc.pid)
+            for name, svc in s.platform.services.items()
+            if svc.proc is not None
+        }
+        if "latency" in only:
+            say(f"latency: {', '.join(f'{r:g}/s' for r in rates)} x {args.seconds:g} s")
+            out["latency"] = await _section(
+                alerts.run_latency(s, rates=rates, seconds=args.seconds, repeats=args.repeats)
+            )
+        if only & {"api", "memory"}:
+            say("api: unit search vs bare FastAPI")
+            out["api"] = await _section(
+                api.run(s, repeats=args.repeats, seconds=args.api_seconds, pin_cpus=not args.no_pin)
+            )
+        if "fanout" in only:
+            say(f"fanout: one vacancy to {args.subscriptions} webhooks")
+            out["fanout"] = await _section(
+                alerts.run_fanout(s, repeats=args.fanout_repeats, timeout=args.fanout_timeout)
+            )
+    finally:
+        await s.close()
+    return out
 
-    return f"""# Benchmarks
 
-Measured by `make bench` (`{command}`) — {info["date"]}.
-
-| machine | |
-|---|---|
-| CPU | {info["cpu"]} |
-| memory | {info["memory"]} |
-| OS | {info["os"]} |
-| Python | {info["python"]} |
-| Java | {info["java"]} |
-| broker | Apache Kafka 4.1.1, single KRaft node on loopback, started by the project's launcher |
-
-Every figure has its baseline measured in the same run on the same broker, because these
-machines are noisy: medians of {repeats} repetitions of {n} events (~1 KiB of JSON each, 500
-distinct keys, 6 partitions). The load generator, the broker and the code under test share the
-machine's cores; each phase runs alone (nothing else of the benchmark runs concurrently).
-
-## Event pipeline
-
-| what | events/s (median) | baseline | baseline events/s | ratio |
-|---|---|---|---|---|
-| outbox relay: committed rows → published, acknowledged, marked (SQLite) | {med["relay"]:.0f} | raw idempotent aiokafka producer, same events | {med["raw_p"]:.0f} | {ratio("relay", "raw_p")} |
-| consumer runner: event applied + dedupe row committed, then offset committed (SQLite) | {med["runner"]:.0f} | raw aiokafka consumer reading the same volume | {med["raw_c"]:.0f} | {ratio("runner", "raw_c")} |
-
-Raw figures (events/s per repetition):
-
-```
-{json.dumps(pipe["raw"], indent=1)}
-```
-
-What limits it: the relay sends a batch of up to 500 rows, waits for the broker's
-acknowledgement of all of them, then marks them in one SQLite transaction, so its rate is about
-half the raw producer's (the raw producer does not touch a database). The consumer runner applies
-each partition's batch in one transaction (dedupe lookup, handler, processed-event rows) before
-committing the offset — that is what makes consumption exactly-once in effect — so it is bounded
-by SQLite writes, not by Kafka; the raw consumer only reads. A first version committed one
-transaction per event and reached ~130 events/s; batching per partition raised it ~20-fold.
-
-The other benchmarks of the benchmarks issue (vacancy → alert latency, fan-out, API search,
-matching cost, memory) need the notifications service and are not measured yet.
-"""
+async def _section(coro: Any) -> dict[str, Any]:
+    """A section's results, or its error: one failing section does not lose the others."""
+    try:
+        return await coro  # type: ignore[no-any-return]
+    except Exception as exc:
+        say(f"  FAILED: {type(exc).__name__}: {exc}")
+        return {"error": "".join(traceback.format_exception(exc))[-3000:]}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("-n", type=int, default=5000, help="events per repetition")
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("-n", type=int, default=3000, help="pipeline: events per repetition")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output", type=Path, default=DOC)
+    parser.add_argument("--only", default="", help=f"comma-separated, among {','.join(SECTIONS)}")
+    parser.add_argument("--output", type=Path, default=None, help=f"default {DOC} (full runs)")
+    parser.add_argument("--subscriptions", type=int, default=10_000)
+    parser.add_argument("--units", type=int, default=10_000)
+    parser.add_argument("--artisans", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=50.0, help="latency: vacancies/s")
+    parser.add_argument(
+        "--low-rate", type=float, default=5.0, help="latency: a light-load rate too (0: none)"
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="latency: seconds per rate")
+    parser.add_argument("--fanout-repeats", type=int, default=1)
+    parser.add_argument("--fanout-timeout", type=float, default=120.0)
+    parser.add_argument("--api-seconds", type=float, default=6.0)
+    parser.add_argument(
+        "--no-pin", action="store_true", help="api: do not pin server / load generator"
+    )
+    parser.add_argument("--sustained-seconds", type=float, default=20.0)
+    parser.add_argument("--matching-sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument(
+        "--render", type=Path, default=None, help="re-render the doc from a results.json"
+    )
     args = parser.parse_args()
-    info = machine.describe()
-    with tempfile.TemporaryDirectory(prefix="fabrique-bench-") as work:
-        pipe = asyncio.run(pipeline.run(Path(work), args.n, args.repeats))
-    command = f"python -m bench -n {args.n} --repeats {args.repeats}"
-    args.output.write_text(render(info, pipe, command), encoding="utf-8")
-    print(json.dumps(pipe["median"], indent=1))
-    print(f"written to {args.output}")
+    if args.render is not None:
+        from bench.report import render
+
+        saved = json.loads(args.render.read_text(encoding="utf-8"))
+        (args.output or DOC).write_text(render(saved, saved["command"]), encoding="utf-8")
+        print(f"written to {args.output or DOC}")
+        return 0
+    only = {x.strip() for x in args.only.split(",") if x.strip()} or set(SECTIONS)
+    unknown = only - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    full = only == set(SECTIONS)
+
+    command = "python -m bench " + " ".join(sys.argv[1:]) if sys.argv[1:] else "python -m bench"
+    results: dict[str, Any] = {
+        "machine": machine.describe(),
+        "command": command,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
+    results["machine"]["load_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="fabrique-bench-") as tmp:
+        work = Path(tmp)
+        if "pipeline" in only:
+            from bench import pipeline
+
+            say("pipeline: outbox relay and consumer runner vs raw aiokafka")
+            results["pipeline"] = asyncio.run(
+                _section(pipeline.run(work, args.n, args.repeats, args.sustained_seconds))
+            )
+        if "matching" in only:
+            from bench import matching
+
+            say("matching: cost per vacancy vs number of saved searches")
+            results["matching"] = asyncio.run(_section(matching.run(work, args.matching_sizes)))
+        if only & PLATFORM_SECTIONS:
+            results["platform"] = asyncio.run(_section(run_platform(args, only, work)))
+    results["machine"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    results["elapsed_s"] = time.monotonic() - started
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    print(f"raw results: {RESULTS} ({results['elapsed_s'] / 60:.1f} min)")
+    output = args.output or (DOC if full else None)
+    if output is not None:
+        from bench.report import render
+
+        output.write_text(render(results, command), encoding="utf-8")
+        print(f"written to {output}")
     return 0
 
 

@@ -1,0 +1,595 @@
+"""The platform the end-to-end benchmarks run on, its bench data, and process tools.
+
+The platform is the one `fabrique-stack run` starts (fabkit.localstack.platform): the broker
+and every service as its own uvicorn process on 127.0.0.1, SQLite per service, demo data.
+On top of it the benchmarks add, through the services' APIs where that is fast enough and
+through the services' own tables where it is not (each case says which):
+
+- a bench landlord and 120 sites (one per arrondissement and site kind): inventory API;
+- 10,000 units under those sites: inserted into inventory's `units` / `unit_trades` tables the
+  way `create_unit` writes them, without their `unit.registered` events (no service needs them:
+  every vacancy event carries the whole unit). Creating them through the API runs at about
+  50/s on this machine, i.e. minutes;
+- 200 artisans (legal form SCOP, so leasing's "économie sociale et solidaire" programme covers
+  every site kind for them): leasing API, so their `registered` events reach notifications'
+  read model as in production;
+- 10,000 saved searches with a webhook to the bench receiver: the first 100 through the
+  notifications API (which also measures its creation rate), the rest inserted into
+  `subscriptions` / `subscription_terms` exactly as `create_subscription` writes them (criteria
+  JSON, copied range columns, feature mask, index terms, a fresh `whsec_` secret each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, insert, select
+
+from fabkit.auth import Role, TokenService
+from fabkit.db import make_engine, make_session_factory
+from fabkit.localstack.platform import Platform, start_platform
+from fabkit.settings import DEV_JWT_SECRET
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ARRONDISSEMENTS = list(range(1, 21))
+SITE_KINDS = [
+    "hotel_industriel", "hotel_activites", "cite_artisanale", "ateliers_de_paris", "pepiniere",
+    "other",
+]  # fmt: skip
+# The trades of inventory's demo seed.
+TRADES = [
+    "woodwork", "cabinetmaking", "ceramics", "textile", "leather", "metalwork", "jewellery",
+    "printing", "bookbinding", "glass", "upholstery", "instrument_making", "electronics",
+    "food_processing", "fashion", "design",
+]  # fmt: skip
+FEATURES = ["goods_lift", "loading_dock", "extraction", "step_free_access"]
+
+# The saved searches of rows 1 and 2. Search i follows one "cell": arrondissements [a, 20],
+# site kinds [k, other], trades [t], features [f] (a in 1-19, k one of five kinds, t one of 16
+# trades, f one of 4 features: 6,080 cells, so 10,000 searches put one or two in each). A
+# vacancy on a unit of cell (a, k, t, f) — arrondissement a, kind k, allowing only t, with only
+# f — matches exactly that cell's searches; a unit in the 20e, kind "other", open to every
+# trade and with every feature matches all 10,000 (the fan-out unit).
+CELL_ARRONDISSEMENTS = list(range(1, 20))
+CELL_KINDS = SITE_KINDS[:5]
+FANOUT_ARRONDISSEMENT, FANOUT_KIND = 20, "other"
+CELLS = [
+    (a, k, t, f) for a in CELL_ARRONDISSEMENTS for k in CELL_KINDS for t in TRADES for f in FEATURES
+]
+
+
+def cell_of(i: int) -> tuple[int, str, str, str]:
+    return CELLS[i % len(CELLS)]
+
+
+def searches_in_cell(cell_index: int, subscriptions: int) -> int:
+    return subscriptions // len(CELLS) + (1 if cell_index < subscriptions % len(CELLS) else 0)
+
+
+# Processes -----------------------------------------------------------------------------------
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pin(pid: int, cpus: Iterable[int]) -> None:
+    """Pin every thread of a process (new threads inherit it from their creator)."""
+    mask = set(cpus)
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            os.sched_setaffinity(int(tid), mask)
+
+
+def unpin(pid: int) -> None:
+    pin(pid, range(os.cpu_count() or 1))
+
+
+class CpuMeter:
+    """CPU time each named process used between start() and stop(), as % of one core."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._start: dict[str, float] = {}
+        self._t0 = 0.0
+        self.result: dict[str, float] = {}
+
+    def start(self) -> CpuMeter:
+        self._t0 = time.monotonic()
+        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return self
+
+    def stop(self) -> dict[str, float]:
+        wall = max(time.monotonic() - self._t0, 1e-9)
+        self.result = {
+            name: round(100 * (cpu_seconds(pid) - self._start[name]) / wall, 1)
+            for name, pid in self.pids.items()
+        }
+        return self.result
+
+
+class RssSampler:
+    """Peak resident memory of processes, sampled every `interval` seconds in the background."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.25) -> None:
+        self.pids = pids
+        self.interval = interval
+        self.peak: dict[str, float] = {name: 0.0 for name in pids}
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            for name, pid in self.pids.items():
+                self.peak[name] = max(self.peak[name], rss_mib(pid))
+            await asyncio.sleep(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for name, pid in self.pids.items():
+            self.peak[name] = max(self.peak[name], rss_mib(pid))
+
+
+def spawn_module(
+    module: str, args: list[str], ready_file: Path, timeout: float = 30.0
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Start `python -m module` and wait for the JSON it writes to `ready_file`."""
+    ready_file.unlink(missing_ok=True)
+    proc = subprocess.Popen(  # noqa: S603 - our interpreter, our module
+        [sys.executable, "-m", module, *args, "--ready-file", str(ready_file)],
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while not ready_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"{module} did not start")
+        time.sleep(0.05)
+    return proc, json.loads(ready_file.read_text(encoding="utf-8"))
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Receiver:
+    """The webhook receiver (bench/receiver.py) as a separate process."""
+
+    def __init__(self, work: Path) -> None:
+        self.proc, info = spawn_module("bench.receiver", [], work / "receiver.json")
+        self.port: int = info["port"]
+        self.pid: int = self.proc.pid
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._client = httpx.AsyncClient(timeout=30, trust_env=False)
+
+    async def count(self) -> int:
+        return int((await self._client.get(f"{self.url}/__count")).json()["count"])
+
+    async def take(self) -> list[tuple[float, str, str, float]]:
+        return [tuple(x) for x in (await self._client.post(f"{self.url}/__take")).json()]
+
+    async def wait_for(self, expected: int, timeout: float, quiet: float = 1.0) -> int:
+        """Until `expected` requests arrived (then `quiet` more seconds to catch extras), or
+        `timeout`; returns the count."""
+        deadline = time.monotonic() + timeout
+        count = await self.count()
+        while count < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            count = await self.count()
+        await asyncio.sleep(quiet)
+        return await self.count()
+
+    async def close(self) -> None:
+        await self._client.aclose()
+        stop_process(self.proc)
+
+
+# Platform and bench data ---------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    platform: Platform
+    work: Path
+    tokens: TokenService
+    admin: str
+    receiver: Receiver
+    landlord_token: str = ""
+    sites: dict[tuple[int, str], str] = field(default_factory=dict)
+    latency_units: list[dict[str, Any]] = field(default_factory=list)
+    fanout_units: list[str] = field(default_factory=list)
+    artisans: list[str] = field(default_factory=list)
+    artisan_tokens: list[str] = field(default_factory=list)
+    subscriptions: int = 0
+    seeding: dict[str, float] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return self.platform.services[service].url
+
+    def pids(self) -> dict[str, int]:
+        pids = {name: s.proc.pid for name, s in self.platform.services.items() if s.proc}
+        if self.platform.broker.pid:
+            pids["broker"] = self.platform.broker.pid
+        return pids
+
+    def db_url(self, service: str) -> str:
+        return f"sqlite+aiosqlite:///{self.work / 'platform' / f'{service}.db'}"
+
+    async def close(self) -> None:
+        await self.receiver.close()
+        await asyncio.to_thread(self.platform.stop)
+
+
+async def start(work: Path) -> Stack:
+    started = time.monotonic()
+    platform = await asyncio.to_thread(start_platform, work / "platform", fixed_ports=False)
+    tokens = TokenService(DEV_JWT_SECRET)
+    try:
+        receiver = Receiver(work)
+    except BaseException:
+        await asyncio.to_thread(platform.stop)
+        raise
+    stack = Stack(platform, work, tokens, tokens.issue("bench-admin", Role.ADMIN), receiver)
+    stack.seeding["platform_start_s"] = time.monotonic() - started
+    return stack
+
+
+def _siret(i: int) -> str:
+    """A Luhn-valid SIRET of the 9xx range, unique per i."""
+    base = f"9{i:012d}"
+    for digit in "0123456789":
+        candidate = base + digit
+        total = 0
+        for k, c in enumerate(reversed(candidate)):
+            n = int(c) * (2 if k % 2 else 1)
+            total += n - 9 if n > 9 else n
+        if total % 10 == 0:
+            return candidate
+    raise AssertionError("unreachable")
+
+
+async def _gather_limited(limit: int, coros: Iterable[Any]) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coro: Any) -> Any:
+        async with gate:
+            return await coro
+
+    return await asyncio.gather(*(one(c) for c in coros))
+
+
+def _expect(response: httpx.Response, status: int) -> dict[str, Any]:
+    if response.status_code != status:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url}: {response.status_code} "
+            f"{response.text[:500]}"
+        )
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def seed_inventory(stack: Stack, units: int, latency_units: int, fanout_units: int) -> None:
+    """Landlord and sites through the API; units into inventory's tables (see module doc)."""
+    from inventory.models import Unit, UnitTrade
+
+    started = time.monotonic()
+    inventory = stack.url("inventory")
+    admin = {"Authorization": f"Bearer {stack.admin}"}
+    async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
+        landlord = _expect(
+            await client.post(
+                f"{inventory}/v1/landlords",
+                headers=admin,
+                json={"name": f"Bench landlord {uuid.uuid4().hex[:8]}", "kind": "sem"},
+            ),
+            201,
+        )
+        stack.landlord_token = stack.tokens.issue(landlord["id"], Role.LANDLORD)
+        owner = {"Authorization": f"Bearer {stack.landlord_token}"}
+
+        async def site(arrondissement: int, kind: str) -> None:
+            body = {
+                "name": f"Bench {kind} {arrondissement}e",
+                "kind": kind,
+                "address": f"{arrondissement} rue du Banc d'Essai",
+                "postcode": f"750{arrondissement:02d}",
+                "arrondissement": arrondissement,
+            }
+            made = _expect(
+                await client.post(f"{inventory}/v1/sites", headers=owner, json=body), 201
+            )
+            stack.sites[(arrondissement, kind)] = made["id"]
+
+        await _gather_limited(8, (site(a, k) for a in ARRONDISSEMENTS for k in SITE_KINDS))
+    stack.seeding["sites_s"] = time.monotonic() - started
+
+    started = time.monotonic()
+    rng = random.Random(2026)
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    trades: list[dict[str, Any]] = []
+    landlord_id = landlord["id"]
+
+    def unit(arrondissement: int, kind: str, allowed: list[str], features: set[str], **kw: Any):  # type: ignore[no-untyped-def]
+        unit_id = str(uuid.uuid4())
+        status = kw.pop("status", "unavailable")
+        rows.append(
+            {
+                "id": unit_id,
+                "site_id": stack.sites[(arrondissement, kind)],
+                "landlord_id": landlord_id,
+                "arrondissement": arrondissement,
+                "site_kind": kind,
+                "reference": f"B{len(rows):05d}",
+                "floor": rng.randint(0, 5),
+                "surface_m2": float(
+                    kw.pop("surface", rng.choice([25, 40, 60, 120, 180, 260, 400]))
+                ),
+                "ceiling_height_m": round(rng.uniform(2.8, 6.0), 1),
+                "floor_load_kg_m2": float(rng.choice([400, 600, 800, 1000])),
+                "power_kva": float(rng.choice([12, 36, 60])),
+                **{f: f in features for f in FEATURES},
+                "allowed_trades": sorted(allowed),
+                "use_class": "production" if rng.random() < 0.9 else "other",
+                "rent_eur_m2_year": float(rng.randrange(60, 251, 5)),
+                "charges_eur_m2_year": float(rng.randrange(10, 41, 5)),
+                "status": status,
+                "available_from": None,
+                "current_vacancy_id": str(uuid.uuid4()) if status == "available" else None,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        trades.extend({"unit_id": unit_id, "trade": t} for t in sorted(allowed))
+        return unit_id
+
+    for _ in range(fanout_units):
+        stack.fanout_units.append(unit(FANOUT_ARRONDISSEMENT, FANOUT_KIND, [], set(FEATURES)))
+    cells = (
+        rng.sample(range(len(CELLS)), latency_units)
+        if latency_units <= len(CELLS)
+        else [rng.randrange(len(CELLS)) for _ in range(latency_units)]
+    )
+    for index in cells:
+        a, k, t, f = CELLS[index]
+        unit_id = unit(a, k, [t], {f})
+        stack.latency_units.append({"id": unit_id, "cell": index})
+    while len(rows) < units:
+        a, k = rng.choice(ARRONDISSEMENTS), rng.choice(SITE_KINDS)
+        features = {f for f in FEATURES if rng.random() < 0.4}
+        allowed = rng.sample(TRADES, rng.randint(1, 4))
+        unit(a, k, allowed, features, status="available" if rng.random() < 0.3 else "unavailable")
+    engine = make_engine(stack.db_url("inventory"))
+    try:
+        sessions = make_session_factory(engine)
+        for chunk in range(0, len(rows), 2000):
+            async with sessions() as session, session.begin():
+                await session.execute(insert(Unit), rows[chunk : chunk + 2000])
+        for chunk in range(0, len(trades), 5000):
+            async with sessions() as session, session.begin():
+                await session.execute(insert(UnitTrade), trades[chunk : chunk + 5000])
+        async with sessions() as session:
+            total = (await session.execute(select(func.count()).select_from(Unit))).scalar_one()
+    finally:
+        await engine.dispose()
+    stack.seeding["units_s"] = time.monotonic() - started
+    stack.seeding["units_total"] = total
+
+
+async def seed_artisans(stack: Stack, count: int) -> None:
+    started = time.monotonic()
+    leasing = stack.url("leasing")
+    tag = uuid.uuid4().int % 10**9
+
+    async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
+
+        async def register(i: int) -> tuple[str, str]:
+            body = {
+                "display_name": f"Atelier banc {i}",
+                "business_name": f"Coopérative banc d'essai {i}",
+                "siret": _siret(tag * 1000 + i),
+                "trades": [TRADES[i % len(TRADES)]],
+                "business_created_on": "2019-03-01",
+                "legal_form": "scop",
+                "contact_email": f"atelier{i}@example.org",
+            }
+            made = _expect(await client.post(f"{leasing}/v1/artisans", json=body), 201)
+            return made["artisan"]["id"], made["token"]["token"]
+
+        done = await _gather_limited(8, (register(i) for i in range(count)))
+    stack.artisans = [a for a, _ in done]
+    stack.artisan_tokens = [t for _, t in done]
+    stack.seeding["artisans_s"] = time.monotonic() - started
+    # Alerts need the artisans in notifications' read model (from leasing's events).
+    from notifications.models import Artisan, Programme
+
+    engine = make_engine(stack.db_url("notifications"))
+    try:
+        sessions = make_session_factory(engine)
+        deadline = time.monotonic() + 120
+        while True:
+            async with sessions() as session:
+                known = (
+                    await session.execute(
+                        select(func.count()).where(Artisan.artisan_id.in_(stack.artisans))
+                    )
+                ).scalar_one()
+                programmes = (
+                    await session.execute(select(func.count()).select_from(Programme))
+                ).scalar_one()
+            if known == len(stack.artisans) and programmes > 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"notifications knows {known}/{count} bench artisans")
+            await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+    stack.seeding["artisans_known_s"] = time.monotonic() - started
+
+
+def cell_criteria(i: int) -> dict[str, Any]:
+    a, k, t, f = cell_of(i)
+    return {
+        "arrondissements": [a, FANOUT_ARRONDISSEMENT],
+        "site_kinds": [k, FANOUT_KIND],
+        "trades": [t],
+        "features": [f],
+    }
+
+
+async def seed_subscriptions(stack: Stack, count: int, through_api: int = 100) -> None:
+    """`through_api` searches through the API, the rest into the service's tables."""
+    from notifications.domain import feature_mask, index_terms
+    from notifications.models import Subscription, SubscriptionTerm
+    from notifications.schemas import CriteriaIn
+    from notifications.service import criteria_of
+    from notifications.webhooks import generate_secret
+
+    hook = f"{stack.receiver.url}/hooks/fabrique"
+    notifications = stack.url("notifications")
+    through_api = min(through_api, count)
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
+
+        async def create(i: int) -> None:
+            token = stack.artisan_tokens[i % len(stack.artisans)]
+            body = {
+                "name": f"Banc d'essai {i}",
+                "criteria": cell_criteria(i),
+                "channels": [{"type": "webhook", "url": hook}],
+            }
+            _expect(
+                await client.post(
+                    f"{notifications}/v1/subscriptions",
+                    headers={"Authorization": f"Bearer {token}"},
+                    json=body,
+                ),
+                201,
+            )
+
+        await _gather_limited(8, (create(i) for i in range(through_api)))
+    api_s = time.monotonic() - started
+    stack.seeding["subscriptions_api_per_s"] = through_api / api_s if through_api else 0.0
+
+    started = time.monotonic()
+    now = datetime.now(UTC)
+    subs, terms = [], []
+    for i in range(through_api, count):
+        criteria = CriteriaIn.model_validate(cell_criteria(i))
+        stored = criteria.model_dump(mode="json")
+        sub_id = str(uuid.uuid4())
+        subs.append(
+            {
+                "id": sub_id,
+                "artisan_id": stack.artisans[i % len(stack.artisans)],
+                "name": f"Banc d'essai {i}",
+                "status": "active",
+                "frequency": "instant",
+                "criteria": stored,
+                "min_surface_m2": criteria.min_surface_m2,
+                "max_surface_m2": criteria.max_surface_m2,
+                "max_rent_eur_m2_year": criteria.max_rent_eur_m2_year,
+                "feature_mask": feature_mask(f.value for f in criteria.features),
+                "webhook_url": hook,
+                "webhook_secret": generate_secret(),
+                "webhook_enabled": True,
+                "email_address": None,
+                "email_enabled": False,
+                "feed_enabled": False,
+                "disabled_reason": None,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        terms += [
+            {"dim": d, "value": v, "subscription_id": sub_id}
+            for d, v in index_terms(criteria_of(stored))
+        ]
+    engine = make_engine(stack.db_url("notifications"))
+    try:
+        sessions = make_session_factory(engine)
+        for chunk in range(0, len(subs), 2000):
+            async with sessions() as session, session.begin():
+                await session.execute(insert(Subscription), subs[chunk : chunk + 2000])
+        for chunk in range(0, len(terms), 10000):
+            async with sessions() as session, session.begin():
+                await session.execute(insert(SubscriptionTerm), terms[chunk : chunk + 10000])
+        async with sessions() as session:
+            total = (
+                await session.execute(
+                    select(func.count()).where(
+                        Subscription.status == "active", Subscription.webhook_url == hook
+                    )
+                )
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+    if total != count:
+        raise RuntimeError(f"{total} bench subscriptions in notifications, expected {count}")
+    stack.subscriptions = total
+    stack.seeding["subscriptions_bulk_s"] = time.monotonic() - started
+
+
+async def backlog(stack: Stack) -> float:
+    """Outbox rows not yet published plus records behind the partition ends, all services."""
+    total = 0.0
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+        for name in stack.platform.services:
+            text = (await client.get(f"{stack.url(name)}/metrics")).text
+            for line in text.splitlines():
+                if line.startswith(
+                    (f"{name}_consumer_lag_messages{{", f"{name}_outbox_pending_messages ")
+                ):
+                    total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def settle(stack: Stack, timeout: float = 120.0) -> float:
+    """Wait until every outbox is published and every consumer caught up (the gauges refresh
+    about once a second), so one phase's work does not spill into the next one's figures."""
+    started = time.monotonic()
+    quiet = 0
+    while time.monotonic() - started < timeout:
+        quiet = quiet + 1 if await backlog(stack) == 0 else 0
+        if quiet >= 3:
+            break
+        await asyncio.sleep(0.7)
+    return time.monotonic() - started
