@@ -1,15 +1,35 @@
-"""End-to-end fixtures: the platform as real processes, started by the run command's launcher."""
+"""End-to-end fixtures: the platform as real processes, started by the run command's launcher.
+
+- ``platform`` (module): the run command's platform as ``make run`` starts it (seeded, SQLite).
+- ``e2e_platform`` (session): SQLite, not seeded, fast notification retries; shared by the
+  scenarios, which isolate themselves by their own landlords, artisans and trades. The fault
+  scenarios kill and restart its broker and services and leave them running.
+- ``pg_platform`` (session): the same on PostgreSQL — Kafka and PostgreSQL from testcontainers
+  when a Docker engine is there (see ``containers.py``), else from the local launcher.
+- ``scenario_platform``: parametrised over both.
+- ``report``: records a scenario's counts; they are printed at the end of the session and
+  written as JSON lines to ``$FABRIQUE_E2E_RESULTS`` (default ``.run/e2e-results.jsonl``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from fabkit.auth import Role, TokenService
+from fabkit.localstack.kafka import repo_root
 from fabkit.localstack.platform import Platform, start_platform
 from fabkit.settings import DEV_JWT_SECRET
-from fabkit.testing import fail_or_skip
+from fabkit.testing import STARTED, fail_or_skip
+
+from .containers import containers_usable, mode, start_platform_on_containers
+from .harness import FAST_DELIVERY_ENV, SCALE, Api, Counts, Mailbox, ReceiverHub
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +51,152 @@ def tokens() -> TokenService:
 @pytest.fixture(scope="session")
 def admin_token(tokens: TokenService) -> str:
     return tokens.issue("e2e-admin", Role.ADMIN)
+
+
+# --------------------------------------------------------------------------------------------
+# the scenarios' platforms
+# --------------------------------------------------------------------------------------------
+
+
+def _started(label: str, platform: Platform) -> None:
+    services = ", ".join(f"{n} {s.url}" for n, s in platform.services.items())
+    STARTED.append(f"e2e platform ({label}): Kafka {platform.broker.bootstrap}; {services}")
+
+
+@pytest.fixture(scope="session")
+def e2e_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    try:
+        started = start_platform(
+            tmp_path_factory.mktemp("e2e-sqlite"),
+            fixed_ports=False,
+            seed=False,
+            extra_env=FAST_DELIVERY_ENV,
+        )
+    except Exception as exc:
+        fail_or_skip(f"cannot start the SQLite platform: {exc}")
+    _started("SQLite, local launcher", started)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    run_dir = tmp_path_factory.mktemp("e2e-postgres")
+    use_containers, why = containers_usable()
+    if mode() == "require" and not use_containers:
+        fail_or_skip(f"containers required (FABRIQUE_E2E_CONTAINERS=require) but: {why}")
+    try:
+        if use_containers:
+            started = start_platform_on_containers(run_dir, FAST_DELIVERY_ENV)
+            label = f"PostgreSQL, testcontainers ({why})"
+        else:
+            started = start_platform(
+                run_dir,
+                database="postgres",
+                fixed_ports=False,
+                seed=False,
+                extra_env=FAST_DELIVERY_ENV,
+            )
+            label = f"PostgreSQL, local launcher (no containers: {why})"
+    except Exception as exc:
+        fail_or_skip(f"cannot start the PostgreSQL platform: {exc}")
+    _started(label, started)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def scenario_platform(request: pytest.FixtureRequest) -> Platform:
+    name = "e2e_platform" if request.param == "sqlite" else "pg_platform"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+def database_of(platform: Platform) -> str:
+    return "postgres" if platform.postgres is not None else "sqlite"
+
+
+@pytest.fixture(scope="session")
+def receiver_hub() -> Iterator[ReceiverHub]:
+    hub = ReceiverHub()
+    yield hub
+    hub.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=20) as client:
+        yield client
+
+
+@pytest.fixture
+def api_for(http: httpx.AsyncClient) -> Callable[[Platform], Api]:
+    return lambda platform: Api(platform, http)
+
+
+@pytest.fixture
+def mailbox_for() -> Callable[[Platform], Mailbox]:
+    def make(platform: Platform) -> Mailbox:
+        assert platform.mail is not None, "the platform runs no mail catcher"
+        return Mailbox(platform.mail.folder)
+
+    return make
+
+
+# --------------------------------------------------------------------------------------------
+# scenario counts: recorded, printed at the end (with or without -s), written as JSON lines
+# --------------------------------------------------------------------------------------------
+
+RESULTS = pytest.StashKey[list[dict[str, Any]]]()
+_RESULTS_ENV = "FABRIQUE_E2E_RESULTS"
+
+
+def _results_file() -> Path:
+    env = os.environ.get(_RESULTS_ENV, "").strip()
+    return Path(env) if env else repo_root() / ".run" / "e2e-results.jsonl"
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[Counts], None]:
+    def write(counts: Counts) -> None:
+        line = {"test": request.node.nodeid, **counts.line()}
+        stash = request.config.stash
+        if RESULTS not in stash:
+            stash[RESULTS] = []
+            mode_ = "w"  # a new session starts a new file
+        else:
+            mode_ = "a"
+        stash[RESULTS].append(line)
+        path = _results_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open(mode_, encoding="utf-8") as fh:
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+        print("scenario counts:", json.dumps(line, ensure_ascii=False))
+
+    return write
+
+
+COLUMNS = (
+    "sent",
+    "acknowledged",
+    "published",
+    "expected",
+    "delivered",
+    "duplicates",
+    "distinct_duplicates",
+    "lost",
+    "seconds",
+)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    results = config.stash.get(RESULTS, [])
+    if not results:
+        return
+    terminalreporter.write_sep("-", f"end-to-end scenario counts (scale {SCALE.name})")
+    header = f"{'scenario':<44} {'db':<8} " + " ".join(f"{c[:9]:>9}" for c in COLUMNS)
+    terminalreporter.write_line(header)
+    for line in results:
+        name = f"{line['scenario']}"[:44]
+        cells = " ".join(f"{line.get(c, ''):>9}" for c in COLUMNS)
+        terminalreporter.write_line(f"{name:<44} {line['database']:<8} {cells}")
+    terminalreporter.write_line(f"(JSON lines in {_results_file()})")

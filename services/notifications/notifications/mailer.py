@@ -43,7 +43,8 @@ def read_unsubscribe_token(settings: NotificationsSettings, token: str) -> str |
     subscription_id, _, _ = token.partition(".")
     if not subscription_id or len(token) > 200:
         return None
-    if hmac.compare_digest(unsubscribe_token(settings, subscription_id), token):
+    expected = unsubscribe_token(settings, subscription_id).encode()
+    if hmac.compare_digest(expected, token.encode("utf-8", "surrogateescape")):
         return subscription_id
     return None
 

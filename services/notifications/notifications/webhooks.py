@@ -63,7 +63,9 @@ def verify(
     expected = sign(secret, msg_id, timestamp, body).split(",", 1)[1]
     for candidate in headers["webhook-signature"].split():
         version, _, signature = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(signature, expected):
+        if version == "v1" and hmac.compare_digest(
+            signature.encode("utf-8", "surrogateescape"), expected.encode()
+        ):
             return json.loads(body)  # type: ignore[no-any-return]
     raise ValueError("no valid webhook signature")
 

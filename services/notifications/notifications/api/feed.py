@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from fabkit.auth import Principal
@@ -25,7 +25,9 @@ KEEPALIVE_S = 15.0
 async def feed(
     sessions: SessionsDep,
     unread_only: bool = False,
-    before: Annotated[int | None, Query(ge=1, description="`next_before` of the last page")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="`next_before` of the last page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     principal: Principal = ArtisanOnly,
 ) -> FeedPage:
@@ -36,14 +38,18 @@ async def feed(
 
 @router.post("/{item_id}/read", response_model=FeedItemOut, summary="Mark one alert read")
 async def mark_read(
-    item_id: int, sessions: SessionsDep, principal: Principal = ArtisanOnly
+    item_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    sessions: SessionsDep,
+    principal: Principal = ArtisanOnly,
 ) -> FeedItemOut:
     return await service.mark_read(sessions, principal.subject, item_id, True)
 
 
 @router.post("/{item_id}/unread", response_model=FeedItemOut, summary="Mark one alert unread")
 async def mark_unread(
-    item_id: int, sessions: SessionsDep, principal: Principal = ArtisanOnly
+    item_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    sessions: SessionsDep,
+    principal: Principal = ArtisanOnly,
 ) -> FeedItemOut:
     return await service.mark_read(sessions, principal.subject, item_id, False)
 

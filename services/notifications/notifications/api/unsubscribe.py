@@ -7,6 +7,7 @@ from html import escape
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from fabkit.errors import ProblemError
 from notifications import service
 from notifications.api.deps import SessionsDep, SettingsDep
 from notifications.mailer import read_unsubscribe_token
@@ -21,7 +22,12 @@ def _page(title: str, body: str) -> str:
     )
 
 
-@router.get("/{token}", response_class=HTMLResponse, summary="Confirm unsubscribing")
+@router.get(
+    "/{token}",
+    response_class=HTMLResponse,
+    summary="Confirm unsubscribing",
+    responses={404: {"description": "Invalid or expired link", "content": {"text/html": {}}}},
+)
 async def confirm(token: str, settings: SettingsDep) -> HTMLResponse:
     # Reading the page changes nothing: mail scanners open links before people do.
     if read_unsubscribe_token(settings, token) is None:
@@ -33,9 +39,20 @@ async def confirm(token: str, settings: SettingsDep) -> HTMLResponse:
     return HTMLResponse(_page("Se désabonner des alertes e-mail", form))
 
 
-@router.post("/{token}", response_class=HTMLResponse, summary="Unsubscribe (one click)")
+@router.post(
+    "/{token}",
+    response_class=HTMLResponse,
+    summary="Unsubscribe (one click)",
+    responses={404: {"description": "Invalid or expired link", "content": {"text/html": {}}}},
+)
 async def unsubscribe(token: str, sessions: SessionsDep, settings: SettingsDep) -> HTMLResponse:
-    sub = await service.unsubscribe_email(sessions, settings, token)
+    try:
+        sub = await service.unsubscribe_email(sessions, settings, token)
+    except ProblemError as exc:
+        if exc.status != 404:
+            raise
+        # The form on the confirmation page posts here: a person reads the answer.
+        return HTMLResponse(_page("Lien invalide", "<p>Ce lien n'est pas valide.</p>"), 404)
     return HTMLResponse(
         _page(
             "Désabonnement enregistré",

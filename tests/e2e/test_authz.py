@@ -1,0 +1,507 @@
+"""The authorization matrix: every write endpoint of every service (read from the services' own
+OpenAPI, so a new endpoint cannot be forgotten: an unclassified one fails this test) is tried
+
+- with no token (401) and with a forged token — signed with another secret — (401);
+- with a valid token of each role it does not allow (403);
+- with the token of another owner of the right role: another landlord (403: units are public,
+  so is who owns them) or another artisan (404: the existence of someone else's application,
+  lease, search or feed item is not disclosed), as the services' READMEs say;
+
+each time against a real resource its owner can see, with a body that would succeed, and each
+time checking through the public APIs that nothing was written, and on Kafka that no event was
+published because of it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from fabkit.auth import Role, TokenService
+from fabkit.localstack.platform import Platform
+
+from .harness import (
+    Api,
+    Counts,
+    KafkaTap,
+    Mailbox,
+    ReceiverHub,
+    bearer,
+    check,
+    eventually,
+    months_later,
+    today,
+    wait_caught_up,
+)
+from .scenario import PROJECT, World
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+WRITE_METHODS = {"post", "put", "patch", "delete"}
+ALL_ROLES = ("admin", "landlord", "artisan")
+# Public by design: registering as an artisan (nothing to refuse), and the one-click
+# unsubscribe link, whose signed token is the credential (a tampered one must be refused).
+PUBLIC = {
+    ("leasing", "POST", "/v1/artisans"),
+    ("notifications", "POST", "/v1/unsubscribe/{token}"),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: tuple[str, ...]  # roles allowed to call it at all
+    # Another owner of the right role, and the status that owner gets ("landlord" -> 403,
+    # "artisan" -> 404); empty when the endpoint acts only on the caller's own things.
+    other_owner: dict[str, int] = field(default_factory=dict)
+
+
+RULES: dict[tuple[str, str, str], Rule] = {
+    ("inventory", "POST", "/v1/landlords"): Rule(("admin",)),
+    ("inventory", "POST", "/v1/landlords/{landlord_id}/tokens"): Rule(("admin",)),
+    ("inventory", "POST", "/v1/sites"): Rule(("landlord", "admin"), {"landlord": 403}),
+    ("inventory", "PATCH", "/v1/sites/{site_id}"): Rule(("landlord", "admin"), {"landlord": 403}),
+    ("inventory", "POST", "/v1/sites/{site_id}/units"): Rule(
+        ("landlord", "admin"), {"landlord": 403}
+    ),
+    ("inventory", "PATCH", "/v1/units/{unit_id}"): Rule(("landlord", "admin"), {"landlord": 403}),
+    ("leasing", "PATCH", "/v1/artisans/me"): Rule(("artisan",)),
+    ("leasing", "POST", "/v1/applications"): Rule(("artisan",)),
+    ("leasing", "POST", "/v1/applications/{application_id}/withdraw"): Rule(
+        ("artisan",), {"artisan": 404}
+    ),
+    ("leasing", "POST", "/v1/applications/{application_id}/reject"): Rule(
+        ("landlord", "admin"), {"landlord": 403}
+    ),
+    ("leasing", "POST", "/v1/applications/{application_id}/offer"): Rule(
+        ("landlord", "admin"), {"landlord": 403}
+    ),
+    ("leasing", "POST", "/v1/leases/{lease_id}/accept"): Rule(("artisan",), {"artisan": 404}),
+    ("leasing", "POST", "/v1/leases/{lease_id}/decline"): Rule(("artisan",), {"artisan": 404}),
+    ("leasing", "POST", "/v1/leases/{lease_id}/end"): Rule(
+        ("artisan", "landlord", "admin"), {"artisan": 404, "landlord": 403}
+    ),
+    ("leasing", "POST", "/v1/leases/{lease_id}/renew"): Rule(
+        ("landlord", "admin"), {"landlord": 403}
+    ),
+    ("notifications", "POST", "/v1/subscriptions"): Rule(("artisan",)),
+    ("notifications", "PATCH", "/v1/subscriptions/{subscription_id}"): Rule(
+        ("artisan",), {"artisan": 404}
+    ),
+    ("notifications", "DELETE", "/v1/subscriptions/{subscription_id}"): Rule(
+        ("artisan",), {"artisan": 404}
+    ),
+    ("notifications", "POST", "/v1/subscriptions/{subscription_id}/pause"): Rule(
+        ("artisan",), {"artisan": 404}
+    ),
+    ("notifications", "POST", "/v1/subscriptions/{subscription_id}/resume"): Rule(
+        ("artisan",), {"artisan": 404}
+    ),
+    ("notifications", "POST", "/v1/subscriptions/{subscription_id}/test"): Rule(
+        ("artisan",), {"artisan": 404}
+    ),
+    ("notifications", "POST", "/v1/feed/{item_id}/read"): Rule(("artisan",), {"artisan": 404}),
+    ("notifications", "POST", "/v1/feed/{item_id}/unread"): Rule(("artisan",), {"artisan": 404}),
+    ("notifications", "POST", "/v1/feed/read-all"): Rule(("artisan",)),
+    ("notifications", "POST", "/v1/admin/deliveries/{delivery_id}/redeliver"): Rule(("admin",)),
+    ("notifications", "POST", "/v1/admin/digests/flush"): Rule(("admin",)),
+}
+
+
+def write_endpoints(platform: Platform) -> set[tuple[str, str, str]]:
+    found = set()
+    for service, process in platform.services.items():
+        spec = httpx.get(f"{process.url}/openapi.json", timeout=10).json()
+        for path, operations in spec["paths"].items():
+            for method in operations:
+                if method in WRITE_METHODS:
+                    found.add((service, method.upper(), path))
+    return found
+
+
+@dataclass
+class Target:
+    """A real resource of owner A for each endpoint, and a body that would succeed."""
+
+    params: dict[str, str]
+    body: dict[str, Any] | None
+    owner_sees: tuple[str, str, str] | None = None  # (service, path, token) the owner can GET
+
+
+class Fixture:
+    """Landlords A and B, artisans A and B, and A's site, units, applications, leases,
+    search, feed item and a delivery."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.tokens: dict[str, str] = {}
+
+    async def build(self, platform: Platform, world: World, mailbox: Mailbox) -> None:
+        api = self.api
+        self.world = world
+        self.landlord_a = world.landlord
+        _, self.landlord_b = await api.new_landlord()
+        self.landlord_a_id = (await api.unit(world.units[0]["id"]))["landlord_id"]
+        self.artisan_a = world.subs[0].artisan
+        self.artisan_b = await api.register_artisan(self.artisan_a.trades)
+        self.sub_a = world.subs[0]
+        self.site_a = world.units[0]["site_id"]
+        units = [u["id"] for u in world.units]
+        self.unit_a = units[0]
+        # unit 0: an open vacancy with A's submitted application; unit 1: an offer to A;
+        # unit 2: an active lease of A (under a renewable programme).
+        vacancies = {}
+        for uid in units[:3]:
+            opened = await world.change(uid, "available")
+            assert opened.vacancy_id
+            vacancies[uid] = opened.vacancy_id
+        await eventually(
+            lambda: _all_listed(api, vacancies), timeout=60, what="leasing to list the vacancies"
+        )
+        self.application = check(
+            await api.write(
+                "POST", "leasing", "/v1/applications", self.artisan_a.token,
+                json={"unit_id": units[0], "project": PROJECT},
+            ),
+            201,
+        )["id"]  # fmt: skip
+        applied = check(
+            await api.write(
+                "POST", "leasing", "/v1/applications", self.artisan_a.token,
+                json={"unit_id": units[1], "project": PROJECT},
+            ),
+            201,
+        )  # fmt: skip
+        start = today()
+        self.offered_lease = check(
+            await api.write(
+                "POST", "leasing", f"/v1/applications/{applied['id']}/offer", self.landlord_a,
+                json={"monthly_rent_eur": "800.00", "start_date": start.isoformat(),
+                      "end_date": months_later(start, 12).isoformat()},
+            ),
+            201,
+        )["id"]  # fmt: skip
+        active = await _lease_under(api, self.landlord_a, units[2], self.artisan_a)
+        self.active_lease = active["id"]
+        self.renew_to = months_later(start, 18).isoformat()
+        # A feed item and a delivery of A's search (from the three vacancies).
+        observed = await world.book.settle(timeout=60, quiet=0)
+        assert world.book.expected <= observed.delivered, world.book.explain(observed)
+        self.feed_item = str((await api.feed(self.artisan_a))[0]["id"])
+        self.delivery = (await api.deliveries(self.sub_a.id))[0]["id"]
+        mail = next(m for m in mailbox.to(self.sub_a.email or "") if m.message["List-Unsubscribe"])
+        link = str(mail.message["List-Unsubscribe"]).strip("<>")
+        token = link.rsplit("/", 1)[1]
+        self.tampered_unsubscribe = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+        await wait_caught_up(platform.broker.bootstrap, "notifications", ["leasing.artisan.events"])
+
+    def target(self, key: tuple[str, str, str]) -> Target:
+        a_token = self.artisan_a.token
+        today_ = today()
+        site_body = {
+            "name": "Intruder site", "kind": "hotel_industriel", "address": "1 rue Intruse",
+            "postcode": "75019", "arrondissement": 19,
+        }  # fmt: skip
+        unit_body = {"reference": "X1", "surface_m2": 50, "rent_eur_m2_year": 90}
+        targets = {
+            ("inventory", "POST", "/v1/landlords"): Target({}, {"name": f"Intr {uuid.uuid4()}"}),
+            ("inventory", "POST", "/v1/landlords/{landlord_id}/tokens"): Target(
+                {"landlord_id": self.landlord_a_id}, None
+            ),
+            ("inventory", "POST", "/v1/sites"): Target(
+                {}, {**site_body, "landlord_id": self.landlord_a_id}
+            ),
+            ("inventory", "PATCH", "/v1/sites/{site_id}"): Target(
+                {"site_id": self.site_a},
+                {"name": "Hijacked site"},
+                ("inventory", f"/v1/sites/{self.site_a}", ""),
+            ),
+            ("inventory", "POST", "/v1/sites/{site_id}/units"): Target(
+                {"site_id": self.site_a}, unit_body, ("inventory", f"/v1/sites/{self.site_a}", "")
+            ),
+            ("inventory", "PATCH", "/v1/units/{unit_id}"): Target(
+                {"unit_id": self.unit_a},
+                {"rent_eur_m2_year": 1},
+                ("inventory", f"/v1/units/{self.unit_a}", ""),
+            ),
+            ("leasing", "PATCH", "/v1/artisans/me"): Target({}, {"display_name": "Hijacked"}),
+            ("leasing", "POST", "/v1/applications"): Target(
+                {}, {"unit_id": self.world.units[3]["id"], "project": PROJECT}
+            ),
+            ("leasing", "POST", "/v1/applications/{application_id}/withdraw"): Target(
+                {"application_id": self.application},
+                {"reason": "Hijacked"},
+                ("leasing", f"/v1/applications/{self.application}", a_token),
+            ),
+            ("leasing", "POST", "/v1/applications/{application_id}/reject"): Target(
+                {"application_id": self.application},
+                {"reason": "Not suitable for this unit"},
+                ("leasing", f"/v1/applications/{self.application}", a_token),
+            ),
+            ("leasing", "POST", "/v1/applications/{application_id}/offer"): Target(
+                {"application_id": self.application},
+                {
+                    "monthly_rent_eur": "700.00",
+                    "start_date": today_.isoformat(),
+                    "end_date": months_later(today_, 12).isoformat(),
+                },
+                ("leasing", f"/v1/applications/{self.application}", a_token),
+            ),
+            ("leasing", "POST", "/v1/leases/{lease_id}/accept"): Target(
+                {"lease_id": self.offered_lease},
+                None,
+                ("leasing", f"/v1/leases/{self.offered_lease}", a_token),
+            ),
+            ("leasing", "POST", "/v1/leases/{lease_id}/decline"): Target(
+                {"lease_id": self.offered_lease},
+                {"reason": "Hijacked"},
+                ("leasing", f"/v1/leases/{self.offered_lease}", a_token),
+            ),
+            ("leasing", "POST", "/v1/leases/{lease_id}/end"): Target(
+                {"lease_id": self.active_lease},
+                {"reason": "Hijacked"},
+                ("leasing", f"/v1/leases/{self.active_lease}", a_token),
+            ),
+            ("leasing", "POST", "/v1/leases/{lease_id}/renew"): Target(
+                {"lease_id": self.active_lease},
+                {"end_date": self.renew_to},
+                ("leasing", f"/v1/leases/{self.active_lease}", a_token),
+            ),
+            ("notifications", "POST", "/v1/subscriptions"): Target(
+                {}, {"name": "Intruder", "channels": [{"type": "feed"}]}
+            ),
+            ("notifications", "POST", "/v1/feed/read-all"): Target({}, None),
+            ("notifications", "POST", "/v1/admin/deliveries/{delivery_id}/redeliver"): Target(
+                {"delivery_id": self.delivery}, None
+            ),
+            ("notifications", "POST", "/v1/admin/digests/flush"): Target({}, None),
+            ("notifications", "POST", "/v1/unsubscribe/{token}"): Target(
+                {"token": self.tampered_unsubscribe}, None
+            ),
+        }
+        sub_path = f"/v1/subscriptions/{self.sub_a.id}"
+        for path, body in (
+            ("/v1/subscriptions/{subscription_id}", {"name": "Hijacked"}),
+            ("/v1/subscriptions/{subscription_id}/pause", None),
+            ("/v1/subscriptions/{subscription_id}/resume", None),
+            ("/v1/subscriptions/{subscription_id}/test", None),
+        ):
+            method = "PATCH" if path.endswith("}") else "POST"
+            targets[("notifications", method, path)] = Target(
+                {"subscription_id": self.sub_a.id}, body, ("notifications", sub_path, a_token)
+            )
+        targets[("notifications", "DELETE", "/v1/subscriptions/{subscription_id}")] = Target(
+            {"subscription_id": self.sub_a.id}, None, ("notifications", sub_path, a_token)
+        )
+        for verb in ("read", "unread"):
+            targets[("notifications", "POST", f"/v1/feed/{{item_id}}/{verb}")] = Target(
+                {"item_id": self.feed_item}, None
+            )
+        return targets[key]
+
+    def token_of(self, role: str, who: str = "a") -> str:
+        if role == "admin":
+            return self.api.admin
+        if role == "landlord":
+            return self.landlord_a if who == "a" else self.landlord_b
+        return self.artisan_a.token if who == "a" else self.artisan_b.token
+
+    async def state(self) -> dict[str, Any]:
+        """Everything a refused write could have changed, through the public APIs."""
+        api, admin = self.api, self.api.admin
+
+        async def get(service: str, path: str, token: str | None = None, **params: Any) -> Any:
+            return check(
+                await api.client.get(api.url(service, path), params=params, headers=bearer(token)),
+                200,
+            )
+
+        subs_a = await get("notifications", "/v1/subscriptions", self.artisan_a.token, limit=100)
+        subs_b = await get("notifications", "/v1/subscriptions", self.artisan_b.token, limit=100)
+        return {
+            "landlords": sorted(x["id"] for x in await get("inventory", "/v1/landlords", admin)),
+            "sites": (await get("inventory", "/v1/sites", limit=1))["total"],
+            "site": await get("inventory", f"/v1/sites/{self.site_a}"),
+            "units": [
+                (u["id"], u["version"], u["status"], u["rent_eur_m2_year"])
+                for u in (await get("inventory", "/v1/units", site_id=self.site_a, limit=100))[
+                    "items"
+                ]
+            ],
+            "artisans": [
+                (await get("leasing", "/v1/artisans/me", t))["version"]
+                for t in (self.artisan_a.token, self.artisan_b.token)
+            ],
+            "applications": [
+                (x["id"], x["status"], len(x["decisions"]))
+                for unit in self.world.units
+                for x in (
+                    await get("leasing", "/v1/applications", admin, unit_id=unit["id"], limit=100)
+                )["items"]
+            ],
+            "leases": [
+                (x["id"], x["status"], x["end_date"])
+                for unit in self.world.units
+                for x in (await get("leasing", "/v1/leases", admin, unit_id=unit["id"], limit=100))[
+                    "items"
+                ]
+            ],
+            "subscriptions": [
+                (s["id"], s["status"], s["version"], [c["enabled"] for c in s["channels"]])
+                for s in subs_a["items"] + subs_b["items"]
+            ],
+            "feed": [(i["id"], i["read"]) for i in await api.feed(self.artisan_a)],
+            "deliveries": (await get("notifications", "/v1/admin/deliveries", admin, limit=1))[
+                "total"
+            ],
+            "delivery": [
+                (d["id"], d["status"], d["attempts"]) for d in await api.deliveries(self.sub_a.id)
+            ],
+        }
+
+
+async def _all_listed(api: Api, vacancies: dict[str, str]) -> bool:
+    for unit_id, vacancy in vacancies.items():
+        listing = await api.leasing_unit(unit_id)
+        if not listing or listing["vacancy_id"] != vacancy:
+            return False
+    return True
+
+
+async def _lease_under(api: Api, landlord: str, unit_id: str, artisan: Any) -> dict[str, Any]:
+    """An active lease under the ESS programme (renewable once), so that renew can succeed."""
+    application = check(
+        await api.write(
+            "POST", "leasing", "/v1/applications", artisan.token,
+            json={"unit_id": unit_id, "project": PROJECT,
+                  "programme_id": "economie-sociale-et-solidaire"},
+        ),
+        201,
+    )  # fmt: skip
+    start = today()
+    lease = check(
+        await api.write(
+            "POST", "leasing", f"/v1/applications/{application['id']}/offer", landlord,
+            json={"monthly_rent_eur": "900.00", "start_date": start.isoformat(),
+                  "end_date": months_later(start, 12).isoformat()},
+        ),
+        201,
+    )  # fmt: skip
+    return check(  # type: ignore[no-any-return]
+        await api.write("POST", "leasing", f"/v1/leases/{lease['id']}/accept", artisan.token), 200
+    )
+
+
+async def test_every_write_endpoint_refuses_the_wrong_callers(
+    e2e_platform: Platform,
+    api_for: Callable[[Platform], Api],
+    mailbox_for: Callable[[Platform], Mailbox],
+    receiver_hub: ReceiverHub,
+    report: Callable[[Counts], None],
+) -> None:
+    platform = e2e_platform
+    started = time.monotonic()
+    endpoints = write_endpoints(platform)
+    unclassified = endpoints - set(RULES) - PUBLIC
+    assert not unclassified, f"write endpoints missing from the matrix: {unclassified}"
+    assert not (set(RULES) | PUBLIC) - endpoints, "the matrix lists endpoints that no longer exist"
+
+    api, mailbox = api_for(platform), mailbox_for(platform)
+    world = await World.build(
+        platform, api, mailbox, [receiver_hub.make("ok")], units=4, prefix="authz"
+    )
+    fixture = Fixture(api)
+    await fixture.build(platform, world, mailbox)
+    forged = TokenService("not-the-platform-secret-" + "x" * 32).issue(
+        fixture.artisan_a.id, Role.ARTISAN
+    )
+    # Let the fixture's own events settle (the signed lease makes inventory publish) first.
+    await wait_caught_up(platform.broker.bootstrap, "inventory", ["leasing.lease.events"])
+    await wait_caught_up(platform.broker.bootstrap, "leasing", ["inventory.unit.events"])
+    tap = await KafkaTap.open(
+        platform.broker.bootstrap,
+        "inventory.unit.events", "inventory.site.events", "inventory.surface.events",
+        "leasing.artisan.events", "leasing.application.events", "leasing.lease.events",
+    )  # fmt: skip
+
+    attempts: list[tuple[str, str, str, str, int, int]] = []  # ..., caller, expected, got
+    wrong: list[str] = []
+    written: list[str] = []
+    before = await fixture.state()
+    for key in sorted(endpoints):
+        service, method, template = key
+        if key == ("leasing", "POST", "/v1/artisans"):
+            continue
+        target = fixture.target(key)
+        if target.owner_sees is not None:
+            svc, path, token = target.owner_sees
+            seen = await api.client.get(api.url(svc, path), headers=bearer(token or None))
+            assert seen.status_code == 200, f"fixture for {key} not visible to its owner"
+        path = template.format(**target.params)
+        if key in PUBLIC:
+            callers: list[tuple[str, str | None, tuple[int, ...]]] = [
+                ("tampered link", None, (400, 403, 404, 410, 422))
+            ]
+        else:
+            rule = RULES[key]
+            callers = [("no token", None, (401,)), ("forged token", forged, (401,))]
+            callers += [
+                (f"{role} (wrong role)", fixture.token_of(role), (403,))
+                for role in ALL_ROLES
+                if role not in rule.roles
+            ]
+            callers += [
+                (f"another {role}", fixture.token_of(role, "b"), (status,))
+                for role, status in rule.other_owner.items()
+            ]
+        for caller, token, expected in callers:
+            response = await api.client.request(
+                method, api.url(service, path), headers=bearer(token),
+                json=target.body if target.body is not None else None,
+            )  # fmt: skip
+            attempts.append((service, method, template, caller, expected[0], response.status_code))
+            if response.status_code not in expected:
+                wrong.append(
+                    f"{method} {service}{template} by {caller}: {response.status_code} "
+                    f"(expected {expected}) {response.text[:200]}"
+                )
+            after = await fixture.state()
+            if after != before:
+                changed = sorted(k for k in before if before[k] != after[k])
+                written.append(f"{method} {service}{template} by {caller} changed {changed}")
+                before = after
+
+    keys = {u["id"] for u in world.units} | {
+        fixture.site_a, fixture.artisan_a.id, fixture.artisan_b.id, fixture.application,
+        fixture.landlord_a_id,
+    }  # fmt: skip
+    leaked = [
+        (r.topic, dict(r.headers).get("ce_type"))
+        for r in await tap.read()
+        if r.key is None or r.key.decode(errors="replace") in keys
+    ]
+    counts = Counts("authorization matrix", "sqlite")
+    counts.sent = len(attempts)
+    counts.acknowledged = sum(1 for a in attempts if 200 <= a[5] < 300)
+    counts.published = len(leaked)
+    counts.expected = len(attempts)
+    counts.delivered = len(attempts) - len(wrong)  # refused as documented
+    counts.lost = len(written)  # refused writes that changed something anyway
+    counts.extra.update(
+        endpoints=len(endpoints),
+        public_endpoints=len(PUBLIC),
+        status_mismatches=len(wrong),
+        by_caller={c: sum(1 for a in attempts if a[3].startswith(c)) for c in
+                   ("no token", "forged", "admin", "landlord", "artisan", "another")},
+    )  # fmt: skip
+    counts.seconds = time.monotonic() - started
+    report(counts)
+
+    assert not written, written
+    assert not leaked, f"refused writes published events: {leaked[:5]}"
+    assert not wrong, "\n".join(wrong)
+    assert counts.acknowledged == 0
