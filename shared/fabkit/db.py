@@ -24,6 +24,8 @@ SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata: MetaData = SQLModel.metadata
 
 AFTER_COMMIT_HOOKS = "fabkit_after_commit"
+# Execution option marking connections of read-only sessions (see make_session_factory).
+READ_ONLY = "fabkit_read_only"
 
 
 def is_sqlite_url(url: str) -> bool:
@@ -48,8 +50,12 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEn
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # Writers serialise at BEGIN instead of failing on lock upgrade mid-transaction.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if conn.get_execution_options().get(READ_ONLY):
+                # Readers take a WAL snapshot and never wait for the write lock.
+                conn.exec_driver_sql("BEGIN")
+            else:
+                # Writers serialise at BEGIN instead of failing on lock upgrade mid-transaction.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(
@@ -58,11 +64,20 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEn
 
 
 def make_session_factory(
-    engine: AsyncEngine, info: dict[str, Any] | None = None
+    engine: AsyncEngine, info: dict[str, Any] | None = None, *, read_only: bool = False
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit; `info` reaches every session."""
+    """Sessions that keep loaded objects usable after commit; `info` reaches every session.
+
+    `read_only` sessions are for work that never writes (GET handlers, gauges, the relay's
+    look-ahead). On SQLite they begin with a deferred `BEGIN`, so they read a consistent WAL
+    snapshot without queueing behind writers on the write lock (`BEGIN IMMEDIATE`, which
+    writers need so that they serialise at BEGIN rather than fail on a lock upgrade). A write
+    attempted in one may fail with "database is locked" under contention: do not write there.
+    On PostgreSQL both kinds are the same.
+    """
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
     return async_sessionmaker(
-        engine, class_=AsyncSession, expire_on_commit=False, info=dict(info or {})
+        bind, class_=AsyncSession, expire_on_commit=False, info=dict(info or {})
     )
 
 

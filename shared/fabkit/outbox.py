@@ -99,8 +99,11 @@ class OutboxRelay:
         is_postgres: bool,
         batch_size: int = 200,
         poll_interval: float = 1.0,
+        read_session_factory: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._sessions = session_factory
+        # The SQLite look-ahead and the gauges only read: they need not wait for API writers.
+        self._read_sessions = read_session_factory or session_factory
         self._producer_factory = producer_factory
         self._metrics = metrics
         self._signal = signal
@@ -182,7 +185,7 @@ class OutboxRelay:
         return len(acked)
 
     async def _publish_sqlite(self, producer: AIOKafkaProducer, limit: int) -> int:
-        async with self._sessions() as session:
+        async with self._read_sessions() as session:
             rows = [_Pending(*row) for row in (await session.execute(self._pending(limit))).all()]
             await session.rollback()
         if not rows:
@@ -251,7 +254,7 @@ class OutboxRelay:
             return
         self._gauges_at = now
         try:
-            async with self._sessions() as session:
+            async with self._read_sessions() as session:
                 count, oldest = (
                     await session.execute(
                         select(func.count(), func.min(OutboxMessage.created_at)).where(

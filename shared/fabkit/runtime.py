@@ -37,6 +37,7 @@ class Runtime:
     settings: ServiceSettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]
     metrics: ServiceMetrics
     tokens: TokenService
     signal: OutboxSignal
@@ -44,6 +45,10 @@ class Runtime:
     consumers: list[ConsumerRunner] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def sessions_for(self, method: str) -> async_sessionmaker[AsyncSession]:
+        """Sessions for a request: GET and HEAD handlers only read, so they get read-only ones."""
+        return self.read_sessions if method in ("GET", "HEAD") else self.sessions
 
     def start_background(self) -> None:
         if self.settings.run_relay:
@@ -70,6 +75,7 @@ def build_runtime(
     engine = make_engine(settings.database_url)
     signal = OutboxSignal()
     sessions = make_session_factory(engine, info={OUTBOX_SIGNAL: signal})
+    read_sessions = make_session_factory(engine, read_only=True)
     metrics = ServiceMetrics.for_service(settings.service_name)
     client_id = settings.kafka_client_id or settings.service_name
 
@@ -84,11 +90,13 @@ def build_runtime(
         is_postgres=not settings.is_sqlite,
         batch_size=settings.outbox_batch_size,
         poll_interval=settings.outbox_poll_interval_s,
+        read_session_factory=read_sessions,
     )
     runtime = Runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
+        read_sessions=read_sessions,
         metrics=metrics,
         tokens=settings.token_service(),
         signal=signal,

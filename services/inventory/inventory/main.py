@@ -29,7 +29,7 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
         async with base_lifespan(app):
             runtime = app.state.runtime
             runtime.tasks.append(
-                asyncio.create_task(run_gauge_refresher(runtime.sessions, runtime.stop))
+                asyncio.create_task(run_gauge_refresher(runtime.read_sessions, runtime.stop))
             )
             yield
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, bindparam, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inventory.domain import Feature, UnitStatus, UseClass
@@ -126,43 +127,99 @@ SORTS = {
 }
 
 
-def _search_filter(q: UnitSearch) -> Select:  # type: ignore[type-arg]
-    stmt = select(Unit)
-    if q.arrondissements:
-        stmt = stmt.where(Unit.arrondissement.in_(q.arrondissements))  # type: ignore[attr-defined]
-    if q.min_surface is not None:
-        stmt = stmt.where(Unit.surface_m2 >= q.min_surface)
-    if q.max_surface is not None:
-        stmt = stmt.where(Unit.surface_m2 <= q.max_surface)
-    if q.max_rent is not None:
-        stmt = stmt.where(Unit.rent_eur_m2_year <= q.max_rent)
-    if q.trade:
+def _search_shape(q: UnitSearch) -> tuple[object, ...]:
+    """Which filters a search uses: searches of one shape share one statement."""
+    return (
+        bool(q.arrondissements),
+        q.min_surface is not None,
+        q.max_surface is not None,
+        q.max_rent is not None,
+        bool(q.trade),
+        tuple(sorted(f.value for f in q.features)),
+        bool(q.statuses),
+        bool(q.site_kinds),
+        q.use_class is not None,
+        bool(q.site_id),
+        bool(q.landlord_id),
+        q.sort,
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _search_statement(shape: tuple[object, ...]) -> Select:  # type: ignore[type-arg]
+    """The page of units with their sites and the total, in one query, with bound parameters.
+
+    Built once per shape: constructing the statement and its cache key costs more than running
+    it on SQLite, so the parameters are bound at execution instead of inlined per request.
+    """
+    (arrs, min_s, max_s, max_rent, trade, features, statuses, kinds, use, site, landlord, sort) = (
+        shape
+    )
+    total = func.count().over().label("total")
+    stmt = select(Unit, Site, total).join(Site, Site.id == Unit.site_id)  # type: ignore[arg-type]
+    if arrs:
+        stmt = stmt.where(Unit.arrondissement.in_(bindparam("arrs", expanding=True)))  # type: ignore[attr-defined]
+    if min_s:
+        stmt = stmt.where(Unit.surface_m2 >= bindparam("min_surface"))
+    if max_s:
+        stmt = stmt.where(Unit.surface_m2 <= bindparam("max_surface"))
+    if max_rent:
+        stmt = stmt.where(Unit.rent_eur_m2_year <= bindparam("max_rent"))
+    if trade:
         stmt = stmt.where(
-            Unit.id.in_(select(UnitTrade.unit_id).where(UnitTrade.trade == q.trade))  # type: ignore[attr-defined]
+            Unit.id.in_(select(UnitTrade.unit_id).where(UnitTrade.trade == bindparam("trade")))  # type: ignore[attr-defined]
         )
-    for feature in q.features:
-        stmt = stmt.where(getattr(Unit, feature.value).is_(True))
-    if q.statuses:
-        stmt = stmt.where(Unit.status.in_([s.value for s in q.statuses]))  # type: ignore[attr-defined]
-    if q.site_kinds:
-        stmt = stmt.where(Unit.site_kind.in_(q.site_kinds))  # type: ignore[attr-defined]
-    if q.use_class:
-        stmt = stmt.where(Unit.use_class == q.use_class.value)
-    if q.site_id:
-        stmt = stmt.where(Unit.site_id == q.site_id)
-    if q.landlord_id:
-        stmt = stmt.where(Unit.landlord_id == q.landlord_id)
-    return stmt
-
-
-async def search_units(session: AsyncSession, q: UnitSearch) -> tuple[Sequence[Unit], int]:
-    stmt = _search_filter(q)
-    total = (
-        await session.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    ).scalar_one()
+    for feature in features:  # type: ignore[attr-defined]
+        stmt = stmt.where(getattr(Unit, str(feature)).is_(True))
+    if statuses:
+        stmt = stmt.where(Unit.status.in_(bindparam("statuses", expanding=True)))  # type: ignore[attr-defined]
+    if kinds:
+        stmt = stmt.where(Unit.site_kind.in_(bindparam("kinds", expanding=True)))  # type: ignore[attr-defined]
+    if use:
+        stmt = stmt.where(Unit.use_class == bindparam("use_class"))
+    if site:
+        stmt = stmt.where(Unit.site_id == bindparam("site_id"))
+    if landlord:
+        stmt = stmt.where(Unit.landlord_id == bindparam("landlord_id"))
     # The id tie-breaker makes the order total, so pages never repeat or skip a unit.
-    ordered = stmt.order_by(*SORTS[q.sort], Unit.id).limit(q.limit).offset(q.offset)
-    return (await session.execute(ordered)).scalars().all(), total
+    return (
+        stmt.order_by(*SORTS[str(sort)], Unit.id)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _count_statement(shape: tuple[object, ...]) -> Select:  # type: ignore[type-arg]
+    page = _search_statement(shape)
+    return select(func.count()).select_from(
+        page.with_only_columns(Unit.id).limit(None).offset(None).order_by(None).subquery()  # type: ignore[arg-type]
+    )
+
+
+async def search_units(session: AsyncSession, q: UnitSearch) -> tuple[list[tuple[Unit, Site]], int]:
+    """One page of matching units with their sites, and how many match in all."""
+    params: dict[str, object] = {
+        "arrs": list(q.arrondissements),
+        "min_surface": q.min_surface,
+        "max_surface": q.max_surface,
+        "max_rent": q.max_rent,
+        "trade": q.trade,
+        "statuses": [s.value for s in q.statuses],
+        "kinds": list(q.site_kinds),
+        "use_class": q.use_class.value if q.use_class else None,
+        "site_id": q.site_id,
+        "landlord_id": q.landlord_id,
+        "limit": q.limit,
+        "offset": q.offset,
+    }
+    shape = _search_shape(q)
+    rows = (await session.execute(_search_statement(shape), params)).all()
+    if rows:
+        return [(unit, site) for unit, site, _ in rows], int(rows[0].total)
+    # A page past the end carries no total: count separately (rare).
+    total = (await session.execute(_count_statement(shape), params)).scalar_one()
+    return [], int(total)
 
 
 async def count_units_by_status(session: AsyncSession) -> dict[str, int]:

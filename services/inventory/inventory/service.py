@@ -619,9 +619,8 @@ def _surface_change_kind(
 
 async def search_units(sessions: Sessions, query: repo.UnitSearch) -> tuple[list[UnitOut], int]:
     async with sessions() as session:
-        units, total = await repo.search_units(session, query)
-        sites = await repo.sites_by_id(session, {u.site_id for u in units})
-    return [unit_out(u, sites[u.site_id]) for u in units], total
+        rows, total = await repo.search_units(session, query)
+    return [unit_out(unit, site) for unit, site in rows], total
 
 
 # Production surface ----------------------------------------------------------------------

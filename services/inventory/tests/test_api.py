@@ -309,6 +309,13 @@ async def test_search_filters_and_stable_pagination(api: Api) -> None:
         page = await search(sort="rent", limit=3, offset=offset)
         seen.extend(u["id"] for u in page["items"])
     assert len(seen) == 8 == len(set(seen))
+    # a page past the end still says how many match
+    past = await search(trade="textile", offset=50)
+    assert past["items"] == [] and past["total"] == 4
+    # searches of one shape share a statement: the values are bound per request
+    assert (await search(arrondissement=13, max_rent=100))["total"] == 7
+    assert (await search(arrondissement=11, max_rent=300))["total"] == 1
+    assert {u["site"]["arrondissement"] for u in (await search(arrondissement=11))["items"]} == {11}
     surfaces = [u["surface_m2"] for u in (await search(sort="-surface", limit=100))["items"]]
     assert surfaces == sorted(surfaces, reverse=True)
     r = await api.client.get("/v1/units", params={"arrondissement": 25, "sort": "price"})

@@ -36,7 +36,9 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
                 await service.publish_programmes(runtime.sessions, settings, catalogue)
             runtime.tasks.append(
                 asyncio.create_task(
-                    run_gauge_refresher(runtime.sessions, runtime.stop, settings.gauge_refresh_s),
+                    run_gauge_refresher(
+                        runtime.read_sessions, runtime.stop, settings.gauge_refresh_s
+                    ),
                     name="gauges",
                 )
             )

@@ -34,7 +34,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             app.state.signals = signals
             runtime = app.state.runtime
             runtime.tasks.append(
-                asyncio.create_task(run_gauge_refresher(runtime.sessions, runtime.stop))
+                asyncio.create_task(run_gauge_refresher(runtime.read_sessions, runtime.stop))
             )
             if settings.run_delivery_worker:
                 worker = DeliveryWorker(runtime.sessions, settings, signals)

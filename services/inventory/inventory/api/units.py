@@ -62,7 +62,7 @@ async def search_units(
     sort: Sort = "rent",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> Page[UnitOut]:
+) -> Response:
     query = UnitSearch(
         arrondissements=arrondissement or (),
         min_surface=min_surface,
@@ -80,7 +80,10 @@ async def search_units(
         offset=offset,
     )
     items, total = await service.search_units(sessions, query)
-    return Page(items=items, total=total, limit=limit, offset=offset)
+    page = Page[UnitOut](items=items, total=total, limit=limit, offset=offset)
+    # Built from validated models: serialised once here instead of dumped, validated again
+    # against response_model and serialised by FastAPI (a third of a search's CPU).
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get("/v1/units/{unit_id}", response_model=UnitOut, summary="One unit")

@@ -14,7 +14,8 @@ from notifications.signals import Signals
 
 
 def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    return request.app.state.runtime.sessions  # type: ignore[no-any-return]
+    # GET and HEAD handlers only read: they get read-only sessions (see fabkit.db).
+    return request.app.state.runtime.sessions_for(request.method)  # type: ignore[no-any-return]
 
 
 def get_settings(request: Request) -> NotificationsSettings:
