@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.orm import aliased, defer
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,6 +28,15 @@ from notifications.models import (
     SubscriptionTerm,
 )
 
+# Bound on the values of one `IN (...)`: old SQLite builds allow 999 bound parameters.
+IN_CHUNK = 500
+
+
+def _chunks(values: Iterable[str]) -> list[list[str]]:
+    ordered = sorted(set(values))
+    return [ordered[i : i + IN_CHUNK] for i in range(0, len(ordered), IN_CHUNK)]
+
+
 # Subscriptions -------------------------------------------------------------------------------
 
 
@@ -38,6 +47,15 @@ async def get_subscription(
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().first()
+
+
+async def subscriptions_by_id(session: AsyncSession, ids: Iterable[str]) -> dict[str, Subscription]:
+    """The subscriptions with these ids (missing ones are simply absent), one query per 500."""
+    found: dict[str, Subscription] = {}
+    for chunk in _chunks(ids):
+        rows = await session.execute(select(Subscription).where(col(Subscription.id).in_(chunk)))
+        found.update((s.id, s) for s in rows.scalars())
+    return found
 
 
 async def list_subscriptions(
@@ -132,11 +150,12 @@ async def get_artisan(session: AsyncSession, artisan_id: str) -> Artisan | None:
     return await session.get(Artisan, artisan_id)
 
 
-async def artisans_by_id(session: AsyncSession, ids: set[str]) -> dict[str, Artisan]:
-    if not ids:
-        return {}
-    rows = await session.execute(select(Artisan).where(Artisan.artisan_id.in_(ids)))
-    return {a.artisan_id: a for a in rows.scalars()}
+async def artisans_by_id(session: AsyncSession, ids: Iterable[str]) -> dict[str, Artisan]:
+    found: dict[str, Artisan] = {}
+    for chunk in _chunks(ids):
+        rows = await session.execute(select(Artisan).where(col(Artisan.artisan_id).in_(chunk)))
+        found.update((a.artisan_id, a) for a in rows.scalars())
+    return found
 
 
 async def get_programme(session: AsyncSession, programme_id: str) -> Programme | None:
@@ -172,6 +191,27 @@ async def get_delivery(
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().first()
+
+
+async def deliveries_to_record(
+    session: AsyncSession, ids: Iterable[str], *, for_update: bool
+) -> dict[str, Delivery]:
+    """The rows whose send outcomes the worker records, locked in id order on PostgreSQL.
+
+    The payload is not loaded (recording never reads it): do not touch `payload` on these rows.
+    """
+    found: dict[str, Delivery] = {}
+    for chunk in _chunks(ids):
+        stmt = (
+            select(Delivery)
+            .options(defer(Delivery.payload))
+            .where(col(Delivery.id).in_(chunk))
+            .order_by(Delivery.id)
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        found.update((d.id, d) for d in (await session.execute(stmt)).scalars())
+    return found
 
 
 async def delivery_exists(
@@ -211,27 +251,40 @@ async def list_deliveries(
     return rows.scalars().all(), total
 
 
-def _due(now: datetime) -> Any:
-    return or_(
-        and_(Delivery.status == DeliveryStatus.PENDING.value, Delivery.next_attempt_at <= now),
-        # A claim whose worker died (or hung) past its lease is due again.
-        and_(Delivery.status == DeliveryStatus.SENDING.value, col(Delivery.claimed_until) < now),
-    )
-
-
 async def claim_due(
     session: AsyncSession, *, now: datetime, lease: timedelta, limit: int, skip_locked: bool
 ) -> Sequence[Delivery]:
-    """Mark up to `limit` due deliveries as being sent by the caller, oldest due first."""
-    stmt = (
+    """Mark up to `limit` due deliveries as being sent by the caller: claims whose lease ran out
+    first (they were due before they were claimed), then pending rows, oldest due first.
+
+    Two queries on the (status, next_attempt_at) index: the claimed rows (few: those in flight)
+    and a range scan of the pending ones that stops at `limit`. One query OR-ing both kinds and
+    ordered by (next_attempt_at, id) read and sorted every due row to return the first few:
+    ~30 ms a claim on SQLite with the 10,000 rows of a fan-out due.
+    """
+    # A claim whose worker died (or hung) past its lease is due again.
+    expired = (
         select(Delivery)
-        .where(_due(now))
-        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .where(Delivery.status == DeliveryStatus.SENDING.value, col(Delivery.claimed_until) < now)
+        .order_by(Delivery.claimed_until)
         .limit(limit)
     )
     if skip_locked:
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = (await session.execute(stmt)).scalars().all()
+        expired = expired.with_for_update(skip_locked=True)
+    rows = list((await session.execute(expired)).scalars().all())
+    if len(rows) < limit:
+        pending = (
+            select(Delivery)
+            .where(
+                Delivery.status == DeliveryStatus.PENDING.value,
+                Delivery.next_attempt_at <= now,
+            )
+            .order_by(Delivery.next_attempt_at)
+            .limit(limit - len(rows))
+        )
+        if skip_locked:
+            pending = pending.with_for_update(skip_locked=True)
+        rows += (await session.execute(pending)).scalars().all()
     for row in rows:
         row.status = DeliveryStatus.SENDING.value
         row.claimed_until = now + lease
@@ -279,13 +332,26 @@ async def due_digest_rows(
     return (await session.execute(stmt)).scalars().all()
 
 
-async def batched_under(session: AsyncSession, lead_id: str) -> Sequence[Delivery]:
-    stmt = select(Delivery).where(
-        Delivery.batch_id == lead_id,
-        Delivery.id != lead_id,
-        Delivery.status == DeliveryStatus.BATCHED.value,
-    )
-    return (await session.execute(stmt)).scalars().all()
+async def batched_under_leads(
+    session: AsyncSession, lead_ids: Iterable[str]
+) -> dict[str, list[Delivery]]:
+    """The digest entries batched under these leads (not the leads themselves), still
+    `batched`: lead id -> its entries. The payload is not loaded."""
+    found: dict[str, list[Delivery]] = {}
+    for chunk in _chunks(lead_ids):
+        stmt = (
+            select(Delivery)
+            .options(defer(Delivery.payload))
+            .where(
+                col(Delivery.batch_id).in_(chunk),
+                col(Delivery.id) != col(Delivery.batch_id),
+                Delivery.status == DeliveryStatus.BATCHED.value,
+            )
+        )
+        for row in (await session.execute(stmt)).scalars():
+            assert row.batch_id is not None
+            found.setdefault(row.batch_id, []).append(row)
+    return found
 
 
 async def cancel_pending_of_subscription(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -68,6 +69,8 @@ from notifications.signals import Signals
 from notifications.webhooks import UnsafeUrl, generate_secret, resolve_target
 
 Sessions = async_sessionmaker[AsyncSession]
+# A row to insert, column name -> value (see `_deliveries_for`).
+Row = dict[str, Any]
 
 
 def _new_id() -> str:
@@ -342,8 +345,7 @@ async def send_test(
                 "message": "Test message: alerts for this saved search will arrive like this.",
             },
         }
-        rows = _deliveries_for(
-            session,
+        rows, feed = _deliveries_for(
             event_id=f"test:{_new_id()}",
             recipient_key=sub.id,
             artisan_id=sub.artisan_id,
@@ -354,12 +356,12 @@ async def send_test(
             title=f"Test de votre alerte « {sub.name} »",
             now=now,
         )
+        await _insert(session, rows, feed)
         signals.after_commit(session, wake_worker=True, feed_for=[sub.artisan_id])
-    return TestSendOut(deliveries=[delivery_out(d) for d in rows])
+    return TestSendOut(deliveries=[DeliveryOut.model_validate(row) for row in rows])
 
 
 def _deliveries_for(
-    session: AsyncSession,
     *,
     event_id: str,
     recipient_key: str,
@@ -373,44 +375,70 @@ def _deliveries_for(
     vacancy_id: str | None = None,
     occurred_at: datetime | None = None,
     digest_at: datetime | None = None,
-) -> list[Delivery]:
-    """One delivery per channel; the feed is written at once, the others wait for the worker."""
-    rows = []
+) -> tuple[list[Row], list[Row]]:
+    """One delivery per channel, as rows for `_insert`, and the feed items: the feed is written
+    at once (its delivery is born delivered), the others wait for the worker.
+
+    Every row names every column, so that rows of one batch insert together (an executemany
+    takes its columns from the rows) and so that a row reads like the Delivery it becomes.
+    """
+    deliveries: list[Row] = []
+    feed: list[Row] = []
     for channel in channels:
         digest = digest_at is not None and channel is not Channel.FEED
-        delivery = Delivery(
-            id=_new_id(),
-            event_id=event_id,
-            recipient_key=recipient_key,
-            channel=channel.value,
-            kind=kind.value,
-            artisan_id=artisan_id,
-            subscription_id=subscription_id,
-            vacancy_id=vacancy_id,
-            payload=payload,
-            status=DeliveryStatus.PENDING.value,
-            digest=digest,
-            next_attempt_at=digest_at if digest and digest_at else now,
-            occurred_at=occurred_at,
-            created_at=now,
-        )
-        if channel is Channel.FEED:
-            delivery.status = DeliveryStatus.DELIVERED.value
-            delivery.delivered_at = now
-            session.add(
-                FeedItem(
-                    artisan_id=artisan_id,
-                    delivery_id=delivery.id,
-                    subscription_id=subscription_id,
-                    kind=kind.value,
-                    title=title[:300],
-                    body=payload,
-                    created_at=now,
-                )
+        delivered = channel is Channel.FEED
+        delivery: Row = {
+            "id": _new_id(),
+            "event_id": event_id,
+            "recipient_key": recipient_key,
+            "channel": channel.value,
+            "kind": kind.value,
+            "artisan_id": artisan_id,
+            "subscription_id": subscription_id,
+            "vacancy_id": vacancy_id,
+            "payload": payload,
+            "status": (DeliveryStatus.DELIVERED if delivered else DeliveryStatus.PENDING).value,
+            "digest": digest,
+            "batch_id": None,
+            "attempts": 0,
+            "next_attempt_at": digest_at if digest and digest_at else now,
+            "claimed_until": None,
+            "last_error": None,
+            "last_status_code": None,
+            "occurred_at": occurred_at,
+            "created_at": now,
+            "delivered_at": now if delivered else None,
+        }
+        if delivered:
+            feed.append(
+                {
+                    "artisan_id": artisan_id,
+                    "delivery_id": delivery["id"],
+                    "subscription_id": subscription_id,
+                    "kind": kind.value,
+                    "title": title[:300],
+                    "body": payload,
+                    "created_at": now,
+                    "read_at": None,
+                }
             )
-        session.add(delivery)
-        rows.append(delivery)
-    return rows
+        deliveries.append(delivery)
+    return deliveries, feed
+
+
+async def _insert(session: AsyncSession, deliveries: list[Row], feed: list[Row]) -> None:
+    """Write deliveries and feed items with one Core INSERT (executemany) per table.
+
+    A vacancy matching 10,000 searches writes 10,000 deliveries or more in the consumer's
+    transaction, before the worker can send the first one: as ORM objects (construction, unit of
+    work) that took seconds (benchmarks, fan-out). The statements are on the tables, so column
+    types still apply (JSON, aware UTC datetimes); the unique (event_id, recipient_key, channel)
+    still refuses a second copy of a delivery, failing the transaction as the ORM flush did.
+    """
+    if deliveries:
+        await session.execute(insert(Delivery.__table__), deliveries)
+    if feed:
+        await session.execute(insert(FeedItem.__table__), feed)
 
 
 # Read models ---------------------------------------------------------------------------------
@@ -567,32 +595,42 @@ async def record_vacancy(
     signals: Signals,
     event: CloudEvent,
     vacancy: VacancyOpenedIn,
-) -> list[Delivery]:
+) -> list[Row]:
     """Match a vacancy and write one delivery per (subscription, channel), in the caller's
-    transaction: the consumer commits them together with the event id."""
+    transaction: the consumer commits them together with the event id. Returns the delivery
+    rows written (column -> value)."""
     unit = unit_facts(vacancy.unit)
     matches = await match_vacancy(session, unit, vacancy.opened_at.date())
     now = _now()
     digest_at = next_digest_at(now, settings.digest_hour_utc)
-    rows: list[Delivery] = []
+    # The same for every match: computed once (the payloads share them, and nothing mutates a
+    # payload once built).
+    unit_json = vacancy.unit.model_dump(mode="json")
+    opened_at = vacancy.opened_at.isoformat()
+    title = vacancy_title(vacancy.unit)
+    # `match_vacancy` judges each artisan once: one eligibility JSON per artisan too.
+    eligibility_json: dict[str, dict[str, Any]] = {}
+    rows: list[Row] = []
+    feed: list[Row] = []
     for match in matches:
         sub = match.subscription
+        if sub.artisan_id not in eligibility_json:
+            eligibility_json[sub.artisan_id] = _eligibility_json(match.eligibility)
         payload = {
             "type": "vacancy.opened",
-            "timestamp": vacancy.opened_at.isoformat(),
+            "timestamp": opened_at,
             "data": {
                 "vacancy_id": vacancy.vacancy_id,
-                "opened_at": vacancy.opened_at.isoformat(),
-                "unit": vacancy.unit.model_dump(mode="json"),
+                "opened_at": opened_at,
+                "unit": unit_json,
                 "subscription": {"id": sub.id, "name": sub.name},
                 "why": {
                     "criteria": list(match.criteria),
-                    "eligibility": _eligibility_json(match.eligibility),
+                    "eligibility": eligibility_json[sub.artisan_id],
                 },
             },
         }
-        rows += _deliveries_for(
-            session,
+        deliveries, items = _deliveries_for(
             event_id=event.id,
             recipient_key=sub.id,
             artisan_id=sub.artisan_id,
@@ -600,30 +638,32 @@ async def record_vacancy(
             kind=DeliveryKind.VACANCY_ALERT,
             channels=_enabled_channels(sub),
             payload=payload,
-            title=vacancy_title(vacancy.unit),
+            title=title,
             now=now,
             vacancy_id=vacancy.vacancy_id,
             occurred_at=vacancy.opened_at,
             digest_at=digest_at if sub.frequency == Frequency.DAILY.value else None,
         )
-    await session.flush()
+        rows += deliveries
+        feed += items
+    await _insert(session, rows, feed)
     _after_commit(session, signals, rows)
     return rows
 
 
-def _after_commit(session: AsyncSession, signals: Signals, rows: list[Delivery]) -> None:
-    feed = [r for r in rows if r.channel == Channel.FEED.value]
+def _after_commit(session: AsyncSession, signals: Signals, rows: list[Row]) -> None:
+    feed = [r for r in rows if r["channel"] == Channel.FEED.value]
     signals.after_commit(
         session,
         wake_worker=len(feed) < len(rows),
-        feed_for={r.artisan_id for r in feed},
+        feed_for={r["artisan_id"] for r in feed},
     )
     if feed:
 
         def count() -> None:
             now = _now()
             for r in feed:
-                observe_delivered(r.channel, r.occurred_at, now)
+                observe_delivered(r["channel"], r["occurred_at"], now)
 
         on_commit(session, count)
 
@@ -644,14 +684,14 @@ APPLICANT_MESSAGES = {
 
 async def record_applicant_message(
     session: AsyncSession, signals: Signals, event: CloudEvent
-) -> list[Delivery]:
+) -> list[Row]:
     """An e-mail (and a feed item) to the applicant; the address is looked up when sending,
-    so a decision that arrives before the artisan's profile still reaches them."""
+    so a decision that arrives before the artisan's profile still reaches them. Returns the
+    delivery rows written (column -> value)."""
     kind, message_type, title = APPLICANT_MESSAGES[event.type]
     artisan_id = artisan_id_of(event.data)
     payload = {"type": message_type, "timestamp": event.time.isoformat(), "data": event.data}
-    rows = _deliveries_for(
-        session,
+    rows, feed = _deliveries_for(
         event_id=event.id,
         recipient_key=f"artisan:{artisan_id}",
         artisan_id=artisan_id,
@@ -662,7 +702,7 @@ async def record_applicant_message(
         title=title,
         now=_now(),
     )
-    await session.flush()
+    await _insert(session, rows, feed)
     _after_commit(session, signals, rows)
     return rows
 

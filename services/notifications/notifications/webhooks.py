@@ -128,6 +128,32 @@ async def resolve_target(
     if not host:
         raise UnsafeUrl("the URL has no host")
     port = port or (443 if parts.scheme == "https" else 80)
+    addresses = await _resolve(host, port)
+    for ip in addresses:
+        if is_internal(ip) and not any(ip in net for net in allowed):
+            raise UnsafeUrl(
+                f"the host {host!r} resolves to {ip}, an internal address; webhooks must reach "
+                "a public address"
+            )
+    return Target(url=url, scheme=parts.scheme, host=host, port=port, address=str(addresses[0]))
+
+
+# Resolutions are kept briefly: a fan-out sends thousands of webhooks to a few hosts, and each
+# getaddrinfo is a thread hop. Every address is still checked on every send (above), and the
+# request still goes to a checked address.
+_RESOLVED_TTL_S = 10.0
+_resolved: dict[tuple[str, int], tuple[float, list[IPAddress]]] = {}
+
+
+async def _resolve(host: str, port: int) -> list[IPAddress]:
+    try:
+        return [ipaddress.ip_address(host)]  # a literal address: nothing to resolve
+    except ValueError:
+        pass
+    now = time.monotonic()
+    cached = _resolved.get((host, port))
+    if cached is not None and cached[0] > now:
+        return cached[1]
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
@@ -139,13 +165,15 @@ async def resolve_target(
     )
     if not addresses:
         raise UnsafeUrl(f"the host {host!r} does not resolve")
-    for ip in addresses:
-        if is_internal(ip) and not any(ip in net for net in allowed):
-            raise UnsafeUrl(
-                f"the host {host!r} resolves to {ip}, an internal address; webhooks must reach "
-                "a public address"
-            )
-    return Target(url=url, scheme=parts.scheme, host=host, port=port, address=str(addresses[0]))
+    if len(_resolved) > 10_000:
+        _resolved.clear()
+    _resolved[(host, port)] = (now + _RESOLVED_TTL_S, addresses)
+    return addresses
+
+
+# Up to this much of a response body is read (and dropped) so that the connection can be reused;
+# a longer body closes the connection instead of being downloaded.
+MAX_DRAINED_BODY = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -169,12 +197,15 @@ async def post(
 ) -> WebhookResult:
     """POST to the pinned address within `timeout_s` in all; errors become a result.
 
-    The response body is never read: a receiver cannot make us download anything.
+    At most MAX_DRAINED_BODY bytes of the response are read, and only so that a keep-alive
+    connection goes back to the pool: a receiver cannot make us download anything.
     """
     default_port = 443 if target.scheme == "https" else 80
     host_header = target.host if ":" not in target.host else f"[{target.host}]"
     if target.port != default_port:
         host_header += f":{target.port}"
+    status: int | None = None
+    retry_after: str | None = None
     try:
         async with asyncio.timeout(timeout_s):
             async with client.stream(
@@ -186,10 +217,19 @@ async def post(
             ) as response:
                 status = response.status_code
                 retry_after = response.headers.get("retry-after")
+                drained = 0
+                async for chunk in response.aiter_raw():
+                    drained += len(chunk)
+                    if drained > MAX_DRAINED_BODY:
+                        break  # leaving the stream unread closes the connection
     except TimeoutError:
-        return WebhookResult(None, f"timed out after {timeout_s:g}s")
+        if status is None:
+            return WebhookResult(None, f"timed out after {timeout_s:g}s")
     except httpx.HTTPError as exc:
-        return WebhookResult(None, f"{type(exc).__name__}: {exc}"[:500])
+        if status is None:
+            return WebhookResult(None, f"{type(exc).__name__}: {exc}"[:500])
+    # Past this point the receiver has answered: a body cut short does not change its answer.
+    assert status is not None
     if 200 <= status < 300:
         return WebhookResult(status, None)
     return WebhookResult(status, f"HTTP {status}", _seconds(retry_after))

@@ -4,16 +4,32 @@ Deliveries are claimed in short transactions (PostgreSQL: FOR UPDATE SKIP LOCKED
 share the work; SQLite: one worker per database), sent with at most `delivery_concurrency` in
 flight, and their outcome written afterwards. A claim carries a lease: a worker that dies
 mid-send leaves a row that becomes due again, and is resent with the same webhook-id.
+
+Database work is batched so that a fan-out (one vacancy, thousands of saved searches) goes at
+the speed of HTTP rather than of transactions. On SQLite every transaction takes the database's
+one write lock, so a transaction or two per delivery made 16 concurrent sends queue behind each
+other (benchmarks, fan-out). Hence:
+
+- a claim takes a batch of due rows *and* the subscriptions and artisans they need (one `IN`
+  query each) in its one transaction, and hands the sends plain snapshots (`Job`): a send itself
+  touches no database;
+- a claim takes more rows than there are free slots (up to a few rounds of sends, see
+  `_hold`); the extra rows wait in a local queue, so one claim transaction serves many sends;
+- sends put their outcomes on a queue, and one recorder writes everything waiting there in one
+  transaction, with the same per-row rules as a single outcome (`_apply`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiosmtplib
 import httpx
@@ -37,15 +53,88 @@ from notifications.webhooks import UnsafeUrl, post, resolve_target, signed_heade
 
 log = logging.getLogger(__name__)
 
+# At most this many outcomes are written in one transaction (also keeps the `IN` list of the
+# rows' ids under SQLite's historical limit of 999 bound parameters).
+RECORD_BATCH = 500
+# A worker holds (in flight + waiting locally) at most this many rounds of sends.
+MAX_ROUNDS = 4
+
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one attempt came to: delivered, retry, dead, gone (410), refused or cancelled."""
+    """What one attempt came to: delivered, retry, dead, gone (410), refused or cancelled; or
+    released: never attempted, the claim is given back."""
 
     kind: str
     error: str | None = None
     status_code: int | None = None
     retry_after_s: float | None = None
+
+
+RELEASED = Outcome("released")
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """What sending needs of a subscription, as read in the claim transaction."""
+
+    id: str
+    status: str
+    webhook_url: str | None
+    webhook_secret: str | None
+    webhook_enabled: bool
+    email_address: str | None
+    email_enabled: bool
+
+    @classmethod
+    def of(cls, sub: Subscription) -> Recipient:
+        return cls(
+            id=sub.id,
+            status=sub.status,
+            webhook_url=sub.webhook_url,
+            webhook_secret=sub.webhook_secret,
+            webhook_enabled=sub.webhook_enabled,
+            email_address=sub.email_address,
+            email_enabled=sub.email_enabled,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A claimed delivery as plain values: what its send needs, what recording checks."""
+
+    id: str
+    channel: str
+    kind: str
+    subscription_id: str | None
+    digest: bool
+    # The attempt number the claim gave the row: the outcome is recorded only if the row still
+    # has it (otherwise the lease ran out and another claim took the row over).
+    attempts: int
+    payload: dict[str, Any]
+    # None when the delivery names no subscription, or when it no longer exists.
+    subscription: Recipient | None
+    # The artisan's address, for e-mails whose subscription gives none (or that have none).
+    contact_email: str | None
+    # Event-loop time at which the claim was made (before its transaction, so on the safe side).
+    claimed_at: float
+
+    @classmethod
+    def of(
+        cls, row: Delivery, sub: Subscription | None, artisan: Artisan | None, claimed_at: float
+    ) -> Job:
+        return cls(
+            id=row.id,
+            channel=row.channel,
+            kind=row.kind,
+            subscription_id=row.subscription_id,
+            digest=row.digest,
+            attempts=row.attempts,
+            payload=row.payload,
+            subscription=Recipient.of(sub) if sub is not None else None,
+            contact_email=artisan.contact_email if artisan is not None else None,
+            claimed_at=claimed_at,
+        )
 
 
 class DeliveryWorker:
@@ -59,38 +148,147 @@ class DeliveryWorker:
         self._settings = settings
         self._signals = signals
         self._concurrency = settings.delivery_concurrency
-        self._slots = asyncio.Semaphore(settings.delivery_concurrency)
         self._skip_locked = not settings.is_sqlite
         self._client: httpx.AsyncClient | None = None
+        # Local queueing against the lease. A claimed row must be sent and its outcome recorded
+        # before its lease (`delivery_claim_lease_s`) runs out, or it becomes due again and is
+        # sent twice. So a row may wait locally for a slot at most a quarter of the lease
+        # (`_start` gives back any that waited longer, unsent); the other three quarters cover
+        # the send, bounded by its timeout, and the recording. The number of rows held (in
+        # flight + queued) is sized so that this bound holds even if every send runs into its
+        # timeout: a row waits at most (rounds - 1) sends, each at most `send_bound`. With the
+        # defaults (lease 120 s, timeouts 10 s and 15 s) that is 3 rounds: 48 rows for 16
+        # slots. A lease too short for local queueing (under 4 timeouts) gives 1 round: claims
+        # of free slots only, as without local queueing.
+        lease = settings.delivery_claim_lease_s
+        send_bound = max(settings.webhook_timeout_s, settings.smtp_timeout_s)
+        self._max_wait = lease / 4
+        rounds = min(MAX_ROUNDS, 1 + int(self._max_wait // send_bound))
+        self._hold = self._concurrency * rounds
+        # A claim is made once this many rows fit: at least a round's worth when queueing, so
+        # that one claim transaction serves many sends.
+        self._claim_min = self._concurrency if rounds > 1 else 1
+        # Outcomes sent but not yet written. Their rows' leases run too, so no new claims while
+        # a full recording batch of them is waiting (the database is slow or unavailable).
+        self._outcomes: asyncio.Queue[tuple[Job, Outcome] | None] = asyncio.Queue()
+        self._unrecorded = 0
+        self._recorded = asyncio.Event()
+        # On SQLite the worker's two writers (claims, the recorder) take turns in-process, so
+        # the one waiting is woken as soon as the other commits instead of sleeping in SQLite's
+        # busy handler (which backs off up to 100 ms between tries).
+        self._turn = asyncio.Lock() if settings.is_sqlite else None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; in-flight sends get a short grace period."""
         if self._settings.is_sqlite:
             await self._release_own_claims()
+        self._outcomes, self._unrecorded = asyncio.Queue(), 0
+        recorder = asyncio.create_task(self._record_loop(), name="delivery-recorder")
+        queue: deque[Job] = deque()
         inflight: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(
-            timeout=self._settings.webhook_timeout_s, follow_redirects=False, trust_env=False
-        ) as client:
-            self._client = client
-            try:
-                while not stop.is_set():
-                    free = self._concurrency - len(inflight)
-                    claimed: list[Delivery] = []
-                    if free > 0:
-                        try:
-                            claimed = await self._claim(free)
-                        except Exception as exc:
-                            log.warning("delivery worker: cannot claim deliveries (%s)", exc)
-                    for delivery in claimed:
-                        task = asyncio.create_task(self._deliver(delivery), name="delivery")
-                        inflight.add(task)
-                        task.add_done_callback(inflight.discard)
-                    if free > 0 and len(claimed) == free:
-                        continue  # more may be due right now
-                    await self._wait(stop, inflight)
-            finally:
-                await self._drain(inflight)
-                self._client = None
+        try:
+            async with httpx.AsyncClient(
+                timeout=self._settings.webhook_timeout_s, follow_redirects=False, trust_env=False
+            ) as client:
+                self._client = client
+                try:
+                    await self._loop(stop, queue, inflight)
+                finally:
+                    # Claimed but never started: given back now rather than left to the lease
+                    # (if that write fails, the lease or, on SQLite, the next start does it).
+                    for job in queue:
+                        self._record_later(job, RELEASED)
+                    queue.clear()
+                    await self._drain(inflight)
+                    self._client = None
+        finally:
+            # Every finished send has its outcome queued by now (interrupted sends have none:
+            # their rows stay claimed); the recorder writes them all, then stops.
+            self._outcomes.put_nowait(None)
+            await recorder
+
+    async def _loop(
+        self, stop: asyncio.Event, queue: deque[Job], inflight: set[asyncio.Task[None]]
+    ) -> None:
+        """Keep the slots busy from the local queue, and the queue filled by claims made in the
+        background (a claim transaction under load takes tens of milliseconds, during which
+        queued rows keep going out)."""
+        claim: asyncio.Task[tuple[list[Job], int]] | None = None
+        asked = 0
+        # Whether rows may be due now. A claim that comes back short means no more are until
+        # the wake-up signal (deliveries committed) or the poll interval: no claim till then.
+        due = True
+        wakeups = wakeups_at_claim = 0
+        woken: asyncio.Future[None] | None = None
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                if claim is not None and claim.done():
+                    try:
+                        jobs, claimed = claim.result()
+                    except Exception as exc:
+                        log.warning("delivery worker: cannot claim deliveries (%s)", exc)
+                        jobs, due = [], False
+                    else:
+                        # All that was asked for: more may be due. Otherwise only what was
+                        # committed or became due since the claim began (a wake-up meanwhile).
+                        due = claimed == asked or wakeups != wakeups_at_claim
+                    queue.extend(jobs)
+                    claim = None
+                self._start(queue, inflight)
+                room = self._hold - len(queue) - len(inflight)
+                backlog = self._unrecorded >= RECORD_BATCH
+                if claim is None and due and room >= self._claim_min and not backlog:
+                    asked, wakeups_at_claim = room, wakeups
+                    claim = asyncio.create_task(self._claim(room), name="delivery-claim")
+                if woken is None:
+                    woken = asyncio.ensure_future(
+                        self._signals.deliveries.wait(self._settings.delivery_poll_interval_s)
+                    )
+                watch: set[asyncio.Future[Any]] = {woken, stopping}
+                if claim is not None:
+                    watch.add(claim)
+                # A send finishing frees a slot for a queued row, or room for a claim.
+                if queue or (due and claim is None):
+                    watch |= inflight
+                recorded = None
+                if due and claim is None and backlog:
+                    self._recorded.clear()
+                    recorded = asyncio.ensure_future(self._recorded.wait())
+                    watch.add(recorded)
+                await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
+                if recorded is not None:
+                    recorded.cancel()
+                if woken.done():
+                    woken, due, wakeups = None, True, wakeups + 1
+        finally:
+            for waiter in (woken, stopping):
+                if waiter is not None:
+                    waiter.cancel()
+            if claim is not None:
+                # Its rows may be claimed already: let it finish, then give them back too.
+                try:
+                    jobs, _ = await claim
+                except Exception:
+                    jobs = []
+                queue.extend(jobs)
+
+    def _start(self, queue: deque[Job], inflight: set[asyncio.Task[None]]) -> None:
+        """Start queued jobs in the free slots; give back those that waited too long."""
+        now = asyncio.get_running_loop().time()
+        released = 0
+        while queue and len(inflight) < self._concurrency:
+            job = queue.popleft()
+            if now - job.claimed_at > self._max_wait:
+                # Too little of its lease may be left to send it and record the outcome.
+                self._record_later(job, RELEASED)
+                released += 1
+                continue
+            task = asyncio.create_task(self._deliver(job), name="delivery")
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+        if released:
+            log.info("delivery worker: gave back %d deliveries that waited too long", released)
 
     async def _release_own_claims(self) -> None:
         try:
@@ -100,21 +298,6 @@ class DeliveryWorker:
                 log.info("delivery worker: took back %d interrupted deliveries", released)
         except Exception as exc:
             log.warning("delivery worker: could not take back claims (%s)", exc)
-
-    async def _wait(self, stop: asyncio.Event, inflight: set[asyncio.Task[None]]) -> None:
-        waiters = {
-            asyncio.ensure_future(stop.wait()),
-            asyncio.ensure_future(
-                self._signals.deliveries.wait(self._settings.delivery_poll_interval_s)
-            ),
-        }
-        try:
-            # A full worker also wakes when a send finishes and frees a slot.
-            pending = waiters | (inflight if len(inflight) >= self._concurrency else set())
-            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
 
     async def _drain(self, inflight: set[asyncio.Task[None]]) -> None:
         if not inflight:
@@ -129,11 +312,24 @@ class DeliveryWorker:
             await asyncio.gather(*unfinished, return_exceptions=True)
             log.info("delivery worker: %d sends interrupted by shutdown", len(unfinished))
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction of the worker (taking the in-process turn first on SQLite)."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._turn is not None:
+                await stack.enter_async_context(self._turn)
+            session = await stack.enter_async_context(self._sessions())
+            await stack.enter_async_context(session.begin())
+            yield session
+
     # Claiming ---------------------------------------------------------------------------------
 
-    async def _claim(self, limit: int) -> list[Delivery]:
+    async def _claim(self, limit: int) -> tuple[list[Job], int]:
+        """Claim up to `limit` due rows; return the jobs to send and the number of rows claimed
+        (more than the jobs when digest entries were folded into one message)."""
         now = datetime.now(UTC)
-        async with self._sessions() as session, session.begin():
+        claimed_at = asyncio.get_running_loop().time()
+        async with self._transaction() as session:
             rows = await repo.claim_due(
                 session,
                 now=now,
@@ -141,7 +337,24 @@ class DeliveryWorker:
                 limit=limit,
                 skip_locked=self._skip_locked,
             )
-            return await self._fold_digests(session, list(rows), now)
+            to_send = await self._fold_digests(session, list(rows), now)
+            # What the sends need, read here once for the batch rather than per send.
+            subs = await repo.subscriptions_by_id(
+                session, {r.subscription_id for r in to_send if r.subscription_id}
+            )
+            artisans = await repo.artisans_by_id(
+                session, {r.artisan_id for r in to_send if r.channel == Channel.EMAIL.value}
+            )
+        jobs = [
+            Job.of(
+                row,
+                subs.get(row.subscription_id) if row.subscription_id else None,
+                artisans.get(row.artisan_id),
+                claimed_at,
+            )
+            for row in to_send
+        ]
+        return jobs, len(rows)
 
     async def _fold_digests(
         self, session: AsyncSession, rows: list[Delivery], now: datetime
@@ -189,57 +402,41 @@ class DeliveryWorker:
 
     # Sending ----------------------------------------------------------------------------------
 
-    async def _deliver(self, delivery: Delivery) -> None:
-        async with self._slots:
-            try:
-                outcome = await self._attempt(delivery)
-            except Exception as exc:
-                log.exception("delivery %s failed unexpectedly", delivery.id)
-                outcome = Outcome("retry", f"{type(exc).__name__}: {exc}"[:500])
-            try:
-                await self._finish(delivery, outcome)
-            except Exception as exc:
-                # The claim's lease expires and the delivery is tried again.
-                log.warning("delivery %s: could not record the outcome (%s)", delivery.id, exc)
+    async def _deliver(self, job: Job) -> None:
+        try:
+            outcome = await self._attempt(job)
+        except Exception as exc:
+            log.exception("delivery %s failed unexpectedly", job.id)
+            outcome = Outcome("retry", f"{type(exc).__name__}: {exc}"[:500])
+        self._record_later(job, outcome)
 
-    async def _attempt(self, delivery: Delivery) -> Outcome:
-        async with self._sessions() as session:
-            sub = (
-                await repo.get_subscription(session, delivery.subscription_id)
-                if delivery.subscription_id
-                else None
-            )
-            artisan = await repo.get_artisan(session, delivery.artisan_id)
-        if delivery.subscription_id:
-            cancelled = self._cancel_reason(delivery, sub)
+    async def _attempt(self, job: Job) -> Outcome:
+        sub = job.subscription
+        if job.subscription_id:
+            cancelled = self._cancel_reason(job, sub)
             if cancelled:
                 return Outcome("cancelled", cancelled)
-        if delivery.channel == Channel.WEBHOOK.value:
+        if job.channel == Channel.WEBHOOK.value:
             assert sub is not None
-            return await self._send_webhook(delivery, sub)
-        if delivery.channel == Channel.EMAIL.value:
-            return await self._send_email(delivery, sub, artisan)
-        return Outcome("dead", f"channel {delivery.channel} is not sent by the worker")
+            return await self._send_webhook(job, sub)
+        if job.channel == Channel.EMAIL.value:
+            return await self._send_email(job, sub)
+        return Outcome("dead", f"channel {job.channel} is not sent by the worker")
 
     @staticmethod
-    def _cancel_reason(delivery: Delivery, sub: Subscription | None) -> str | None:
+    def _cancel_reason(job: Job, sub: Recipient | None) -> str | None:
         if sub is None or sub.status == SubscriptionStatus.DELETED.value:
             return "subscription deleted"
         # A test message goes out even while the subscription is paused.
-        if (
-            delivery.kind != DeliveryKind.TEST.value
-            and sub.status != SubscriptionStatus.ACTIVE.value
-        ):
+        if job.kind != DeliveryKind.TEST.value and sub.status != SubscriptionStatus.ACTIVE.value:
             return f"subscription {sub.status}"
-        if delivery.channel == Channel.WEBHOOK.value and not (
-            sub.webhook_enabled and sub.webhook_url
-        ):
+        if job.channel == Channel.WEBHOOK.value and not (sub.webhook_enabled and sub.webhook_url):
             return "webhook channel removed"
-        if delivery.channel == Channel.EMAIL.value and not sub.email_enabled:
+        if job.channel == Channel.EMAIL.value and not sub.email_enabled:
             return "e-mail channel removed"
         return None
 
-    async def _send_webhook(self, delivery: Delivery, sub: Subscription) -> Outcome:
+    async def _send_webhook(self, job: Job, sub: Recipient) -> Outcome:
         assert self._client is not None and sub.webhook_url and sub.webhook_secret
         try:
             # Resolved again at send time: the name may point elsewhere since it was checked.
@@ -250,8 +447,8 @@ class DeliveryWorker:
             )
         except UnsafeUrl as exc:
             return Outcome("refused", f"webhook URL refused: {exc}")
-        body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = signed_headers(sub.webhook_secret, delivery.id, body)
+        body = json.dumps(job.payload, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = signed_headers(sub.webhook_secret, job.id, body)
         result = await post(
             self._client, target, headers, body, timeout_s=self._settings.webhook_timeout_s
         )
@@ -261,18 +458,16 @@ class DeliveryWorker:
             return Outcome("gone", "the endpoint answered 410 Gone", 410)
         return Outcome("retry", result.error, result.status_code, result.retry_after_s)
 
-    async def _send_email(
-        self, delivery: Delivery, sub: Subscription | None, artisan: Artisan | None
-    ) -> Outcome:
-        to = (sub.email_address if sub else None) or (artisan.contact_email if artisan else None)
+    async def _send_email(self, job: Job, sub: Recipient | None) -> Outcome:
+        to = (sub.email_address if sub else None) or job.contact_email
         if not to:
             return Outcome("retry", "no e-mail address known for this artisan yet")
         unsubscribe = mailer.unsubscribe_url(self._settings, sub.id) if sub is not None else None
         message = mailer.build_message(
             self._settings,
             to,
-            mailer.render(delivery.payload, unsubscribe),
-            message_id=delivery.id,
+            mailer.render(job.payload, unsubscribe),
+            message_id=job.id,
             unsubscribe=unsubscribe,
         )
         try:
@@ -283,63 +478,120 @@ class DeliveryWorker:
             return Outcome("retry", f"{type(exc).__name__}: {exc}"[:500])
         return Outcome("delivered")
 
-    # Recording --------------------------------------------------------------------------------
+    # Recording ------------------------------------------------------------------------------
 
-    async def _finish(self, delivery: Delivery, outcome: Outcome) -> None:
+    def _record_later(self, job: Job, outcome: Outcome) -> None:
+        self._unrecorded += 1
+        self._outcomes.put_nowait((job, outcome))
+
+    async def _record_loop(self) -> None:
+        """Write outcomes as they come: all those waiting (up to RECORD_BATCH) in one
+        transaction. Returns once it has written everything queued before `None`."""
+        closing = False
+        while not closing:
+            item = await self._outcomes.get()
+            batch: list[tuple[Job, Outcome]] = []
+            while True:
+                if item is None:
+                    closing = True
+                else:
+                    batch.append(item)
+                if closing or len(batch) >= RECORD_BATCH or self._outcomes.empty():
+                    break
+                item = self._outcomes.get_nowait()
+            if not batch:
+                continue
+            try:
+                await self._record(batch)
+            except Exception as exc:
+                # The rows stay claimed: their leases expire and they are tried again.
+                log.warning(
+                    "delivery worker: could not record the outcomes of %d deliveries (%s)",
+                    len(batch),
+                    exc,
+                )
+            finally:
+                self._unrecorded -= len(batch)
+                self._recorded.set()
+
+    async def _record(self, batch: list[tuple[Job, Outcome]]) -> None:
         now = datetime.now(UTC)
-        occurred_at = None
-        async with self._sessions() as session, session.begin():
-            row = await repo.get_delivery(session, delivery.id, for_update=True)
-            # Our claim is the attempt we made; if the lease ran out and another worker took the
-            # row since, its outcome is the one that counts.
-            if (
-                row is None
-                or row.status != DeliveryStatus.SENDING.value
-                or row.attempts != delivery.attempts
-            ):
-                return
-            row.claimed_until = None
-            row.last_status_code = outcome.status_code
-            row.last_error = outcome.error
-            kind = outcome.kind
-            if kind == "delivered":
-                row.status = DeliveryStatus.DELIVERED.value
-                row.delivered_at = now
-                occurred_at = row.occurred_at
-                if row.batch_id == row.id:
-                    for child in await repo.batched_under(session, row.id):
-                        child.status = DeliveryStatus.DELIVERED.value
-                        child.delivered_at = now
-            elif kind == "retry" and row.attempts < self._settings.delivery_max_attempts:
-                delay = retry_delay(
-                    row.attempts,
-                    self._settings.delivery_backoff_base_s,
-                    self._settings.delivery_backoff_max_s,
-                )
-                delay = max(
-                    delay, min(outcome.retry_after_s or 0, self._settings.delivery_backoff_max_s)
-                )
-                row.status = DeliveryStatus.PENDING.value
-                row.next_attempt_at = now + timedelta(seconds=delay)
-            elif kind in ("retry", "dead", "refused"):
-                kind = "dead" if kind == "retry" else kind
-                row.status = DeliveryStatus.DEAD.value
-            else:  # gone or cancelled
-                row.status = DeliveryStatus.CANCELLED.value
-                if kind == "gone":
-                    await self._disable(session, row.subscription_id, now)
-                if row.batch_id == row.id:
-                    for child in await repo.batched_under(session, row.id):
-                        child.status = DeliveryStatus.CANCELLED.value
-        if kind == "delivered":
-            # Digests wait for their hour on purpose: only instant alerts measure latency.
-            observe_delivered(delivery.channel, None if delivery.digest else occurred_at, now)
-        else:
-            DELIVERIES.labels(delivery.channel, kind).inc()
-        if kind in ("dead", "refused", "gone"):
-            log.warning(
-                "delivery %s (%s): %s — %s", delivery.id, delivery.channel, kind, outcome.error
+        recorded: list[tuple[Job, Outcome, str, datetime | None]] = []
+        async with self._transaction() as session:
+            rows = await repo.deliveries_to_record(
+                session, {job.id for job, _ in batch}, for_update=True
             )
+            # Digest leads whose batched entries follow them: lead id -> the entries' status.
+            leads: dict[str, str] = {}
+            for job, outcome in batch:
+                row = rows.get(job.id)
+                # Our claim is the attempt we made; if the lease ran out and another worker took
+                # the row since, its outcome is the one that counts.
+                if (
+                    row is None
+                    or row.status != DeliveryStatus.SENDING.value
+                    or row.attempts != job.attempts
+                ):
+                    continue
+                kind = await self._apply(session, row, outcome, now)
+                if row.batch_id == row.id and kind in ("delivered", "gone", "cancelled"):
+                    leads[row.id] = row.status
+                recorded.append((job, outcome, kind, row.occurred_at))
+            if leads:
+                for lead_id, entries in (await repo.batched_under_leads(session, leads)).items():
+                    for entry in entries:
+                        entry.status = leads[lead_id]
+                        if entry.status == DeliveryStatus.DELIVERED.value:
+                            entry.delivered_at = now
+        released = 0
+        for job, outcome, kind, occurred_at in recorded:
+            if kind == "released":
+                released += 1
+            elif kind == "delivered":
+                # Digests wait for their hour on purpose: only instant alerts measure latency.
+                observe_delivered(job.channel, None if job.digest else occurred_at, now)
+            else:
+                DELIVERIES.labels(job.channel, kind).inc()
+            if kind in ("dead", "refused", "gone"):
+                log.warning("delivery %s (%s): %s — %s", job.id, job.channel, kind, outcome.error)
+        if released:
+            log.info("delivery worker: gave back %d claimed deliveries, unsent", released)
+
+    async def _apply(
+        self, session: AsyncSession, row: Delivery, outcome: Outcome, now: datetime
+    ) -> str:
+        """Write one outcome on its (still claimed) row; return the outcome as counted."""
+        row.claimed_until = None
+        kind = outcome.kind
+        if kind == "released":
+            # Never attempted: due again at once, without the attempt the claim counted.
+            row.status = DeliveryStatus.PENDING.value
+            row.attempts -= 1
+            return kind
+        row.last_status_code = outcome.status_code
+        row.last_error = outcome.error
+        if kind == "delivered":
+            row.status = DeliveryStatus.DELIVERED.value
+            row.delivered_at = now
+        elif kind == "retry" and row.attempts < self._settings.delivery_max_attempts:
+            delay = retry_delay(
+                row.attempts,
+                self._settings.delivery_backoff_base_s,
+                self._settings.delivery_backoff_max_s,
+            )
+            delay = max(
+                delay, min(outcome.retry_after_s or 0, self._settings.delivery_backoff_max_s)
+            )
+            row.status = DeliveryStatus.PENDING.value
+            row.next_attempt_at = now + timedelta(seconds=delay)
+        elif kind in ("retry", "dead", "refused"):
+            kind = "dead" if kind == "retry" else kind
+            row.status = DeliveryStatus.DEAD.value
+        else:  # gone or cancelled
+            row.status = DeliveryStatus.CANCELLED.value
+            if kind == "gone":
+                await self._disable(session, row.subscription_id, now)
+        return kind
 
     async def _disable(
         self, session: AsyncSession, subscription_id: str | None, now: datetime
