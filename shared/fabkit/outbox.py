@@ -240,8 +240,11 @@ class OutboxRelay:
                 .where(OutboxMessage.id.in_([r.id for r in acked]))  # type: ignore[union-attr]
                 .values(published_at=now)
             )
-        failed = [r.id for r in rows if r not in acked]
-        if error is not None and failed:
+        if error is None:
+            return
+        acked_ids = {r.id for r in acked}
+        failed = [r.id for r in rows if r.id not in acked_ids]
+        if failed:
             await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(failed[:1]))  # type: ignore[union-attr]
