@@ -30,7 +30,7 @@ check-deploy: bootstrap  ## deployment checks: manifests, compose, dashboards an
 	$(UV_RUN) pytest tests/deploy
 
 bench: bootstrap  ## benchmarks on the local stack; writes docs/benchmarks.md
-	$(UV_RUN) python -m bench -n 3000 --repeats 3
+	$(UV_RUN) python -m bench -n 3000 --repeats 3 --postgres
 
 up:  ## docker compose (needs a Docker engine)
 	docker compose up --build

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import statistics
 import time
 import uuid
@@ -25,9 +24,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from bench import say
 from bench.stack import CpuMeter, RssSampler, Stack, searches_in_cell
+from fabkit.db import make_engine
 from fabkit.events import CloudEvent, encode_data, to_kafka_headers
 from fabkit.kafka import make_consumer, make_producer
 from fabkit.localstack.kafka import TopicSpec, ensure_topics
@@ -125,7 +126,9 @@ async def vacancy_latency(stack: Stack, units: list[dict[str, Any]], rate: float
     }
 
 
-def _parse(stamp: str) -> float:
+def _parse(stamp: str | datetime) -> float:
+    if isinstance(stamp, datetime):
+        return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
     return datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
 
 
@@ -141,26 +144,34 @@ async def _stages(
     since = datetime.fromtimestamp(min(n[3] for n in notes) - 120, UTC).strftime(
         "%Y-%m-%d %H:%M:%S"
     )
-    base = stack.work / "platform"
+    since_at = datetime.fromtimestamp(min(n[3] for n in notes) - 120, UTC)
 
-    def read() -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
-        with sqlite3.connect(f"file:{base / 'notifications.db'}?mode=ro", uri=True) as db:
-            rows = db.execute(
-                "SELECT id, occurred_at, created_at FROM deliveries"
-                " WHERE channel = 'webhook' AND occurred_at >= ?",
-                (since,),
-            ).fetchall()
-        with sqlite3.connect(f"file:{base / 'inventory.db'}?mode=ro", uri=True) as db:
-            outbox = db.execute(
-                "SELECT envelope, published_at FROM outbox_messages"
-                " WHERE event_type = 'inventory.unit.vacancy_opened.v1' AND created_at >= ?"
-                " AND published_at IS NOT NULL",
-                (since,),
-            ).fetchall()
-        published = {json.loads(e)["data"]["vacancy_id"]: _parse(p) for e, p in outbox}
-        return {i: (_parse(o), _parse(c)) for i, o, c in rows}, published
+    async def rows(service: str, sql: str) -> list[Any]:
+        engine = make_engine(stack.db_url(service))
+        try:
+            async with engine.connect() as conn:
+                # SQLite keeps these columns as ISO text, PostgreSQL as timestamptz.
+                param = since if stack.db_url(service).startswith("sqlite") else since_at
+                return list((await conn.execute(text(sql), {"since": param})).all())
+        finally:
+            await engine.dispose()
 
-    deliveries, published = await asyncio.to_thread(read)
+    delivery_rows = await rows(
+        "notifications",
+        "SELECT id, occurred_at, created_at FROM deliveries"
+        " WHERE channel = 'webhook' AND occurred_at >= :since",
+    )
+    outbox = await rows(
+        "inventory",
+        "SELECT envelope, published_at FROM outbox_messages"
+        " WHERE event_type = 'inventory.unit.vacancy_opened.v1' AND created_at >= :since"
+        " AND published_at IS NOT NULL",
+    )
+    published = {
+        (json.loads(e) if isinstance(e, str) else e)["data"]["vacancy_id"]: _parse(p)
+        for e, p in outbox
+    }
+    deliveries = {i: (_parse(o), _parse(c)) for i, o, c in delivery_rows}
     spans: dict[str, list[float]] = {
         "opened_to_published": [],
         "published_to_matched": [],
