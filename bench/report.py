@@ -77,9 +77,9 @@ def render(r: dict[str, Any], command: str) -> str:
     )
     add("")
     add(
-        "**This run shared the machine** with other engineers' test suites (other brokers, "
-        "uvicorn processes and PostgreSQL servers on the same two cores; the load average "
-        "above counts them). Every figure therefore has its baseline measured in the same run, "
+        "**The machine is shared**: other test suites (brokers, uvicorn processes, PostgreSQL "
+        "servers) may run on the same two cores, and the load average above says how busy it "
+        "was around the run. Every figure therefore has its baseline measured in the same run, "
         "interleaved with it, and the table quotes medians of the repetitions and ratios; the "
         "absolute numbers are lower and noisier than on an idle machine, the ratios less so."
     )
@@ -326,25 +326,31 @@ def _stage(x: dict[str, Any], name: str) -> str:
     return f"{st[f'{name}_p50']:,.0f} / {st[f'{name}_p99']:,.0f}"
 
 
-LATENCY_LIMITS = """**What limits it.** Under light load (1b) the path costs tens of milliseconds, spread
-over its three stages (columns above), each holding one or more SQLite write transactions
-through aiosqlite: *opened → published* is inventory's commit, the relay waking on the commit
-signal, the send (linger 2 ms, acks=all) and the marking transaction — the broker's own hop in
-it is the ~5 ms of the baseline; *published → matched* is the consumer's fetch and its one
-transaction (match, eligibility, delivery rows); *matched → received* is the consumer's commit
-waking the delivery worker, which claims the row (a transaction), reads the subscription and the
-artisan (a session), posts, and records the outcome (a transaction). At 10–20 ms per transaction
-on this shared machine (rows 3 and 4 show the same per-statement costs), p50 ≤ 25 ms needs fewer
-transactions on the path, not a faster broker.
+LATENCY_LIMITS = """**What limits it.** *At 5 vacancies/s* (1b) the path costs some 40–60 ms at p50, in three
+stages of 12–30 ms each (columns above): *opened → published* is inventory's commit, the relay
+waking on the commit signal, the send (linger 2 ms, acks=all) and the marking transaction — the
+broker's own hop in it is the ~6 ms of the baseline; *published → matched* is the consumer's
+fetch and its one transaction, whose main cost is matching the vacancy against 10,000 searches
+with explanations and eligibility (~10 ms, row 4); *matched → received* is the consumer's commit
+waking the delivery worker, its claim transaction and the POST. The previous run on this machine
+(before read-only sessions and the batched worker) had 68 / 127 / 158 ms with the last stage at
+32–44 ms; it is 18–29 ms now. A p50 of 25 ms would leave ~8 ms per stage, less than the matching
+alone: out of reach of this design on this machine, on either database (PostgreSQL: ~50 ms,
+section 7). The p99 target is met on PostgreSQL at this rate (94 ms) and missed narrowly on
+SQLite (~120 ms), whose tail is waits for the write lock.
 
-At 50 vacancies/s the platform is past its capacity on this machine, so the figure is a backlog
-and grows with the length of the run. 1.64 webhooks per vacancy is ~80 deliveries/s for a
-worker that sends ~30–60/s (row 2): the backlog builds in *matched → received* (seconds), and
-the notifications process — worker and consumer share its event loop and its SQLite write lock —
-also stretches *published → matched* to about a second. Inventory's PATCH queues on its own write
-lock when the machine is busiest (its p99 in seconds, the achieved rate below the offered one).
-What would move it: the proposals under *Findings* (read-only transactions, sniffio, a batched
-worker)."""
+*At 50 vacancies/s* the platform runs out of CPU. One vacancy costs ~30 ms of CPU in all
+(the CPU column divided by the achieved rate: inventory ~9 ms for the PATCH and its events,
+leasing ~6 ms for its read model, notifications ~11 ms to match and deliver, the PATCH client
+~3 ms), so 50/s needs ~1.5 of the two cores, which also run the broker and the operating system;
+at that utilisation bursts queue, and the figure is a backlog that grows with the length of the
+run (seconds at p50; the same on PostgreSQL, whose server takes its own share of the cores).
+Inventory on SQLite has a second ceiling: a status PATCH holds the database's write lock for
+~15 ms (*Findings*), so ~65 changes a second at most, and PATCHes queue when the machine is
+busiest (PATCH column; the achieved rate below the offered one). Before this round the backlog
+was 7–11 s at p50, most of it in *matched → received* (the worker); now it is 3–4.5 s, spread
+over the stages. What would move it: cores (the services on their own machines, as deployed by
+`deploy/k8s`), and less CPU per vacancy in matching."""
 
 
 def _fanout(p: dict[str, Any], a: dict[str, Any]) -> str:
@@ -378,8 +384,8 @@ FANOUT_LIMITS = """**What limits it.** Since the delivery worker was reworked (s
 takes a batch of due rows with their subscriptions and artisans in one transaction, sends work on
 snapshots, outcomes are written in batches, and webhook connections are kept alive: the worker
 reaches about half the raw httpx rate on the platform (0.81 in-process, where receiver and worker
-do not compete with the broker and the other services), against 0.11 before (27/s, 3,159 of 10,000
-in 120 s). What is left:
+do not compete with the broker and the other services; 0.47–0.54 on the platform in our runs),
+against 0.11 before (27/s, 3,159 of 10,000 in 120 s). What is left:
 
 - *Before the first webhook* (~2.7 s): the consumer matches the vacancy against 10,000 searches
   (~1 s: explanation and eligibility verdict per match) and writes 10,000 delivery rows with one
@@ -435,8 +441,9 @@ with inlined values, through SQLite's write lock (`BEGIN IMMEDIATE`, reads inclu
 result validated twice (the handler's `Page[UnitOut]`, then FastAPI's `response_model`). It is
 now one query — page, sites and the total through `count(*) OVER ()` — built once per filter
 shape with bound parameters, read in a read-only session (deferred `BEGIN`, WAL snapshot), and
-serialised once. In-process: 20 → 10.7 ms per search; on the platform: peak 58 → 123 req/s,
-p99 at the peak 3.4–6 s → 0.26 s, p99 at half the peak 44 → 23 ms.
+serialised once. In-process: 20 → 10.7 ms per search; on the platform (this run and the one
+before it, against the run before the change): peak 58 → 110–123 req/s, p99 at the peak
+3.4–6 s → 0.26–0.31 s, p99 at half the peak 44 → 21–23 ms.
 
 Half the bare rate would need a search to cost ~0.6 ms including FastAPI's own ~4 ms: out of
 reach for any handler that queries a database per request. What would get there is a cache of
@@ -652,14 +659,14 @@ services' own code, in-process, against copies of the bench data, on the same ma
 3. *notifications' worker*: claims in batches with their subscriptions and artisans, sends on
    snapshots, records outcomes in batches with the same per-row rules (lease check, retries,
    410, digests): 42.7 → 240 deliveries/s (raw httpx 298/s: 0.14 → 0.81); on the platform 27 →
-   221/s (0.11 → 0.54 of raw).
+   197–221/s (0.11 → 0.47–0.54 of raw, two runs).
 4. *notifications' consumer*: a fan-out's delivery rows in one executemany instead of ORM objects:
    `record_vacancy` for 10,000 matches 5.2 → 2.3 s; first webhook of the fan-out 4.8 → 2.7 s.
 5. *webhook sender*: the answer's body was never read, so no connection was ever reused; up to
    64 KiB of it is now drained (a longer one closes the connection), and literal or recently
    resolved hosts skip `getaddrinfo`.
 6. *inventory's search*: one query per shape with bound parameters, read-only, serialised once
-   (row 3): 20 → 10.7 ms per search, platform peak 58 → 123 req/s.
+   (row 3): 20 → 10.7 ms per search, platform peak 58 → 110–123 req/s.
 7. *outbox relay*: finding a batch's unacknowledged rows was a list-membership test per row,
    quadratic in the batch (125,000 comparisons per 500 rows, ~40% of the relay's CPU); it is a set
    now, and only after a failed send. Relay under the profiler 1,500 → 2,800–3,700 events/s.
@@ -708,11 +715,12 @@ Seeded on the running platform (bench/stack.py), timings from this run:
 
 ## Reproduce
 
-`make bench` (= `uv run --no-sync python -m bench -n 3000 --repeats 3`); `python -m bench --only
+`make bench` (= `uv run --no-sync python -m bench -n 3000 --repeats 3 --postgres`); `python -m bench --only
 latency,api` runs some sections without rewriting this file (raw figures in
 `.run/bench/results.json`; `python -m bench --render .run/bench/results.json` renders them here).
 Options: `--subscriptions`, `--units`, `--rate`, `--low-rate`, `--seconds`, `--fanout-repeats`,
-`--fanout-timeout`, `--api-seconds`, `--no-pin`, `--sustained-seconds`, `--matching-sizes`.
+`--fanout-timeout`, `--api-seconds`, `--no-pin`, `--sustained-seconds`, `--matching-sizes`,
+`--database postgres` (the platform rows on PostgreSQL), `--postgres` (section 7).
 """
 
 
