@@ -73,6 +73,11 @@ class Outcome:
 
 RELEASED = Outcome("released")
 
+# Sends are spread over several HTTP clients of a few connections each: httpcore's pool looks
+# at every pooled connection (a poll() and a getpeername() each) whenever a request starts or
+# ends, so one pool of `delivery_concurrency` connections costs CPU that grows with its size.
+CONNECTIONS_PER_CLIENT = 4
+
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
@@ -150,6 +155,8 @@ class DeliveryWorker:
         self._concurrency = settings.delivery_concurrency
         self._skip_locked = not settings.is_sqlite
         self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._sends = 0
         # Local queueing against the lease. A claimed row must be sent and its outcome recorded
         # before its lease (`delivery_claim_lease_s`) runs out, or it becomes due again and is
         # sent twice. So a row may wait locally for a slot at most a quarter of the lease
@@ -187,10 +194,18 @@ class DeliveryWorker:
         queue: deque[Job] = deque()
         inflight: set[asyncio.Task[None]] = set()
         try:
-            async with httpx.AsyncClient(
-                timeout=self._settings.webhook_timeout_s, follow_redirects=False, trust_env=False
-            ) as client:
-                self._client = client
+            async with contextlib.AsyncExitStack() as clients:
+                self._clients = [
+                    await clients.enter_async_context(
+                        httpx.AsyncClient(
+                            timeout=self._settings.webhook_timeout_s,
+                            follow_redirects=False,
+                            trust_env=False,
+                        )
+                    )
+                    for _ in range(max(1, -(-self._concurrency // CONNECTIONS_PER_CLIENT)))
+                ]
+                self._client = self._clients[0]
                 try:
                     await self._loop(stop, queue, inflight)
                 finally:
@@ -436,6 +451,13 @@ class DeliveryWorker:
             return "e-mail channel removed"
         return None
 
+    def _next_client(self) -> httpx.AsyncClient:
+        assert self._client is not None
+        if not self._clients:  # a client given from outside (tests)
+            return self._client
+        self._sends += 1
+        return self._clients[self._sends % len(self._clients)]
+
     async def _send_webhook(self, job: Job, sub: Recipient) -> Outcome:
         assert self._client is not None and sub.webhook_url and sub.webhook_secret
         try:
@@ -450,7 +472,7 @@ class DeliveryWorker:
         body = json.dumps(job.payload, ensure_ascii=False, separators=(",", ":")).encode()
         headers = signed_headers(sub.webhook_secret, job.id, body)
         result = await post(
-            self._client, target, headers, body, timeout_s=self._settings.webhook_timeout_s
+            self._next_client(), target, headers, body, timeout_s=self._settings.webhook_timeout_s
         )
         if result.ok:
             return Outcome("delivered", status_code=result.status_code)
