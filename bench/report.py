@@ -334,10 +334,11 @@ fetch and its one transaction, whose main cost is matching the vacancy against 1
 with explanations and eligibility (~10 ms, row 4); *matched → received* is the consumer's commit
 waking the delivery worker, its claim transaction and the POST. The previous run on this machine
 (before read-only sessions and the batched worker) had 68 / 127 / 158 ms with the last stage at
-32–44 ms; it is 18–29 ms now. A p50 of 25 ms would leave ~8 ms per stage, less than the matching
-alone: out of reach of this design on this machine, on either database (PostgreSQL: ~50 ms,
-section 7). The p99 target is met on PostgreSQL at this rate (94 ms) and missed narrowly on
-SQLite (~120 ms), whose tail is waits for the write lock.
+32–44 ms; it is 16–29 ms now. A p50 of 25 ms would leave ~8 ms per stage, less than the matching
+alone: out of reach of this design on this machine, on either database (PostgreSQL: 36–51 ms
+at p50 in our runs, section 7). The p99 target is met at this rate on PostgreSQL (62–94 ms in our
+runs) and on SQLite in the last run (84 ms; ~120 ms in the one before, whose tail was waits for
+the write lock).
 
 *At 50 vacancies/s* the platform runs out of CPU. One vacancy costs ~30 ms of CPU in all
 (the CPU column divided by the achieved rate: inventory ~9 ms for the PATCH and its events,
@@ -348,8 +349,8 @@ run (seconds at p50; the same on PostgreSQL, whose server takes its own share of
 Inventory on SQLite has a second ceiling: a status PATCH holds the database's write lock for
 ~15 ms (*Findings*), so ~65 changes a second at most, and PATCHes queue when the machine is
 busiest (PATCH column; the achieved rate below the offered one). Before this round the backlog
-was 7–11 s at p50, most of it in *matched → received* (the worker); now it is 3–4.5 s, spread
-over the stages. What would move it: cores (the services on their own machines, as deployed by
+was 7–11 s at p50, most of it in *matched → received* (the worker); now it is 2.6–4.4 s over our
+last two runs, spread over the stages. What would move it: cores (the services on their own machines, as deployed by
 `deploy/k8s`), and less CPU per vacancy in matching."""
 
 
@@ -383,17 +384,17 @@ def _fanout(p: dict[str, Any], a: dict[str, Any]) -> str:
 FANOUT_LIMITS = """**What limits it.** Since the delivery worker was reworked (see *Findings*), a claim
 takes a batch of due rows with their subscriptions and artisans in one transaction, sends work on
 snapshots, outcomes are written in batches, and webhook connections are kept alive: the worker
-reaches about half the raw httpx rate on the platform (0.81 in-process, where receiver and worker
-do not compete with the broker and the other services; 0.47–0.54 on the platform in our runs),
-against 0.11 before (27/s, 3,159 of 10,000 in 120 s). What is left:
+reaches more than half the raw httpx rate on the platform (0.55 in this run, 0.67 on
+PostgreSQL in section 7; 0.47–0.54 before the client sharding of *Findings* 5), against 0.11
+before this round (27/s, 3,159 of 10,000 in 120 s). What is left:
 
-- *Before the first webhook* (~2.7 s): the consumer matches the vacancy against 10,000 searches
+- *Before the first webhook* (2–2.7 s): the consumer matches the vacancy against 10,000 searches
   (~1 s: explanation and eligibility verdict per match) and writes 10,000 delivery rows with one
   executemany (was 10,000 ORM objects: `record_vacancy` 5.2 → 2.3 s in-process), in the consumer's
   transaction; only its commit wakes the worker.
 - *Then*: one notifications process sends with one core. Raw httpx in the same run, with nothing
-  else to do, manages ~400 POSTs/s here; all 10,000 within 5 s means 2,000/s, five times what one
-  Python HTTP client process reaches on this machine. Getting there takes several senders: on
+  else to do, manages 400–520 POSTs/s here; all 10,000 within 5 s means 2,000/s, four to five
+  times what one Python HTTP client process reaches on this machine. Getting there takes several senders: on
   PostgreSQL the worker claims with `FOR UPDATE SKIP LOCKED`, so notifications worker replicas
   share a fan-out (`deploy/k8s`: the worker Deployment scales on its HPA); on SQLite one worker
   per database is the rule."""
@@ -441,9 +442,11 @@ with inlined values, through SQLite's write lock (`BEGIN IMMEDIATE`, reads inclu
 result validated twice (the handler's `Page[UnitOut]`, then FastAPI's `response_model`). It is
 now one query — page, sites and the total through `count(*) OVER ()` — built once per filter
 shape with bound parameters, read in a read-only session (deferred `BEGIN`, WAL snapshot), and
-serialised once. In-process: 20 → 10.7 ms per search; on the platform (this run and the one
-before it, against the run before the change): peak 58 → 110–123 req/s, p99 at the peak
-3.4–6 s → 0.26–0.31 s, p99 at half the peak 44 → 21–23 ms.
+serialised once. In-process: 20 → 10.7 ms per search; on the platform (our three runs since,
+against the run before the change): peak 58 → 110–144 req/s, p99 at the peak 3.4–6 s →
+0.2–0.3 s. The p99 at half the peak (44 ms before; 21–23 ms in two runs since, 104 ms in this
+one, whose three repetitions gave 17, 104 and 244 ms) is the tail of a server at ~50% of one
+core and follows whatever else the machine runs.
 
 Half the bare rate would need a search to cost ~0.6 ms including FastAPI's own ~4 ms: out of
 reach for any handler that queries a database per request. What would get there is a cache of
@@ -499,8 +502,8 @@ index query 9.9 → 2.5 ms, whole match 15.5 → 8.6 ms at 1,000 searches; `benc
 fixed`: 14.5 / 15.3 / 16.3 ms → 8.4 / 9.7 / 9.3 ms at 1k / 10k / 100k. In the *spread* scenario the
 cost follows the matches (~0.1–0.3 ms per matched search, building its explanation and the
 eligibility verdicts included) and is dominated by the output, not by N. The 10 ms target sits
-at the edge on this shared machine: the same code measured 7.5–9.7 ms in quieter runs and up to
-~12 ms when the load average was ~5 (the full-scan baseline slows with it)."""
+at the edge on this shared machine: the same code measured 7.6–13.1 ms at 100,000 searches across
+our `make bench` runs, always flat in N within a run (the full-scan baseline slows with it)."""
 
 
 def _pipeline(pl: dict[str, Any]) -> str:
@@ -659,7 +662,7 @@ services' own code, in-process, against copies of the bench data, on the same ma
 3. *notifications' worker*: claims in batches with their subscriptions and artisans, sends on
    snapshots, records outcomes in batches with the same per-row rules (lease check, retries,
    410, digests): 42.7 → 240 deliveries/s (raw httpx 298/s: 0.14 → 0.81); on the platform 27 →
-   197–221/s (0.11 → 0.47–0.54 of raw, two runs).
+   197–221/s (0.11 → 0.47–0.54 of raw, two runs), 282/s (0.55) with the sharding of item 5.
 4. *notifications' consumer*: a fan-out's delivery rows in one executemany instead of ORM objects:
    `record_vacancy` for 10,000 matches 5.2 → 2.3 s; first webhook of the fan-out 4.8 → 2.7 s.
 5. *webhook sender*: the answer's body was never read, so no connection was ever reused; up to
@@ -669,14 +672,16 @@ services' own code, in-process, against copies of the bench data, on the same ma
    starts or ends, ~30% of the worker's CPU with 16 connections; sends are now spread over
    clients of 4 connections each: 190 → 276 deliveries/s in-process (medians, interleaved).
 6. *inventory's search*: one query per shape with bound parameters, read-only, serialised once
-   (row 3): 20 → 10.7 ms per search, platform peak 58 → 110–123 req/s.
+   (row 3): 20 → 10.7 ms per search, platform peak 58 → 110–144 req/s.
 7. *outbox relay*: finding a batch's unacknowledged rows was a list-membership test per row,
    quadratic in the batch (125,000 comparisons per 500 rows, ~40% of the relay's CPU); it is a set
    now, and only after a failed send. Relay under the profiler 1,500 → 2,800–3,700 events/s.
 8. *notifications' matching query* (earlier round): built once per shape with bound parameters
    (row 4).
 
-**Left, with what limits each** (rows 1, 2, 3 and 5b stay missed on this machine):
+**Left, with what limits each** (rows 1, 2, 3 and 5b stay missed on this machine; row 4 sits at
+its 10 ms edge: 7.6, 12.6, 9.4 and 13.1 ms at 100,000 searches in our four runs, flat in N in
+each, the full-scan baseline slowing with the machine too):
 
 - *Inventory's write path on SQLite*: a status `PATCH` holds the database's write lock for ~15 ms
   (`BEGIN IMMEDIATE` → `COMMIT`: its ~5 ms of SQL, ORM work, two outbox rows and ~20 aiosqlite
