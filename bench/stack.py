@@ -308,16 +308,32 @@ def _expect(response: httpx.Response, status: int) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-async def _analyze(engine: Any, *tables: str) -> None:
-    """Refresh the planner's statistics after a bulk load, as an operator loading data would:
-    otherwise PostgreSQL plans the first queries for empty tables until autovacuum's next
-    ANALYZE (a stall of 10–20 s in the first latency run on PostgreSQL). SQLite keeps no
-    statistics unless asked, and the services never ask: left as it is."""
-    if engine.dialect.name != "postgresql":
-        return
-    async with engine.begin() as conn:
-        for table in tables:
-            await conn.execute(text(f"ANALYZE {table}"))
+async def _bulk_load(
+    url: str, loads: list[tuple[Any, list[dict[str, Any]], int]], count: Any
+) -> int:
+    """Insert each (model, rows, chunk size) in chunked transactions, refresh the planner's
+    statistics, and return what the `count` query says is there.
+
+    The ANALYZE is what an operator loading data would run: without it PostgreSQL plans the
+    first queries for empty tables until autovacuum's next ANALYZE (a stall of 10–20 s in the
+    first latency run on PostgreSQL). SQLite keeps no statistics unless asked, and the services
+    never ask: left as it is there.
+    """
+    engine = make_engine(url)
+    try:
+        sessions = make_session_factory(engine)
+        for model, rows, size in loads:
+            for chunk in range(0, len(rows), size):
+                async with sessions() as session, session.begin():
+                    await session.execute(insert(model), rows[chunk : chunk + size])
+        if engine.dialect.name == "postgresql":
+            async with engine.begin() as conn:
+                for model, _, _ in loads:
+                    await conn.execute(text(f"ANALYZE {model.__tablename__}"))
+        async with sessions() as session:
+            return int((await session.execute(count)).scalar_one())
+    finally:
+        await engine.dispose()
 
 
 async def seed_inventory(stack: Stack, units: int, latency_units: int, fanout_units: int) -> None:
@@ -412,20 +428,11 @@ async def seed_inventory(stack: Stack, units: int, latency_units: int, fanout_un
         features = {f for f in FEATURES if rng.random() < 0.4}
         allowed = rng.sample(TRADES, rng.randint(1, 4))
         unit(a, k, allowed, features, status="available" if rng.random() < 0.3 else "unavailable")
-    engine = make_engine(stack.db_url("inventory"))
-    try:
-        sessions = make_session_factory(engine)
-        for chunk in range(0, len(rows), 2000):
-            async with sessions() as session, session.begin():
-                await session.execute(insert(Unit), rows[chunk : chunk + 2000])
-        for chunk in range(0, len(trades), 5000):
-            async with sessions() as session, session.begin():
-                await session.execute(insert(UnitTrade), trades[chunk : chunk + 5000])
-        await _analyze(engine, "units", "unit_trades")
-        async with sessions() as session:
-            total = (await session.execute(select(func.count()).select_from(Unit))).scalar_one()
-    finally:
-        await engine.dispose()
+    total = await _bulk_load(
+        stack.db_url("inventory"),
+        [(Unit, rows, 2000), (UnitTrade, trades, 5000)],
+        select(func.count()).select_from(Unit),
+    )
     stack.seeding["units_s"] = time.monotonic() - started
     stack.seeding["units_total"] = total
 
@@ -560,26 +567,13 @@ async def seed_subscriptions(stack: Stack, count: int, through_api: int = 100) -
             {"dim": d, "value": v, "subscription_id": sub_id}
             for d, v in index_terms(criteria_of(stored))
         ]
-    engine = make_engine(stack.db_url("notifications"))
-    try:
-        sessions = make_session_factory(engine)
-        for chunk in range(0, len(subs), 2000):
-            async with sessions() as session, session.begin():
-                await session.execute(insert(Subscription), subs[chunk : chunk + 2000])
-        for chunk in range(0, len(terms), 10000):
-            async with sessions() as session, session.begin():
-                await session.execute(insert(SubscriptionTerm), terms[chunk : chunk + 10000])
-        await _analyze(engine, "subscriptions", "subscription_terms")
-        async with sessions() as session:
-            total = (
-                await session.execute(
-                    select(func.count()).where(
-                        Subscription.status == "active", Subscription.webhook_url == hook
-                    )
-                )
-            ).scalar_one()
-    finally:
-        await engine.dispose()
+    total = await _bulk_load(
+        stack.db_url("notifications"),
+        [(Subscription, subs, 2000), (SubscriptionTerm, terms, 10000)],
+        select(func.count()).where(
+            Subscription.status == "active", Subscription.webhook_url == hook
+        ),
+    )
     if total != count:
         raise RuntimeError(f"{total} bench subscriptions in notifications, expected {count}")
     stack.subscriptions = total

@@ -20,6 +20,7 @@ skips them elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -243,3 +244,21 @@ async def start_group_at_end(bootstrap: str, group: str, *topics: str) -> None:
         await consumer.commit(await consumer.end_offsets(partitions))
     finally:
         await consumer.stop()
+
+
+async def read_http_request(
+    reader: asyncio.StreamReader,
+) -> tuple[str, dict[str, str], bytes] | None:
+    """One HTTP/1.1 request off a test receiver's stream: path, lower-cased headers, body;
+    None when the client closed the connection. (Receivers in tests answer by hand, so that a
+    test decides exactly what the sender sees.)"""
+    request_line = await reader.readline()
+    if not request_line:
+        return None
+    _, path, _ = request_line.decode().split(" ", 2)
+    headers: dict[str, str] = {}
+    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return path, headers, body

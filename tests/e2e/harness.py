@@ -37,6 +37,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from fabkit.auth import Role, TokenService
 from fabkit.localstack.platform import Platform
 from fabkit.settings import DEV_JWT_SECRET
+from fabkit.testing import read_http_request
 
 UNIT_TOPIC = "inventory.unit.events"
 VACANCY_OPENED = "inventory.unit.vacancy_opened.v1"
@@ -515,15 +516,10 @@ class Receiver:
         hit: Hit | None = None
         self.inflight += 1
         try:
-            request_line = await reader.readline()
-            if not request_line:
+            request = await read_http_request(reader)
+            if request is None:
                 return
-            _, path, _ = request_line.decode().split(" ", 2)
-            headers: dict[str, str] = {}
-            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                name, _, value = line.decode().partition(":")
-                headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            path, headers, body = request
             secret = self.secrets.get(path)
             error = verify_signature(secret, headers, body) if secret else "unknown path"
             hit = Hit(path, headers.get("webhook-id", ""), headers, body, error is None, error,

@@ -154,7 +154,6 @@ class DeliveryWorker:
         self._signals = signals
         self._concurrency = settings.delivery_concurrency
         self._skip_locked = not settings.is_sqlite
-        self._client: httpx.AsyncClient | None = None
         self._clients: list[httpx.AsyncClient] = []
         self._sends = 0
         # Local queueing against the lease. A claimed row must be sent and its outcome recorded
@@ -205,7 +204,6 @@ class DeliveryWorker:
                     )
                     for _ in range(max(1, -(-self._concurrency // CONNECTIONS_PER_CLIENT)))
                 ]
-                self._client = self._clients[0]
                 try:
                     await self._loop(stop, queue, inflight)
                 finally:
@@ -215,7 +213,7 @@ class DeliveryWorker:
                         self._record_later(job, RELEASED)
                     queue.clear()
                     await self._drain(inflight)
-                    self._client = None
+                    self._clients = []
         finally:
             # Every finished send has its outcome queued by now (interrupted sends have none:
             # their rows stay claimed); the recorder writes them all, then stops.
@@ -452,14 +450,12 @@ class DeliveryWorker:
         return None
 
     def _next_client(self) -> httpx.AsyncClient:
-        assert self._client is not None
-        if not self._clients:  # a client given from outside (tests)
-            return self._client
+        assert self._clients, "sends happen inside run()"
         self._sends += 1
         return self._clients[self._sends % len(self._clients)]
 
     async def _send_webhook(self, job: Job, sub: Recipient) -> Outcome:
-        assert self._client is not None and sub.webhook_url and sub.webhook_secret
+        assert sub.webhook_url and sub.webhook_secret
         try:
             # Resolved again at send time: the name may point elsewhere since it was checked.
             target = await resolve_target(

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from fabkit.auth import Role, TokenService
 from fabkit.events import CloudEvent, encode_data, to_kafka_headers
 from fabkit.localstack.kafka import TopicSpec, ensure_topics
+from fabkit.testing import read_http_request
 from notifications.cli import migrate
 from notifications.main import create_app
 from notifications.models import Delivery
@@ -144,15 +145,10 @@ class Receiver:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request_line = await reader.readline()
-            if not request_line:
+            request = await read_http_request(reader)
+            if request is None:
                 return
-            _, path, _ = request_line.decode().split(" ", 2)
-            headers: dict[str, str] = {}
-            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                name, _, value = line.decode().partition(":")
-                headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            path, headers, body = request
             self.requests.append(Received(path, headers, body))
             if self.hold is not None and self.hold.is_set():
                 await asyncio.sleep(3600)

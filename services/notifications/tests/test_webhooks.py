@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+from fabkit.testing import read_http_request
 from notifications.webhooks import MAX_DRAINED_BODY, post, resolve_target
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
@@ -28,13 +29,7 @@ class Server:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                await reader.readexactly(length)
+            while await read_http_request(reader) is not None:
                 self.requests += 1
                 result = self.answer(writer)
                 if result is not None:

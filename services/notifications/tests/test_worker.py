@@ -94,7 +94,7 @@ async def worker_of(svc: Service, **overrides: Any) -> AsyncIterator[DeliveryWor
     settings: NotificationsSettings = svc.settings.model_copy(update=overrides)
     worker = DeliveryWorker(svc.app.state.runtime.sessions, settings, svc.app.state.signals)
     async with httpx.AsyncClient(timeout=3.0, follow_redirects=False, trust_env=False) as client:
-        worker._client = client
+        worker._clients = [client]
         yield worker
 
 
