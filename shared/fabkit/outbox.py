@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fabkit.db import on_commit
-from fabkit.events import CloudEvent, encode_data, to_kafka_headers
+from fabkit.events import CloudEvent, EventPayload, encode_data, to_kafka_headers
 from fabkit.kafka import start_with_retry
 from fabkit.metrics import ServiceMetrics
 from fabkit.models import OutboxMessage
@@ -63,6 +63,39 @@ def add_to_outbox(session: AsyncSession, *, topic: str, key: str, event: CloudEv
     signal = session.sync_session.info.get(OUTBOX_SIGNAL)
     if signal is not None:
         on_commit(session, signal.notify)
+
+
+class Emitter:
+    """Stages one service's events in the caller's transaction, each on its payload's topic.
+
+    Each service keeps one, next to its published contracts; the CloudEvents `source` is bound
+    once at start-up (`bind_source`) so use cases never carry settings just to reach it.
+    """
+
+    def __init__(self, source: str, topic_of: Mapping[str, str]) -> None:
+        self._source = source
+        self._topic_of = dict(topic_of)
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def bind_source(self, source: str) -> None:
+        self._source = source
+
+    def topic_of(self, payload: EventPayload) -> str:
+        try:
+            return self._topic_of[payload.event_type]
+        except KeyError:
+            raise LookupError(
+                f"no topic is declared for {payload.event_type}: add it to the service's TOPIC_OF"
+            ) from None
+
+    def __call__(self, session: AsyncSession, key: str, payload: EventPayload) -> CloudEvent:
+        """Stage `payload` keyed by its aggregate id; returns the envelope written."""
+        event = CloudEvent.of(payload, source=self._source, subject=key)
+        add_to_outbox(session, topic=self.topic_of(payload), key=key, event=event)
+        return event
 
 
 @dataclass(frozen=True)

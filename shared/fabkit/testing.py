@@ -21,6 +21,8 @@ skips them elsewhere.
 from __future__ import annotations
 
 import asyncio
+import difflib
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -262,3 +264,49 @@ async def read_http_request(
         headers[name.strip().lower()] = value.strip()
     body = await reader.readexactly(int(headers.get("content-length", "0")))
     return path, headers, body
+
+
+def assert_problem(response: Any, status: int, *fragments: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status that mentions every fragment."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["title"]
+    text = json.dumps(body, ensure_ascii=False).replace('\\"', '"')
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in {text}"
+    return body  # type: ignore[no-any-return]
+
+
+SNAPSHOT_ENV = "FABRIQUE_UPDATE_SNAPSHOTS"
+
+
+def check_snapshot(actual: Any, path: Path) -> None:
+    """`actual` (JSON-able) equals the committed snapshot at `path`.
+
+    A change fails the test with a diff until it is reviewed: rerun with
+    ``FABRIQUE_UPDATE_SNAPSHOTS=1`` to write the new snapshot, then commit it.
+    """
+    rendered = json.dumps(actual, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if os.environ.get(SNAPSHOT_ENV) == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rendered, encoding="utf-8")
+        return
+    if not path.exists():
+        pytest.fail(f"no snapshot at {path}: run with {SNAPSHOT_ENV}=1 and commit it", False)
+    committed = path.read_text(encoding="utf-8")
+    if committed != rendered:
+        diff = "".join(
+            difflib.unified_diff(
+                committed.splitlines(keepends=True),
+                rendered.splitlines(keepends=True),
+                fromfile=f"{path} (committed)",
+                tofile="now",
+                n=2,
+            )
+        )
+        pytest.fail(
+            f"{path.name} changed; review the diff, then rerun with {SNAPSHOT_ENV}=1 and commit:\n"
+            + diff[:20_000],
+            False,
+        )
