@@ -2,7 +2,11 @@
 export UV_PYTHON_DOWNLOADS := never
 UV_RUN := uv run --no-sync
 
-.PHONY: bootstrap run test test-fast lint format bench up down clean check-deploy
+.PHONY: help bootstrap run test test-fast lint mypy format bench up down clean check-deploy
+.DEFAULT_GOAL := help
+
+help:  ## this list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 bootstrap:  ## install system packages (if missing), the Python workspace and the Kafka jars
 	@./scripts/bootstrap.sh
@@ -19,10 +23,13 @@ test-fast: bootstrap  ## unit tests only (no broker, no database server)
 lint: bootstrap  ## ruff, mypy, import-linter
 	$(UV_RUN) ruff check .
 	$(UV_RUN) ruff format --check .
-	$(UV_RUN) mypy shared/fabkit services/inventory/inventory services/leasing/leasing services/notifications/notifications
+	@$(MAKE) --no-print-directory mypy
 	$(UV_RUN) lint-imports
 
-format:
+mypy:
+	$(UV_RUN) mypy shared/fabkit services/inventory/inventory services/leasing/leasing services/notifications/notifications
+
+format:  ## rewrite the code in the house format (ruff)
 	$(UV_RUN) ruff format .
 	$(UV_RUN) ruff check --fix .
 
@@ -35,8 +42,8 @@ bench: bootstrap  ## benchmarks on the local stack; writes docs/benchmarks.md
 up:  ## docker compose (needs a Docker engine)
 	docker compose up --build
 
-down:
+down:  ## stop docker compose and drop its volumes
 	docker compose down -v
 
-clean:
+clean:  ## remove run data and tool caches
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
