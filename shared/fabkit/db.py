@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -96,13 +96,6 @@ def _run_after_commit_hooks(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit_hooks(session: Session) -> None:
     session.info.pop(AFTER_COMMIT_HOOKS, None)
-
-
-async def session_scope(
-    factory: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    async with factory() as session:
-        yield session
 
 
 class UTCDateTime(TypeDecorator[datetime]):
