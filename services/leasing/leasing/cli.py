@@ -14,9 +14,10 @@ from fabkit.auth import Role
 from fabkit.db import make_engine, make_session_factory
 from fabkit.errors import ProblemError
 from fabkit.migrations import upgrade
-from leasing import service
 from leasing.domain import Label, LegalForm
+from leasing.events.published import emit
 from leasing.schemas import ArtisanCreate
+from leasing.service import artisans
 from leasing.settings import LeasingSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -60,15 +61,15 @@ async def seed(settings: LeasingSettings) -> list[dict[str, Any]]:
     try:
         for data in DEMO_ARTISANS:
             try:
-                written = await service.register_artisan(sessions, settings, tokens, data)
+                written = await artisans.register_artisan(sessions, settings, tokens, data)
                 out.append(written.body)
             except ProblemError as exc:
                 if exc.status != 409:
                     raise
-                artisan = await service.get_artisan_by_siret(sessions, data.siret)
+                artisan = await artisans.get_artisan_by_siret(sessions, data.siret)
                 out.append(
                     {
-                        "artisan": service.artisan_out(artisan).model_dump(mode="json"),
+                        "artisan": artisan.model_dump(mode="json"),
                         "token": {"token": tokens.issue(artisan.id, Role.ARTISAN, ttl)},
                     }
                 )
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl-days", type=int, default=30)
     args = parser.parse_args(argv)
     settings = LeasingSettings()
+    emit.bind_source(settings.event_source)
 
     if args.command == "migrate":
         migrate(settings)

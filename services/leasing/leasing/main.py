@@ -8,17 +8,49 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from fabkit.errors import install_problem_handlers, install_problem_openapi
+from fabkit.errors import install_problem_handlers
 from fabkit.health import router as health_router
 from fabkit.logging import configure_logging
 from fabkit.metrics import ServiceMetrics, install_metrics
+from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
-from leasing import service
 from leasing.api import applications, artisans, leases, programmes, units
-from leasing.events.consumed import consumer_specs
+from leasing.events.handlers import consumer_specs
+from leasing.events.published import emit
 from leasing.metrics import run_gauge_refresher
 from leasing.programmes import load_catalogue
+from leasing.service import leases as lease_service
+from leasing.service import programmes as programme_service
 from leasing.settings import LeasingSettings
+
+TAGS = [
+    {
+        "name": "programmes",
+        "description": "The published programmes: eligibility rules, rent caps and the scoring "
+        "grid every allocation follows. Public.",
+    },
+    {
+        "name": "artisans",
+        "description": "Registration (public; the answer carries the artisan's bearer token) "
+        "and the artisan's own profile, updated with If-Match.",
+    },
+    {
+        "name": "units",
+        "description": "Units as inventory published them, the eligibility check of an artisan "
+        "and the landlord's ranking of a vacancy's applications.",
+    },
+    {
+        "name": "applications",
+        "description": "Artisans apply and withdraw; the unit's landlord rejects or offers a "
+        "lease. Creating requests accept an Idempotency-Key.",
+    },
+    {
+        "name": "leases",
+        "description": "The artisan accepts or declines an offer; a signed lease ends, is "
+        "terminated or renewed within its programme's limits.",
+    },
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
 
 
 def create_app(settings: LeasingSettings | None = None) -> FastAPI:
@@ -26,6 +58,7 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level)
     # A broken programme file stops the service here, before it takes any request.
     catalogue = load_catalogue(settings.programmes_file)
+    emit.bind_source(settings.event_source)
     base_lifespan = runtime_lifespan(lambda: build_runtime(settings, consumer_specs(settings)))
 
     @contextlib.asynccontextmanager
@@ -33,7 +66,7 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
         async with base_lifespan(app):
             runtime = app.state.runtime
             if settings.publish_programmes:
-                await service.publish_programmes(runtime.sessions, settings, catalogue)
+                await programme_service.publish_programmes(runtime.sessions, catalogue)
             runtime.tasks.append(
                 asyncio.create_task(
                     run_gauge_refresher(
@@ -46,7 +79,9 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
                 # Safe in several replicas at once: each offer or lease changes under a row lock.
                 runtime.tasks.append(
                     asyncio.create_task(
-                        service.run_sweeper(runtime.sessions, settings, runtime.stop),
+                        lease_service.run_sweeper(
+                            runtime.sessions, runtime.stop, settings.sweep_interval_s
+                        ),
                         name="sweeper",
                     )
                 )
@@ -61,10 +96,11 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
             "cap; artisans accept. Errors are RFC 9457 problem+json."
         ),
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.catalogue = catalogue
     install_problem_handlers(app)
-    install_problem_openapi(app)
+    install_openapi(app, tags=TAGS)
     install_metrics(app, ServiceMetrics.for_service(settings.service_name))
     app.include_router(health_router)
     for module in (programmes, artisans, units, applications, leases):

@@ -1,4 +1,8 @@
-"""Every leasing query. Repositories flush; the use cases in service.py commit."""
+"""Every leasing query. Repositories flush; the use cases in the service package commit.
+
+SQLModel types a column attribute as its Python value (`Lease.status` is a `str` to mypy), so
+query expressions go through `col()`, which gives SQLAlchemy's column type back.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import func, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fabkit.pagination import PageParams, paginate
 from leasing.domain import OPEN_APPLICATION_STATUSES, LeaseStatus
 from leasing.models import (
     Application,
@@ -26,28 +32,32 @@ from leasing.models import (
 async def get_artisan(
     session: AsyncSession, artisan_id: str, *, for_update: bool = False
 ) -> ArtisanProfile | None:
-    stmt = select(ArtisanProfile).where(ArtisanProfile.id == artisan_id)
+    """One artisan by id, row-locked when `for_update`."""
+    stmt = select(ArtisanProfile).where(col(ArtisanProfile.id) == artisan_id)
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().first()
 
 
 async def get_artisan_by_siret(session: AsyncSession, siret: str) -> ArtisanProfile | None:
-    stmt = select(ArtisanProfile).where(ArtisanProfile.siret == siret)
+    """The artisan registered with this SIRET."""
+    stmt = select(ArtisanProfile).where(col(ArtisanProfile.siret) == siret)
     return (await session.execute(stmt)).scalars().first()
 
 
 async def siret_taken(session: AsyncSession, siret: str, *, other_than: str | None = None) -> bool:
-    stmt = select(ArtisanProfile.id).where(ArtisanProfile.siret == siret)
+    """Whether an artisan (other than `other_than`) holds this SIRET."""
+    stmt = select(col(ArtisanProfile.id)).where(col(ArtisanProfile.siret) == siret)
     if other_than:
-        stmt = stmt.where(ArtisanProfile.id != other_than)
+        stmt = stmt.where(col(ArtisanProfile.id) != other_than)
     return (await session.execute(stmt)).first() is not None
 
 
 async def artisans_by_id(session: AsyncSession, ids: set[str]) -> dict[str, ArtisanProfile]:
+    """The artisans of these ids, by id."""
     if not ids:
         return {}
-    rows = await session.execute(select(ArtisanProfile).where(ArtisanProfile.id.in_(ids)))
+    rows = await session.execute(select(ArtisanProfile).where(col(ArtisanProfile.id).in_(ids)))
     return {a.id: a for a in rows.scalars()}
 
 
@@ -57,7 +67,8 @@ async def artisans_by_id(session: AsyncSession, ids: set[str]) -> dict[str, Arti
 async def get_listing(
     session: AsyncSession, unit_id: str, *, for_update: bool = False
 ) -> UnitListing | None:
-    stmt = select(UnitListing).where(UnitListing.unit_id == unit_id)
+    """The read model of one unit, row-locked when `for_update`."""
+    stmt = select(UnitListing).where(col(UnitListing.unit_id) == unit_id)
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().first()
@@ -65,30 +76,29 @@ async def get_listing(
 
 @dataclass(frozen=True)
 class ListingSearch:
+    """Filters of the unit search; an empty filter does not restrict."""
+
     statuses: Sequence[str] = ()
     site_kinds: Sequence[str] = ()
     arrondissements: Sequence[int] = ()
     landlord_id: str | None = None
-    limit: int = 20
-    offset: int = 0
 
 
 async def search_listings(
-    session: AsyncSession, q: ListingSearch
+    session: AsyncSession, q: ListingSearch, page: PageParams
 ) -> tuple[Sequence[UnitListing], int]:
+    """One page of the matching units, cheapest rent first, and how many match."""
     stmt = select(UnitListing)
     if q.statuses:
-        stmt = stmt.where(UnitListing.status.in_(q.statuses))
+        stmt = stmt.where(col(UnitListing.status).in_(q.statuses))
     if q.site_kinds:
-        stmt = stmt.where(UnitListing.site_kind.in_(q.site_kinds))
+        stmt = stmt.where(col(UnitListing.site_kind).in_(q.site_kinds))
     if q.arrondissements:
-        stmt = stmt.where(UnitListing.arrondissement.in_(q.arrondissements))
+        stmt = stmt.where(col(UnitListing.arrondissement).in_(q.arrondissements))
     if q.landlord_id:
-        stmt = stmt.where(UnitListing.landlord_id == q.landlord_id)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    ordered = stmt.order_by(UnitListing.rent_eur_m2_year, UnitListing.unit_id)
-    rows = await session.execute(ordered.limit(q.limit).offset(q.offset))
-    return rows.scalars().all(), total
+        stmt = stmt.where(col(UnitListing.landlord_id) == q.landlord_id)
+    ordered = stmt.order_by(col(UnitListing.rent_eur_m2_year), col(UnitListing.unit_id))
+    return await paginate(session, ordered, page)
 
 
 # Applications --------------------------------------------------------------------------------
@@ -97,7 +107,8 @@ async def search_listings(
 async def get_application(
     session: AsyncSession, application_id: str, *, for_update: bool = False
 ) -> Application | None:
-    stmt = select(Application).where(Application.id == application_id)
+    """One application by id, row-locked when `for_update`."""
+    stmt = select(Application).where(col(Application.id) == application_id)
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().first()
@@ -110,34 +121,33 @@ async def list_applications(
     landlord_id: str | None,
     unit_id: str | None,
     statuses: Sequence[str],
-    limit: int,
-    offset: int,
+    page: PageParams,
 ) -> tuple[Sequence[Application], int]:
+    """One page of the matching applications, newest first, and how many match."""
     stmt = select(Application)
     if artisan_id:
-        stmt = stmt.where(Application.artisan_id == artisan_id)
+        stmt = stmt.where(col(Application.artisan_id) == artisan_id)
     if landlord_id:
-        stmt = stmt.where(Application.landlord_id == landlord_id)
+        stmt = stmt.where(col(Application.landlord_id) == landlord_id)
     if unit_id:
-        stmt = stmt.where(Application.unit_id == unit_id)
+        stmt = stmt.where(col(Application.unit_id) == unit_id)
     if statuses:
-        stmt = stmt.where(Application.status.in_(statuses))
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    ordered = stmt.order_by(Application.submitted_at.desc(), Application.id)
-    rows = await session.execute(ordered.limit(limit).offset(offset))
-    return rows.scalars().all(), total
+        stmt = stmt.where(col(Application.status).in_(statuses))
+    ordered = stmt.order_by(col(Application.submitted_at).desc(), col(Application.id))
+    return await paginate(session, ordered, page)
 
 
 async def open_applications_of_vacancy(
     session: AsyncSession, vacancy_id: str
 ) -> Sequence[Application]:
+    """The applications still open on a vacancy, row-locked, in id order."""
     stmt = (
         select(Application)
         .where(
-            Application.vacancy_id == vacancy_id,
-            Application.status.in_([s.value for s in OPEN_APPLICATION_STATUSES]),
+            col(Application.vacancy_id) == vacancy_id,
+            col(Application.status).in_([s.value for s in OPEN_APPLICATION_STATUSES]),
         )
-        .order_by(Application.id)
+        .order_by(col(Application.id))
         .with_for_update()
     )
     return (await session.execute(stmt)).scalars().all()
@@ -147,26 +157,25 @@ async def ranked_applications(
     session: AsyncSession, vacancy_id: str, statuses: Sequence[str]
 ) -> Sequence[Application]:
     """Applications of one vacancy in ranking order: score, then first come, then id."""
-    stmt = select(Application).where(Application.vacancy_id == vacancy_id)
+    stmt = select(Application).where(col(Application.vacancy_id) == vacancy_id)
     if statuses:
-        stmt = stmt.where(Application.status.in_(statuses))
-    stmt = stmt.order_by(Application.score.desc(), Application.submitted_at, Application.id)
+        stmt = stmt.where(col(Application.status).in_(statuses))
+    stmt = stmt.order_by(
+        col(Application.score).desc(), col(Application.submitted_at), col(Application.id)
+    )
     return (await session.execute(stmt)).scalars().all()
-
-
-def add_decision(session: AsyncSession, decision: ApplicationDecision) -> None:
-    session.add(decision)
 
 
 async def decisions_of(
     session: AsyncSession, application_ids: Sequence[str]
 ) -> dict[str, list[ApplicationDecision]]:
+    """The decisions taken on these applications, oldest first, by application id."""
     if not application_ids:
         return {}
     rows = await session.execute(
         select(ApplicationDecision)
-        .where(ApplicationDecision.application_id.in_(application_ids))
-        .order_by(ApplicationDecision.id)
+        .where(col(ApplicationDecision.application_id).in_(application_ids))
+        .order_by(col(ApplicationDecision.id))
     )
     out: dict[str, list[ApplicationDecision]] = defaultdict(list)
     for d in rows.scalars():
@@ -175,8 +184,9 @@ async def decisions_of(
 
 
 async def count_applications_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many applications are in each status (for the gauges)."""
     rows = await session.execute(
-        select(Application.status, func.count()).group_by(Application.status)
+        select(col(Application.status), func.count()).group_by(col(Application.status))
     )
     return {status: count for status, count in rows.all()}
 
@@ -187,16 +197,18 @@ async def count_applications_by_status(session: AsyncSession) -> dict[str, int]:
 async def get_lease(
     session: AsyncSession, lease_id: str, *, for_update: bool = False
 ) -> Lease | None:
-    stmt = select(Lease).where(Lease.id == lease_id)
+    """One lease (or offer) by id, row-locked when `for_update`."""
+    stmt = select(Lease).where(col(Lease.id) == lease_id)
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().first()
 
 
 async def open_lease_of_unit(session: AsyncSession, unit_id: str) -> Lease | None:
+    """The offered or signed lease of a unit, if it has one."""
     stmt = select(Lease).where(
-        Lease.unit_id == unit_id,
-        Lease.status.in_([LeaseStatus.OFFERED.value, LeaseStatus.ACTIVE.value]),
+        col(Lease.unit_id) == unit_id,
+        col(Lease.status).in_([LeaseStatus.OFFERED.value, LeaseStatus.ACTIVE.value]),
     )
     return (await session.execute(stmt)).scalars().first()
 
@@ -204,7 +216,8 @@ async def open_lease_of_unit(session: AsyncSession, unit_id: str) -> Lease | Non
 async def lease_of_application(
     session: AsyncSession, application_id: str, *, for_update: bool = False
 ) -> Lease | None:
-    stmt = select(Lease).where(Lease.application_id == application_id)
+    """The lease offered on an application, row-locked when `for_update`."""
+    stmt = select(Lease).where(col(Lease.application_id) == application_id)
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().first()
@@ -213,10 +226,13 @@ async def lease_of_application(
 async def lease_ids_of_applications(
     session: AsyncSession, application_ids: Sequence[str]
 ) -> dict[str, str]:
+    """The lease id of each of these applications that got an offer."""
     if not application_ids:
         return {}
     rows = await session.execute(
-        select(Lease.application_id, Lease.id).where(Lease.application_id.in_(application_ids))
+        select(col(Lease.application_id), col(Lease.id)).where(
+            col(Lease.application_id).in_(application_ids)
+        )
     )
     return {app_id: lease_id for app_id, lease_id in rows.all()}
 
@@ -228,29 +244,28 @@ async def list_leases(
     landlord_id: str | None,
     unit_id: str | None,
     statuses: Sequence[str],
-    limit: int,
-    offset: int,
+    page: PageParams,
 ) -> tuple[Sequence[Lease], int]:
+    """One page of the matching offers and leases, newest offer first, and how many match."""
     stmt = select(Lease)
     if artisan_id:
-        stmt = stmt.where(Lease.artisan_id == artisan_id)
+        stmt = stmt.where(col(Lease.artisan_id) == artisan_id)
     if landlord_id:
-        stmt = stmt.where(Lease.landlord_id == landlord_id)
+        stmt = stmt.where(col(Lease.landlord_id) == landlord_id)
     if unit_id:
-        stmt = stmt.where(Lease.unit_id == unit_id)
+        stmt = stmt.where(col(Lease.unit_id) == unit_id)
     if statuses:
-        stmt = stmt.where(Lease.status.in_(statuses))
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    ordered = stmt.order_by(Lease.offered_at.desc(), Lease.id)
-    rows = await session.execute(ordered.limit(limit).offset(offset))
-    return rows.scalars().all(), total
+        stmt = stmt.where(col(Lease.status).in_(statuses))
+    ordered = stmt.order_by(col(Lease.offered_at).desc(), col(Lease.id))
+    return await paginate(session, ordered, page)
 
 
 async def expired_offer_ids(session: AsyncSession, now: datetime, limit: int) -> list[str]:
+    """Open offers past their deadline, the oldest deadline first."""
     stmt = (
-        select(Lease.id)
-        .where(Lease.status == LeaseStatus.OFFERED.value, Lease.offer_expires_at <= now)
-        .order_by(Lease.offer_expires_at)
+        select(col(Lease.id))
+        .where(col(Lease.status) == LeaseStatus.OFFERED.value, col(Lease.offer_expires_at) <= now)
+        .order_by(col(Lease.offer_expires_at))
         .limit(limit)
     )
     return list((await session.execute(stmt)).scalars().all())
@@ -259,16 +274,17 @@ async def expired_offer_ids(session: AsyncSession, now: datetime, limit: int) ->
 async def due_lease_ids(session: AsyncSession, today: date, limit: int) -> list[str]:
     """Active leases whose end date has passed."""
     stmt = (
-        select(Lease.id)
-        .where(Lease.status == LeaseStatus.ACTIVE.value, Lease.end_date < today)
-        .order_by(Lease.end_date)
+        select(col(Lease.id))
+        .where(col(Lease.status) == LeaseStatus.ACTIVE.value, col(Lease.end_date) < today)
+        .order_by(col(Lease.end_date))
         .limit(limit)
     )
     return list((await session.execute(stmt)).scalars().all())
 
 
 async def count_pending_offers(session: AsyncSession) -> int:
-    stmt = select(func.count()).where(Lease.status == LeaseStatus.OFFERED.value)
+    """How many offers wait for the artisan's answer (for the gauges)."""
+    stmt = select(func.count()).where(col(Lease.status) == LeaseStatus.OFFERED.value)
     return int((await session.execute(stmt)).scalar_one())
 
 
@@ -278,7 +294,8 @@ async def count_pending_offers(session: AsyncSession) -> int:
 async def get_publication(
     session: AsyncSession, *, for_update: bool = False
 ) -> ProgrammePublication | None:
-    stmt = select(ProgrammePublication).where(ProgrammePublication.id == 1)
+    """The single row recording the last catalogue published, row-locked when `for_update`."""
+    stmt = select(ProgrammePublication).where(col(ProgrammePublication.id) == 1)
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().first()

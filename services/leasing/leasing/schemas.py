@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated
 
-from pydantic import BaseModel, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from fabkit.schemas import StrictInput
 from leasing.domain import (
@@ -17,7 +18,9 @@ from leasing.domain import (
     LegalForm,
     siret_problem,
 )
-from leasing.eligibility import SLUG, Criterion, Rules
+from leasing.eligibility import SLUG, Catalogue, Criterion, Rules, programmes_for
+from leasing.models import Application, ApplicationDecision, ArtisanProfile, Lease, UnitListing
+from leasing.programmes import content_hash
 
 TRADE_RE = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
 
@@ -70,6 +73,23 @@ def _created_on(value: date | None) -> date | None:
 
 
 class ArtisanCreate(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "display_name": "Atelier Camille Roux",
+                    "business_name": "Roux Céramique",
+                    "siret": "732 829 320 00074",
+                    "trades": ["ceramics"],
+                    "business_created_on": "2024-03-01",
+                    "legal_form": "micro_entreprise",
+                    "labels": ["fabrique_a_paris"],
+                    "contact_email": "camille.roux@example.org",
+                }
+            ]
+        }
+    )
+
     display_name: str = Field(min_length=2, max_length=120, examples=["Atelier Camille Roux"])
     business_name: str = Field(min_length=2, max_length=200, examples=["Roux Céramique"])
     siret: str = Field(
@@ -91,6 +111,20 @@ class ArtisanCreate(_In):
 
 
 class ArtisanPatch(_In):
+    """Only the fields sent change; none of them may be null."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "display_name": "Atelier Camille Roux & Fils",
+                    "trades": ["ceramics", "glass"],
+                    "labels": ["esus", "fabrique_a_paris"],
+                }
+            ]
+        }
+    )
+
     display_name: str | None = Field(default=None, min_length=2, max_length=120)
     business_name: str | None = Field(default=None, min_length=2, max_length=200)
     siret: str | None = Field(default=None, min_length=14, max_length=20)
@@ -151,6 +185,15 @@ class CatalogueOut(BaseModel):
     config_hash: str = Field(description="SHA-256 of the catalogue; changes when any rule does")
     programmes: list[ProgrammeOut]
 
+    @classmethod
+    def of(cls, catalogue: Catalogue) -> CatalogueOut:
+        return cls(
+            config_hash=content_hash(catalogue),
+            programmes=[
+                ProgrammeOut.model_validate(p, from_attributes=True) for p in catalogue.programmes
+            ],
+        )
+
 
 # Units (read model) --------------------------------------------------------------------------
 
@@ -180,6 +223,20 @@ class ListingOut(BaseModel):
     programme_ids: list[str] = Field(description="Programmes covering this unit's site kind")
     version: int
     updated_at: datetime
+
+    @classmethod
+    def from_model(cls, listing: UnitListing, catalogue: Catalogue) -> ListingOut:
+        covering = programmes_for(catalogue.programmes, listing.site_kind)
+        return cls.model_validate(
+            {
+                **{
+                    name: getattr(listing, name)
+                    for name in cls.model_fields
+                    if name != "programme_ids"
+                },
+                "programme_ids": [p.id for p in covering],
+            }
+        )
 
 
 class RuleFailureOut(BaseModel):
@@ -222,6 +279,19 @@ class EligibilityOut(BaseModel):
 
 
 class ApplicationCreate(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "unit_id": "0b9e7f55-3c1e-4a8e-9a57-2f1d1e0c6a11",
+                    "programme_id": "hotels-industriels-jeunes-artisans",
+                    "project": "Stoneware tableware for Paris restaurants; two kilns, one "
+                    "apprentice.",
+                }
+            ]
+        }
+    )
+
     unit_id: EntityId
     programme_id: ProgrammeId | None = Field(
         default=None,
@@ -262,12 +332,47 @@ class ApplicationOut(BaseModel):
     lease_id: str | None = None
     decisions: list[DecisionOut] = Field(default_factory=list)
 
+    @classmethod
+    def from_model(
+        cls,
+        app: Application,
+        decisions: Sequence[ApplicationDecision] = (),
+        lease_id: str | None = None,
+    ) -> ApplicationOut:
+        return cls(
+            id=app.id,
+            artisan_id=app.artisan_id,
+            unit_id=app.unit_id,
+            vacancy_id=app.vacancy_id,
+            landlord_id=app.landlord_id,
+            programme_id=app.programme_id,
+            project=app.project,
+            status=ApplicationStatus(app.status),
+            score=app.score,
+            max_score=app.max_score,
+            score_breakdown=[CriterionPoints.model_validate(c) for c in app.score_breakdown],
+            submitted_at=app.submitted_at,
+            updated_at=app.updated_at,
+            lease_id=lease_id,
+            decisions=[DecisionOut.model_validate(d, from_attributes=True) for d in decisions],
+        )
+
 
 class ReasonIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "I found a workshop closer to home."}]}
+    )
+
     reason: str | None = Field(default=None, max_length=2000)
 
 
 class RejectIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"reason": "The kilns need a ventilation this unit cannot take."}]
+        }
+    )
+
     reason: str = Field(
         min_length=10, max_length=2000, description="Told to the applicant: say why."
     )
@@ -283,6 +388,19 @@ class ApplicantSummary(BaseModel):
     labels: list[str]
     contact_email: str
 
+    @classmethod
+    def from_model(cls, a: ArtisanProfile) -> ApplicantSummary:
+        return cls(
+            artisan_id=a.id,
+            display_name=a.display_name,
+            business_name=a.business_name,
+            trades=list(a.trades),
+            business_created_on=a.business_created_on,
+            legal_form=a.legal_form,
+            labels=list(a.labels),
+            contact_email=a.contact_email,
+        )
+
 
 class RankingEntry(BaseModel):
     rank: int
@@ -296,6 +414,21 @@ class RankingEntry(BaseModel):
     submitted_at: datetime
     applicant: ApplicantSummary
 
+    @classmethod
+    def of(cls, rank: int, app: Application, artisan: ArtisanProfile) -> RankingEntry:
+        return cls(
+            rank=rank,
+            application_id=app.id,
+            status=ApplicationStatus(app.status),
+            programme_id=app.programme_id,
+            score=app.score,
+            max_score=app.max_score,
+            criteria=[CriterionPoints.model_validate(c) for c in app.score_breakdown],
+            project=app.project,
+            submitted_at=app.submitted_at,
+            applicant=ApplicantSummary.from_model(artisan),
+        )
+
 
 class RankingOut(BaseModel):
     unit_id: str
@@ -308,6 +441,19 @@ class RankingOut(BaseModel):
 
 
 class OfferCreate(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "monthly_rent_eur": "1250.00",
+                    "start_date": "2027-01-01",
+                    "end_date": "2029-12-31",
+                    "message": "Keys at the caretaker's lodge; visit on Monday at 10:00.",
+                }
+            ]
+        }
+    )
+
     monthly_rent_eur: Decimal = Field(
         gt=0, le=100_000, decimal_places=2, description="Excluding charges; within the cap"
     )
@@ -339,8 +485,27 @@ class LeaseOut(BaseModel):
     version: int
     updated_at: datetime
 
+    @classmethod
+    def from_model(cls, lease: Lease) -> LeaseOut:
+        fields = {
+            name: getattr(lease, name) for name in cls.model_fields if name != "monthly_rent_eur"
+        }
+        return cls.model_validate({**fields, "monthly_rent_eur": lease.monthly_rent_cents / 100})
+
 
 class LeaseEndIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "The cooperative moved to a larger workshop.",
+                    "ended_on": "2027-06-30",
+                    "terminate": True,
+                }
+            ]
+        }
+    )
+
     reason: str = Field(min_length=3, max_length=2000)
     ended_on: date | None = Field(default=None, description="Defaults to today")
     terminate: bool = Field(
@@ -349,14 +514,6 @@ class LeaseEndIn(_In):
 
 
 class LeaseRenewIn(_In):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"end_date": "2030-12-31"}]})
+
     end_date: date
-
-
-T = TypeVar("T")
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    total: int
-    limit: int
-    offset: int

@@ -11,12 +11,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 
 from fabkit.auth import Role
-from leasing import service
+from fabkit.testing import assert_problem
 from leasing.models import Application, ArtisanProfile, Lease
+from leasing.service import leases
 
 from .conftest import (
     Api,
@@ -29,17 +29,6 @@ from .conftest import (
     siret,
     started_app,
 )
-
-
-def assert_problem(r: httpx.Response, status: int, *fragments: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["status"] == status and body["title"]
-    text = json.dumps(body, ensure_ascii=False).replace('\\"', '"')
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text}"
-    return body  # type: ignore[no-any-return]
 
 
 async def count(api: Api, model: Any) -> int:
@@ -656,7 +645,7 @@ async def test_unanswered_offers_expire_and_leases_end_at_their_end_date(
         # the sweeper closes offers nobody answers
         lease = (await api.offer(landlord, slow_app["id"])).json()
         await asyncio.sleep(2.1)
-        assert await service.sweep(api.sessions, settings) == 1
+        assert await leases.sweep(api.sessions) == 1
         r = await api.client.get(f"/v1/leases/{lease['id']}", headers=slow)
         assert r.json()["status"] == "expired"
 
@@ -668,7 +657,7 @@ async def test_unanswered_offers_expire_and_leases_end_at_their_end_date(
             row = await session.get(Lease, lease["id"])
             row.start_date = today() - timedelta(days=400)
             row.end_date = today() - timedelta(days=1)
-        assert await service.sweep(api.sessions, settings) == 1
+        assert await leases.sweep(api.sessions) == 1
         r = await api.client.get(f"/v1/leases/{lease['id']}", headers=quick)
         assert r.json()["status"] == "ended"
         assert r.json()["ended_on"] == (today() - timedelta(days=1)).isoformat()

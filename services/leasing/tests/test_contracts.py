@@ -24,7 +24,8 @@ from inventory.events.consumed import IGNORED_LEASE_TYPES
 from inventory.events.handlers import lease_handlers
 from inventory.events.published import UNIT_EVENT_TYPES
 from inventory.settings import InventorySettings
-from leasing.events.handlers import unit_handlers
+from leasing.events.consumed import UNIT_TOPIC
+from leasing.events.handlers import UNIT_HANDLERS, consumer_specs
 from leasing.events.published import (
     ALL_PAYLOADS,
     APPLICATION_TOPIC,
@@ -161,7 +162,10 @@ def test_inventory_acts_on_or_ignores_every_lease_event_leasing_publishes() -> N
 
 
 def test_leasing_handles_every_unit_event_inventory_publishes() -> None:
-    assert set(unit_handlers(LeasingSettings(environment="test"))) == set(UNIT_EVENT_TYPES)
+    assert set(UNIT_HANDLERS) == set(UNIT_EVENT_TYPES)
+    (spec,) = consumer_specs(LeasingSettings(environment="test"))
+    assert set(spec.topics) == {UNIT_TOPIC}
+    assert set(spec.topics[UNIT_TOPIC].handlers) == set(UNIT_EVENT_TYPES)
 
 
 # AsyncAPI --------------------------------------------------------------------------------------

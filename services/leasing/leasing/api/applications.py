@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from fabkit.auth import Principal, Role, require_roles
-from leasing import service
+from fabkit.openapi import LOCATION_HEADER, REPLAYED_HEADER
+from fabkit.pagination import Page, PageDep
 from leasing.api.deps import (
     CatalogueDep,
     IdempotencyKey,
@@ -23,16 +24,20 @@ from leasing.schemas import (
     ApplicationOut,
     LeaseOut,
     OfferCreate,
-    Page,
     ReasonIn,
     RejectIn,
 )
+from leasing.service import applications, leases
 
 router = APIRouter(prefix="/v1/applications", tags=["applications"])
 
 ArtisanOnly = require_roles(Role.ARTISAN)
 OwnerOrAdmin = require_roles(Role.LANDLORD, Role.ADMIN)
 Anyone = require_roles(Role.ARTISAN, Role.LANDLORD, Role.ADMIN)
+# Created with an optional Idempotency-Key: no ETag, a replay says so.
+_CREATED: dict[int | str, dict[str, Any]] = {
+    201: {"headers": {**LOCATION_HEADER, **REPLAYED_HEADER}}
+}
 
 
 @router.post(
@@ -40,19 +45,19 @@ Anyone = require_roles(Role.ARTISAN, Role.LANDLORD, Role.ADMIN)
     status_code=201,
     response_model=ApplicationOut,
     summary="Apply to a unit's open vacancy (422 lists every eligibility rule you fail)",
+    responses=_CREATED,
 )
-async def submit(
+async def submit_application(
     payload: ApplicationCreate,
     request: Request,
     sessions: SessionsDep,
-    settings: SettingsDep,
     catalogue: CatalogueDep,
     idempotency_key: IdempotencyKey = None,
     principal: Principal = ArtisanOnly,
 ) -> JSONResponse:
     idem = idempotency(principal, idempotency_key, request, payload.model_dump(mode="json"))
     return respond(
-        await service.submit_application(sessions, settings, catalogue, principal, payload, idem)
+        await applications.submit_application(sessions, catalogue, principal, payload, idem)
     )
 
 
@@ -63,21 +68,18 @@ async def submit(
 )
 async def list_applications(
     sessions: SessionsDep,
+    page: PageDep,
     unit_id: str | None = None,
     status: Annotated[list[ApplicationStatus] | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     principal: Principal = Anyone,
 ) -> Page[ApplicationOut]:
-    items, total = await service.list_applications(
+    return await applications.list_applications(
         sessions,
         principal,
         unit_id=unit_id,
         statuses=[s.value for s in status or ()],
-        limit=limit,
-        offset=offset,
+        page=page,
     )
-    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get(
@@ -88,35 +90,33 @@ async def list_applications(
 async def get_application(
     application_id: str, sessions: SessionsDep, principal: Principal = Anyone
 ) -> ApplicationOut:
-    return await service.get_application(sessions, principal, application_id)
+    return await applications.get_application(sessions, principal, application_id)
 
 
 @router.post(
     "/{application_id}/withdraw", response_model=ApplicationOut, summary="Withdraw your application"
 )
-async def withdraw(
+async def withdraw_application(
     application_id: str,
     sessions: SessionsDep,
-    settings: SettingsDep,
     payload: ReasonIn | None = None,
     principal: Principal = ArtisanOnly,
 ) -> ApplicationOut:
     reason = payload.reason if payload else None
-    return await service.withdraw_application(sessions, settings, principal, application_id, reason)
+    return await applications.withdraw_application(sessions, principal, application_id, reason)
 
 
 @router.post(
     "/{application_id}/reject", response_model=ApplicationOut, summary="Turn an application down"
 )
-async def reject(
+async def reject_application(
     application_id: str,
     payload: RejectIn,
     sessions: SessionsDep,
-    settings: SettingsDep,
     principal: Principal = OwnerOrAdmin,
 ) -> ApplicationOut:
-    return await service.reject_application(
-        sessions, settings, principal, application_id, payload.reason
+    return await applications.reject_application(
+        sessions, principal, application_id, payload.reason
     )
 
 
@@ -125,8 +125,9 @@ async def reject(
     status_code=201,
     response_model=LeaseOut,
     summary="Offer a lease to the applicant (rent within the programme's cap)",
+    responses=_CREATED,
 )
-async def offer(
+async def make_offer(
     application_id: str,
     payload: OfferCreate,
     request: Request,
@@ -138,7 +139,7 @@ async def offer(
 ) -> JSONResponse:
     idem = idempotency(principal, idempotency_key, request, payload.model_dump(mode="json"))
     return respond(
-        await service.make_offer(
+        await leases.make_offer(
             sessions, settings, catalogue, principal, application_id, payload, idem
         )
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from fabkit.errors import ProblemError
-from leasing import service
 from leasing.api.deps import CatalogueDep
 from leasing.schemas import CatalogueOut, ProgrammeOut
 
@@ -14,7 +13,7 @@ router = APIRouter(prefix="/v1/programmes", tags=["programmes"])
 
 @router.get("", response_model=CatalogueOut, summary="Every programme with its rules and grid")
 async def list_programmes(catalogue: CatalogueDep) -> CatalogueOut:
-    return service.catalogue_out(catalogue)
+    return CatalogueOut.of(catalogue)
 
 
 @router.get("/{programme_id}", response_model=ProgrammeOut, summary="One programme")
@@ -22,4 +21,4 @@ async def get_programme(programme_id: str, catalogue: CatalogueDep) -> Programme
     programme = catalogue.get(programme_id)
     if programme is None:
         raise ProblemError(404, f"No programme with id {programme_id!r}.")
-    return service.programme_out(programme)
+    return ProgrammeOut.model_validate(programme, from_attributes=True)

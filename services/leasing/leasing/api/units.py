@@ -7,11 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from fabkit.auth import Principal, Role, require_roles
-from leasing import service
+from fabkit.pagination import Page, PageDep
 from leasing.api.deps import CatalogueDep, SessionsDep
 from leasing.domain import SITE_KINDS
 from leasing.repository import ListingSearch
-from leasing.schemas import EligibilityOut, ListingOut, Page, RankingOut
+from leasing.schemas import EligibilityOut, ListingOut, RankingOut
+from leasing.service import applications, listings
+from leasing.service.common import AVAILABLE
 
 router = APIRouter(prefix="/v1/units", tags=["units"])
 
@@ -26,28 +28,24 @@ StatusParam = Annotated[str, Query(pattern="^(available|reserved|leased|unavaila
 async def search_units(
     sessions: SessionsDep,
     catalogue: CatalogueDep,
+    page: PageDep,
     status: Annotated[list[StatusParam] | None, Query(max_length=5)] = None,
     site_kind: Annotated[list[SiteKindParam] | None, Query()] = None,
     arrondissement: Annotated[list[Annotated[int, Query(ge=1, le=20)]] | None, Query()] = None,
     landlord_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Page[ListingOut]:
     query = ListingSearch(
-        statuses=status or [service.AVAILABLE],
+        statuses=status or [AVAILABLE],
         site_kinds=site_kind or (),
         arrondissements=arrondissement or (),
         landlord_id=landlord_id,
-        limit=limit,
-        offset=offset,
     )
-    items, total = await service.search_units(sessions, catalogue, query)
-    return Page(items=items, total=total, limit=limit, offset=offset)
+    return await listings.search_units(sessions, catalogue, query, page)
 
 
 @router.get("/{unit_id}", response_model=ListingOut, summary="One unit")
 async def get_unit(unit_id: str, sessions: SessionsDep, catalogue: CatalogueDep) -> ListingOut:
-    return await service.get_unit(sessions, catalogue, unit_id)
+    return await listings.get_unit(sessions, catalogue, unit_id)
 
 
 @router.get(
@@ -55,13 +53,13 @@ async def get_unit(unit_id: str, sessions: SessionsDep, catalogue: CatalogueDep)
     response_model=EligibilityOut,
     summary="Would you be eligible, and with how many points? (no application made)",
 )
-async def eligibility(
+async def check_eligibility(
     unit_id: str,
     sessions: SessionsDep,
     catalogue: CatalogueDep,
     principal: Principal = ArtisanOnly,
 ) -> EligibilityOut:
-    return await service.check_eligibility(sessions, catalogue, principal.subject, unit_id)
+    return await listings.check_eligibility(sessions, catalogue, principal.subject, unit_id)
 
 
 @router.get(
@@ -69,13 +67,13 @@ async def eligibility(
     response_model=RankingOut,
     summary="Applications to the unit's vacancy ranked by the published grid (its landlord)",
 )
-async def ranking(
+async def rank_applications(
     unit_id: str,
     sessions: SessionsDep,
     vacancy_id: str | None = None,
     include_closed: bool = False,
     principal: Principal = OwnerOrAdmin,
 ) -> RankingOut:
-    return await service.ranking(
+    return await applications.ranking(
         sessions, principal, unit_id, vacancy_id=vacancy_id, include_closed=include_closed
     )

@@ -1,113 +1,85 @@
-"""Tolerant views of inventory's unit events and what leasing does with them: keep the read
-model of units, and close applications when a vacancy closes."""
+"""What leasing does with the events it consumes: keep the read model of units, and close
+applications when a vacancy closes. `consumer_specs` binds the topics to these handlers."""
 
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
 
-from pydantic import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from fabkit.consumer import Handler
-from fabkit.events import CloudEvent, ConsumedPayload
-from leasing import service
+from fabkit.consumer import Handler, TopicHandlers
+from fabkit.events import CloudEvent
+from fabkit.runtime import ConsumerSpec
+from leasing.events.consumed import (
+    UNIT_TOPIC,
+    UnitChanged,
+    UnitWithdrawn,
+    VacancyClosed,
+    VacancyOpened,
+)
+from leasing.events.published import DLQ_TOPIC
+from leasing.service import listings
 from leasing.settings import LeasingSettings
 
 log = logging.getLogger(__name__)
 
 
-class UnitView(ConsumedPayload):
-    """The part of inventory's unit snapshot leasing keeps; unknown fields are ignored."""
-
-    unit_id: str
-    site_id: str
-    landlord_id: str
-    landlord_name: str = ""
-    site_name: str
-    site_kind: str
-    address: str
-    postcode: str
-    arrondissement: int
-    reference: str
-    floor: int = 0
-    surface_m2: float
-    allowed_trades: list[str] = Field(default_factory=list)
-    use_class: str = "production"
-    rent_eur_m2_year: float
-    charges_eur_m2_year: float = 0.0
-    status: str
-    available_from: date | None = None
-    opens_for_visits: bool = False
-    version: int
+async def on_unit_changed(session: AsyncSession, event: CloudEvent) -> None:
+    """A unit was registered or updated: refresh its listing."""
+    view = UnitChanged.model_validate(event.data)
+    _log_stale(await listings.apply_unit_snapshot(session, view.unit.model_dump()), event)
 
 
-class UnitChanged(ConsumedPayload):
-    """inventory.unit.registered.v1 and inventory.unit.updated.v1."""
-
-    unit: UnitView
-
-
-class VacancyOpened(ConsumedPayload):
-    vacancy_id: str
-    opened_at: datetime
-    unit: UnitView
+async def on_vacancy_opened(session: AsyncSession, event: CloudEvent) -> None:
+    """A vacancy opened: refresh the listing and open it for applications."""
+    view = VacancyOpened.model_validate(event.data)
+    applied = await listings.apply_unit_snapshot(
+        session, view.unit.model_dump(), vacancy=(view.vacancy_id, view.opened_at)
+    )
+    _log_stale(applied, event)
 
 
-class VacancyClosed(ConsumedPayload):
-    vacancy_id: str
-    unit_id: str
-    status: str
-    version: int
+async def on_vacancy_closed(session: AsyncSession, event: CloudEvent) -> None:
+    """A vacancy closed: every application still open on it is closed."""
+    view = VacancyClosed.model_validate(event.data)
+    known = await listings.apply_vacancy_closed(
+        session,
+        unit_id=view.unit_id,
+        vacancy_id=view.vacancy_id,
+        status=view.status,
+        version=view.version,
+    )
+    if not known:
+        log.info("vacancy_closed %s for a unit leasing never saw; nothing to close", event.id)
 
 
-class UnitWithdrawn(ConsumedPayload):
-    unit_id: str
-    version: int
+async def on_withdrawn(session: AsyncSession, event: CloudEvent) -> None:
+    """A unit was withdrawn: its listing says so and its vacancy closes."""
+    view = UnitWithdrawn.model_validate(event.data)
+    applied = await listings.apply_unit_withdrawn(
+        session, unit_id=view.unit_id, version=view.version
+    )
+    _log_stale(applied, event)
 
 
-def unit_handlers(settings: LeasingSettings) -> dict[str, Handler]:
-    """One handler per unit event type, bound to the service's settings."""
+UNIT_HANDLERS: dict[str, Handler] = {
+    "inventory.unit.registered.v1": on_unit_changed,
+    "inventory.unit.updated.v1": on_unit_changed,
+    "inventory.unit.vacancy_opened.v1": on_vacancy_opened,
+    "inventory.unit.vacancy_closed.v1": on_vacancy_closed,
+    "inventory.unit.withdrawn.v1": on_withdrawn,
+}
 
-    async def on_unit_changed(session: AsyncSession, event: CloudEvent) -> None:
-        view = UnitChanged.model_validate(event.data)
-        applied = await service.apply_unit_snapshot(session, settings, view.unit.model_dump())
-        _log_stale(applied, event)
 
-    async def on_vacancy_opened(session: AsyncSession, event: CloudEvent) -> None:
-        view = VacancyOpened.model_validate(event.data)
-        applied = await service.apply_unit_snapshot(
-            session, settings, view.unit.model_dump(), vacancy=(view.vacancy_id, view.opened_at)
+def consumer_specs(settings: LeasingSettings) -> list[ConsumerSpec]:
+    """Leasing's consumer group: inventory's unit events, poison to leasing's dead letters."""
+    return [
+        ConsumerSpec(
+            group_id=settings.consumer_group,
+            topics={UNIT_TOPIC: TopicHandlers(handlers=dict(UNIT_HANDLERS))},
+            dlq_topic=DLQ_TOPIC,
         )
-        _log_stale(applied, event)
-
-    async def on_vacancy_closed(session: AsyncSession, event: CloudEvent) -> None:
-        view = VacancyClosed.model_validate(event.data)
-        known = await service.apply_vacancy_closed(
-            session,
-            settings,
-            unit_id=view.unit_id,
-            vacancy_id=view.vacancy_id,
-            status=view.status,
-            version=view.version,
-        )
-        if not known:
-            log.info("vacancy_closed %s for a unit leasing never saw; nothing to close", event.id)
-
-    async def on_withdrawn(session: AsyncSession, event: CloudEvent) -> None:
-        view = UnitWithdrawn.model_validate(event.data)
-        applied = await service.apply_unit_withdrawn(
-            session, settings, unit_id=view.unit_id, version=view.version
-        )
-        _log_stale(applied, event)
-
-    return {
-        "inventory.unit.registered.v1": on_unit_changed,
-        "inventory.unit.updated.v1": on_unit_changed,
-        "inventory.unit.vacancy_opened.v1": on_vacancy_opened,
-        "inventory.unit.vacancy_closed.v1": on_vacancy_closed,
-        "inventory.unit.withdrawn.v1": on_withdrawn,
-    }
+    ]
 
 
 def _log_stale(applied: bool, event: CloudEvent) -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from fabkit.events import EventPayload
+from fabkit.outbox import Emitter
+from leasing.eligibility import Programme
+from leasing.models import Application, ArtisanProfile, Lease
 
 ARTISAN_TOPIC = "leasing.artisan.events"
 APPLICATION_TOPIC = "leasing.application.events"
@@ -33,6 +36,21 @@ class ArtisanSnapshot(EventPayload):
     contact_email: str
     registered_at: datetime
     version: int
+
+    @classmethod
+    def from_model(cls, a: ArtisanProfile) -> ArtisanSnapshot:
+        return cls(
+            artisan_id=a.id,
+            display_name=a.display_name,
+            business_name=a.business_name,
+            trades=list(a.trades),
+            business_created_on=a.business_created_on,
+            legal_form=a.legal_form,
+            labels=list(a.labels),
+            contact_email=a.contact_email,
+            registered_at=a.registered_at,
+            version=a.version,
+        )
 
 
 class ArtisanRegistered(EventPayload):
@@ -60,6 +78,21 @@ class ApplicationSnapshot(EventPayload):
     score: int
     max_score: int
     submitted_at: datetime
+
+    @classmethod
+    def from_model(cls, app: Application) -> ApplicationSnapshot:
+        return cls(
+            application_id=app.id,
+            artisan_id=app.artisan_id,
+            unit_id=app.unit_id,
+            vacancy_id=app.vacancy_id,
+            landlord_id=app.landlord_id,
+            programme_id=app.programme_id,
+            status=app.status,
+            score=app.score,
+            max_score=app.max_score,
+            submitted_at=app.submitted_at,
+        )
 
 
 class ApplicationSubmitted(EventPayload):
@@ -107,6 +140,27 @@ class LeaseSnapshot(EventPayload):
     ended_on: date | None
     renewals: int
     version: int
+
+    @classmethod
+    def from_model(cls, lease: Lease) -> LeaseSnapshot:
+        return cls(
+            lease_id=lease.id,
+            unit_id=lease.unit_id,
+            vacancy_id=lease.vacancy_id,
+            application_id=lease.application_id,
+            artisan_id=lease.artisan_id,
+            landlord_id=lease.landlord_id,
+            programme_id=lease.programme_id,
+            status=lease.status,
+            monthly_rent_eur=lease.monthly_rent_cents / 100,
+            start_date=lease.start_date,
+            end_date=lease.end_date,
+            offer_expires_at=lease.offer_expires_at,
+            signed_at=lease.signed_at,
+            ended_on=lease.ended_on,
+            renewals=lease.renewals,
+            version=lease.version,
+        )
 
 
 class LeaseOffered(EventPayload):
@@ -172,6 +226,44 @@ class ProgrammeSnapshot(EventPayload):
     scoring: list[CriterionSnapshot]
     max_points: int
 
+    @classmethod
+    def from_programme(cls, p: Programme) -> ProgrammeSnapshot:
+        rules = p.rules
+        return cls(
+            programme_id=p.id,
+            name=p.name,
+            description=p.description,
+            site_kinds=list(p.site_kinds),
+            rules=RulesSnapshot(
+                max_business_age_years=rules.max_business_age_years,
+                allowed_legal_forms=(
+                    [f.value for f in rules.allowed_legal_forms]
+                    if rules.allowed_legal_forms is not None
+                    else None
+                ),
+                requires_trade_match=rules.requires_trade_match,
+                rent_cap_eur_m2_year=rules.rent_cap_eur_m2_year,
+                max_residency_months=rules.max_residency_months,
+                renewable_times=rules.renewable_times,
+            ),
+            scoring=[
+                CriterionSnapshot(
+                    id=c.id,
+                    kind=c.kind.value,
+                    label=c.label,
+                    points=c.points,
+                    under_years=c.under_years,
+                    labels=[x.value for x in c.labels] if c.labels is not None else None,
+                    legal_forms=(
+                        [x.value for x in c.legal_forms] if c.legal_forms is not None else None
+                    ),
+                    points_per_month=c.points_per_month,
+                )
+                for c in p.scoring
+            ],
+            max_points=p.max_points,
+        )
+
 
 class CatalogueInfo(EventPayload):
     """The catalogue this programme was published with: a programme absent from the latest
@@ -213,3 +305,5 @@ TOPIC_OF: dict[str, str] = {
     LeaseRenewed.event_type: LEASE_TOPIC,
     ProgrammePublished.event_type: PROGRAMME_TOPIC,
 }
+# The source is bound to the configured one at start-up (main.create_app, cli).
+emit = Emitter("/fabrique/leasing", TOPIC_OF)

@@ -1,0 +1,225 @@
+"""Applications: an artisan applies (under the best programme it qualifies for) or withdraws;
+the unit's landlord sees them ranked by the published grid and rejects them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from fabkit.auth import Principal
+from fabkit.errors import ProblemError
+from fabkit.idempotency import Idempotency, Written, run_idempotent
+from fabkit.pagination import Page, PageParams
+from leasing import repository as repo
+from leasing.domain import OPEN_APPLICATION_STATUSES, ApplicationStatus, Decision
+from leasing.eligibility import Catalogue, Programme, best_programme, programmes_for, score
+from leasing.events.published import ApplicationSnapshot, ApplicationSubmitted, emit
+from leasing.models import Application, UnitListing
+from leasing.schemas import ApplicationCreate, ApplicationOut, RankingEntry, RankingOut
+from leasing.service.common import (
+    AVAILABLE,
+    Actor,
+    Sessions,
+    applicant_of,
+    can_see,
+    check_landlord,
+    facts_of,
+    new_id,
+    no_unit,
+    scope,
+    utcnow,
+)
+from leasing.service.decisions import decide, withdraw_offer
+
+
+async def _open_listing(session: AsyncSession, unit_id: str) -> UnitListing:
+    listing = await repo.get_listing(session, unit_id)
+    if listing is None:
+        raise ProblemError(404, no_unit(unit_id))
+    if listing.status != AVAILABLE or listing.vacancy_id is None:
+        raise ProblemError(
+            409,
+            f"Unit {listing.reference} at {listing.site_name} is not open for applications "
+            f"(it is {listing.status}).",
+        )
+    return listing
+
+
+def _candidates(
+    catalogue: Catalogue, programme_id: str | None, listing: UnitListing
+) -> list[Programme]:
+    """The programme asked for, or every programme covering the unit's site kind."""
+    if programme_id is not None:
+        chosen = catalogue.get(programme_id)
+        if chosen is None:
+            raise ProblemError(422, f"No programme with id {programme_id!r}.")
+        return [chosen]
+    candidates = programmes_for(catalogue.programmes, listing.site_kind)
+    if not candidates:
+        raise ProblemError(
+            422,
+            f"No programme covers units in a {listing.site_kind} site; "
+            "this unit cannot be applied for.",
+        )
+    return candidates
+
+
+async def submit_application(
+    sessions: Sessions,
+    catalogue: Catalogue,
+    principal: Principal,
+    data: ApplicationCreate,
+    idem: Idempotency | None,
+) -> Written:
+    """Apply to the unit's open vacancy; 422 with every rule failed when not eligible."""
+
+    async def create(session: AsyncSession) -> Written:
+        now = utcnow()
+        artisan = await repo.get_artisan(session, principal.subject)
+        if artisan is None:
+            raise ProblemError(404, "No artisan profile for this token; register first.")
+        listing = await _open_listing(session, data.unit_id)
+        assert listing.vacancy_id is not None  # _open_listing refuses a unit without one
+        applicant, facts = applicant_of(artisan), facts_of(listing)
+        candidates = _candidates(catalogue, data.programme_id, listing)
+        programme, failures = best_programme(candidates, applicant, facts, now.date())
+        if programme is None:
+            raise ProblemError(
+                422,
+                "You are not eligible for this unit: "
+                + " ".join(f"[{f.programme_id}] {f.message}" for f in failures),
+                title="Not eligible",
+                errors=[f.as_dict() for f in failures],
+            )
+        points = score(programme, applicant, facts, now.date())
+        app = Application(
+            id=new_id(),
+            artisan_id=artisan.id,
+            unit_id=listing.unit_id,
+            vacancy_id=listing.vacancy_id,
+            landlord_id=listing.landlord_id,
+            programme_id=programme.id,
+            project=data.project,
+            status=ApplicationStatus.SUBMITTED.value,
+            score=points.total,
+            max_score=points.max_total,
+            score_breakdown=[c.as_dict() for c in points.criteria],
+            submitted_at=now,
+            updated_at=now,
+        )
+        session.add(app)
+        await session.flush()
+        emit(session, app.id, ApplicationSubmitted(application=ApplicationSnapshot.from_model(app)))
+        body = ApplicationOut.from_model(app).model_dump(mode="json")
+        return Written(201, body, location=f"/v1/applications/{app.id}")
+
+    return await run_idempotent(
+        sessions,
+        idem,
+        create,
+        conflict="You already applied to this vacancy (one application each).",
+    )
+
+
+async def get_application(
+    sessions: Sessions, principal: Principal, application_id: str
+) -> ApplicationOut:
+    """One application with its decisions, for its parties and admins."""
+    async with sessions() as session:
+        app = await repo.get_application(session, application_id)
+        if app is None or not can_see(principal, app.artisan_id, app.landlord_id):
+            raise ProblemError(404, f"No application with id {application_id}.")
+        decisions = await repo.decisions_of(session, [app.id])
+        leases = await repo.lease_ids_of_applications(session, [app.id])
+    return ApplicationOut.from_model(app, decisions.get(app.id, []), leases.get(app.id))
+
+
+async def list_applications(
+    sessions: Sessions,
+    principal: Principal,
+    *,
+    unit_id: str | None,
+    statuses: Sequence[str],
+    page: PageParams,
+) -> Page[ApplicationOut]:
+    """The principal's applications (artisan) or those to its units (landlord), newest first."""
+    artisan_id, landlord_id = scope(principal)
+    async with sessions() as session:
+        apps, total = await repo.list_applications(
+            session,
+            artisan_id=artisan_id,
+            landlord_id=landlord_id,
+            unit_id=unit_id,
+            statuses=statuses,
+            page=page,
+        )
+        ids = [a.id for a in apps]
+        decisions = await repo.decisions_of(session, ids)
+        leases = await repo.lease_ids_of_applications(session, ids)
+    return Page.of(
+        apps,
+        total,
+        page,
+        lambda a: ApplicationOut.from_model(a, decisions.get(a.id, []), leases.get(a.id)),
+    )
+
+
+async def withdraw_application(
+    sessions: Sessions, principal: Principal, application_id: str, reason: str | None
+) -> ApplicationOut:
+    """The artisan withdraws its application (and the offer it may have had)."""
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        app = await repo.get_application(session, application_id, for_update=True)
+        if app is None or app.artisan_id != principal.subject:
+            raise ProblemError(404, f"No application with id {application_id}.")
+        lease_id = await withdraw_offer(session, app, reason, now)
+        decide(session, app, Decision.WITHDRAWN, Actor.of(principal), reason, lease_id, now)
+        await session.flush()
+        decisions = await repo.decisions_of(session, [app.id])
+    return ApplicationOut.from_model(app, decisions.get(app.id, []), lease_id)
+
+
+async def reject_application(
+    sessions: Sessions, principal: Principal, application_id: str, reason: str
+) -> ApplicationOut:
+    """The unit's landlord turns an application down, saying why."""
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        app = await repo.get_application(session, application_id, for_update=True)
+        if app is None:
+            raise ProblemError(404, f"No application with id {application_id}.")
+        check_landlord(principal, app.landlord_id)
+        lease_id = await withdraw_offer(session, app, reason, now)
+        decide(session, app, Decision.REJECTED, Actor.of(principal), reason, lease_id, now)
+        await session.flush()
+        decisions = await repo.decisions_of(session, [app.id])
+    return ApplicationOut.from_model(app, decisions.get(app.id, []), lease_id)
+
+
+async def ranking(
+    sessions: Sessions,
+    principal: Principal,
+    unit_id: str,
+    *,
+    vacancy_id: str | None,
+    include_closed: bool,
+) -> RankingOut:
+    """The applications of a vacancy ranked by the published grid, each line's points shown."""
+    async with sessions() as session:
+        listing = await repo.get_listing(session, unit_id)
+        if listing is None:
+            raise ProblemError(404, no_unit(unit_id))
+        check_landlord(principal, listing.landlord_id)
+        vacancy = vacancy_id or listing.vacancy_id
+        if vacancy is None:
+            return RankingOut(unit_id=unit_id, vacancy_id=None, entries=[])
+        statuses = [] if include_closed else [s.value for s in OPEN_APPLICATION_STATUSES]
+        apps = await repo.ranked_applications(session, vacancy, statuses)
+        artisans = await repo.artisans_by_id(session, {a.artisan_id for a in apps})
+    entries = [
+        RankingEntry.of(rank, app, artisans[app.artisan_id])
+        for rank, app in enumerate(apps, start=1)
+    ]
+    return RankingOut(unit_id=unit_id, vacancy_id=vacancy, entries=entries)

@@ -1,0 +1,136 @@
+"""Artisans: registration (which hands out a bearer token) and the artisan's own profile."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+from fabkit.auth import Role, TokenService
+from fabkit.errors import ProblemError
+from fabkit.http import check_if_match, etag_of
+from fabkit.idempotency import Written
+from leasing import repository as repo
+from leasing.events.published import ArtisanRegistered, ArtisanSnapshot, ArtisanUpdated, emit
+from leasing.models import ArtisanProfile
+from leasing.schemas import ArtisanCreate, ArtisanOut, ArtisanPatch, RegistrationOut, TokenOut
+from leasing.service.common import Sessions, new_id, utcnow
+from leasing.settings import LeasingSettings
+
+_TAKEN_ON_REGISTER = "An artisan with this SIRET is already registered."
+_TAKEN_ON_UPDATE = "Another artisan is registered with this SIRET."
+_REQUIRED_FIELDS = (
+    "display_name",
+    "business_name",
+    "siret",
+    "trades",
+    "business_created_on",
+    "legal_form",
+    "contact_email",
+    "labels",
+)
+
+
+def _written(artisan: ArtisanProfile) -> Written:
+    body = ArtisanOut.model_validate(artisan, from_attributes=True).model_dump(mode="json")
+    return Written(200, body, etag_of(artisan.version))
+
+
+async def register_artisan(
+    sessions: Sessions, settings: LeasingSettings, tokens: TokenService, data: ArtisanCreate
+) -> Written:
+    """Create the profile and return it with a bearer token valid for the configured days."""
+    now = utcnow()
+    try:
+        async with sessions() as session, session.begin():
+            if await repo.siret_taken(session, data.siret):
+                raise ProblemError(409, _TAKEN_ON_REGISTER)
+            artisan = ArtisanProfile(
+                id=new_id(),
+                display_name=data.display_name,
+                business_name=data.business_name,
+                siret=data.siret,
+                trades=list(data.trades),
+                business_created_on=data.business_created_on,
+                legal_form=data.legal_form.value,
+                labels=[label.value for label in data.labels],
+                contact_email=str(data.contact_email),
+                registered_at=now,
+                updated_at=now,
+            )
+            session.add(artisan)
+            await session.flush()
+            emit(
+                session, artisan.id, ArtisanRegistered(artisan=ArtisanSnapshot.from_model(artisan))
+            )
+    except IntegrityError as exc:
+        raise ProblemError(409, _TAKEN_ON_REGISTER) from exc
+    ttl = settings.artisan_token_ttl_days * 24 * 3600
+    token = TokenOut(
+        token=tokens.issue(artisan.id, Role.ARTISAN, ttl),
+        role=Role.ARTISAN.value,
+        subject=artisan.id,
+        expires_in_seconds=ttl,
+    )
+    body = RegistrationOut(
+        artisan=ArtisanOut.model_validate(artisan, from_attributes=True), token=token
+    )
+    return Written(
+        201, body.model_dump(mode="json"), etag=etag_of(artisan.version), location="/v1/artisans/me"
+    )
+
+
+async def get_artisan(sessions: Sessions, artisan_id: str) -> Written:
+    """One artisan's profile with its ETag."""
+    async with sessions() as session:
+        artisan = await repo.get_artisan(session, artisan_id)
+    if artisan is None:
+        raise ProblemError(404, f"No artisan with id {artisan_id}.")
+    return _written(artisan)
+
+
+async def get_artisan_by_siret(sessions: Sessions, siret: str) -> ArtisanOut:
+    """The artisan registered with this SIRET."""
+    async with sessions() as session:
+        artisan = await repo.get_artisan_by_siret(session, siret)
+    if artisan is None:
+        raise ProblemError(404, "No artisan with this SIRET.")
+    return ArtisanOut.model_validate(artisan, from_attributes=True)
+
+
+async def update_artisan(
+    sessions: Sessions, artisan_id: str, patch: ArtisanPatch, if_match: str | None
+) -> Written:
+    """Change the fields sent (If-Match guards against lost updates); an event if any changed."""
+    changes = patch.model_dump(exclude_unset=True, mode="json")
+    for name in _REQUIRED_FIELDS:
+        if name in changes and changes[name] is None:
+            raise ProblemError(422, f"{name} cannot be null.")
+    if "business_created_on" in changes:
+        changes["business_created_on"] = patch.business_created_on
+    try:
+        async with sessions() as session, session.begin():
+            artisan = await repo.get_artisan(session, artisan_id, for_update=True)
+            if artisan is None:
+                raise ProblemError(404, f"No artisan with id {artisan_id}.")
+            check_if_match(if_match, artisan.version)
+            changed = [k for k, v in changes.items() if getattr(artisan, k) != v]
+            if not changed:
+                return _written(artisan)
+            if "siret" in changed and await repo.siret_taken(
+                session, changes["siret"], other_than=artisan.id
+            ):
+                raise ProblemError(409, _TAKEN_ON_UPDATE)
+            for key in changed:
+                setattr(artisan, key, changes[key])
+            artisan.version += 1
+            artisan.updated_at = utcnow()
+            await session.flush()
+            emit(
+                session,
+                artisan.id,
+                ArtisanUpdated(
+                    artisan=ArtisanSnapshot.from_model(artisan), changed=sorted(changed)
+                ),
+            )
+    except IntegrityError as exc:
+        raise ProblemError(409, _TAKEN_ON_UPDATE) from exc
+    return _written(artisan)
