@@ -8,7 +8,7 @@ measurements) and run by `python -m bench`; it still runs alone:
 Fills a fresh SQLite database with N active subscriptions through the service's own tables
 (the rows and index terms `create_subscription` writes), plus leasing's published programmes
 (services/leasing/leasing/programmes.toml) and an artisan profile for every subscriber, so the
-eligibility pre-filter runs as in production. Then it times `service.match_vacancy` — index
+eligibility pre-filter runs as in production. Then it times `alerts.match_vacancy` — index
 query, criteria check with explanation, eligibility — on random vacancies, one at a time. The
 baseline is a full scan: every active subscription read and checked in Python.
 
@@ -39,9 +39,10 @@ from sqlalchemy import delete, insert, select
 
 from bench import say
 from fabkit.db import make_engine, make_session_factory
-from notifications import service
+from notifications import repository
 from notifications.cli import migrate
 from notifications.domain import (
+    Criteria,
     SubscriptionStatus,
     UnitFacts,
     explain_match,
@@ -50,6 +51,7 @@ from notifications.domain import (
 )
 from notifications.models import Artisan, Programme, Subscription, SubscriptionTerm
 from notifications.schemas import CriteriaIn
+from notifications.service import alerts
 from notifications.settings import NotificationsSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,7 +187,7 @@ async def fill(sessions: Any, n: int, rng: random.Random, scenario: str) -> None
             )
             terms += [
                 {"dim": d, "value": v, "subscription_id": sub_id}
-                for d, v in index_terms(service.criteria_of(subs[-1]["criteria"]))
+                for d, v in index_terms(Criteria.from_stored(subs[-1]["criteria"]))
             ]
         async with sessions() as session, session.begin():
             await session.execute(insert(Subscription), subs)
@@ -194,7 +196,7 @@ async def fill(sessions: Any, n: int, rng: random.Random, scenario: str) -> None
 
 async def full_scan(session: Any, unit: UnitFacts) -> int:
     rows = (await session.execute(select(Subscription))).scalars().all()
-    return sum(1 for s in rows if explain_match(service.criteria_of(s.criteria), unit) is not None)
+    return sum(1 for s in rows if explain_match(Criteria.from_stored(s.criteria), unit) is not None)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -226,14 +228,14 @@ async def measure(
             indexed, alerted, candidates = [], [], []
             async with sessions() as session:
                 for unit in units[:3]:  # warm-up: statement caches, SQLite page cache
-                    await service.match_vacancy(session, unit, date.today())
+                    await alerts.match_vacancy(session, unit, date.today())
                 for unit in units:
                     started = time.perf_counter()
-                    found = await service.match_vacancy(session, unit, date.today())
+                    found = await alerts.match_vacancy(session, unit, date.today())
                     indexed.append(time.perf_counter() - started)
                     alerted.append(len(found))
                 for unit in units[:20]:
-                    rows = await service.repo.candidate_subscriptions(session, unit)
+                    rows = await repository.candidate_subscriptions(session, unit)
                     candidates.append(len(rows))
                 scan_times = []
                 for unit in units[:scans]:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 
 
 class Channel(StrEnum):
@@ -106,6 +107,19 @@ class Criteria:
     max_surface_m2: float | None = None
     max_rent_eur_m2_year: float | None = None
     features: tuple[str, ...] = ()
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> Criteria:
+        """The criteria of a subscription, from the JSON its schema validated when saved."""
+        return cls(
+            arrondissements=tuple(stored.get("arrondissements") or ()),
+            site_kinds=tuple(stored.get("site_kinds") or ()),
+            trades=tuple(stored.get("trades") or ()),
+            min_surface_m2=stored.get("min_surface_m2"),
+            max_surface_m2=stored.get("max_surface_m2"),
+            max_rent_eur_m2_year=stored.get("max_rent_eur_m2_year"),
+            features=tuple(stored.get("features") or ()),
+        )
 
 
 def index_terms(criteria: Criteria) -> list[tuple[str, str]]:

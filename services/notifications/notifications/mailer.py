@@ -13,7 +13,23 @@ from html import escape
 from typing import Any
 
 import aiosmtplib
+from pydantic import TypeAdapter
 
+from notifications.contracts import (
+    ApplicationDecidedEmail,
+    ApplicationDecidedMessage,
+    Email,
+    LeaseOfferedEmail,
+    StoredMessage,
+    SubscriptionTestEmail,
+    SubscriptionTestWebhook,
+    VacancyAlert,
+    VacancyDigestEmail,
+    VacancyDigestWebhook,
+    VacancyOpenedEmail,
+    VacancyOpenedWebhook,
+    vacancy_title,
+)
 from notifications.settings import NotificationsSettings
 
 _WIRE = policy.SMTP.clone(max_line_length=998)
@@ -54,6 +70,49 @@ def unsubscribe_url(settings: NotificationsSettings, subscription_id: str) -> st
     return f"{base}/v1/unsubscribe/{unsubscribe_token(settings, subscription_id)}"
 
 
+# What an e-mail says ------------------------------------------------------------------------
+
+_STORED: TypeAdapter[StoredMessage] = TypeAdapter(StoredMessage)
+
+
+def email_of(payload: dict[str, Any], unsubscribe: str | None) -> Email:
+    """The values an e-mail renders, from a delivery's stored message.
+
+    ValueError (a pydantic ValidationError) when the payload is no known message.
+    """
+    message = _STORED.validate_python(payload)
+    if isinstance(message, VacancyOpenedWebhook):
+        alert = message.data
+        return VacancyOpenedEmail(
+            subject=vacancy_title(alert.unit), alert=alert, unsubscribe_url=unsubscribe
+        )
+    if isinstance(message, VacancyDigestWebhook):
+        digest = message.data
+        return VacancyDigestEmail(
+            subject=f"{len(digest.alerts)} atelier(s) disponible(s) pour votre recherche "
+            f"« {digest.subscription.name} »",
+            subscription=digest.subscription,
+            alerts=digest.alerts,
+            unsubscribe_url=unsubscribe,
+        )
+    if isinstance(message, SubscriptionTestWebhook):
+        ref = message.data.subscription
+        return SubscriptionTestEmail(
+            subject=f"Test de votre alerte « {ref.name} »",
+            subscription=ref,
+            unsubscribe_url=unsubscribe,
+        )
+    if isinstance(message, ApplicationDecidedMessage):
+        return ApplicationDecidedEmail(
+            subject="Votre candidature à un atelier : décision",
+            decision=message.data,
+            unsubscribe_url=unsubscribe,
+        )
+    return LeaseOfferedEmail(
+        subject="Un bail vous est proposé", offer=message.data, unsubscribe_url=unsubscribe
+    )
+
+
 # Rendering -----------------------------------------------------------------------------------
 
 
@@ -64,69 +123,55 @@ class Rendered:
     html: str
 
 
-def _unit_lines(alert: dict[str, Any]) -> list[str]:
-    unit = alert["unit"]
+def _alert_lines(alert: VacancyAlert) -> list[str]:
+    unit = alert.unit
     lines = [
-        f"{unit.get('site_name', '')} — lot {unit.get('reference', '')}",
-        f"{unit.get('address', '')}, {unit.get('postcode', '')} Paris",
-        f"{unit['surface_m2']:g} m², loyer {unit['rent_eur_m2_year']:g} €/m²/an "
-        f"(+ charges {unit.get('charges_eur_m2_year', 0):g} €/m²/an)",
+        f"{unit.site_name} — lot {unit.reference}",
+        f"{unit.address}, {unit.postcode} Paris",
+        f"{unit.surface_m2:g} m², loyer {unit.rent_eur_m2_year:g} €/m²/an "
+        f"(+ charges {unit.charges_eur_m2_year:g} €/m²/an)",
     ]
-    if unit.get("available_from"):
-        lines.append(f"Disponible à partir du {unit['available_from']}")
-    why = alert.get("why", {})
-    lines.append("Pourquoi cette alerte : " + "; ".join(why.get("criteria", [])))
-    eligibility = why.get("eligibility") or {}
-    if eligibility.get("summary"):
-        lines.append("Éligibilité : " + eligibility["summary"])
+    if unit.available_from:
+        lines.append(f"Disponible à partir du {unit.available_from.isoformat()}")
+    lines.append("Pourquoi cette alerte : " + "; ".join(alert.why.criteria))
+    if alert.why.eligibility.summary:
+        lines.append("Éligibilité : " + alert.why.eligibility.summary)
     return lines
 
 
-def _subject_and_blocks(payload: dict[str, Any]) -> tuple[str, list[list[str]]]:
-    kind, data = payload.get("type", ""), payload.get("data", {})
-    if kind == "vacancy.opened":
-        unit = data["unit"]
-        subject = (
-            f"Atelier disponible : {unit.get('site_name', '')}, {unit['surface_m2']:g} m², "
-            f"Paris {unit['arrondissement']}e"
-        )
-        return subject, [_unit_lines(data)]
-    if kind == "vacancy.digest":
-        alerts = data.get("alerts", [])
-        name = data.get("subscription", {}).get("name", "")
-        subject = f"{len(alerts)} atelier(s) disponible(s) pour votre recherche « {name} »"
-        return subject, [_unit_lines(a) for a in alerts]
-    if kind == "subscription.test":
-        name = data.get("subscription", {}).get("name", "")
-        return f"Test de votre alerte « {name} »", [
-            ["Ceci est un envoi de test : votre alerte vous parviendra bien par ce canal."]
-        ]
-    if kind == "application.decided":
-        application = data.get("application") or {}
-        decision = str(data.get("decision") or application.get("status") or "rendue")
-        lines = [f"Une décision a été prise sur votre candidature : {decision}."]
-        if application.get("score") is not None:
-            lines.append(f"Score : {application['score']} / {application.get('max_score', '?')}")
-        if data.get("reason"):
-            lines.append(f"Motif : {data['reason']}")
-        return "Votre candidature à un atelier : décision", [lines]
-    if kind == "lease.offered":
-        lease = data.get("lease") or {}
-        lines = ["Un bail vous est proposé pour un atelier."]
-        if lease.get("monthly_rent_eur") is not None:
-            lines.append(f"Loyer mensuel : {lease['monthly_rent_eur']:g} €")
-        if lease.get("start_date"):
-            lines.append(f"Du {lease['start_date']} au {lease.get('end_date', '?')}")
-        if lease.get("offer_expires_at"):
-            lines.append(f"Réponse attendue avant le {lease['offer_expires_at']}")
-        return "Un bail vous est proposé", [lines]
-    return "Fabrique", [[str(kind)]]
+def _blocks(email: Email) -> list[list[str]]:
+    if isinstance(email, VacancyOpenedEmail):
+        return [_alert_lines(email.alert)]
+    if isinstance(email, VacancyDigestEmail):
+        return [_alert_lines(a) for a in email.alerts]
+    if isinstance(email, SubscriptionTestEmail):
+        return [["Ceci est un envoi de test : votre alerte vous parviendra bien par ce canal."]]
+    if isinstance(email, ApplicationDecidedEmail):
+        decided = email.decision
+        lines = [f"Une décision a été prise sur votre candidature : {decided.decision}."]
+        if decided.score is not None:
+            lines.append(f"Score : {decided.score} / {decided.max_score or '?'}")
+        if decided.reason:
+            lines.append(f"Motif : {decided.reason}")
+        return [lines]
+    offer = email.offer
+    lines = ["Un bail vous est proposé pour un atelier."]
+    if offer.monthly_rent_eur is not None:
+        lines.append(f"Loyer mensuel : {offer.monthly_rent_eur:g} €")
+    if offer.start_date:
+        end = offer.end_date.isoformat() if offer.end_date else "?"
+        lines.append(f"Du {offer.start_date.isoformat()} au {end}")
+    if offer.offer_expires_at:
+        lines.append(f"Réponse attendue avant le {offer.offer_expires_at.isoformat()}")
+    return [lines]
 
 
-def render(payload: dict[str, Any], unsubscribe: str | None) -> Rendered:
-    subject, blocks = _subject_and_blocks(payload)
+def render(email: Email) -> Rendered:
+    """The e-mail as plain text and HTML (escaped), with the unsubscribe link if it has one."""
+    blocks = _blocks(email)
     text_parts = ["\n".join(block) for block in blocks]
     html_parts = ["<p>" + "<br>".join(escape(line) for line in block) + "</p>" for block in blocks]
+    unsubscribe = email.unsubscribe_url
     if unsubscribe:
         text_parts.append(f"Ne plus recevoir ces alertes par e-mail : {unsubscribe}")
         html_parts.append(
@@ -135,9 +180,10 @@ def render(payload: dict[str, Any], unsubscribe: str | None) -> Rendered:
         )
     html = (
         '<!doctype html><html lang="fr"><body>'
-        f'<h1 style="font-size:1.2em">{escape(subject)}</h1>{"".join(html_parts)}</body></html>'
+        f'<h1 style="font-size:1.2em">{escape(email.subject)}</h1>{"".join(html_parts)}'
+        "</body></html>"
     )
-    return Rendered(subject, "\n\n".join(text_parts) + "\n", html)
+    return Rendered(email.subject, "\n\n".join(text_parts) + "\n", html)
 
 
 def build_message(

@@ -8,20 +8,56 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from fabkit.errors import install_problem_handlers, install_problem_openapi
+from fabkit.errors import install_problem_handlers
 from fabkit.health import router as health_router
 from fabkit.logging import configure_logging
 from fabkit.metrics import ServiceMetrics, install_metrics
+from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
-from notifications.api import deliveries, feed, subscriptions, unsubscribe
+from notifications.api import deliveries, feed, subscriptions, unsubscribe, webhooks
 from notifications.events.handlers import consumer_specs
 from notifications.metrics import run_gauge_refresher
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
 from notifications.worker import DeliveryWorker
 
+TAGS = [
+    {
+        "name": "subscriptions",
+        "description": "Saved searches of the calling artisan (role `artisan`): criteria, "
+        "channels (signed webhook, e-mail, feed), instant or daily, pause, resume, test.",
+    },
+    {
+        "name": "feed",
+        "description": "The artisan's in-app alerts, newest first, read and unread, and a "
+        "server-sent event stream of new ones.",
+    },
+    {
+        "name": "deliveries",
+        "description": "Every message sent for the calling artisan, per channel, with its "
+        "attempts and last error. The delivery id is the webhook's `webhook-id`.",
+    },
+    {
+        "name": "operations",
+        "description": "For operators (role `admin`): every delivery, dead letters and their "
+        "redelivery, daily digests sent now.",
+    },
+    {
+        "name": "unsubscribe",
+        "description": "The one-click unsubscribe link of each e-mail (RFC 8058): HTML pages "
+        "for people, no token needed (the link is signed).",
+    },
+    {"name": "health", "description": "Liveness and readiness probes."},
+    {
+        "name": "webhooks",
+        "description": "What is posted to a subscription's webhook URL, signed per Standard "
+        "Webhooks (see the `webhooks` section).",
+    },
+]
+
 
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
+    """The notifications app; its lifespan runs the consumers and the delivery worker."""
     settings = settings or NotificationsSettings()
     configure_logging(settings.service_name, settings.log_level)
 
@@ -48,12 +84,15 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         version="1.0.0",
         description=(
             "Artisans save searches and get vacancy alerts by signed webhook (Standard Webhooks), "
-            "e-mail and an in-app feed. Errors are RFC 9457 problem+json."
+            "e-mail and an in-app feed. Errors are RFC 9457 problem+json. The `webhooks` section "
+            "describes what is posted to an artisan's endpoint."
         ),
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
-    install_problem_openapi(app)
+    install_openapi(app, tags=TAGS)
+    webhooks.install_webhook_docs(app)
     install_metrics(app, ServiceMetrics.for_service(settings.service_name))
     app.include_router(health_router)
     for module in (subscriptions, feed, deliveries, unsubscribe):

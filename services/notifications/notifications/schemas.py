@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
+from fabkit.schemas import StrictInput
 from notifications.domain import Channel, DeliveryKind, DeliveryStatus, Feature, Frequency, SiteKind
 from notifications.domain import SubscriptionStatus as Status
+from notifications.models import FeedItem, Subscription
 from notifications.webhooks import secret_key
 
 TRADE_RE = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
@@ -19,8 +21,7 @@ Surface = Annotated[float, Field(ge=0, le=10_000, description="m²")]
 Rent = Annotated[float, Field(ge=0, le=1_500, description="€ per m² per year, excluding charges")]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+_In = StrictInput
 
 
 def _no_repeats(values: list[Any], what: str) -> list[Any]:
@@ -108,7 +109,32 @@ def _one_per_type(channels: list[Any]) -> list[Any]:
     return channels
 
 
+SUBSCRIPTION_EXAMPLE: dict[str, Any] = {
+    "name": "Atelier bois, Est parisien",
+    "criteria": {
+        "arrondissements": [11, 12, 19, 20],
+        "site_kinds": ["hotel_industriel", "cite_artisanale"],
+        "trades": ["woodwork"],
+        "min_surface_m2": 60,
+        "max_surface_m2": 250,
+        "max_rent_eur_m2_year": 150,
+        "features": ["goods_lift"],
+        "step_free_access": True,
+    },
+    "channels": [
+        {"type": "webhook", "url": "https://example.org/hooks/fabrique"},
+        {"type": "email", "address": "camille@atelier-martin.fr"},
+        {"type": "feed"},
+    ],
+    "frequency": "instant",
+}
+
+
 class SubscriptionCreate(_In):
+    """A saved search: what a vacancy must be like, and where to send its alerts."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [SUBSCRIPTION_EXAMPLE]})
+
     name: str = Field(min_length=1, max_length=120, examples=["Atelier bois, Est parisien"])
     criteria: CriteriaIn = Field(default_factory=CriteriaIn)
     channels: list[ChannelIn] = Field(min_length=1, max_length=3)
@@ -118,6 +144,21 @@ class SubscriptionCreate(_In):
 
 
 class SubscriptionPatch(_In):
+    """Only the fields given change; `channels` replaces every channel."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Atelier bois, tout Paris",
+                    "criteria": {"trades": ["woodwork"], "min_surface_m2": 80},
+                    "channels": [{"type": "email"}, {"type": "feed"}],
+                    "frequency": "daily",
+                }
+            ]
+        }
+    )
+
     name: str | None = Field(default=None, min_length=1, max_length=120)
     criteria: CriteriaIn | None = None
     channels: list[ChannelIn] | None = Field(
@@ -156,11 +197,48 @@ class SubscriptionOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def of(cls, sub: Subscription) -> SubscriptionOut:
+        """The subscription as the API shows it: channels listed, the secret never."""
+        return cls(
+            id=sub.id,
+            artisan_id=sub.artisan_id,
+            name=sub.name,
+            status=Status(sub.status),
+            frequency=Frequency(sub.frequency),
+            criteria=sub.criteria,
+            channels=_channels_of(sub),
+            disabled_reason=sub.disabled_reason,
+            version=sub.version,
+            created_at=sub.created_at,
+            updated_at=sub.updated_at,
+        )
+
+
+def _channels_of(sub: Subscription) -> list[ChannelOut]:
+    channels = []
+    if sub.webhook_url:
+        channels.append(
+            ChannelOut(type=Channel.WEBHOOK, enabled=sub.webhook_enabled, url=sub.webhook_url)
+        )
+    if sub.email_enabled or sub.email_address:
+        channels.append(
+            ChannelOut(type=Channel.EMAIL, enabled=sub.email_enabled, address=sub.email_address)
+        )
+    if sub.feed_enabled:
+        channels.append(ChannelOut(type=Channel.FEED, enabled=True))
+    return channels
+
 
 class SubscriptionCreated(SubscriptionOut):
     webhook_secret: str | None = Field(
         description="The webhook signing secret. Shown only in this response: store it now."
     )
+
+    @classmethod
+    def with_secret(cls, sub: Subscription, secret: str | None) -> SubscriptionCreated:
+        """The subscription, with the webhook secret made by this change (if any)."""
+        return cls(**SubscriptionOut.of(sub).model_dump(), webhook_secret=secret)
 
 
 class DeliveryOut(BaseModel):
@@ -195,6 +273,21 @@ class FeedItemOut(BaseModel):
     read: bool
     read_at: datetime | None
 
+    @classmethod
+    def of(cls, item: FeedItem) -> FeedItemOut:
+        """A feed row as the API shows it (`read` spelled out)."""
+        assert item.id is not None, "a feed item has its id once flushed"
+        return cls(
+            id=item.id,
+            kind=DeliveryKind(item.kind),
+            title=item.title,
+            body=item.body,
+            subscription_id=item.subscription_id,
+            created_at=item.created_at,
+            read=item.read_at is not None,
+            read_at=item.read_at,
+        )
+
 
 class FeedPage(BaseModel):
     items: list[FeedItemOut]
@@ -208,13 +301,3 @@ class MarkedRead(BaseModel):
 
 class DigestsFlushed(BaseModel):
     made_due: int
-
-
-T = TypeVar("T")
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    total: int
-    limit: int
-    offset: int

@@ -8,6 +8,13 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from fabkit.settings import ServiceSettings
+from notifications.events.consumed import (
+    APPLICATION_TOPIC,
+    ARTISAN_TOPIC,
+    LEASE_TOPIC,
+    PROGRAMME_TOPIC,
+    UNIT_TOPIC,
+)
 
 
 class NotificationsSettings(ServiceSettings):
@@ -18,11 +25,11 @@ class NotificationsSettings(ServiceSettings):
     event_source: str = "/fabrique/notifications"
     consumer_group: str = "notifications"
     dlq_topic: str = "notifications.dlq"
-    unit_topic: str = "inventory.unit.events"
-    artisan_topic: str = "leasing.artisan.events"
-    programme_topic: str = "leasing.programme.events"
-    application_topic: str = "leasing.application.events"
-    lease_topic: str = "leasing.lease.events"
+    unit_topic: str = UNIT_TOPIC
+    artisan_topic: str = ARTISAN_TOPIC
+    programme_topic: str = PROGRAMME_TOPIC
+    application_topic: str = APPLICATION_TOPIC
+    lease_topic: str = LEASE_TOPIC
 
     # Where artisans reach this service: the base of the unsubscribe links in e-mails.
     public_base_url: str = "http://127.0.0.1:8003"

@@ -1,4 +1,5 @@
-"""The delivery worker: claims due deliveries and sends them, out of the Kafka poll loop.
+"""The delivery worker: claims due deliveries, has them sent, records what came of each, out of
+the Kafka poll loop. Sending itself (webhook, e-mail) is `notifications.sending`.
 
 Deliveries are claimed in short transactions (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas
 share the work; SQLite: one worker per database), sent with at most `delivery_concurrency` in
@@ -23,33 +24,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiosmtplib
-import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from notifications import mailer
 from notifications import repository as repo
-from notifications.domain import (
-    Channel,
-    DeliveryKind,
-    DeliveryStatus,
-    SubscriptionStatus,
-    retry_delay,
-)
+from notifications.contracts import digest_body
+from notifications.domain import Channel, DeliveryStatus, SubscriptionStatus, retry_delay
 from notifications.metrics import DELIVERIES, observe_delivered
-from notifications.models import Artisan, Delivery, Subscription
+from notifications.models import Delivery
+from notifications.sending import RELEASED, Job, Outcome, Senders
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
-from notifications.webhooks import UnsafeUrl, post, resolve_target, signed_headers
 
 log = logging.getLogger(__name__)
 
@@ -60,89 +51,9 @@ RECORD_BATCH = 500
 MAX_ROUNDS = 4
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What one attempt came to: delivered, retry, dead, gone (410), refused or cancelled; or
-    released: never attempted, the claim is given back."""
-
-    kind: str
-    error: str | None = None
-    status_code: int | None = None
-    retry_after_s: float | None = None
-
-
-RELEASED = Outcome("released")
-
-# Sends are spread over several HTTP clients of a few connections each: httpcore's pool looks
-# at every pooled connection (a poll() and a getpeername() each) whenever a request starts or
-# ends, so one pool of `delivery_concurrency` connections costs CPU that grows with its size.
-CONNECTIONS_PER_CLIENT = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """What sending needs of a subscription, as read in the claim transaction."""
-
-    id: str
-    status: str
-    webhook_url: str | None
-    webhook_secret: str | None
-    webhook_enabled: bool
-    email_address: str | None
-    email_enabled: bool
-
-    @classmethod
-    def of(cls, sub: Subscription) -> Recipient:
-        return cls(
-            id=sub.id,
-            status=sub.status,
-            webhook_url=sub.webhook_url,
-            webhook_secret=sub.webhook_secret,
-            webhook_enabled=sub.webhook_enabled,
-            email_address=sub.email_address,
-            email_enabled=sub.email_enabled,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A claimed delivery as plain values: what its send needs, what recording checks."""
-
-    id: str
-    channel: str
-    kind: str
-    subscription_id: str | None
-    digest: bool
-    # The attempt number the claim gave the row: the outcome is recorded only if the row still
-    # has it (otherwise the lease ran out and another claim took the row over).
-    attempts: int
-    payload: dict[str, Any]
-    # None when the delivery names no subscription, or when it no longer exists.
-    subscription: Recipient | None
-    # The artisan's address, for e-mails whose subscription gives none (or that have none).
-    contact_email: str | None
-    # Event-loop time at which the claim was made (before its transaction, so on the safe side).
-    claimed_at: float
-
-    @classmethod
-    def of(
-        cls, row: Delivery, sub: Subscription | None, artisan: Artisan | None, claimed_at: float
-    ) -> Job:
-        return cls(
-            id=row.id,
-            channel=row.channel,
-            kind=row.kind,
-            subscription_id=row.subscription_id,
-            digest=row.digest,
-            attempts=row.attempts,
-            payload=row.payload,
-            subscription=Recipient.of(sub) if sub is not None else None,
-            contact_email=artisan.contact_email if artisan is not None else None,
-            claimed_at=claimed_at,
-        )
-
-
 class DeliveryWorker:
+    """Claims due deliveries in batches, hands them to the senders, records the outcomes."""
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -154,8 +65,7 @@ class DeliveryWorker:
         self._signals = signals
         self._concurrency = settings.delivery_concurrency
         self._skip_locked = not settings.is_sqlite
-        self._clients: list[httpx.AsyncClient] = []
-        self._sends = 0
+        self.senders = Senders(settings)
         # Local queueing against the lease. A claimed row must be sent and its outcome recorded
         # before its lease (`delivery_claim_lease_s`) runs out, or it becomes due again and is
         # sent twice. So a row may wait locally for a slot at most a quarter of the lease
@@ -193,17 +103,7 @@ class DeliveryWorker:
         queue: deque[Job] = deque()
         inflight: set[asyncio.Task[None]] = set()
         try:
-            async with contextlib.AsyncExitStack() as clients:
-                self._clients = [
-                    await clients.enter_async_context(
-                        httpx.AsyncClient(
-                            timeout=self._settings.webhook_timeout_s,
-                            follow_redirects=False,
-                            trust_env=False,
-                        )
-                    )
-                    for _ in range(max(1, -(-self._concurrency // CONNECTIONS_PER_CLIENT)))
-                ]
+            async with self.senders.webhook.open():
                 try:
                     await self._loop(stop, queue, inflight)
                 finally:
@@ -213,7 +113,6 @@ class DeliveryWorker:
                         self._record_later(job, RELEASED)
                     queue.clear()
                     await self._drain(inflight)
-                    self._clients = []
         finally:
             # Every finished send has its outcome queued by now (interrupted sends have none:
             # their rows stay claimed); the recorder writes them all, then stops.
@@ -402,14 +301,7 @@ class DeliveryWorker:
                 child.batch_id = lead.id
                 child.claimed_until = None
             lead.batch_id = lead.id
-            lead.payload = {
-                "type": "vacancy.digest",
-                "timestamp": now.isoformat(),
-                "data": {
-                    "subscription": lead.payload["data"]["subscription"],
-                    "alerts": [lead.payload["data"]] + [c.payload["data"] for c in children],
-                },
-            }
+            lead.payload = digest_body(now, [lead.payload] + [c.payload for c in children])
         await session.flush()
         return to_send
 
@@ -417,84 +309,11 @@ class DeliveryWorker:
 
     async def _deliver(self, job: Job) -> None:
         try:
-            outcome = await self._attempt(job)
+            outcome = await self.senders.attempt(job)
         except Exception as exc:
             log.exception("delivery %s failed unexpectedly", job.id)
             outcome = Outcome("retry", f"{type(exc).__name__}: {exc}"[:500])
         self._record_later(job, outcome)
-
-    async def _attempt(self, job: Job) -> Outcome:
-        sub = job.subscription
-        if job.subscription_id:
-            cancelled = self._cancel_reason(job, sub)
-            if cancelled:
-                return Outcome("cancelled", cancelled)
-        if job.channel == Channel.WEBHOOK.value:
-            assert sub is not None
-            return await self._send_webhook(job, sub)
-        if job.channel == Channel.EMAIL.value:
-            return await self._send_email(job, sub)
-        return Outcome("dead", f"channel {job.channel} is not sent by the worker")
-
-    @staticmethod
-    def _cancel_reason(job: Job, sub: Recipient | None) -> str | None:
-        if sub is None or sub.status == SubscriptionStatus.DELETED.value:
-            return "subscription deleted"
-        # A test message goes out even while the subscription is paused.
-        if job.kind != DeliveryKind.TEST.value and sub.status != SubscriptionStatus.ACTIVE.value:
-            return f"subscription {sub.status}"
-        if job.channel == Channel.WEBHOOK.value and not (sub.webhook_enabled and sub.webhook_url):
-            return "webhook channel removed"
-        if job.channel == Channel.EMAIL.value and not sub.email_enabled:
-            return "e-mail channel removed"
-        return None
-
-    def _next_client(self) -> httpx.AsyncClient:
-        assert self._clients, "sends happen inside run()"
-        self._sends += 1
-        return self._clients[self._sends % len(self._clients)]
-
-    async def _send_webhook(self, job: Job, sub: Recipient) -> Outcome:
-        assert sub.webhook_url and sub.webhook_secret
-        try:
-            # Resolved again at send time: the name may point elsewhere since it was checked.
-            target = await resolve_target(
-                sub.webhook_url,
-                self._settings.webhook_allowed_networks,
-                require_https=self._settings.webhook_require_https,
-            )
-        except UnsafeUrl as exc:
-            return Outcome("refused", f"webhook URL refused: {exc}")
-        body = json.dumps(job.payload, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = signed_headers(sub.webhook_secret, job.id, body)
-        result = await post(
-            self._next_client(), target, headers, body, timeout_s=self._settings.webhook_timeout_s
-        )
-        if result.ok:
-            return Outcome("delivered", status_code=result.status_code)
-        if result.status_code == 410:
-            return Outcome("gone", "the endpoint answered 410 Gone", 410)
-        return Outcome("retry", result.error, result.status_code, result.retry_after_s)
-
-    async def _send_email(self, job: Job, sub: Recipient | None) -> Outcome:
-        to = (sub.email_address if sub else None) or job.contact_email
-        if not to:
-            return Outcome("retry", "no e-mail address known for this artisan yet")
-        unsubscribe = mailer.unsubscribe_url(self._settings, sub.id) if sub is not None else None
-        message = mailer.build_message(
-            self._settings,
-            to,
-            mailer.render(job.payload, unsubscribe),
-            message_id=job.id,
-            unsubscribe=unsubscribe,
-        )
-        try:
-            await mailer.send(self._settings, message)
-        except mailer.PermanentMailError as exc:
-            return Outcome("dead", str(exc)[:500])
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            return Outcome("retry", f"{type(exc).__name__}: {exc}"[:500])
-        return Outcome("delivered")
 
     # Recording ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import httpx
 import uvicorn
 
 from fabkit.auth import Role, TokenService
+from fabkit.testing import assert_problem
 from notifications.cli import migrate
 from notifications.main import create_app
 from notifications.webhooks import verify
@@ -26,15 +27,6 @@ from .conftest import (
     running,
     text_part,
 )
-
-
-def assert_problem(r: httpx.Response, status: int, *fragments: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    text = json.dumps(r.json(), ensure_ascii=False)
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text}"
-    return r.json()  # type: ignore[no-any-return]
 
 
 def smtp_settings(smtp: Smtp) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from notifications.domain import (
     probe_terms,
     retry_delay,
 )
-from notifications.mailer import read_unsubscribe_token, render, unsubscribe_token
+from notifications.mailer import email_of, read_unsubscribe_token, render, unsubscribe_token
 from notifications.settings import NotificationsSettings
 from notifications.webhooks import generate_secret, is_internal, secret_key, sign, verify
 
@@ -237,18 +237,32 @@ def test_unsubscribe_tokens_are_signed() -> None:
 
 
 def test_emails_escape_what_they_show() -> None:
+    unit = {
+        "unit_id": "u", "site_id": "s", "landlord_id": "l", "landlord_name": "RIVP",
+        "reference": "A", "floor": 0, "surface_m2": 50.0, "ceiling_height_m": None,
+        "floor_load_kg_m2": None, "power_kva": None, "goods_lift": False, "loading_dock": False,
+        "extraction": False, "step_free_access": False, "allowed_trades": [],
+        "use_class": "production", "rent_eur_m2_year": 100.0, "charges_eur_m2_year": 0.0,
+        "status": "available", "available_from": None, "site_name": "<script>x</script>",
+        "site_kind": "hotel_industriel", "address": "1 rue", "postcode": "75013",
+        "arrondissement": 13, "latitude": None, "longitude": None, "opens_for_visits": False,
+        "version": 1,
+    }  # fmt: skip
     payload = {
         "type": "vacancy.opened",
+        "timestamp": "2026-01-05T10:00:00Z",
         "data": {
-            "unit": {
-                "site_name": "<script>x</script>", "reference": "A", "address": "1 rue",
-                "postcode": "75013", "surface_m2": 50.0, "rent_eur_m2_year": 100.0,
-                "arrondissement": 13,
+            "vacancy_id": "v",
+            "opened_at": "2026-01-05T10:00:00Z",
+            "unit": unit,
+            "subscription": {"id": "sub-1", "name": "Atelier"},
+            "why": {
+                "criteria": ["a & b"],
+                "eligibility": {"summary": "ok", "filtered": False, "programmes": []},
             },
-            "why": {"criteria": ["a & b"], "eligibility": {"summary": "ok"}},
         },
-    }  # fmt: skip
-    rendered = render(payload, "https://x.test/v1/unsubscribe/t")
+    }
+    rendered = render(email_of(payload, "https://x.test/v1/unsubscribe/t"))
     assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
     assert "a &amp; b" in rendered.html and "a & b" in rendered.text
     assert "https://x.test/v1/unsubscribe/t" in rendered.text

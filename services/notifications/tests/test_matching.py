@@ -14,10 +14,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 from fabkit.auth import Principal, Role
-from notifications import models, service
-from notifications.domain import SubscriptionStatus, UnitFacts, explain_match
+from notifications import models
+from notifications.domain import Criteria, SubscriptionStatus, UnitFacts, explain_match
 from notifications.models import SQLModel, Subscription
 from notifications.schemas import SubscriptionCreate
+from notifications.service import alerts, subscriptions
 
 from .conftest import make_settings, running
 
@@ -63,9 +64,13 @@ async def test_the_index_finds_what_a_full_scan_finds(database_url: str) -> None
                 {"name": f"s{i}", "criteria": random_criteria(rng), "channels": [{"type": "feed"}]}
             )
             principal = Principal(f"art-{i % 40}", Role.ARTISAN)
-            created = await service.create_subscription(sessions, svc.settings, principal, data)
+            created = await subscriptions.create_subscription(
+                sessions, svc.settings, principal, data
+            )
             if i % 7 == 0:
-                await service.set_status(sessions, principal, created.id, SubscriptionStatus.PAUSED)
+                await subscriptions.set_status(
+                    sessions, principal, created.id, SubscriptionStatus.PAUSED
+                )
         async with sessions() as session:
             every = (await session.execute(select(Subscription))).scalars().all()
             active = [s for s in every if s.status == SubscriptionStatus.ACTIVE.value]
@@ -74,12 +79,12 @@ async def test_the_index_finds_what_a_full_scan_finds(database_url: str) -> None
                 unit = random_unit(rng)
                 found = {
                     m.subscription.id
-                    for m in await service.match_vacancy(session, unit, date.today())
+                    for m in await alerts.match_vacancy(session, unit, date.today())
                 }
                 expected = {
                     s.id
                     for s in active
-                    if explain_match(service.criteria_of(s.criteria), unit) is not None
+                    if explain_match(Criteria.from_stored(s.criteria), unit) is not None
                 }
                 assert found == expected, unit
                 total_matches += len(found)

@@ -21,19 +21,37 @@ from sqlalchemy import event, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from fabkit.events import CloudEvent
-from notifications import service
+from notifications.contracts import VacancyOpenedWebhook
 from notifications.events.consumed import VacancyOpenedIn
 from notifications.metrics import DELIVERIES
 from notifications.models import Artisan, Delivery, FeedItem, Subscription, SubscriptionTerm
+from notifications.sending import RELEASED, Job, Outcome
+from notifications.service import alerts
 from notifications.settings import NotificationsSettings
 from notifications.webhooks import generate_secret, verify
-from notifications.worker import RELEASED, DeliveryWorker, Job, Outcome
+from notifications.worker import DeliveryWorker
 
 from .conftest import Receiver, Service, eventually, make_settings, running, vacancy
 
 
 def delivered_count(outcome: str, channel: str = "webhook") -> float:
     return DELIVERIES.labels(channel, outcome)._value.get()  # type: ignore[no-any-return]
+
+
+def alert_body(sub_id: str) -> dict[str, Any]:
+    """A `vacancy.opened` body for one subscription, as the consumer stores it."""
+    data = vacancy()
+    alert = {
+        **data,
+        "subscription": {"id": sub_id, "name": "Atelier bois"},
+        "why": {
+            "criteria": ["arrondissement 13"],
+            "eligibility": {"summary": "", "filtered": False, "programmes": []},
+        },
+    }
+    return VacancyOpenedWebhook.model_validate(
+        {"timestamp": data["opened_at"], "data": alert}
+    ).body()
 
 
 def pending_row(sub_id: str, artisan_id: str, **overrides: Any) -> dict[str, Any]:
@@ -48,7 +66,7 @@ def pending_row(sub_id: str, artisan_id: str, **overrides: Any) -> dict[str, Any
         "artisan_id": artisan_id,
         "subscription_id": sub_id,
         "vacancy_id": "v-1",
-        "payload": {"type": "vacancy.opened", "data": {"subscription": {"id": sub_id}}},
+        "payload": alert_body(sub_id),
         "status": "pending",
         "digest": False,
         "attempts": 0,
@@ -94,7 +112,7 @@ async def worker_of(svc: Service, **overrides: Any) -> AsyncIterator[DeliveryWor
     settings: NotificationsSettings = svc.settings.model_copy(update=overrides)
     worker = DeliveryWorker(svc.app.state.runtime.sessions, settings, svc.app.state.signals)
     async with httpx.AsyncClient(timeout=3.0, follow_redirects=False, trust_env=False) as client:
-        worker._clients = [client]
+        worker.senders.webhook.clients = [client]
         yield worker
 
 
@@ -199,7 +217,7 @@ async def test_a_mixed_batch_is_recorded_in_one_transaction_with_each_rule(
         async with worker_of(svc) as worker:
             jobs, claimed = await worker._claim(50)
             assert claimed == len(ids) and len(jobs) == len(ids) - 1  # the digest folded
-            outcomes = [(job, await worker._attempt(job)) for job in jobs]
+            outcomes = [(job, await worker.senders.attempt(job)) for job in jobs]
             with commits(svc) as seen:
                 await worker._record(outcomes)
             assert len(seen) == 1, "one transaction for the whole batch"
@@ -368,7 +386,7 @@ async def test_fanout_rows_are_written_in_bulk_with_the_same_values(database_url
         cloud = CloudEvent(source="/tests", type="inventory.unit.vacancy_opened.v1", data=data)
         sessions = svc.app.state.runtime.sessions
         async with sessions() as session, session.begin():
-            written = await service.record_vacancy(
+            written = await alerts.record_vacancy(
                 session, svc.settings, svc.app.state.signals, cloud, opened
             )
         assert sorted((r["recipient_key"], r["channel"]) for r in written) == sorted(
@@ -402,7 +420,7 @@ async def test_fanout_rows_are_written_in_bulk_with_the_same_values(database_url
         # The unique (event, recipient, channel) still refuses a second copy of the event.
         with pytest.raises(IntegrityError):
             async with sessions() as session, session.begin():
-                await service.record_vacancy(
+                await alerts.record_vacancy(
                     session, svc.settings, svc.app.state.signals, cloud, opened
                 )
         assert len(await svc.deliveries()) == 4
@@ -434,4 +452,6 @@ async def test_a_job_is_a_snapshot_taken_in_the_claim(database_url: str, receive
             assert email.subscription.id == sub["id"] and email.subscription.email_enabled
             assert email.contact_email == "j@atelier.fr"
             assert orphan.subscription is None
-            assert await worker._attempt(orphan) == Outcome("cancelled", "subscription deleted")
+            assert await worker.senders.attempt(orphan) == Outcome(
+                "cancelled", "subscription deleted"
+            )

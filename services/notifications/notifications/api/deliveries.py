@@ -2,97 +2,92 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from fabkit.auth import Principal
-from notifications import service
+from fabkit.pagination import Page, PageDep
 from notifications.api.deps import AdminOnly, ArtisanOnly, SessionsDep, SignalsDep
 from notifications.domain import DeliveryStatus
-from notifications.repository import DeliveryQuery
-from notifications.schemas import DeliveryOut, DigestsFlushed, Page
+from notifications.repository import DeliveryFilter
+from notifications.schemas import DeliveryOut, DigestsFlushed
+from notifications.service import alerts, deliveries
 
-router = APIRouter(tags=["deliveries"])
-
-Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+router = APIRouter()
 
 
-@router.get("/v1/deliveries", response_model=Page[DeliveryOut], summary="Your deliveries")
-async def my_deliveries(
+@router.get(
+    "/v1/deliveries",
+    response_model=Page[DeliveryOut],
+    summary="Your deliveries, newest first",
+    tags=["deliveries"],
+)
+async def list_my_deliveries(
     sessions: SessionsDep,
+    page: PageDep,
     status: DeliveryStatus | None = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
     principal: Principal = ArtisanOnly,
 ) -> Page[DeliveryOut]:
-    query = DeliveryQuery(
-        artisan_id=principal.subject,
-        status=status.value if status else None,
-        limit=limit,
-        offset=offset,
-    )
-    return await service.list_deliveries(sessions, query)
+    where = DeliveryFilter(artisan_id=principal.subject, status=status.value if status else None)
+    return await deliveries.list_deliveries(sessions, where, page)
 
 
 @router.get(
     "/v1/admin/deliveries/dead",
     response_model=Page[DeliveryOut],
     summary="Deliveries that failed their last attempt",
+    tags=["operations"],
 )
-async def dead_deliveries(
+async def list_dead_deliveries(
     sessions: SessionsDep,
+    page: PageDep,
     artisan_id: str | None = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
     principal: Principal = AdminOnly,
 ) -> Page[DeliveryOut]:
-    query = DeliveryQuery(
-        artisan_id=artisan_id, status=DeliveryStatus.DEAD.value, limit=limit, offset=offset
-    )
-    return await service.list_deliveries(sessions, query)
+    where = DeliveryFilter(artisan_id=artisan_id, status=DeliveryStatus.DEAD.value)
+    return await deliveries.list_deliveries(sessions, where, page)
 
 
 @router.get(
-    "/v1/admin/deliveries", response_model=Page[DeliveryOut], summary="Every delivery, filtered"
+    "/v1/admin/deliveries",
+    response_model=Page[DeliveryOut],
+    summary="Every delivery, filtered",
+    tags=["operations"],
 )
-async def all_deliveries(
+async def list_deliveries(
     sessions: SessionsDep,
+    page: PageDep,
     status: DeliveryStatus | None = None,
     artisan_id: str | None = None,
     subscription_id: str | None = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
     principal: Principal = AdminOnly,
 ) -> Page[DeliveryOut]:
-    query = DeliveryQuery(
+    where = DeliveryFilter(
         artisan_id=artisan_id,
         subscription_id=subscription_id,
         status=status.value if status else None,
-        limit=limit,
-        offset=offset,
     )
-    return await service.list_deliveries(sessions, query)
+    return await deliveries.list_deliveries(sessions, where, page)
 
 
 @router.post(
     "/v1/admin/deliveries/{delivery_id}/redeliver",
     response_model=DeliveryOut,
     summary="Send a dead delivery again (same webhook-id, fresh attempts)",
+    tags=["operations"],
 )
-async def redeliver(
+async def redeliver_delivery(
     delivery_id: str, sessions: SessionsDep, signals: SignalsDep, principal: Principal = AdminOnly
 ) -> DeliveryOut:
-    return await service.redeliver(sessions, signals, delivery_id)
+    return await deliveries.redeliver(sessions, signals, delivery_id)
 
 
 @router.post(
     "/v1/admin/digests/flush",
     response_model=DigestsFlushed,
     summary="Send every waiting daily digest now",
+    tags=["operations"],
 )
 async def flush_digests(
     sessions: SessionsDep, signals: SignalsDep, principal: Principal = AdminOnly
 ) -> DigestsFlushed:
-    return DigestsFlushed(made_due=await service.flush_digests(sessions, signals))
+    return DigestsFlushed(made_due=await alerts.flush_digests(sessions, signals))

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from fabkit.auth import Principal
-from notifications import service
+from fabkit.openapi import LOCATION_HEADER
+from fabkit.pagination import Page, PageDep
 from notifications.api.deps import ArtisanOnly, SessionsDep, SettingsDep, SignalsDep
 from notifications.domain import SubscriptionStatus
 from notifications.schemas import (
     DeliveryOut,
-    Page,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionOut,
     SubscriptionPatch,
     TestSendOut,
 )
+from notifications.service import deliveries, subscriptions
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
-
-Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 @router.post(
@@ -31,6 +27,7 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
     status_code=201,
     response_model=SubscriptionCreated,
     summary="Save a search; a webhook's signing secret is shown in this response only",
+    responses={201: {"headers": LOCATION_HEADER}},
 )
 async def create_subscription(
     payload: SubscriptionCreate,
@@ -39,7 +36,7 @@ async def create_subscription(
     settings: SettingsDep,
     principal: Principal = ArtisanOnly,
 ) -> SubscriptionCreated:
-    created = await service.create_subscription(sessions, settings, principal, payload)
+    created = await subscriptions.create_subscription(sessions, settings, principal, payload)
     response.headers["Location"] = f"/v1/subscriptions/{created.id}"
     response.headers["Cache-Control"] = "no-store"
     return created
@@ -47,16 +44,16 @@ async def create_subscription(
 
 @router.get("", response_model=Page[SubscriptionOut], summary="Your saved searches")
 async def list_subscriptions(
-    sessions: SessionsDep, limit: Limit = 20, offset: Offset = 0, principal: Principal = ArtisanOnly
+    sessions: SessionsDep, page: PageDep, principal: Principal = ArtisanOnly
 ) -> Page[SubscriptionOut]:
-    return await service.list_subscriptions(sessions, principal, limit, offset)
+    return await subscriptions.list_subscriptions(sessions, principal, page)
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut, summary="One saved search")
 async def get_subscription(
     subscription_id: str, sessions: SessionsDep, principal: Principal = ArtisanOnly
 ) -> SubscriptionOut:
-    return await service.get_subscription(sessions, principal, subscription_id)
+    return await subscriptions.get_subscription(sessions, principal, subscription_id)
 
 
 @router.patch(
@@ -73,7 +70,7 @@ async def update_subscription(
     principal: Principal = ArtisanOnly,
 ) -> SubscriptionCreated:
     response.headers["Cache-Control"] = "no-store"
-    return await service.update_subscription(
+    return await subscriptions.update_subscription(
         sessions, settings, principal, subscription_id, payload
     )
 
@@ -82,17 +79,19 @@ async def update_subscription(
 async def delete_subscription(
     subscription_id: str, sessions: SessionsDep, principal: Principal = ArtisanOnly
 ) -> Response:
-    await service.set_status(sessions, principal, subscription_id, SubscriptionStatus.DELETED)
+    await subscriptions.set_status(sessions, principal, subscription_id, SubscriptionStatus.DELETED)
     return Response(status_code=204)
 
 
 @router.post(
     "/{subscription_id}/pause", response_model=SubscriptionOut, summary="Stop alerts for now"
 )
-async def pause(
+async def pause_subscription(
     subscription_id: str, sessions: SessionsDep, principal: Principal = ArtisanOnly
-) -> SubscriptionOut | None:
-    return await service.set_status(sessions, principal, subscription_id, SubscriptionStatus.PAUSED)
+) -> SubscriptionOut:
+    return await subscriptions.set_status(
+        sessions, principal, subscription_id, SubscriptionStatus.PAUSED
+    )
 
 
 @router.post(
@@ -100,10 +99,12 @@ async def pause(
     response_model=SubscriptionOut,
     summary="Alert again (also after the platform disabled a webhook that answered 410)",
 )
-async def resume(
+async def resume_subscription(
     subscription_id: str, sessions: SessionsDep, principal: Principal = ArtisanOnly
-) -> SubscriptionOut | None:
-    return await service.set_status(sessions, principal, subscription_id, SubscriptionStatus.ACTIVE)
+) -> SubscriptionOut:
+    return await subscriptions.set_status(
+        sessions, principal, subscription_id, SubscriptionStatus.ACTIVE
+    )
 
 
 @router.post(
@@ -112,13 +113,13 @@ async def resume(
     response_model=TestSendOut,
     summary="Send a test message on every channel of the search",
 )
-async def send_test(
+async def send_test_message(
     subscription_id: str,
     sessions: SessionsDep,
     signals: SignalsDep,
     principal: Principal = ArtisanOnly,
 ) -> TestSendOut:
-    return await service.send_test(sessions, signals, principal, subscription_id)
+    return await subscriptions.send_test(sessions, signals, principal, subscription_id)
 
 
 @router.get(
@@ -126,13 +127,7 @@ async def send_test(
     response_model=Page[DeliveryOut],
     summary="What was sent for this search, newest first",
 )
-async def deliveries(
-    subscription_id: str,
-    sessions: SessionsDep,
-    limit: Limit = 50,
-    offset: Offset = 0,
-    principal: Principal = ArtisanOnly,
+async def list_subscription_deliveries(
+    subscription_id: str, sessions: SessionsDep, page: PageDep, principal: Principal = ArtisanOnly
 ) -> Page[DeliveryOut]:
-    return await service.subscription_deliveries(
-        sessions, principal, subscription_id, limit, offset
-    )
+    return await deliveries.subscription_deliveries(sessions, principal, subscription_id, page)

@@ -8,9 +8,9 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from fabkit.errors import ProblemError
-from notifications import service
 from notifications.api.deps import SessionsDep, SettingsDep
 from notifications.mailer import read_unsubscribe_token
+from notifications.service import subscriptions
 
 router = APIRouter(prefix="/v1/unsubscribe", tags=["unsubscribe"])
 
@@ -28,7 +28,7 @@ def _page(title: str, body: str) -> str:
     summary="Confirm unsubscribing",
     responses={404: {"description": "Invalid or expired link", "content": {"text/html": {}}}},
 )
-async def confirm(token: str, settings: SettingsDep) -> HTMLResponse:
+async def confirm_unsubscribe(token: str, settings: SettingsDep) -> HTMLResponse:
     # Reading the page changes nothing: mail scanners open links before people do.
     if read_unsubscribe_token(settings, token) is None:
         return HTMLResponse(_page("Lien invalide", "<p>Ce lien n'est pas valide.</p>"), 404)
@@ -45,9 +45,11 @@ async def confirm(token: str, settings: SettingsDep) -> HTMLResponse:
     summary="Unsubscribe (one click)",
     responses={404: {"description": "Invalid or expired link", "content": {"text/html": {}}}},
 )
-async def unsubscribe(token: str, sessions: SessionsDep, settings: SettingsDep) -> HTMLResponse:
+async def unsubscribe_email(
+    token: str, sessions: SessionsDep, settings: SettingsDep
+) -> HTMLResponse:
     try:
-        sub = await service.unsubscribe_email(sessions, settings, token)
+        sub = await subscriptions.unsubscribe_email(sessions, settings, token)
     except ProblemError as exc:
         if exc.status != 404:
             raise

@@ -13,6 +13,13 @@ from pydantic import Field, field_validator
 
 from fabkit.events import ConsumedPayload
 
+# Topics (their defaults: each can be renamed in settings) and the event types read on them.
+UNIT_TOPIC = "inventory.unit.events"
+ARTISAN_TOPIC = "leasing.artisan.events"
+PROGRAMME_TOPIC = "leasing.programme.events"
+APPLICATION_TOPIC = "leasing.application.events"
+LEASE_TOPIC = "leasing.lease.events"
+
 VACANCY_OPENED = "inventory.unit.vacancy_opened.v1"
 UNIT_TYPES_IGNORED = frozenset(
     {
@@ -115,17 +122,42 @@ class ProgrammePublishedIn(ConsumedPayload):
     programme: ProgrammeIn
     catalogue: CatalogueIn = Field(default_factory=CatalogueIn)
 
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> ProgrammePublishedIn:
+        """Leasing nests the programme under `programme`; a bare programme is accepted too."""
+        if isinstance(data.get("programme"), dict):
+            return cls.model_validate(data)
+        return cls(programme=ProgrammeIn.model_validate(data))
 
-def programme_published_of(data: dict[str, Any]) -> ProgrammePublishedIn:
-    """Leasing nests the programme under `programme`; a bare programme is accepted too."""
-    if isinstance(data.get("programme"), dict):
-        return ProgrammePublishedIn.model_validate(data)
-    return ProgrammePublishedIn(programme=ProgrammeIn.model_validate(data))
+
+class ApplicationIn(ConsumedPayload):
+    application_id: str
+    unit_id: str
+    score: int | None = None
+    max_score: int | None = None
 
 
-def artisan_id_of(data: dict[str, Any]) -> str:
-    """The applicant of an application or lease event (top level or in its nested object)."""
-    for holder in (data, data.get("application"), data.get("lease"), data.get("offer")):
-        if isinstance(holder, dict) and isinstance(holder.get("artisan_id"), str):
-            return str(holder["artisan_id"])
-    raise ValueError("the event names no artisan_id")
+class ApplicationDecidedIn(ConsumedPayload):
+    """A decision on an application: the applicant is told by e-mail and in the feed."""
+
+    application: ApplicationIn
+    artisan_id: str
+    decision: str
+    reason: str | None = None
+    decided_at: datetime | None = None
+
+
+class LeaseIn(ConsumedPayload):
+    lease_id: str
+    unit_id: str
+    monthly_rent_eur: float | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    offer_expires_at: datetime | None = None
+
+
+class LeaseOfferedIn(ConsumedPayload):
+    """A lease offered to an applicant, who is told by e-mail and in the feed."""
+
+    lease: LeaseIn
+    artisan_id: str

@@ -8,7 +8,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from fabkit.consumer import Handler, TopicHandlers
 from fabkit.events import CloudEvent
 from fabkit.runtime import ConsumerSpec
-from notifications import service
 from notifications.events.consumed import (
     APPLICATION_DECIDED,
     ARTISAN_REGISTERED,
@@ -17,27 +16,37 @@ from notifications.events.consumed import (
     PROGRAMME_PUBLISHED,
     UNIT_TYPES_IGNORED,
     VACANCY_OPENED,
+    ApplicationDecidedIn,
     ArtisanEventIn,
+    LeaseOfferedIn,
+    ProgrammePublishedIn,
     VacancyOpenedIn,
-    programme_published_of,
 )
+from notifications.service import alerts, read_models
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
 
 
 def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[ConsumerSpec]:
+    """The one consumer group of notifications: which handler each topic and type goes to."""
+
     async def vacancy_opened(session: AsyncSession, event: CloudEvent) -> None:
         vacancy = VacancyOpenedIn.model_validate(event.data)
-        await service.record_vacancy(session, settings, signals, event, vacancy)
+        await alerts.record_vacancy(session, settings, signals, event, vacancy)
 
     async def artisan_changed(session: AsyncSession, event: CloudEvent) -> None:
-        await service.apply_artisan(session, ArtisanEventIn.model_validate(event.data).artisan)
+        await read_models.apply_artisan(session, ArtisanEventIn.model_validate(event.data).artisan)
 
     async def programme_published(session: AsyncSession, event: CloudEvent) -> None:
-        await service.apply_programme(session, programme_published_of(event.data))
+        await read_models.apply_programme(session, ProgrammePublishedIn.of(event.data))
 
-    async def applicant_message(session: AsyncSession, event: CloudEvent) -> None:
-        await service.record_applicant_message(session, signals, event)
+    async def application_decided(session: AsyncSession, event: CloudEvent) -> None:
+        decided = ApplicationDecidedIn.model_validate(event.data)
+        await alerts.record_applicant_message(session, signals, event, decided)
+
+    async def lease_offered(session: AsyncSession, event: CloudEvent) -> None:
+        offered = LeaseOfferedIn.model_validate(event.data)
+        await alerts.record_applicant_message(session, signals, event, offered)
 
     def only(type_: str, handler: Handler, namespace: str) -> TopicHandlers:
         return TopicHandlers(handlers={type_: handler}, ignored_prefixes=(namespace,))
@@ -54,9 +63,9 @@ def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[Co
             PROGRAMME_PUBLISHED, programme_published, "leasing.programme."
         ),
         settings.application_topic: only(
-            APPLICATION_DECIDED, applicant_message, "leasing.application."
+            APPLICATION_DECIDED, application_decided, "leasing.application."
         ),
-        settings.lease_topic: only(LEASE_OFFERED, applicant_message, "leasing.lease."),
+        settings.lease_topic: only(LEASE_OFFERED, lease_offered, "leasing.lease."),
     }
     return [
         ConsumerSpec(group_id=settings.consumer_group, topics=topics, dlq_topic=settings.dlq_topic)
