@@ -11,10 +11,11 @@ from pathlib import Path
 from fabkit.auth import Role
 from fabkit.db import make_engine, make_session_factory
 from fabkit.migrations import upgrade
-from inventory import service
 from inventory.domain import LandlordKind
+from inventory.events.published import emit
 from inventory.schemas import LandlordCreate
 from inventory.seed.demo import seed
+from inventory.service.landlords import create_landlord
 from inventory.settings import InventorySettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -48,20 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = InventorySettings()
+    emit.bind_source(settings.event_source)
 
     if args.command == "migrate":
         migrate(settings)
     elif args.command == "seed":
-        result = asyncio.run(_with_sessions(settings, lambda s: seed(settings, s)))
+        result = asyncio.run(_with_sessions(settings, seed))
         print(json.dumps(result.__dict__))
     elif args.command == "issue-token":
         tokens = settings.token_service()
         print(tokens.issue(args.subject, Role(args.role), args.ttl_days * 24 * 3600))
     elif args.command == "create-landlord":
         data = LandlordCreate(name=args.name, kind=LandlordKind(args.kind))
-        written = asyncio.run(
-            _with_sessions(settings, lambda s: service.create_landlord(s, data, None))
-        )
+        written = asyncio.run(_with_sessions(settings, lambda s: create_landlord(s, data, None)))
         print(json.dumps(written.body))
     return 0
 

@@ -8,20 +8,46 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from fabkit.errors import install_problem_handlers, install_problem_openapi
+from fabkit.errors import install_problem_handlers
 from fabkit.health import router as health_router
 from fabkit.logging import configure_logging
 from fabkit.metrics import ServiceMetrics, install_metrics
+from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
 from inventory.api import landlords, sites, surface, units
-from inventory.events.consumed import consumer_specs
+from inventory.events.handlers import consumer_specs
+from inventory.events.published import emit
 from inventory.metrics import run_gauge_refresher
 from inventory.settings import InventorySettings
+
+TAGS = [
+    {
+        "name": "landlords",
+        "description": "Social landlords, the City and other owners; admins register them and "
+        "issue each one API tokens.",
+    },
+    {
+        "name": "sites",
+        "description": "Hôtels industriels, cités artisanales and other sites, written by their "
+        "landlord. Send the ETag back in If-Match to update safely.",
+    },
+    {
+        "name": "units",
+        "description": "Workshops and their status; making one available opens a vacancy that "
+        "is published as inventory.unit.vacancy_opened.v1.",
+    },
+    {
+        "name": "production surface",
+        "description": "The ledger of the city's production m²: now, at an instant, over time.",
+    },
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
 
 
 def create_app(settings: InventorySettings | None = None) -> FastAPI:
     settings = settings or InventorySettings()
     configure_logging(settings.service_name, settings.log_level)
+    emit.bind_source(settings.event_source)
     base_lifespan = runtime_lifespan(lambda: build_runtime(settings, consumer_specs(settings)))
 
     @contextlib.asynccontextmanager
@@ -41,9 +67,10 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
             "published as a CloudEvent. Errors are RFC 9457 problem+json."
         ),
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
-    install_problem_openapi(app)
+    install_openapi(app, tags=TAGS)
     install_metrics(app, ServiceMetrics.for_service(settings.service_name))
     app.include_router(health_router)
     for module in (landlords, sites, units, surface):

@@ -1,15 +1,22 @@
-"""Every inventory query. Repositories flush; the use cases in service.py commit."""
+"""Every inventory query. Repositories flush; the use cases in the service package commit.
+
+Columns are named through `col()` (or the table's columns): SQLModel types `Unit.status` as a
+plain `str`, so `Unit.status == x` would read as a bool to mypy.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fabkit.pagination import PageParams, paginate
 from inventory.domain import Feature, UnitStatus, UseClass
 from inventory.models import Landlord, Site, SurfaceLedgerEntry, Unit, UnitTrade
 
@@ -21,19 +28,20 @@ async def get_landlord(session: AsyncSession, landlord_id: str) -> Landlord | No
 
 
 async def get_landlord_by_name(session: AsyncSession, name: str) -> Landlord | None:
-    result = await session.execute(select(Landlord).where(Landlord.name == name))
+    result = await session.execute(select(Landlord).where(col(Landlord.name) == name))
     return result.scalars().first()
 
 
 async def list_landlords(session: AsyncSession) -> Sequence[Landlord]:
-    return (await session.execute(select(Landlord).order_by(Landlord.name))).scalars().all()
+    stmt = select(Landlord).order_by(col(Landlord.name))
+    return (await session.execute(stmt)).scalars().all()
 
 
 # Sites -----------------------------------------------------------------------------------
 
 
 async def get_site(session: AsyncSession, site_id: str, *, for_update: bool = False) -> Site | None:
-    stmt = select(Site).where(Site.id == site_id)
+    stmt = select(Site).where(col(Site.id) == site_id)
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().first()
@@ -45,34 +53,30 @@ async def list_sites(
     landlord_id: str | None,
     arrondissement: int | None,
     kind: str | None,
-    limit: int,
-    offset: int,
+    page: PageParams,
 ) -> tuple[Sequence[Site], int]:
+    """One page of sites by name (id breaks ties), and how many match."""
     stmt = select(Site)
     if landlord_id:
-        stmt = stmt.where(Site.landlord_id == landlord_id)
+        stmt = stmt.where(col(Site.landlord_id) == landlord_id)
     if arrondissement:
-        stmt = stmt.where(Site.arrondissement == arrondissement)
+        stmt = stmt.where(col(Site.arrondissement) == arrondissement)
     if kind:
-        stmt = stmt.where(Site.kind == kind)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = (
-        await session.execute(stmt.order_by(Site.name, Site.id).limit(limit).offset(offset))
-    ).scalars()
-    return rows.all(), total
+        stmt = stmt.where(col(Site.kind) == kind)
+    return await paginate(session, stmt.order_by(col(Site.name), col(Site.id)), page)
 
 
 async def sites_by_id(session: AsyncSession, ids: set[str]) -> dict[str, Site]:
     if not ids:
         return {}
-    rows = (await session.execute(select(Site).where(Site.id.in_(ids)))).scalars()  # type: ignore[attr-defined]
+    rows = (await session.execute(select(Site).where(col(Site.id).in_(ids)))).scalars()
     return {s.id: s for s in rows}
 
 
 async def units_of_site(
     session: AsyncSession, site_id: str, *, for_update: bool = False
 ) -> Sequence[Unit]:
-    stmt = select(Unit).where(Unit.site_id == site_id).order_by(Unit.id)
+    stmt = select(Unit).where(col(Unit.site_id) == site_id).order_by(col(Unit.id))
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().all()
@@ -82,25 +86,30 @@ async def units_of_site(
 
 
 async def get_unit(session: AsyncSession, unit_id: str, *, for_update: bool = False) -> Unit | None:
-    stmt = select(Unit).where(Unit.id == unit_id)
+    stmt = select(Unit).where(col(Unit.id) == unit_id)
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().first()
 
 
 async def unit_reference_taken(session: AsyncSession, site_id: str, reference: str) -> bool:
-    stmt = select(Unit.id).where(Unit.site_id == site_id, Unit.reference == reference)
+    stmt = select(col(Unit.id)).where(
+        col(Unit.site_id) == site_id, col(Unit.reference) == reference
+    )
     return (await session.execute(stmt)).first() is not None
 
 
 async def replace_trades(session: AsyncSession, unit_id: str, trades: list[str]) -> None:
-    await session.execute(delete(UnitTrade).where(UnitTrade.unit_id == unit_id))  # type: ignore[arg-type]
+    """The unit's trade rows (searched by index) follow its allowed_trades."""
+    await session.execute(delete(UnitTrade).where(col(UnitTrade.unit_id) == unit_id))
     session.add_all([UnitTrade(unit_id=unit_id, trade=t) for t in trades])
     await session.flush()
 
 
 @dataclass(frozen=True)
 class UnitSearch:
+    """The filters of a unit search; every one given must match."""
+
     arrondissements: Sequence[int] = ()
     min_surface: float | None = None
     max_surface: float | None = None
@@ -113,87 +122,107 @@ class UnitSearch:
     site_id: str | None = None
     landlord_id: str | None = None
     sort: str = "rent"
-    limit: int = 20
-    offset: int = 0
+    page: PageParams = field(default_factory=PageParams)
 
 
-SORTS = {
-    "rent": (Unit.rent_eur_m2_year.asc(),),  # type: ignore[attr-defined]
-    "-rent": (Unit.rent_eur_m2_year.desc(),),  # type: ignore[attr-defined]
-    "surface": (Unit.surface_m2.asc(),),  # type: ignore[attr-defined]
-    "-surface": (Unit.surface_m2.desc(),),  # type: ignore[attr-defined]
-    "available_from": (Unit.available_from.asc(),),  # type: ignore[union-attr]
-    "updated": (Unit.updated_at.desc(),),  # type: ignore[attr-defined]
+SORTS: dict[str, ColumnElement[Any]] = {
+    "rent": col(Unit.rent_eur_m2_year).asc(),
+    "-rent": col(Unit.rent_eur_m2_year).desc(),
+    "surface": col(Unit.surface_m2).asc(),
+    "-surface": col(Unit.surface_m2).desc(),
+    "available_from": col(Unit.available_from).asc(),
+    "updated": col(Unit.updated_at).desc(),
+}
+FEATURE_COLUMNS = {
+    Feature.GOODS_LIFT: col(Unit.goods_lift),
+    Feature.LOADING_DOCK: col(Unit.loading_dock),
+    Feature.EXTRACTION: col(Unit.extraction),
+    Feature.STEP_FREE_ACCESS: col(Unit.step_free_access),
 }
 
 
-def _search_shape(q: UnitSearch) -> tuple[object, ...]:
+@dataclass(frozen=True)
+class _Shape:
     """Which filters a search uses: searches of one shape share one statement."""
-    return (
-        bool(q.arrondissements),
-        q.min_surface is not None,
-        q.max_surface is not None,
-        q.max_rent is not None,
-        bool(q.trade),
-        tuple(sorted(f.value for f in q.features)),
-        bool(q.statuses),
-        bool(q.site_kinds),
-        q.use_class is not None,
-        bool(q.site_id),
-        bool(q.landlord_id),
-        q.sort,
-    )
+
+    arrondissements: bool
+    min_surface: bool
+    max_surface: bool
+    max_rent: bool
+    trade: bool
+    features: tuple[Feature, ...]
+    statuses: bool
+    site_kinds: bool
+    use_class: bool
+    site_id: bool
+    landlord_id: bool
+    sort: str
+
+    @classmethod
+    def of(cls, q: UnitSearch) -> _Shape:
+        return cls(
+            arrondissements=bool(q.arrondissements),
+            min_surface=q.min_surface is not None,
+            max_surface=q.max_surface is not None,
+            max_rent=q.max_rent is not None,
+            trade=bool(q.trade),
+            features=tuple(sorted(set(q.features))),
+            statuses=bool(q.statuses),
+            site_kinds=bool(q.site_kinds),
+            use_class=q.use_class is not None,
+            site_id=bool(q.site_id),
+            landlord_id=bool(q.landlord_id),
+            sort=q.sort,
+        )
 
 
 @functools.lru_cache(maxsize=512)
-def _search_statement(shape: tuple[object, ...]) -> Select:  # type: ignore[type-arg]
+def _search_statement(shape: _Shape) -> Select[Unit, Site, int]:
     """The page of units with their sites and the total, in one query, with bound parameters.
 
     Built once per shape: constructing the statement and its cache key costs more than running
     it on SQLite, so the parameters are bound at execution instead of inlined per request.
     """
-    (arrs, min_s, max_s, max_rent, trade, features, statuses, kinds, use, site, landlord, sort) = (
-        shape
-    )
     total = func.count().over().label("total")
-    stmt = select(Unit, Site, total).join(Site, Site.id == Unit.site_id)  # type: ignore[arg-type]
-    if arrs:
-        stmt = stmt.where(Unit.arrondissement.in_(bindparam("arrs", expanding=True)))  # type: ignore[attr-defined]
-    if min_s:
-        stmt = stmt.where(Unit.surface_m2 >= bindparam("min_surface"))
-    if max_s:
-        stmt = stmt.where(Unit.surface_m2 <= bindparam("max_surface"))
-    if max_rent:
-        stmt = stmt.where(Unit.rent_eur_m2_year <= bindparam("max_rent"))
-    if trade:
-        stmt = stmt.where(
-            Unit.id.in_(select(UnitTrade.unit_id).where(UnitTrade.trade == bindparam("trade")))  # type: ignore[attr-defined]
+    stmt = select(Unit, Site, total).join(Site, col(Site.id) == col(Unit.site_id))
+    if shape.arrondissements:
+        stmt = stmt.where(col(Unit.arrondissement).in_(bindparam("arrs", expanding=True)))
+    if shape.min_surface:
+        stmt = stmt.where(col(Unit.surface_m2) >= bindparam("min_surface"))
+    if shape.max_surface:
+        stmt = stmt.where(col(Unit.surface_m2) <= bindparam("max_surface"))
+    if shape.max_rent:
+        stmt = stmt.where(col(Unit.rent_eur_m2_year) <= bindparam("max_rent"))
+    if shape.trade:
+        trade_units = select(col(UnitTrade.unit_id)).where(
+            col(UnitTrade.trade) == bindparam("trade")
         )
-    for feature in features:  # type: ignore[attr-defined]
-        stmt = stmt.where(getattr(Unit, str(feature)).is_(True))
-    if statuses:
-        stmt = stmt.where(Unit.status.in_(bindparam("statuses", expanding=True)))  # type: ignore[attr-defined]
-    if kinds:
-        stmt = stmt.where(Unit.site_kind.in_(bindparam("kinds", expanding=True)))  # type: ignore[attr-defined]
-    if use:
-        stmt = stmt.where(Unit.use_class == bindparam("use_class"))
-    if site:
-        stmt = stmt.where(Unit.site_id == bindparam("site_id"))
-    if landlord:
-        stmt = stmt.where(Unit.landlord_id == bindparam("landlord_id"))
+        stmt = stmt.where(col(Unit.id).in_(trade_units))
+    for feature in shape.features:
+        stmt = stmt.where(FEATURE_COLUMNS[feature].is_(True))
+    if shape.statuses:
+        stmt = stmt.where(col(Unit.status).in_(bindparam("statuses", expanding=True)))
+    if shape.site_kinds:
+        stmt = stmt.where(col(Unit.site_kind).in_(bindparam("kinds", expanding=True)))
+    if shape.use_class:
+        stmt = stmt.where(col(Unit.use_class) == bindparam("use_class"))
+    if shape.site_id:
+        stmt = stmt.where(col(Unit.site_id) == bindparam("site_id"))
+    if shape.landlord_id:
+        stmt = stmt.where(col(Unit.landlord_id) == bindparam("landlord_id"))
     # The id tie-breaker makes the order total, so pages never repeat or skip a unit.
     return (
-        stmt.order_by(*SORTS[str(sort)], Unit.id)
+        stmt.order_by(SORTS[shape.sort], col(Unit.id))
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
 
 
 @functools.lru_cache(maxsize=512)
-def _count_statement(shape: tuple[object, ...]) -> Select:  # type: ignore[type-arg]
-    page = _search_statement(shape)
+def _count_statement(shape: _Shape) -> Select[int]:
+    matching = _search_statement(shape).with_only_columns(col(Unit.id))
     return select(func.count()).select_from(
-        page.with_only_columns(Unit.id).limit(None).offset(None).order_by(None).subquery()  # type: ignore[arg-type]
+        matching.limit(None).offset(None).order_by(None).subquery()
     )
 
 
@@ -210,10 +239,10 @@ async def search_units(session: AsyncSession, q: UnitSearch) -> tuple[list[tuple
         "use_class": q.use_class.value if q.use_class else None,
         "site_id": q.site_id,
         "landlord_id": q.landlord_id,
-        "limit": q.limit,
-        "offset": q.offset,
+        "limit": q.page.limit,
+        "offset": q.page.offset,
     }
-    shape = _search_shape(q)
+    shape = _Shape.of(q)
     rows = (await session.execute(_search_statement(shape), params)).all()
     if rows:
         return [(unit, site) for unit, site, _ in rows], int(rows[0].total)
@@ -223,19 +252,20 @@ async def search_units(session: AsyncSession, q: UnitSearch) -> tuple[list[tuple
 
 
 async def count_units_by_status(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(Unit.status, func.count()).group_by(Unit.status))
-    return {status: count for status, count in rows.all()}
+    stmt = select(col(Unit.status), func.count()).group_by(col(Unit.status))
+    return {status: count for status, count in (await session.execute(stmt)).all()}
 
 
 async def vacant_production_m2_by_arrondissement(session: AsyncSession) -> dict[int, float]:
-    rows = await session.execute(
-        select(Unit.arrondissement, func.sum(Unit.surface_m2))
+    stmt = (
+        select(col(Unit.arrondissement), func.sum(col(Unit.surface_m2)))
         .where(
-            Unit.status == UnitStatus.AVAILABLE.value, Unit.use_class == UseClass.PRODUCTION.value
+            col(Unit.status) == UnitStatus.AVAILABLE.value,
+            col(Unit.use_class) == UseClass.PRODUCTION.value,
         )
-        .group_by(Unit.arrondissement)
+        .group_by(col(Unit.arrondissement))
     )
-    return {arr: float(total or 0) for arr, total in rows.all()}
+    return {arr: float(total or 0) for arr, total in (await session.execute(stmt)).all()}
 
 
 # Production-surface ledger ---------------------------------------------------------------
@@ -247,31 +277,33 @@ def add_ledger_entry(session: AsyncSession, entry: SurfaceLedgerEntry) -> None:
 
 async def production_totals_now(session: AsyncSession, by: str) -> list[tuple[str, float, int]]:
     """(key, production m², unit count) for current production units, by arrondissement or site."""
-    column = Unit.arrondissement if by == "arrondissement" else Unit.site_id
-    rows = await session.execute(
-        select(column, func.sum(Unit.surface_m2), func.count())
+    column = col(Unit.arrondissement) if by == "arrondissement" else col(Unit.site_id)
+    stmt = (
+        select(column, func.sum(col(Unit.surface_m2)), func.count())
         .where(
-            Unit.use_class == UseClass.PRODUCTION.value,
-            Unit.status != UnitStatus.WITHDRAWN.value,
+            col(Unit.use_class) == UseClass.PRODUCTION.value,
+            col(Unit.status) != UnitStatus.WITHDRAWN.value,
         )
         .group_by(column)
         .order_by(column)
     )
-    return [(str(key), float(total or 0), int(count)) for key, total, count in rows.all()]
+    rows = (await session.execute(stmt)).all()
+    return [(str(key), float(total or 0), int(count)) for key, total, count in rows]
 
 
 async def ledger_until(session: AsyncSession, at: datetime | None) -> Sequence[SurfaceLedgerEntry]:
+    """The ledger in the order it was written, up to `at` (everything when None)."""
     stmt = select(SurfaceLedgerEntry)
     if at is not None:
-        stmt = stmt.where(SurfaceLedgerEntry.recorded_at <= at)
-    stmt = stmt.order_by(SurfaceLedgerEntry.id)  # type: ignore[arg-type]
+        stmt = stmt.where(col(SurfaceLedgerEntry.recorded_at) <= at)
+    stmt = stmt.order_by(col(SurfaceLedgerEntry.id))
     return (await session.execute(stmt)).scalars().all()
 
 
 async def ledger_of_unit(session: AsyncSession, unit_id: str) -> Sequence[SurfaceLedgerEntry]:
     stmt = (
         select(SurfaceLedgerEntry)
-        .where(SurfaceLedgerEntry.unit_id == unit_id)
-        .order_by(SurfaceLedgerEntry.id)  # type: ignore[arg-type]
+        .where(col(SurfaceLedgerEntry.unit_id) == unit_id)
+        .order_by(col(SurfaceLedgerEntry.id))
     )
     return (await session.execute(stmt)).scalars().all()

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from fabkit.schemas import StrictInput
 from inventory.domain import (
@@ -17,6 +29,9 @@ from inventory.domain import (
     UseClass,
     postcode_matches_arrondissement,
 )
+
+if TYPE_CHECKING:
+    from inventory.models import Site, Unit
 
 TRADE_RE = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
 
@@ -40,10 +55,72 @@ Power = Annotated[float, Field(ge=0, le=2_000, description="kVA")]
 Rent = Annotated[float, Field(ge=0, le=1_500, description="€ per m² per year, excluding charges")]
 Charges = Annotated[float, Field(ge=0, le=300, description="€ per m² per year")]
 Floor = Annotated[int, Field(ge=-3, le=40)]
+Trades = Annotated[list[Trade], Field(max_length=30, json_schema_extra={"uniqueItems": True})]
+Postcode = Annotated[str, Field(pattern=r"^75(0(0[1-9]|1[0-9]|20)|116)$", examples=["75013"])]
+# What POST /v1/sites/{id}/units accepts, and so what its schema says (not every UnitStatus).
+InitialStatus = Annotated[
+    UnitStatus,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(s.value for s in INITIAL_STATUSES),
+            "title": "InitialUnitStatus",
+            "description": "A new unit starts as available (a vacancy opens) or unavailable.",
+        }
+    ),
+]
+
+_ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?$"
+)
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_datetime(value: Any) -> Any:
+    # Pydantic would read a bare number as seconds since 1970 (`at=0.5`): nobody means that.
+    if isinstance(value, str) and not _ISO_DATETIME.match(value):
+        raise ValueError("must be an ISO 8601 date-time such as 2026-12-31T23:59:59Z")
+    return value
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("must be an ISO 8601 date such as 2026-12-31")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
 class _In(StrictInput):
     pass
+
+
+def _documented(
+    example: dict[str, Any], *, not_null: tuple[str, ...] = ()
+) -> Callable[[dict[str, Any]], None]:
+    """A request body schema with a whole example; `not_null` fields lose their `null` default.
+
+    Patch fields that may be left out but not cleared are typed `X | SkipJsonSchema[None]`, so
+    the schema says what the API accepts; their Python default (None) is no JSON value to send.
+    """
+
+    def extra(schema: dict[str, Any]) -> None:
+        for name in not_null:
+            schema["properties"][name].pop("default", None)
+        schema["examples"] = [example]
+
+    return extra
+
+
+def _refuse_null(value: Any, info: ValidationInfo) -> Any:
+    if value is None:
+        hint = ", or send [] to allow no trade" if info.field_name == "allowed_trades" else ""
+        raise ValueError(
+            f"{info.field_name} cannot be null; leave it out to keep the current value{hint}"
+        )
+    return value
 
 
 def _unique_trades(trades: list[str] | None) -> list[str] | None:
@@ -64,6 +141,12 @@ def _check_available_from(value: date | None) -> date | None:
 
 
 class LandlordCreate(_In):
+    model_config = ConfigDict(
+        json_schema_extra=_documented(
+            {"name": "RIVP", "kind": "social_landlord", "contact_email": "ateliers@rivp.fr"}
+        )
+    )
+
     name: str = Field(min_length=2, max_length=200, examples=["RIVP"])
     kind: LandlordKind = LandlordKind.SOCIAL_LANDLORD
     contact_email: EmailStr | None = None
@@ -78,6 +161,8 @@ class LandlordOut(BaseModel):
 
 
 class TokenRequest(_In):
+    model_config = ConfigDict(json_schema_extra=_documented({"ttl_days": 90}))
+
     ttl_days: int = Field(default=90, ge=1, le=730)
 
 
@@ -96,7 +181,7 @@ class _SiteFields(_In):
     name: str = Field(min_length=2, max_length=200)
     kind: SiteKind
     address: str = Field(min_length=3, max_length=300)
-    postcode: str = Field(pattern=r"^75(0(0[1-9]|1[0-9]|20)|116)$", examples=["75013"])
+    postcode: Postcode
     arrondissement: int = Field(ge=1, le=20)
     latitude: float | None = Field(default=None, ge=48.80, le=48.91)
     longitude: float | None = Field(default=None, ge=2.22, le=2.47)
@@ -105,6 +190,22 @@ class _SiteFields(_In):
 
 
 class SiteCreate(_SiteFields):
+    model_config = ConfigDict(
+        json_schema_extra=_documented(
+            {
+                "name": "Hôtel industriel Berlier — aile B",
+                "kind": "hotel_industriel",
+                "address": "26 rue Bruneseau",
+                "postcode": "75013",
+                "arrondissement": 13,
+                "latitude": 48.8262,
+                "longitude": 2.3867,
+                "opens_for_visits": True,
+                "description": "Workshops of 120 to 320 m² with goods lifts, near the ring road.",
+            }
+        )
+    )
+
     landlord_id: str | None = Field(
         default=None, description="Required when an admin creates a site for a landlord."
     )
@@ -120,16 +221,30 @@ class SiteCreate(_SiteFields):
         return self
 
 
+_SITE_NOT_NULL = ("name", "kind", "address", "postcode", "arrondissement", "opens_for_visits")
+
+
 class SitePatch(_In):
-    name: str | None = Field(default=None, min_length=2, max_length=200)
-    kind: SiteKind | None = None
-    address: str | None = Field(default=None, min_length=3, max_length=300)
-    postcode: str | None = Field(default=None, pattern=r"^75(0(0[1-9]|1[0-9]|20)|116)$")
-    arrondissement: int | None = Field(default=None, ge=1, le=20)
+    """The fields to change; a field left out keeps its value."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_documented(
+            {"name": "Hôtel industriel Berlier", "opens_for_visits": True},
+            not_null=_SITE_NOT_NULL,
+        )
+    )
+
+    name: Annotated[str, Field(min_length=2, max_length=200)] | SkipJsonSchema[None] = None
+    kind: SiteKind | SkipJsonSchema[None] = None
+    address: Annotated[str, Field(min_length=3, max_length=300)] | SkipJsonSchema[None] = None
+    postcode: Postcode | SkipJsonSchema[None] = None
+    arrondissement: Annotated[int, Field(ge=1, le=20)] | SkipJsonSchema[None] = None
     latitude: float | None = Field(default=None, ge=48.80, le=48.91)
     longitude: float | None = Field(default=None, ge=2.22, le=2.47)
-    opens_for_visits: bool | None = None
+    opens_for_visits: bool | SkipJsonSchema[None] = None
     description: str | None = Field(default=None, max_length=2000)
+
+    _not_null = field_validator(*_SITE_NOT_NULL, mode="before")(_refuse_null)
 
 
 class SiteOut(BaseModel):
@@ -153,6 +268,29 @@ class SiteOut(BaseModel):
 
 
 class UnitCreate(_In):
+    model_config = ConfigDict(
+        json_schema_extra=_documented(
+            {
+                "reference": "B101",
+                "floor": 1,
+                "surface_m2": 210,
+                "ceiling_height_m": 4.2,
+                "floor_load_kg_m2": 800,
+                "power_kva": 36,
+                "goods_lift": True,
+                "loading_dock": False,
+                "extraction": True,
+                "step_free_access": True,
+                "allowed_trades": ["metalwork", "woodwork"],
+                "use_class": "production",
+                "rent_eur_m2_year": 120,
+                "charges_eur_m2_year": 25,
+                "status": "unavailable",
+                "available_from": "2027-01-15",
+            }
+        )
+    )
+
     reference: Reference
     floor: Floor = 0
     surface_m2: Surface
@@ -163,13 +301,11 @@ class UnitCreate(_In):
     loading_dock: bool = False
     extraction: bool = False
     step_free_access: bool = False
-    allowed_trades: list[Trade] = Field(default_factory=list, max_length=30)
+    allowed_trades: Trades = Field(default_factory=list)
     use_class: UseClass = UseClass.PRODUCTION
     rent_eur_m2_year: Rent
     charges_eur_m2_year: Charges = 0
-    status: UnitStatus = Field(
-        default=UnitStatus.UNAVAILABLE, description="available or unavailable at creation"
-    )
+    status: InitialStatus = UnitStatus.UNAVAILABLE
     available_from: date | None = None
 
     _trades = field_validator("allowed_trades")(_unique_trades)
@@ -183,22 +319,39 @@ class UnitCreate(_In):
         return value
 
 
+_UNIT_NOT_NULL = (
+    "reference", "floor", "surface_m2", "goods_lift", "loading_dock", "extraction",
+    "step_free_access", "allowed_trades", "use_class", "rent_eur_m2_year", "charges_eur_m2_year",
+    "status",
+)  # fmt: skip
+
+
 class UnitPatch(_In):
-    reference: Reference | None = None
-    floor: Floor | None = None
-    surface_m2: Surface | None = None
+    """The fields to change; a field left out keeps its value. Only the measurements a unit
+    may lack (ceiling, floor load, power, available_from) can be cleared with null."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_documented(
+            {"status": "available", "available_from": "2027-01-15", "rent_eur_m2_year": 115},
+            not_null=_UNIT_NOT_NULL,
+        )
+    )
+
+    reference: Reference | SkipJsonSchema[None] = None
+    floor: Floor | SkipJsonSchema[None] = None
+    surface_m2: Surface | SkipJsonSchema[None] = None
     ceiling_height_m: Ceiling | None = None
     floor_load_kg_m2: FloorLoad | None = None
     power_kva: Power | None = None
-    goods_lift: bool | None = None
-    loading_dock: bool | None = None
-    extraction: bool | None = None
-    step_free_access: bool | None = None
-    allowed_trades: list[Trade] | None = Field(default=None, max_length=30)
-    use_class: UseClass | None = None
-    rent_eur_m2_year: Rent | None = None
-    charges_eur_m2_year: Charges | None = None
-    status: UnitStatus | None = None
+    goods_lift: bool | SkipJsonSchema[None] = None
+    loading_dock: bool | SkipJsonSchema[None] = None
+    extraction: bool | SkipJsonSchema[None] = None
+    step_free_access: bool | SkipJsonSchema[None] = None
+    allowed_trades: Trades | SkipJsonSchema[None] = None
+    use_class: UseClass | SkipJsonSchema[None] = None
+    rent_eur_m2_year: Rent | SkipJsonSchema[None] = None
+    charges_eur_m2_year: Charges | SkipJsonSchema[None] = None
+    status: UnitStatus | SkipJsonSchema[None] = None
     available_from: date | None = None
     reason: str | None = Field(
         default=None,
@@ -206,6 +359,7 @@ class UnitPatch(_In):
         description="Required (by an admin) for changes that reduce production surface.",
     )
 
+    _not_null = field_validator(*_UNIT_NOT_NULL, mode="before")(_refuse_null)
     _trades = field_validator("allowed_trades")(_unique_trades)
     _from = field_validator("available_from")(_check_available_from)
 
@@ -246,15 +400,35 @@ class UnitOut(BaseModel):
     updated_at: datetime
     site: SiteSummary
 
-
-T = TypeVar("T")
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    total: int
-    limit: int
-    offset: int
+    @classmethod
+    def of(cls, unit: Unit, site: Site) -> UnitOut:
+        """The unit as the API shows it, with a summary of its site."""
+        return cls(
+            id=unit.id,
+            site_id=unit.site_id,
+            landlord_id=unit.landlord_id,
+            reference=unit.reference,
+            floor=unit.floor,
+            surface_m2=unit.surface_m2,
+            ceiling_height_m=unit.ceiling_height_m,
+            floor_load_kg_m2=unit.floor_load_kg_m2,
+            power_kva=unit.power_kva,
+            goods_lift=unit.goods_lift,
+            loading_dock=unit.loading_dock,
+            extraction=unit.extraction,
+            step_free_access=unit.step_free_access,
+            allowed_trades=list(unit.allowed_trades),
+            use_class=UseClass(unit.use_class),
+            rent_eur_m2_year=unit.rent_eur_m2_year,
+            charges_eur_m2_year=unit.charges_eur_m2_year,
+            status=UnitStatus(unit.status),
+            available_from=unit.available_from,
+            vacancy_id=unit.current_vacancy_id,
+            version=unit.version,
+            created_at=unit.created_at,
+            updated_at=unit.updated_at,
+            site=SiteSummary.model_validate(site, from_attributes=True),
+        )
 
 
 # Production surface ------------------------------------------------------------------

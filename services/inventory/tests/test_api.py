@@ -6,22 +6,12 @@ import asyncio
 import json
 from typing import Any
 
-import httpx
+import pytest
 
 from fabkit.auth import Role
+from fabkit.testing import assert_problem
 
 from .conftest import Api, headers_of, read_events
-
-
-def assert_problem(r: httpx.Response, status: int, *fragments: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["status"] == status and body["title"]
-    text = json.dumps(body, ensure_ascii=False).replace('\\"', '"')
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text}"
-    return body  # type: ignore[no-any-return]
 
 
 async def unit_count(api: Api) -> int:
@@ -167,6 +157,117 @@ async def test_bad_site_input_gets_a_clear_422(api: Api) -> None:
         assert_problem(r, 422, fragment)
     r = await api.client.get("/v1/sites", params={"limit": 100})
     assert all(s["name"] != "Métropole 19" for s in r.json()["items"])
+
+
+NOT_NULL_UNIT_FIELDS = [
+    "allowed_trades", "reference", "floor", "surface_m2", "goods_lift", "loading_dock",
+    "extraction", "step_free_access", "use_class", "rent_eur_m2_year", "charges_eur_m2_year",
+    "status",
+]  # fmt: skip
+
+
+async def test_patching_a_unit_field_to_null_is_a_clear_422(api: Api) -> None:
+    # `"allowed_trades": null` used to reach replace_trades and fail there (500); every field a
+    # unit cannot lack is refused the same way, and nothing is written.
+    _, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    unit = await api.new_unit(site["id"], owner)
+    path = f"/v1/units/{unit['id']}"
+    r = await api.client.patch(path, json={"allowed_trades": None}, headers=owner)
+    body = assert_problem(r, 422, "allowed_trades cannot be null", "send [] to allow no trade")
+    assert body["errors"][0]["field"] == "body.allowed_trades"
+    for name in NOT_NULL_UNIT_FIELDS:
+        r = await api.client.patch(path, json={name: None}, headers=owner)
+        assert_problem(r, 422, f"{name} cannot be null", "leave it out")
+    after = (await api.client.get(path)).json()
+    assert after["version"] == 1 and after["allowed_trades"] == ["ceramics", "woodwork"]
+    # the measurements a unit may lack can still be cleared, and [] clears the trades
+    r = await api.client.patch(
+        path, json={"ceiling_height_m": None, "allowed_trades": []}, headers=owner
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["ceiling_height_m"] is None and r.json()["allowed_trades"] == []
+    r = await api.client.get("/v1/units", params={"trade": "woodwork", "site_id": site["id"]})
+    assert r.json()["total"] == 0
+
+
+async def test_patching_a_site_field_to_null_is_a_clear_422(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    for name in ("name", "kind", "address", "postcode", "arrondissement", "opens_for_visits"):
+        r = await api.client.patch(f"/v1/sites/{site['id']}", json={name: None}, headers=owner)
+        assert_problem(r, 422, f"{name} cannot be null")
+    assert (await api.client.get(f"/v1/sites/{site['id']}")).json()["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/production-surface", {"at": "0.5"}),
+        ("/v1/production-surface", {"at": "1767225599"}),
+        ("/v1/production-surface", {"at": "2026-12-31"}),
+        ("/v1/production-surface/history", {"until": "0"}),
+        ("/v1/production-surface/history", {"since": "20261231"}),
+    ],
+)
+async def test_surface_reports_want_iso_8601_dates(
+    api: Api, path: str, params: dict[str, str]
+) -> None:
+    # Pydantic reads bare numbers as seconds since 1970: `at=0.5` was the ledger of 1970.
+    r = await api.client.get(path, params=params)
+    assert_problem(r, 422, next(iter(params)), "ISO 8601")
+
+
+async def test_surface_reports_take_iso_8601_dates(api: Api) -> None:
+    r = await api.client.get("/v1/production-surface", params={"at": "2026-12-31T23:59:59Z"})
+    assert r.status_code == 200, r.text
+    assert r.json()["at"] == "2026-12-31T23:59:59Z"
+    r = await api.client.get("/v1/production-surface", params={"at": "2026-12-31T23:59:59"})
+    assert r.json()["at"] == "2026-12-31T23:59:59Z"  # no offset: read as UTC
+    r = await api.client.get(
+        "/v1/production-surface/history", params={"since": "2026-01-01", "until": "2026-12-31"}
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_the_create_schema_offers_only_the_statuses_a_new_unit_may_take(api: Api) -> None:
+    spec = (await api.client.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    assert schemas["UnitCreate"]["properties"]["status"]["enum"] == ["available", "unavailable"]
+    # a patch may name any status; the life cycle decides (409) whether the move is allowed
+    assert set(schemas["UnitStatus"]["enum"]) == {
+        "available", "reserved", "leased", "unavailable", "withdrawn"
+    }  # fmt: skip
+    _, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    for status in ("reserved", "leased", "withdrawn"):
+        r = await api.client.post(
+            f"/v1/sites/{site['id']}/units",
+            json={"reference": "S1", "surface_m2": 50, "rent_eur_m2_year": 90, "status": status},
+            headers=owner,
+        )
+        assert_problem(r, 422, "starts as 'available' or 'unavailable'")
+
+
+async def test_method_not_allowed_lists_every_method_of_the_path(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    unit = await api.new_unit(site["id"], owner)
+    cases = [
+        ("DELETE", f"/v1/units/{unit['id']}", "GET, PATCH"),
+        ("PUT", f"/v1/sites/{site['id']}", "GET, PATCH"),
+        ("DELETE", "/v1/sites", "GET, POST"),
+        ("POST", f"/v1/units/{unit['id']}/surface-ledger", "GET"),
+    ]
+    for method, path, allowed in cases:
+        r = await api.client.request(method, path, headers=owner)
+        assert_problem(r, 405, f"{method} is not allowed on {path}", allowed)
+        assert r.headers["allow"] == allowed
+    spec = (await api.client.get("/openapi.json")).json()
+    for _, path, allowed in cases:
+        template = path.replace(unit["id"], "{unit_id}").replace(site["id"], "{site_id}")
+        documented = [m.upper() for m in spec["paths"][template]]
+        assert sorted(documented) == sorted(allowed.split(", ")), template
 
 
 async def test_duplicate_reference_conflicts(api: Api) -> None:

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fabkit.auth import Role, require_roles
 from fabkit.http import IdempotencyKey, IfMatch, respond
 from fabkit.idempotency import idempotency_of as idempotency
 from inventory.settings import InventorySettings
@@ -24,13 +25,18 @@ def get_settings(request: Request) -> InventorySettings:
 
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 SettingsDep = Annotated[InventorySettings, Depends(get_settings)]
+# Landlords write their own sites and units; an admin may write anyone's.
+Writer = require_roles(Role.LANDLORD, Role.ADMIN)
+AdminOnly = require_roles(Role.ADMIN)
 
 
 __all__ = [
+    "AdminOnly",
     "IdempotencyKey",
     "IfMatch",
     "SessionsDep",
     "SettingsDep",
+    "Writer",
     "get_sessions",
     "get_settings",
     "idempotency",

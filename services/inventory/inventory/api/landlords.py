@@ -1,4 +1,4 @@
-"""Landlord endpoints (admin only)."""
+"""Landlord endpoints (admin only, but for a landlord reading its own record)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from fabkit.auth import Principal, Role, require_roles
-from fabkit.errors import ProblemError
-from inventory import repository as repo
-from inventory import service
-from inventory.api.deps import IdempotencyKey, SessionsDep, idempotency, respond
+from fabkit.openapi import LOCATION_HEADER, REPLAYED_HEADER
+from inventory.api.deps import AdminOnly, IdempotencyKey, SessionsDep, idempotency, respond
 from inventory.schemas import LandlordCreate, LandlordOut, TokenOut, TokenRequest
+from inventory.service import landlords
 
 router = APIRouter(prefix="/v1/landlords", tags=["landlords"])
 
-AdminOnly = require_roles(Role.ADMIN)
 
-
-@router.post("", status_code=201, response_model=LandlordOut, summary="Register a landlord")
+@router.post(
+    "",
+    status_code=201,
+    response_model=LandlordOut,
+    summary="Register a landlord",
+    responses={201: {"headers": {**LOCATION_HEADER, **REPLAYED_HEADER}}},
+)
 async def create_landlord(
     payload: LandlordCreate,
     request: Request,
@@ -26,15 +29,14 @@ async def create_landlord(
     principal: Principal = AdminOnly,
 ) -> JSONResponse:
     idem = idempotency(principal, idempotency_key, request, payload.model_dump(mode="json"))
-    return respond(await service.create_landlord(sessions, payload, idem))
+    return respond(await landlords.create_landlord(sessions, payload, idem))
 
 
 @router.get("", response_model=list[LandlordOut], summary="List landlords (admin)")
 async def list_landlords(
     sessions: SessionsDep, principal: Principal = AdminOnly
 ) -> list[LandlordOut]:
-    async with sessions() as session:
-        return [service.landlord_out(x) for x in await repo.list_landlords(session)]
+    return await landlords.list_landlords(sessions)
 
 
 @router.get("/{landlord_id}", response_model=LandlordOut, summary="One landlord (admin or itself)")
@@ -43,13 +45,7 @@ async def get_landlord(
     sessions: SessionsDep,
     principal: Principal = require_roles(Role.ADMIN, Role.LANDLORD),
 ) -> LandlordOut:
-    if not principal.is_admin and principal.subject != landlord_id:
-        raise ProblemError(403, "A landlord can only read its own record.")
-    async with sessions() as session:
-        landlord = await repo.get_landlord(session, landlord_id)
-    if landlord is None:
-        raise ProblemError(404, f"No landlord with id {landlord_id}.")
-    return service.landlord_out(landlord)
+    return await landlords.get_landlord(sessions, principal, landlord_id)
 
 
 @router.post(
@@ -58,7 +54,7 @@ async def get_landlord(
     response_model=TokenOut,
     summary="Issue an API token for a landlord",
 )
-async def issue_token(
+async def issue_landlord_token(
     landlord_id: str,
     request: Request,
     sessions: SessionsDep,
@@ -66,4 +62,6 @@ async def issue_token(
     principal: Principal = AdminOnly,
 ) -> TokenOut:
     ttl = (payload or TokenRequest()).ttl_days
-    return await service.issue_landlord_token(sessions, request.app.state.tokens, landlord_id, ttl)
+    return await landlords.issue_landlord_token(
+        sessions, request.app.state.tokens, landlord_id, ttl
+    )

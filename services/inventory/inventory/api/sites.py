@@ -7,75 +7,76 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from fabkit.auth import Principal, Role, require_roles
-from inventory import repository as repo
-from inventory import service
-from inventory.api.deps import (
-    IdempotencyKey,
-    IfMatch,
-    SessionsDep,
-    SettingsDep,
-    idempotency,
-    respond,
-)
+from fabkit.auth import Principal
+from fabkit.http import etag_of
+from fabkit.openapi import CREATED_HEADERS, ETAG_HEADER
+from fabkit.pagination import Page, PageDep
+from inventory.api.deps import IdempotencyKey, IfMatch, SessionsDep, Writer, idempotency, respond
 from inventory.domain import SiteKind
-from inventory.schemas import Page, SiteCreate, SiteOut, SitePatch
+from inventory.schemas import SiteCreate, SiteOut, SitePatch
+from inventory.service import sites
 
 router = APIRouter(prefix="/v1/sites", tags=["sites"])
 
-Writer = require_roles(Role.LANDLORD, Role.ADMIN)
 
-
-@router.post("", status_code=201, response_model=SiteOut, summary="Register a site")
+@router.post(
+    "",
+    status_code=201,
+    response_model=SiteOut,
+    summary="Register a site",
+    responses={201: {"headers": CREATED_HEADERS}},
+)
 async def create_site(
     payload: SiteCreate,
     request: Request,
     sessions: SessionsDep,
-    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
     principal: Principal = Writer,
 ) -> JSONResponse:
     idem = idempotency(principal, idempotency_key, request, payload.model_dump(mode="json"))
-    return respond(await service.create_site(sessions, settings, principal, payload, idem))
+    return respond(await sites.create_site(sessions, principal, payload, idem))
 
 
 @router.get("", response_model=Page[SiteOut], summary="List sites")
 async def list_sites(
     sessions: SessionsDep,
+    page: PageDep,
     landlord_id: str | None = None,
     arrondissement: Annotated[int | None, Query(ge=1, le=20)] = None,
     kind: SiteKind | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Page[SiteOut]:
-    async with sessions() as session:
-        sites, total = await repo.list_sites(
-            session,
-            landlord_id=landlord_id,
-            arrondissement=arrondissement,
-            kind=kind.value if kind else None,
-            limit=limit,
-            offset=offset,
-        )
-    return Page(items=[service.site_out(s) for s in sites], total=total, limit=limit, offset=offset)
+    return await sites.list_sites(
+        sessions,
+        landlord_id=landlord_id,
+        arrondissement=arrondissement,
+        kind=kind.value if kind else None,
+        page=page,
+    )
 
 
-@router.get("/{site_id}", response_model=SiteOut, summary="One site")
+@router.get(
+    "/{site_id}",
+    response_model=SiteOut,
+    summary="One site",
+    responses={200: {"headers": ETAG_HEADER}},
+)
 async def get_site(site_id: str, sessions: SessionsDep, response: Response) -> SiteOut:
-    site = await service.get_site(sessions, site_id)
-    response.headers["ETag"] = service.etag_of(site.version)
-    return service.site_out(site)
+    site = await sites.get_site(sessions, site_id)
+    response.headers["ETag"] = etag_of(site.version)
+    return site
 
 
-@router.patch("/{site_id}", response_model=SiteOut, summary="Update a site")
+@router.patch(
+    "/{site_id}",
+    response_model=SiteOut,
+    summary="Update a site",
+    responses={200: {"headers": ETAG_HEADER}},
+)
 async def update_site(
     site_id: str,
     payload: SitePatch,
     sessions: SessionsDep,
-    settings: SettingsDep,
     if_match: IfMatch = None,
     principal: Principal = Writer,
 ) -> JSONResponse:
-    return respond(
-        await service.update_site(sessions, settings, principal, site_id, payload, if_match)
-    )
+    return respond(await sites.update_site(sessions, principal, site_id, payload, if_match))

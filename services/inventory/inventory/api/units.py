@@ -8,46 +8,53 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from fabkit.auth import Principal, Role, require_roles
-from inventory import service
+from fabkit.auth import Principal
+from fabkit.http import etag_of
+from fabkit.openapi import CREATED_HEADERS, ETAG_HEADER
+from fabkit.pagination import Page, PageDep
 from inventory.api.deps import (
     IdempotencyKey,
     IfMatch,
     SessionsDep,
     SettingsDep,
+    Writer,
     idempotency,
     respond,
 )
 from inventory.domain import Feature, SiteKind, UnitStatus, UseClass
 from inventory.repository import UnitSearch
-from inventory.schemas import TRADE_RE, LedgerEntryOut, Page, UnitCreate, UnitOut, UnitPatch
+from inventory.schemas import TRADE_RE, LedgerEntryOut, UnitCreate, UnitOut, UnitPatch
+from inventory.service import surface, units
 
 router = APIRouter(tags=["units"])
 
-Writer = require_roles(Role.LANDLORD, Role.ADMIN)
 Arrondissement = Annotated[int, Field(ge=1, le=20)]
 Sort = Literal["rent", "-rent", "surface", "-surface", "available_from", "updated"]
 
 
 @router.post(
-    "/v1/sites/{site_id}/units", status_code=201, response_model=UnitOut, summary="Add a unit"
+    "/v1/sites/{site_id}/units",
+    status_code=201,
+    response_model=UnitOut,
+    summary="Add a unit",
+    responses={201: {"headers": CREATED_HEADERS}},
 )
 async def create_unit(
     site_id: str,
     payload: UnitCreate,
     request: Request,
     sessions: SessionsDep,
-    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
     principal: Principal = Writer,
 ) -> JSONResponse:
     idem = idempotency(principal, idempotency_key, request, payload.model_dump(mode="json"))
-    return respond(await service.create_unit(sessions, settings, principal, site_id, payload, idem))
+    return respond(await units.create_unit(sessions, principal, site_id, payload, idem))
 
 
 @router.get("/v1/units", response_model=Page[UnitOut], summary="Search units")
 async def search_units(
     sessions: SessionsDep,
+    page: PageDep,
     arrondissement: Annotated[list[Arrondissement] | None, Query()] = None,
     min_surface: Annotated[float | None, Query(ge=0, le=100_000)] = None,
     max_surface: Annotated[float | None, Query(ge=0, le=100_000)] = None,
@@ -60,8 +67,6 @@ async def search_units(
     site_id: str | None = None,
     landlord_id: str | None = None,
     sort: Sort = "rent",
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
     query = UnitSearch(
         arrondissements=arrondissement or (),
@@ -76,27 +81,31 @@ async def search_units(
         site_id=site_id,
         landlord_id=landlord_id,
         sort=sort,
-        limit=limit,
-        offset=offset,
+        page=page,
     )
-    items, total = await service.search_units(sessions, query)
-    page = Page[UnitOut](items=items, total=total, limit=limit, offset=offset)
+    found = await units.search_units(sessions, query)
     # Built from validated models: serialised once here instead of dumped, validated again
     # against response_model and serialised by FastAPI (a third of a search's CPU).
-    return Response(page.model_dump_json(), media_type="application/json")
+    return Response(found.model_dump_json(), media_type="application/json")
 
 
-@router.get("/v1/units/{unit_id}", response_model=UnitOut, summary="One unit")
+@router.get(
+    "/v1/units/{unit_id}",
+    response_model=UnitOut,
+    summary="One unit",
+    responses={200: {"headers": ETAG_HEADER}},
+)
 async def get_unit(unit_id: str, sessions: SessionsDep, response: Response) -> UnitOut:
-    unit, site = await service.get_unit(sessions, unit_id)
-    response.headers["ETag"] = service.etag_of(unit.version)
-    return service.unit_out(unit, site)
+    unit = await units.get_unit(sessions, unit_id)
+    response.headers["ETag"] = etag_of(unit.version)
+    return unit
 
 
 @router.patch(
     "/v1/units/{unit_id}",
     response_model=UnitOut,
     summary="Update a unit (status, attributes); opening a vacancy is status=available",
+    responses={200: {"headers": ETAG_HEADER}},
 )
 async def update_unit(
     unit_id: str,
@@ -107,7 +116,7 @@ async def update_unit(
     principal: Principal = Writer,
 ) -> JSONResponse:
     return respond(
-        await service.update_unit(sessions, settings, principal, unit_id, payload, if_match)
+        await units.update_unit(sessions, settings, principal, unit_id, payload, if_match)
     )
 
 
@@ -116,5 +125,5 @@ async def update_unit(
     response_model=list[LedgerEntryOut],
     summary="Production-surface ledger of one unit",
 )
-async def unit_ledger(unit_id: str, sessions: SessionsDep) -> list[LedgerEntryOut]:
-    return await service.unit_ledger(sessions, unit_id)
+async def get_unit_ledger(unit_id: str, sessions: SessionsDep) -> list[LedgerEntryOut]:
+    return await surface.unit_ledger(sessions, unit_id)

@@ -1,5 +1,5 @@
-"""Tolerant views of leasing's lease events and what inventory does with them: a signed lease
-makes the unit leased, an ended lease makes it available again."""
+"""What inventory does with the events it consumes, and the consumer that binds them to topics:
+a signed lease makes the unit leased, an ended lease makes it available again."""
 
 from __future__ import annotations
 
@@ -7,10 +7,20 @@ import logging
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from fabkit.consumer import Handler
-from fabkit.events import CloudEvent, ConsumedPayload
+from fabkit.consumer import Handler, TopicHandlers
+from fabkit.events import CloudEvent
 from fabkit.metrics import counter
-from inventory import service
+from fabkit.runtime import ConsumerSpec
+from inventory.events.consumed import (
+    ENDED,
+    IGNORED_LEASE_TYPES,
+    LEASE_TOPIC,
+    SIGNED,
+    LeaseChanged,
+    LeaseView,
+)
+from inventory.events.published import DLQ_TOPIC
+from inventory.service import leases
 from inventory.settings import InventorySettings
 
 log = logging.getLogger(__name__)
@@ -22,32 +32,35 @@ UNMATCHED = counter(
 )
 
 
-class LeaseView(ConsumedPayload):
-    lease_id: str
-    unit_id: str
-
-
-class LeaseChanged(ConsumedPayload):
-    """leasing.lease.signed.v1 and leasing.lease.ended.v1: only the lease's ids matter here."""
-
-    lease: LeaseView
-
-
 def lease_handlers(settings: InventorySettings) -> dict[str, Handler]:
+    """Handlers of leasing's lease events, by event type."""
+
     async def on_signed(session: AsyncSession, event: CloudEvent) -> None:
         lease = LeaseChanged.model_validate(event.data).lease
-        outcome = await service.apply_lease_signed(session, settings, lease.unit_id, lease.lease_id)
+        outcome = await leases.apply_lease_signed(session, settings, lease.unit_id, lease.lease_id)
         _report(outcome, event, lease)
 
     async def on_ended(session: AsyncSession, event: CloudEvent) -> None:
         lease = LeaseChanged.model_validate(event.data).lease
-        outcome = await service.apply_lease_ended(session, settings, lease.unit_id, lease.lease_id)
+        outcome = await leases.apply_lease_ended(session, settings, lease.unit_id, lease.lease_id)
         _report(outcome, event, lease)
 
-    return {
-        "leasing.lease.signed.v1": on_signed,
-        "leasing.lease.ended.v1": on_ended,
-    }
+    return {SIGNED: on_signed, ENDED: on_ended}
+
+
+def consumer_specs(settings: InventorySettings) -> list[ConsumerSpec]:
+    """Inventory's one consumer group: lease events, poison to inventory's dead-letter topic."""
+    return [
+        ConsumerSpec(
+            group_id=settings.consumer_group,
+            topics={
+                LEASE_TOPIC: TopicHandlers(
+                    handlers=lease_handlers(settings), ignored=IGNORED_LEASE_TYPES
+                )
+            },
+            dlq_topic=DLQ_TOPIC,
+        )
+    ]
 
 
 def _report(outcome: str, event: CloudEvent, lease: LeaseView) -> None:

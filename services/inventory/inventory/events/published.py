@@ -1,10 +1,16 @@
-"""Events inventory publishes: frozen, past-tense, versioned payloads (the producer's contract)."""
+"""Events inventory publishes: frozen, past-tense, versioned payloads (the producer's contract),
+the topic each goes on, and `emit`, which stages them in the caller's transaction."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from fabkit.events import EventPayload
+from fabkit.outbox import Emitter
+
+if TYPE_CHECKING:
+    from inventory.models import Landlord, Site, SurfaceLedgerEntry, Unit
 
 UNIT_TOPIC = "inventory.unit.events"
 SITE_TOPIC = "inventory.site.events"
@@ -24,6 +30,23 @@ class SiteSnapshot(EventPayload):
     longitude: float | None
     opens_for_visits: bool
     version: int
+
+    @classmethod
+    def of(cls, site: Site) -> SiteSnapshot:
+        """The site as subscribers see it."""
+        return cls(
+            site_id=site.id,
+            landlord_id=site.landlord_id,
+            name=site.name,
+            kind=site.kind,
+            address=site.address,
+            postcode=site.postcode,
+            arrondissement=site.arrondissement,
+            latitude=site.latitude,
+            longitude=site.longitude,
+            opens_for_visits=site.opens_for_visits,
+            version=site.version,
+        )
 
 
 class UnitSnapshot(EventPayload):
@@ -58,6 +81,41 @@ class UnitSnapshot(EventPayload):
     longitude: float | None
     opens_for_visits: bool
     version: int
+
+    @classmethod
+    def of(cls, unit: Unit, site: Site, landlord: Landlord) -> UnitSnapshot:
+        """The unit with its site's address and its landlord's name, as subscribers see it."""
+        return cls(
+            unit_id=unit.id,
+            site_id=unit.site_id,
+            landlord_id=unit.landlord_id,
+            landlord_name=landlord.name,
+            reference=unit.reference,
+            floor=unit.floor,
+            surface_m2=unit.surface_m2,
+            ceiling_height_m=unit.ceiling_height_m,
+            floor_load_kg_m2=unit.floor_load_kg_m2,
+            power_kva=unit.power_kva,
+            goods_lift=unit.goods_lift,
+            loading_dock=unit.loading_dock,
+            extraction=unit.extraction,
+            step_free_access=unit.step_free_access,
+            allowed_trades=list(unit.allowed_trades),
+            use_class=unit.use_class,
+            rent_eur_m2_year=unit.rent_eur_m2_year,
+            charges_eur_m2_year=unit.charges_eur_m2_year,
+            status=unit.status,
+            available_from=unit.available_from,
+            site_name=site.name,
+            site_kind=site.kind,
+            address=site.address,
+            postcode=site.postcode,
+            arrondissement=site.arrondissement,
+            latitude=site.latitude,
+            longitude=site.longitude,
+            opens_for_visits=site.opens_for_visits,
+            version=unit.version,
+        )
 
 
 class UnitRegistered(EventPayload):
@@ -119,6 +177,22 @@ class ProductionSurfaceChanged(EventPayload):
     reason: str | None
     recorded_at: datetime
 
+    @classmethod
+    def of(cls, entry: SurfaceLedgerEntry) -> ProductionSurfaceChanged:
+        """The ledger entry as published; the entry must have been flushed (it needs its id)."""
+        assert entry.id is not None, "flush the ledger entry before publishing it"
+        return cls(
+            ledger_id=entry.id,
+            unit_id=entry.unit_id,
+            site_id=entry.site_id,
+            arrondissement=entry.arrondissement,
+            change=entry.change,
+            delta_m2=entry.delta_m2,
+            production_m2_after=entry.production_m2_after,
+            reason=entry.reason,
+            recorded_at=entry.recorded_at,
+        )
+
 
 UNIT_EVENT_TYPES = frozenset(
     cls.event_type
@@ -134,3 +208,13 @@ ALL_PAYLOADS: tuple[type[EventPayload], ...] = (
     SiteUpdated,
     ProductionSurfaceChanged,
 )
+TOPIC_OF: dict[str, str] = {
+    **{event_type: UNIT_TOPIC for event_type in UNIT_EVENT_TYPES},
+    SiteRegistered.event_type: SITE_TOPIC,
+    SiteUpdated.event_type: SITE_TOPIC,
+    ProductionSurfaceChanged.event_type: SURFACE_TOPIC,
+}
+
+# The source is the default of InventorySettings.event_source until create_app (or the CLI)
+# binds the configured one.
+emit = Emitter("/fabrique/inventory", TOPIC_OF)

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from fabkit.auth import Principal, Role
 from inventory import repository as repo
-from inventory import service
 from inventory.domain import LandlordKind, SiteKind, UnitStatus, UseClass
 from inventory.schemas import LandlordCreate, SiteCreate, UnitCreate
-from inventory.settings import InventorySettings
+from inventory.service.common import Sessions
+from inventory.service.landlords import create_landlord
+from inventory.service.sites import create_site
+from inventory.service.units import create_unit
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ def _units_for(kind: SiteKind, rng: random.Random) -> list[dict[str, object]]:
     return units
 
 
-async def seed(settings: InventorySettings, sessions: service.Sessions) -> SeedResult:
+async def seed(sessions: Sessions) -> SeedResult:
     """Load the demo data once; a second run finds the landlords there and adds nothing."""
     rng = random.Random(75)
     landlord_ids: dict[str, str] = {}
@@ -117,7 +119,7 @@ async def seed(settings: InventorySettings, sessions: service.Sessions) -> SeedR
         log.info("demo data already present; nothing seeded")
         return SeedResult(0, 0, 0, 0)
     for name, landlord_kind in (*OPERATORS.values(), PARIS_HABITAT, ELOGIE):
-        written = await service.create_landlord(
+        written = await create_landlord(
             sessions, LandlordCreate(name=name, kind=landlord_kind), None
         )
         landlord_ids[name] = written.body["id"]
@@ -143,13 +145,11 @@ async def seed(settings: InventorySettings, sessions: service.Sessions) -> SeedR
             )[:2000],
             landlord_id=landlord_ids[landlord_name],
         )
-        site_written = await service.create_site(sessions, settings, ADMIN, site, None)
+        site_written = await create_site(sessions, ADMIN, site, None)
         created["sites"] += 1
         for unit in _units_for(kind, rng):
             data = UnitCreate.model_validate(unit)
-            await service.create_unit(
-                sessions, settings, ADMIN, site_written.body["id"], data, None
-            )
+            await create_unit(sessions, ADMIN, site_written.body["id"], data, None)
             created["units"] += 1
             created["vacancies"] += data.status == UnitStatus.AVAILABLE
     return SeedResult(**created)

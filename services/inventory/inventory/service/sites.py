@@ -1,0 +1,152 @@
+"""Sites: registered and corrected by their landlord (or an admin); read by anyone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from fabkit.auth import Principal
+from fabkit.errors import ProblemError
+from fabkit.http import check_if_match, etag_of
+from fabkit.idempotency import Idempotency, Written, run_idempotent
+from fabkit.pagination import Page, PageParams
+from inventory import repository as repo
+from inventory.domain import (
+    UnitStatus,
+    UseClass,
+    postcode_matches_arrondissement,
+    production_surface,
+)
+from inventory.events.published import (
+    SiteRegistered,
+    SiteSnapshot,
+    SiteUpdated,
+    UnitSnapshot,
+    UnitUpdated,
+    emit,
+)
+from inventory.models import Site
+from inventory.schemas import SiteCreate, SiteOut, SitePatch
+from inventory.service.common import Sessions, check_owner, new_id, stored
+from inventory.service.surface import publish_ledger, record_surface
+
+
+def _out(site: Site) -> SiteOut:
+    return SiteOut.model_validate(site, from_attributes=True)
+
+
+async def create_site(
+    sessions: Sessions, principal: Principal, data: SiteCreate, idem: Idempotency | None
+) -> Written:
+    """Register a site for the calling landlord (an admin names the landlord)."""
+    if principal.is_admin:
+        if not data.landlord_id:
+            raise ProblemError(422, "An admin creating a site must give landlord_id.")
+        landlord_id = data.landlord_id
+    else:
+        if data.landlord_id and data.landlord_id != principal.subject:
+            raise ProblemError(403, "A landlord can only create sites of its own.")
+        landlord_id = principal.subject
+
+    async def create(session: AsyncSession) -> Written:
+        if await repo.get_landlord(session, landlord_id) is None:
+            raise ProblemError(422, f"No landlord with id {landlord_id}.")
+        fields = data.model_dump(exclude={"landlord_id", "kind"})
+        site = Site(id=new_id(), landlord_id=landlord_id, kind=data.kind.value, **fields)
+        session.add(site)
+        await session.flush()
+        emit(session, site.id, SiteRegistered(site=SiteSnapshot.of(site)))
+        return Written(
+            201,
+            _out(site).model_dump(mode="json"),
+            etag=etag_of(site.version),
+            location=f"/v1/sites/{site.id}",
+        )
+
+    return await run_idempotent(sessions, idem, create)
+
+
+async def get_site(sessions: Sessions, site_id: str) -> SiteOut:
+    """One site, or 404."""
+    async with sessions() as session:
+        site = await repo.get_site(session, site_id)
+    if site is None:
+        raise ProblemError(404, f"No site with id {site_id}.")
+    return _out(site)
+
+
+async def list_sites(
+    sessions: Sessions,
+    *,
+    landlord_id: str | None,
+    arrondissement: int | None,
+    kind: str | None,
+    page: PageParams,
+) -> Page[SiteOut]:
+    """One page of sites by name, filtered."""
+    async with sessions() as session:
+        sites, total = await repo.list_sites(
+            session, landlord_id=landlord_id, arrondissement=arrondissement, kind=kind, page=page
+        )
+    return Page[SiteOut].of(sites, total, page, _out)
+
+
+async def update_site(
+    sessions: Sessions,
+    principal: Principal,
+    site_id: str,
+    patch: SitePatch,
+    if_match: str | None,
+) -> Written:
+    """Correct a site; its units follow a new arrondissement or kind (and their surface moves)."""
+    changes = patch.model_dump(exclude_unset=True)
+    async with sessions() as session, session.begin():
+        site = await repo.get_site(session, site_id, for_update=True)
+        if site is None:
+            raise ProblemError(404, f"No site with id {site_id}.")
+        check_owner(principal, site.landlord_id, "site")
+        check_if_match(if_match, site.version)
+        changed = [k for k, v in changes.items() if getattr(site, k) != stored(v)]
+        if not changed:
+            return Written(200, _out(site).model_dump(mode="json"), etag=etag_of(site.version))
+        for key in changed:
+            setattr(site, key, stored(changes[key]))
+        if not postcode_matches_arrondissement(site.postcode, site.arrondissement):
+            raise ProblemError(
+                422, f"postcode {site.postcode} is not in arrondissement {site.arrondissement}."
+            )
+        if (site.latitude is None) != (site.longitude is None):
+            raise ProblemError(422, "Give both latitude and longitude, or neither.")
+        site.version += 1
+        site.updated_at = datetime.now(UTC)
+        if "arrondissement" in changed or "kind" in changed:
+            await _propagate_to_units(session, principal, site)
+            await publish_ledger(session)
+        emit(session, site.id, SiteUpdated(site=SiteSnapshot.of(site), changed=changed))
+        return Written(200, _out(site).model_dump(mode="json"), etag=etag_of(site.version))
+
+
+async def _propagate_to_units(session: AsyncSession, principal: Principal, site: Site) -> None:
+    """Units carry their site's arrondissement and kind; a correction moves their surface too."""
+    landlord = await repo.get_landlord(session, site.landlord_id)
+    assert landlord is not None
+    for unit in await repo.units_of_site(session, site.id, for_update=True):
+        old_arrondissement = unit.arrondissement
+        moved = old_arrondissement != site.arrondissement
+        unit.arrondissement = site.arrondissement
+        unit.site_kind = site.kind
+        unit.version += 1
+        unit.updated_at = datetime.now(UTC)
+        snapshot = UnitSnapshot.of(unit, site, landlord)
+        emit(session, unit.id, UnitUpdated(unit=snapshot, changed=["site"]))
+        prod = production_surface(
+            UseClass(unit.use_class), unit.surface_m2, UnitStatus(unit.status)
+        )
+        if moved and prod > 0:
+            # Two entries keep per-arrondissement sums of delta_m2 right; the last one of a
+            # unit still says where it stands now.
+            unit.arrondissement = old_arrondissement
+            record_surface(session, principal, unit, "relocated_out", -prod, 0.0, None)
+            unit.arrondissement = site.arrondissement
+            record_surface(session, principal, unit, "relocated_in", prod, prod, None)
