@@ -18,6 +18,7 @@ class Role(StrEnum):
     ADMIN = "admin"
     LANDLORD = "landlord"
     ARTISAN = "artisan"
+    OFFICER = "officer"  # a city officer: reads everything, writes nothing
 
 
 @dataclass(frozen=True)

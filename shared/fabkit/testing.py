@@ -310,3 +310,35 @@ def check_snapshot(actual: Any, path: Path) -> None:
             + diff[:20_000],
             False,
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Keycloak (OpenID Connect provider)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A started :class:`~fabkit.localstack.keycloak.KeycloakServer` with the committed realms
+    (``deploy/keycloak/*-realm.json``: ``fabrique`` and ``proconnect-sim``), one per session.
+
+    Tokens: :func:`fabkit.oidc_testing.client_credentials_token` and
+    :func:`fabkit.oidc_testing.login_with_pkce` against ``keycloak.issuer("fabrique")``; the
+    demo accounts and secrets are in ``deploy/keycloak/demo-directory.json``.
+    """
+    from fabkit.localstack.keycloak import KeycloakServer
+
+    server = KeycloakServer(tmp_path_factory.mktemp("keycloak"))
+    try:
+        server.start()
+    except Exception as exc:
+        server.stop(timeout=5)
+        fail_or_skip(f"cannot start a local Keycloak: {exc}")
+    STARTED.append(
+        f"Keycloak {server.version} on {server.base_url}, pid {server.pid}, "
+        f"ready in {server.started_in:.1f}s"
+    )
+    try:
+        yield server
+    finally:
+        server.stop()

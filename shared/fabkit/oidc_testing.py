@@ -1,0 +1,277 @@
+"""Getting real tokens from a test Keycloak, and administering it, over plain HTTP (httpx).
+
+- :func:`client_credentials_token`: a landlord integration's or the admin CLI's token;
+- :func:`login_with_pkce`: a person's token by the authorization-code flow with PKCE (S256),
+  driven like a browser without JavaScript: GET the authorization URL, read Keycloak's login
+  form, POST the credentials, take the code from the redirect and exchange it;
+- :class:`KeycloakAdmin`: the few admin REST calls the tests need (clients, realm keys).
+
+The service tests use these through the ``keycloak`` fixture of :mod:`fabkit.testing`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+import httpx
+
+PORTAL_CLIENT = "fabrique-portal"
+#: Any port is accepted on loopback (RFC 8252); nothing needs to listen there.
+PORTAL_REDIRECT = "http://127.0.0.1:8765/auth/callback"
+_FORM = re.compile(r"<form\b[^>]*\bid=\"kc-form-login\"[^>]*>", re.IGNORECASE | re.DOTALL)
+_ACTION = re.compile(r"\baction=\"([^\"]+)\"", re.IGNORECASE)
+_ERROR = re.compile(
+    r"<span[^>]*id=\"input-error[^\"]*\"[^>]*>(.*?)</span>|"
+    r"<div[^>]*class=\"[^\"]*alert-error[^\"]*\"[^>]*>(.*?)</div>",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+class LoginFailed(AssertionError):
+    """The provider did not hand out a token (wrong password, refused client...)."""
+
+
+@dataclass(frozen=True)
+class Pkce:
+    verifier: str
+    challenge: str
+
+    @classmethod
+    def new(cls) -> Pkce:
+        verifier = secrets.token_urlsafe(48)
+        digest = hashlib.sha256(verifier.encode("ascii")).digest()
+        challenge = base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+        return cls(verifier, challenge)
+
+
+def _token_endpoint(issuer: str) -> str:
+    return f"{issuer.rstrip('/')}/protocol/openid-connect/token"
+
+
+async def client_credentials_token(
+    issuer: str,
+    client_id: str,
+    client_secret: str,
+    *,
+    scope: str | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> dict[str, Any]:
+    """The token response (``access_token``, ``expires_in``...) of the client credentials
+    grant for a confidential client."""
+    data = {"grant_type": "client_credentials"}
+    if scope:
+        data["scope"] = scope
+    async with _maybe_client(client) as http:
+        answer = await http.post(
+            _token_endpoint(issuer), data=data, auth=(client_id, client_secret)
+        )
+    if answer.status_code != 200:
+        raise LoginFailed(f"client credentials of {client_id}: {answer.status_code} {answer.text}")
+    return dict(answer.json())
+
+
+async def login_with_pkce(
+    issuer: str,
+    username: str,
+    password: str,
+    *,
+    client_id: str = PORTAL_CLIENT,
+    redirect_uri: str = PORTAL_REDIRECT,
+    scope: str = "openid",
+    client: httpx.AsyncClient | None = None,
+) -> dict[str, Any]:
+    """Log a person in by the authorization-code flow with PKCE, as a browser would."""
+    pkce = Pkce.new()
+    state = secrets.token_urlsafe(16)
+    query = urlencode(
+        {
+            "client_id": client_id,
+            "response_type": "code",
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            "state": state,
+            "nonce": secrets.token_urlsafe(16),
+            "code_challenge": pkce.challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    auth_url = f"{issuer.rstrip('/')}/protocol/openid-connect/auth?{query}"
+    # A jar of its own: the login form's session cookies belong to this login only.
+    async with httpx.AsyncClient(
+        timeout=client.timeout if client else 30.0, follow_redirects=False
+    ) as browser:
+        page = await browser.get(auth_url)
+        _as_browser_on_loopback(browser)
+        if page.status_code != 200:
+            raise LoginFailed(f"authorization URL answered {page.status_code}: {page.text[:500]}")
+        action = _login_form_action(page.text, str(page.url))
+        answer = await browser.post(
+            action, data={"username": username, "password": password, "credentialId": ""}
+        )
+        location = answer.headers.get("location", "")
+        if answer.status_code not in (302, 303) or not location.startswith(redirect_uri):
+            raise LoginFailed(
+                f"login of {username} did not redirect to {redirect_uri} "
+                f"(HTTP {answer.status_code}): {_page_error(answer.text)}"
+            )
+        params = parse_qs(urlsplit(location).query)
+        if params.get("state") != [state]:
+            raise LoginFailed(f"the redirect carries another state: {location}")
+        if "code" not in params:
+            raise LoginFailed(f"the redirect carries no code: {location}")
+        token = await browser.post(
+            _token_endpoint(issuer),
+            data={
+                "grant_type": "authorization_code",
+                "client_id": client_id,
+                "code": params["code"][0],
+                "redirect_uri": redirect_uri,
+                "code_verifier": pkce.verifier,
+            },
+        )
+    if token.status_code != 200:
+        raise LoginFailed(f"code exchange for {username}: {token.status_code} {token.text}")
+    return dict(token.json())
+
+
+def _as_browser_on_loopback(browser: httpx.AsyncClient) -> None:
+    """Keycloak marks its login cookies ``Secure``; browsers still send them to
+    ``http://127.0.0.1`` (a secure context), httpx does not: do as browsers do."""
+    for cookie in browser.cookies.jar:
+        if cookie.domain in ("127.0.0.1", "localhost", "localhost.local"):
+            cookie.secure = False
+
+
+def _login_form_action(page: str, base: str) -> str:
+    form = _FORM.search(page)
+    action = _ACTION.search(form.group(0)) if form else None
+    if action is None:
+        raise LoginFailed(f"no login form in the page: {_page_error(page)}")
+    return urljoin(base, html.unescape(action.group(1)))
+
+
+def _page_error(page: str) -> str:
+    found = _ERROR.search(page)
+    if found:
+        text = re.sub(r"<[^>]+>", "", found.group(1) or found.group(2) or "")
+        return html.unescape(text).strip()
+    title = re.search(r"<title>(.*?)</title>", page, re.IGNORECASE | re.DOTALL)
+    return html.unescape(title.group(1)).strip() if title else page[:300]
+
+
+class _maybe_client:  # noqa: N801 - used as a context manager
+    def __init__(self, client: httpx.AsyncClient | None) -> None:
+        self._given = client
+        self._own: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        if self._given is not None:
+            return self._given
+        self._own = httpx.AsyncClient(timeout=30.0)
+        return self._own
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._own is not None:
+            await self._own.aclose()
+
+
+class KeycloakAdmin:
+    """Admin REST calls as the master realm's bootstrap administrator."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._username = username
+        self._password = password
+        self._client = httpx.AsyncClient(timeout=60.0)
+        self._token: str | None = None
+
+    async def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            answer = await self._client.post(
+                f"{self.base_url}/realms/master/protocol/openid-connect/token",
+                data={
+                    "grant_type": "password",
+                    "client_id": "admin-cli",
+                    "username": self._username,
+                    "password": self._password,
+                },
+            )
+            answer.raise_for_status()
+            self._token = str(answer.json()["access_token"])
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """``path`` below ``/admin/realms``; retried once with a new admin token on 401."""
+        url = f"{self.base_url}/admin/realms{path}"
+        answer = await self._client.request(method, url, headers=await self._headers(), **kwargs)
+        if answer.status_code == 401:
+            self._token = None
+            answer = await self._client.request(
+                method, url, headers=await self._headers(), **kwargs
+            )
+        if answer.status_code >= 400:
+            raise AssertionError(f"{method} {url}: {answer.status_code} {answer.text}")
+        return answer
+
+    async def create_client(self, realm: str, representation: dict[str, Any]) -> str:
+        """Create a client; returns its internal id."""
+        answer = await self.request("POST", f"/{realm}/clients", json=representation)
+        return answer.headers["location"].rsplit("/", 1)[-1]
+
+    async def delete_client(self, realm: str, internal_id: str) -> None:
+        await self.request("DELETE", f"/{realm}/clients/{internal_id}")
+
+    async def service_account_user(self, realm: str, internal_id: str) -> dict[str, Any]:
+        answer = await self.request("GET", f"/{realm}/clients/{internal_id}/service-account-user")
+        return dict(answer.json())
+
+    async def grant_realm_roles(self, realm: str, user_id: str, *roles: str) -> None:
+        reps = [(await self.request("GET", f"/{realm}/roles/{role}")).json() for role in roles]
+        await self.request("POST", f"/{realm}/users/{user_id}/role-mappings/realm", json=reps)
+
+    async def realm_id(self, realm: str) -> str:
+        return str((await self.request("GET", f"/{realm}")).json()["id"])
+
+    async def keys(self, realm: str) -> list[dict[str, Any]]:
+        """The realm's keys (``kid``, ``algorithm``, ``providerId``, ``priority``, ``use``)."""
+        return list((await self.request("GET", f"/{realm}/keys")).json()["keys"])
+
+    async def key_components(self, realm: str) -> list[dict[str, Any]]:
+        answer = await self.request(
+            "GET", f"/{realm}/components", params={"type": "org.keycloak.keys.KeyProvider"}
+        )
+        return list(answer.json())
+
+    async def add_rsa_key(self, realm: str, name: str, priority: int) -> str:
+        """Add a generated RS256 signing key; returns the key provider's component id."""
+        answer = await self.request(
+            "POST",
+            f"/{realm}/components",
+            json={
+                "name": name,
+                "providerId": "rsa-generated",
+                "providerType": "org.keycloak.keys.KeyProvider",
+                "parentId": await self.realm_id(realm),
+                "config": {
+                    "priority": [str(priority)],
+                    "enabled": ["true"],
+                    "active": ["true"],
+                    "algorithm": ["RS256"],
+                    "keySize": ["2048"],
+                },
+            },
+        )
+        return answer.headers["location"].rsplit("/", 1)[-1]
+
+    async def delete_component(self, realm: str, component_id: str) -> None:
+        await self.request("DELETE", f"/{realm}/components/{component_id}")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
