@@ -312,6 +312,36 @@ def check_snapshot(actual: Any, path: Path) -> None:
         )
 
 
+@pytest.fixture
+def make_kafka_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., Any]]:
+    """Factory: ``make_kafka_cluster(size=3, create_topics=True, **KafkaCluster kwargs)`` ->
+    a started :class:`~fabkit.localstack.kafka.KafkaCluster` with the platform's topics
+    replicated (factor min(3, size), ``min.insync.replicas=2`` from three nodes). Blocking:
+    call it with ``asyncio.to_thread`` from async tests. Every cluster it made is stopped
+    after the test."""
+    from fabkit.localstack.kafka import KafkaCluster
+
+    made: list[KafkaCluster] = []
+
+    def make(size: int = 3, *, create_topics: bool = True, **kwargs: Any) -> KafkaCluster:
+        cluster = KafkaCluster(tmp_path_factory.mktemp("kafka-cluster"), size, **kwargs)
+        made.append(cluster)
+        try:
+            cluster.start()
+            if create_topics:
+                cluster.ensure_topics(load_topic_specs())
+        except Exception as exc:
+            fail_or_skip(f"cannot start a local Kafka cluster of {size}: {exc}")
+        STARTED.append(f"Kafka {cluster.version} cluster of {size} (KRaft) on {cluster.bootstrap}")
+        return cluster
+
+    yield make
+    for cluster in reversed(made):
+        cluster.stop()
+
+
 # --------------------------------------------------------------------------------------------
 # Keycloak (OpenID Connect provider)
 # --------------------------------------------------------------------------------------------

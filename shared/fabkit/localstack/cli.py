@@ -201,6 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 run_dir,
                 database=args.database,
                 kafka_port=args.kafka_port,
+                brokers=args.brokers,
                 seed=not args.no_seed,
                 extra_env=extra_env,
             )
@@ -243,6 +244,13 @@ def cmd_tail(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+def _node_count(value: str) -> int:
+    count = int(value)
+    if not 1 <= count <= 9:
+        raise argparse.ArgumentTypeError(f"--brokers takes 1 to 9 nodes, not {count}")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fabrique-stack",
@@ -276,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the whole platform: broker, services, demo data")
     run.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     run.add_argument("--kafka-port", type=int, default=None, help="default 9092 if free")
+    run.add_argument(
+        "--brokers",
+        type=_node_count,
+        default=1,
+        help="Kafka nodes: 1 (default) or a KRaft cluster, e.g. 3 (replication 3, "
+        "min.insync.replicas=2, free ports)",
+    )
     run.add_argument("--data-dir", default=None, help="default: <repo>/.run")
     run.add_argument("--no-seed", action="store_true", help="start without demo data")
     run.add_argument("--fresh", action="store_true", help="delete previous data first")

@@ -1,4 +1,4 @@
-"""A real single-node Apache Kafka broker (KRaft, broker + controller in one JVM) from Maven jars.
+"""Real Apache Kafka from Maven jars: one KRaft node (broker + controller in one JVM) or a cluster.
 
 No Docker and no Kafka package exist on the project's machines, but Maven Central is reachable:
 ``tools/kafka/pom.xml`` names the broker's jars, :func:`fetch_kafka_jars` copies them once into
@@ -241,11 +241,15 @@ async def ensure_topics(
     specs: Iterable[TopicSpec],
     *,
     timeout: float = 30.0,
+    replication_factor: int = 1,
+    min_insync_replicas: int | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet (replication 1, ``retention.ms`` set).
+    """Create the topics that do not exist yet (``retention.ms`` set; replication 1 unless
+    given, ``min.insync.replicas`` only when given).
 
     Topics that already exist are left alone. Waits until every requested topic has a leader
-    for each partition. Returns the names actually created.
+    for each partition (and, when replicated, every replica in sync). Returns the names
+    actually created.
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import for_code
@@ -265,8 +269,8 @@ async def ensure_topics(
                     NewTopic(
                         name=s.name,
                         num_partitions=s.partitions,
-                        replication_factor=1,
-                        topic_configs={"retention.ms": str(s.retention_ms)},
+                        replication_factor=replication_factor,
+                        topic_configs=_topic_configs(s, min_insync_replicas),
                     )
                     for s in missing
                 ],
@@ -279,7 +283,9 @@ async def ensure_topics(
                     created.append(name)
                 elif code != _TOPIC_ALREADY_EXISTS:
                     raise for_code(code)(f"creating topic {name!r}: {message}")
-        await _wait_topics_led(admin, {s.name: s.partitions for s in wanted}, timeout)
+        await _wait_topics_led(
+            admin, {s.name: s.partitions for s in wanted}, timeout, replication_factor
+        )
     finally:
         await admin.close()
     if created:
@@ -287,15 +293,37 @@ async def ensure_topics(
     return created
 
 
+def _topic_configs(spec: TopicSpec, min_insync_replicas: int | None) -> dict[str, str]:
+    configs = {"retention.ms": str(spec.retention_ms)}
+    if min_insync_replicas is not None:
+        configs["min.insync.replicas"] = str(min_insync_replicas)
+    return configs
+
+
 def ensure_topics_sync(
-    bootstrap: str, specs: Iterable[TopicSpec], *, timeout: float = 30.0
+    bootstrap: str,
+    specs: Iterable[TopicSpec],
+    *,
+    timeout: float = 30.0,
+    replication_factor: int = 1,
+    min_insync_replicas: int | None = None,
 ) -> list[str]:
     """Blocking :func:`ensure_topics` (usable with or without a running event loop)."""
     specs = list(specs)
-    return run_sync(lambda: ensure_topics(bootstrap, specs, timeout=timeout))
+    return run_sync(
+        lambda: ensure_topics(
+            bootstrap,
+            specs,
+            timeout=timeout,
+            replication_factor=replication_factor,
+            min_insync_replicas=min_insync_replicas,
+        )
+    )
 
 
-async def _wait_topics_led(admin: Any, partitions: Mapping[str, int], timeout: float) -> None:
+async def _wait_topics_led(
+    admin: Any, partitions: Mapping[str, int], timeout: float, replicas: int = 1
+) -> None:
     deadline = time.monotonic() + timeout
     pending = dict(partitions)
     while True:
@@ -306,6 +334,7 @@ async def _wait_topics_led(admin: Any, partitions: Mapping[str, int], timeout: f
                 topic.get("error_code") == 0
                 and len(parts) >= pending.get(topic["topic"], 1)
                 and all(p.get("leader", -1) >= 0 for p in parts)
+                and all(len(p.get("isr") or ()) >= replicas for p in parts)
             ):
                 pending.pop(topic["topic"], None)
         if not pending:
@@ -603,8 +632,24 @@ class KafkaBroker:
         """Write config, format storage if needed, start the JVM and wait until it serves."""
         if self.is_running:
             return self
+        self.launch()
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def launch(self, cluster_id: str | None = None) -> None:
+        """Write config, format storage if needed and start the JVM, without waiting.
+
+        A node of a cluster cannot serve before a majority of its controllers runs, so
+        :class:`KafkaCluster` launches every node first and waits afterwards.
+        """
+        if self.is_running:
+            return
         self.write_config()
-        self.format_storage()
+        self.format_storage(cluster_id)
         for port in (self.port, self.controller_port):
             if not port_is_free(port):
                 raise LocalStackError(f"port {LOOPBACK}:{port} is already in use")
@@ -623,12 +668,6 @@ class KafkaBroker:
         )
         atexit.unregister(self._atexit)
         atexit.register(self._atexit)
-        try:
-            self.wait_ready(timeout)
-        except BaseException:
-            self.kill()
-            raise
-        return self
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Block until a metadata request to the broker succeeds.
@@ -758,3 +797,276 @@ def start_broker(
         broker.stop()
         raise
     return broker
+
+
+# --------------------------------------------------------------------------------------------
+# a cluster of brokers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """Who leads one partition and which replicas are in sync (node ids; leader -1: none)."""
+
+    topic: str
+    partition: int
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+class KafkaCluster:
+    """N local KRaft nodes, each broker and controller, voting in one quorum on 127.0.0.1.
+
+    Node ``i`` (1..N) lives in ``<workdir>/node-<i>`` with its own ports, data and
+    ``broker.log``; every node is formatted with the same cluster id. Topics get replication
+    factor ``min(3, N)`` and, from three nodes, ``min.insync.replicas=2``, so that an
+    ``acks=all`` write is acknowledged only once two replicas hold it. Each node can be
+    SIGKILLed and restarted on its own (:meth:`kill`, :meth:`restart`): same ports, same data.
+
+    A majority of the N controllers must run for anything to change: with three nodes, two
+    dead nodes stop leader elections and ISR changes until one of them is back.
+    """
+
+    def __init__(
+        self,
+        workdir: Path | str,
+        size: int = 3,
+        heap: str = "384m",
+        *,
+        version: str = KAFKA_VERSION,
+        libs_dir: Path | None = None,
+        java: str | None = None,
+        extra_properties: Mapping[str, str] | None = None,
+        jvm_args: Sequence[str] = (),
+        ports: Sequence[int] | None = None,
+    ) -> None:
+        if size < 1:
+            raise ValueError("a cluster needs at least one node")
+        self.workdir = Path(workdir).resolve()
+        self.size = size
+        chosen = list(ports) if ports is not None else free_ports(2 * size)
+        if len(chosen) != 2 * size or len(set(chosen)) != len(chosen):
+            raise ValueError(f"a cluster of {size} needs {2 * size} distinct ports")
+        client_ports, controller_ports = chosen[:size], chosen[size:]
+        voters = ",".join(
+            f"{i}@{LOOPBACK}:{port}" for i, port in enumerate(controller_ports, start=1)
+        )
+        overrides = {**self.replication_properties(size), "controller.quorum.voters": voters}
+        overrides.update(extra_properties or {})
+        self.nodes: list[KafkaBroker] = [
+            KafkaBroker(
+                self.workdir / f"node-{i}",
+                port=client_ports[i - 1],
+                controller_port=controller_ports[i - 1],
+                heap=heap,
+                version=version,
+                libs_dir=libs_dir,
+                java=java,
+                node_id=i,
+                extra_properties=overrides,
+                jvm_args=jvm_args,
+            )
+            for i in range(1, size + 1)
+        ]
+
+    # replication ----------------------------------------------------------------------------
+    @property
+    def replication_factor(self) -> int:
+        return min(3, self.size)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        return 2 if self.size >= 3 else 1
+
+    @staticmethod
+    def replication_properties(size: int) -> dict[str, str]:
+        """Broker defaults for internal and new topics: replicated like the platform's."""
+        rf = str(min(3, size))
+        min_isr = "2" if size >= 3 else "1"
+        return {
+            "default.replication.factor": rf,
+            "min.insync.replicas": min_isr,
+            "offsets.topic.replication.factor": rf,
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": min_isr,
+            "unclean.leader.election.enable": "false",
+        }
+
+    # state ----------------------------------------------------------------------------------
+    def node(self, node_id: int) -> KafkaBroker:
+        """The node with this id (1..N)."""
+        if not 1 <= node_id <= self.size:
+            raise LookupError(f"this cluster has nodes 1..{self.size}, not {node_id}")
+        return self.nodes[node_id - 1]
+
+    @property
+    def bootstrap(self) -> str:
+        """Every node's address, comma-separated, as clients take it."""
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    @property
+    def live_bootstrap(self) -> str:
+        """The addresses of the nodes that run now (for admin calls while some are dead)."""
+        return ",".join(n.bootstrap for n in self.nodes if n.is_running) or self.bootstrap
+
+    @property
+    def is_running(self) -> bool:
+        """Every node runs."""
+        return all(n.is_running for n in self.nodes)
+
+    @property
+    def running(self) -> list[int]:
+        return [n.node_id for n in self.nodes if n.is_running]
+
+    @property
+    def log_path(self) -> Path:
+        """Where the nodes' logs are (``node-<i>/broker.log`` below it)."""
+        return self.workdir
+
+    @property
+    def cluster_id(self) -> str | None:
+        return self.nodes[0].cluster_id
+
+    @property
+    def version(self) -> str:
+        return self.nodes[0].version
+
+    def __repr__(self) -> str:
+        return f"<KafkaCluster {self.size} nodes, running {self.running} {self.workdir}>"
+
+    # lifecycle ------------------------------------------------------------------------------
+    def start(self, timeout: float = 90.0) -> KafkaCluster:
+        """Format every node with one cluster id, start all JVMs, wait until each serves."""
+        cluster_id = next((n.cluster_id for n in self.nodes if n.cluster_id), None)
+        cluster_id = cluster_id or new_cluster_id()
+        # Formatting is a JVM start of its own (1-2 s): side by side, not one after the other.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.size) as pool:
+            list(pool.map(lambda n: n.launch(cluster_id), self.nodes))
+        try:
+            deadline = time.monotonic() + timeout
+            for node in self.nodes:
+                node.wait_ready(max(deadline - time.monotonic(), 1.0))
+        except BaseException:
+            for node in self.nodes:
+                node.kill()
+            raise
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM every node at once, then wait (SIGKILL after ``timeout``)."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.size) as pool:
+            list(pool.map(lambda n: n.stop(timeout), self.nodes))
+
+    def kill(self, node_id: int | None = None) -> None:
+        """SIGKILL one node (``node_id``) or, without it, every node. Data stays."""
+        for node in [self.node(node_id)] if node_id is not None else self.nodes:
+            node.kill()
+
+    def restart(self, node_id: int | None = None, timeout: float = 90.0) -> KafkaCluster:
+        """Start one node (or every stopped node) again on its ports and data."""
+        if node_id is not None:
+            self.node(node_id).restart(timeout)
+            return self
+        stopped = [n for n in self.nodes if not n.is_running]
+        for node in stopped:
+            node.launch()
+        deadline = time.monotonic() + timeout
+        for node in stopped:
+            node.wait_ready(max(deadline - time.monotonic(), 1.0))
+        return self
+
+    def __enter__(self) -> KafkaCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # topics and leaders -------------------------------------------------------------------
+    def ensure_topics(self, specs: Iterable[TopicSpec], *, timeout: float = 60.0) -> list[str]:
+        """Create missing topics at this cluster's replication factor and min ISR."""
+        return ensure_topics_sync(
+            self.bootstrap,
+            specs,
+            timeout=timeout,
+            replication_factor=self.replication_factor,
+            min_insync_replicas=self.min_insync_replicas if self.size >= 3 else None,
+        )
+
+    async def partitions(self, topic: str, *, timeout: float = 10.0) -> list[PartitionState]:
+        """Leader, replicas and ISR of each partition of ``topic``, as the live nodes see it."""
+        return await describe_partitions(self.live_bootstrap, topic, timeout=timeout)
+
+    async def leader_of(self, topic: str, partition: int, *, timeout: float = 10.0) -> int:
+        """The node id leading ``topic``/``partition`` now (-1 while it has none)."""
+        for state in await self.partitions(topic, timeout=timeout):
+            if state.partition == partition:
+                return state.leader
+        raise LookupError(f"{topic} has no partition {partition}")
+
+    def leader_of_sync(self, topic: str, partition: int, *, timeout: float = 10.0) -> int:
+        """Blocking :meth:`leader_of`."""
+        return run_sync(lambda: self.leader_of(topic, partition, timeout=timeout))
+
+
+async def describe_partitions(
+    bootstrap: str, topic: str, *, timeout: float = 10.0
+) -> list[PartitionState]:
+    """A metadata request for ``topic``: each partition's leader, replicas and ISR."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import for_code
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        async with asyncio.timeout(timeout):
+            await admin.start()
+            (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described.get("error_code"):
+        raise for_code(described["error_code"])(f"describing topic {topic!r}")
+    return sorted(
+        (
+            PartitionState(
+                topic=topic,
+                partition=int(p["partition"]),
+                leader=int(p["leader"]),
+                replicas=tuple(int(r) for r in p.get("replicas") or ()),
+                isr=tuple(int(r) for r in p.get("isr") or ()),
+            )
+            for p in described.get("partitions") or ()
+        ),
+        key=lambda s: s.partition,
+    )
+
+
+def start_cluster(
+    workdir: Path | str,
+    size: int = 3,
+    *,
+    ports: Sequence[int] | None = None,
+    topics: Iterable[TopicSpec] | None = None,
+    create_topics: bool = True,
+    heap: str = "384m",
+    timeout: float = 90.0,
+) -> KafkaCluster:
+    """Start ``size`` nodes and create the platform's topics, replicated (see KafkaCluster).
+
+    The cluster counterpart of :func:`start_broker`; the caller stops it.
+    """
+    cluster = KafkaCluster(workdir, size, heap=heap, ports=ports)
+    cluster.start(timeout)
+    try:
+        if create_topics:
+            cluster.ensure_topics(list(topics) if topics is not None else load_topic_specs())
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fabkit.localstack.kafka import KafkaBroker, repo_root, start_broker, terminate
+from fabkit.localstack.kafka import (
+    KafkaBroker,
+    KafkaCluster,
+    repo_root,
+    start_broker,
+    start_cluster,
+    terminate,
+)
 from fabkit.localstack.ports import free_port, port_is_free
 from fabkit.localstack.postgres import PostgresServer, start_postgres
 
@@ -150,7 +157,7 @@ class MailCatcher:
 
 @dataclass
 class Platform:
-    broker: KafkaBroker
+    broker: KafkaBroker | KafkaCluster
     postgres: PostgresServer | None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     mail: MailCatcher | None = None
@@ -176,12 +183,18 @@ def start_platform(
     services: list[str] | None = None,
     extra_env: dict[str, str] | None = None,
     fixed_ports: bool = True,
+    brokers: int = 1,
 ) -> Platform:
-    """Start the broker, the databases and the services; the caller stops the result."""
+    """Start the broker (or a cluster of `brokers` nodes), the databases and the services; the
+    caller stops the result. The services get every node's address."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    if kafka_port is None and fixed_ports and port_is_free(9092) and port_is_free(9093):
-        kafka_port = 9092
-    broker = start_broker(run_dir / "kafka", port=kafka_port)
+    broker: KafkaBroker | KafkaCluster
+    if brokers > 1:
+        broker = start_cluster(run_dir / "kafka-cluster", brokers)
+    else:
+        if kafka_port is None and fixed_ports and port_is_free(9092) and port_is_free(9093):
+            kafka_port = 9092
+        broker = start_broker(run_dir / "kafka", port=kafka_port)
     postgres = None
     platform = Platform(broker=broker, postgres=None)
     try:
@@ -243,7 +256,7 @@ def _summary(output: str) -> str:
 def _prepare(
     spec: ServiceSpec,
     run_dir: Path,
-    broker: KafkaBroker,
+    broker: KafkaBroker | KafkaCluster,
     postgres: PostgresServer | None,
     platform: Platform,
     fixed_ports: bool,
@@ -276,7 +289,11 @@ def describe(platform: Platform, tokens: dict[str, Any]) -> str:
     lines = [
         "",
         "Fabrique is running (Ctrl-C stops everything).",
-        f"  Kafka broker       {platform.broker.bootstrap}",
+        (
+            f"  Kafka cluster      {platform.broker.bootstrap} ({platform.broker.size} nodes)"
+            if isinstance(platform.broker, KafkaCluster)
+            else f"  Kafka broker       {platform.broker.bootstrap}"
+        ),
     ]
     if platform.postgres is not None:
         lines.append(f"  PostgreSQL         {platform.postgres.url('postgres')}")
