@@ -6,9 +6,19 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.json_schema import JsonDict, JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from fabkit.schemas import StrictInput
 from leasing.domain import (
@@ -22,6 +32,8 @@ from leasing.eligibility import SLUG, Catalogue, Criterion, Rules, programmes_fo
 from leasing.models import Application, ApplicationDecision, ArtisanProfile, Lease, UnitListing
 from leasing.programmes import content_hash
 
+# 14 digits, spaced as printed if one likes; the Luhn check is done by _normalise_siret.
+SIRET_PATTERN = "^[ \u00a0]*(?:[0-9][ \u00a0]*){14}$"
 TRADE_RE = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
 
 Trade = Annotated[
@@ -36,8 +48,48 @@ ProgrammeId = Annotated[str, Field(pattern=SLUG, examples=["hotels-industriels-j
 EntityId = Annotated[str, Field(min_length=1, max_length=36)]
 
 
+# StrictInput refuses NUL characters (PostgreSQL text cannot hold them); the schema says so too.
+_NO_NUL = "^[^\\x00]*$"
+
+
+def _forbid_nul(schema: Any) -> None:
+    if isinstance(schema, list):
+        for item in schema:
+            _forbid_nul(item)
+    elif isinstance(schema, dict):
+        if schema.get("type") == "string" and not {"pattern", "format", "enum"} & set(schema):
+            schema["pattern"] = _NO_NUL
+        for key in ("properties", "items", "anyOf"):
+            if key in schema:
+                value = schema[key]
+                _forbid_nul(list(value.values()) if key == "properties" else value)
+
+
 class _In(StrictInput):
-    pass
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        _forbid_nul(schema)
+        return schema
+
+
+def _not_nullable(schema: JsonSchemaValue) -> None:
+    """`x: T | None = None` marks a field that may be left out, not one that may be null."""
+    for prop in schema.get("properties", {}).values():
+        options = prop.get("anyOf", [])
+        if {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            del prop["anyOf"]
+            if len(rest) == 1:
+                prop.update(rest[0])
+            else:
+                prop["anyOf"] = rest
+
+
+# Repeated values are refused by _unique_sorted; the schema says so too.
+_UNIQUE: JsonDict = {"uniqueItems": True}
 
 
 def _normalise_siret(value: str | None) -> str | None:
@@ -95,13 +147,16 @@ class ArtisanCreate(_In):
     siret: str = Field(
         min_length=14,
         max_length=20,
+        pattern=SIRET_PATTERN,
         description="14 digits (spaces allowed), Luhn-checked; La Poste's own rule for 356000000…",
         examples=["73282932000074"],
     )
-    trades: list[Trade] = Field(min_length=1, max_length=10)
+    trades: list[Trade] = Field(min_length=1, max_length=10, json_schema_extra=_UNIQUE)
     business_created_on: date
     legal_form: LegalForm
-    labels: list[Label] = Field(default_factory=list, max_length=len(Label))
+    labels: list[Label] = Field(
+        default_factory=list, max_length=len(Label), json_schema_extra=_UNIQUE
+    )
     contact_email: EmailStr
 
     _siret = field_validator("siret")(_normalise_siret)
@@ -112,6 +167,14 @@ class ArtisanCreate(_In):
 
 class ArtisanPatch(_In):
     """Only the fields sent change; none of them may be null."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = super().__get_pydantic_json_schema__(core_schema, handler)
+        _not_nullable(schema)
+        return schema
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -127,11 +190,15 @@ class ArtisanPatch(_In):
 
     display_name: str | None = Field(default=None, min_length=2, max_length=120)
     business_name: str | None = Field(default=None, min_length=2, max_length=200)
-    siret: str | None = Field(default=None, min_length=14, max_length=20)
-    trades: list[Trade] | None = Field(default=None, min_length=1, max_length=10)
+    siret: str | None = Field(default=None, min_length=14, max_length=20, pattern=SIRET_PATTERN)
+    trades: list[Trade] | None = Field(
+        default=None, min_length=1, max_length=10, json_schema_extra=_UNIQUE
+    )
     business_created_on: date | None = None
     legal_form: LegalForm | None = None
-    labels: list[Label] | None = Field(default=None, max_length=len(Label))
+    labels: list[Label] | None = Field(
+        default=None, max_length=len(Label), json_schema_extra=_UNIQUE
+    )
     contact_email: EmailStr | None = None
 
     _siret = field_validator("siret")(_normalise_siret)
@@ -445,7 +512,7 @@ class OfferCreate(_In):
         json_schema_extra={
             "examples": [
                 {
-                    "monthly_rent_eur": "1250.00",
+                    "monthly_rent_eur": 1250.0,
                     "start_date": "2027-01-01",
                     "end_date": "2029-12-31",
                     "message": "Keys at the caretaker's lodge; visit on Monday at 10:00.",
@@ -454,12 +521,23 @@ class OfferCreate(_In):
         }
     )
 
-    monthly_rent_eur: Decimal = Field(
-        gt=0, le=100_000, decimal_places=2, description="Excluding charges; within the cap"
-    )
+    monthly_rent_eur: Annotated[
+        Decimal,
+        # A JSON number of euros, cents at most; a string is refused (see _rent_is_a_number).
+        WithJsonSchema(
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000, "multipleOf": 0.01}
+        ),
+    ] = Field(gt=0, le=100_000, decimal_places=2, description="Excluding charges; within the cap")
     start_date: date
     end_date: date
     message: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("monthly_rent_eur", mode="before")
+    @classmethod
+    def _rent_is_a_number(cls, value: object) -> object:
+        if isinstance(value, str | bool):
+            raise ValueError("monthly_rent_eur must be a JSON number of euros, such as 1250.5")
+        return value
 
 
 class LeaseOut(BaseModel):

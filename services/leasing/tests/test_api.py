@@ -349,6 +349,27 @@ async def test_one_application_per_artisan_per_vacancy(api: Api) -> None:
     assert (await api.client.post("/v1/applications", json=body, headers=token)).status_code == 201
 
 
+async def test_what_the_fuzzer_found_is_answered_as_documented(api: Api) -> None:
+    landlord_id, landlord = api.landlord()
+    unit = await api.vacant_unit(landlord_id)
+    _, token = await api.register()
+    body = {"unit_id": unit.unit_id, "project": "Stoneware for Paris restaurants, two kilns."}
+
+    # an unknown programme is a missing resource, like an unknown unit
+    r = await api.client.post(
+        "/v1/applications", json={**body, "programme_id": "no-such-programme"}, headers=token
+    )
+    assert_problem(r, 404, "no-such-programme", "GET /v1/programmes")
+    app = await api.apply(token, unit.unit_id)
+    # the rent is documented as a JSON number: a string is refused, not read
+    r = await api.offer(landlord, app["id"], monthly_rent_eur="300")
+    assert_problem(r, 422, "monthly_rent_eur must be a JSON number")
+    # a SIRET is 14 digits however it is spaced (the schema's pattern says so)
+    r = await api.client.post("/v1/artisans", json={"siret": "0" * 19})
+    assert_problem(r, 422, "siret")
+    assert (await api.offer(landlord, app["id"], monthly_rent_eur=300)).status_code == 201
+
+
 async def test_idempotency_key_replays_an_application(api: Api) -> None:
     landlord_id, _ = api.landlord()
     unit = await api.vacant_unit(landlord_id)

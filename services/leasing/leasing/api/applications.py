@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -16,6 +16,7 @@ from leasing.api.deps import (
     SessionsDep,
     SettingsDep,
     idempotency,
+    links,
     respond,
 )
 from leasing.domain import ApplicationStatus
@@ -35,9 +36,11 @@ ArtisanOnly = require_roles(Role.ARTISAN)
 OwnerOrAdmin = require_roles(Role.LANDLORD, Role.ADMIN)
 Anyone = require_roles(Role.ARTISAN, Role.LANDLORD, Role.ADMIN)
 # Created with an optional Idempotency-Key: no ETag, a replay says so.
-_CREATED: dict[int | str, dict[str, Any]] = {
-    201: {"headers": {**LOCATION_HEADER, **REPLAYED_HEADER}}
-}
+_CREATED_HEADERS = {**LOCATION_HEADER, **REPLAYED_HEADER}
+APPLICATION_LINKS = links(
+    "application_id", "getApplication", "withdrawApplication", "rejectApplication", "makeOffer"
+)
+LEASE_LINKS = links("lease_id", "getLease", "acceptOffer", "declineOffer")
 
 
 @router.post(
@@ -45,7 +48,7 @@ _CREATED: dict[int | str, dict[str, Any]] = {
     status_code=201,
     response_model=ApplicationOut,
     summary="Apply to a unit's open vacancy (422 lists every eligibility rule you fail)",
-    responses=_CREATED,
+    responses={201: {"headers": _CREATED_HEADERS, "links": APPLICATION_LINKS}},
 )
 async def submit_application(
     payload: ApplicationCreate,
@@ -125,7 +128,7 @@ async def reject_application(
     status_code=201,
     response_model=LeaseOut,
     summary="Offer a lease to the applicant (rent within the programme's cap)",
-    responses=_CREATED,
+    responses={201: {"headers": _CREATED_HEADERS, "links": LEASE_LINKS}},
 )
 async def make_offer(
     application_id: str,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from fabkit.auth import Principal, Role, require_roles
 from fabkit.pagination import Page, PageDep
-from leasing.api.deps import CatalogueDep, SessionsDep
+from leasing.api.deps import CatalogueDep, SessionsDep, links
 from leasing.domain import LeaseStatus
 from leasing.schemas import LeaseEndIn, LeaseOut, LeaseRenewIn, ReasonIn
 from leasing.service import leases
@@ -44,7 +44,12 @@ async def get_lease(
     return await leases.get_lease(sessions, principal, lease_id)
 
 
-@router.post("/{lease_id}/accept", response_model=LeaseOut, summary="Accept the offer: sign")
+@router.post(
+    "/{lease_id}/accept",
+    response_model=LeaseOut,
+    summary="Accept the offer: sign",
+    responses={200: {"links": links("lease_id", "getLease", "endLease", "renewLease")}},
+)
 async def accept_offer(
     lease_id: str, sessions: SessionsDep, principal: Principal = ArtisanOnly
 ) -> LeaseOut:

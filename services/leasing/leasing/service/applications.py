@@ -53,7 +53,10 @@ def _candidates(
     if programme_id is not None:
         chosen = catalogue.get(programme_id)
         if chosen is None:
-            raise ProblemError(422, f"No programme with id {programme_id!r}.")
+            # 404 like an unknown unit_id: the body names a resource that does not exist.
+            raise ProblemError(
+                404, f"No programme with id {programme_id!r}; GET /v1/programmes lists them."
+            )
         return [chosen]
     candidates = programmes_for(catalogue.programmes, listing.site_kind)
     if not candidates:
