@@ -295,14 +295,7 @@ class ListingOut(BaseModel):
     def from_model(cls, listing: UnitListing, catalogue: Catalogue) -> ListingOut:
         covering = programmes_for(catalogue.programmes, listing.site_kind)
         return cls.model_validate(
-            {
-                **{
-                    name: getattr(listing, name)
-                    for name in cls.model_fields
-                    if name != "programme_ids"
-                },
-                "programme_ids": [p.id for p in covering],
-            }
+            {**listing.model_dump(), "programme_ids": [p.id for p in covering]}
         )
 
 
@@ -406,23 +399,8 @@ class ApplicationOut(BaseModel):
         decisions: Sequence[ApplicationDecision] = (),
         lease_id: str | None = None,
     ) -> ApplicationOut:
-        return cls(
-            id=app.id,
-            artisan_id=app.artisan_id,
-            unit_id=app.unit_id,
-            vacancy_id=app.vacancy_id,
-            landlord_id=app.landlord_id,
-            programme_id=app.programme_id,
-            project=app.project,
-            status=ApplicationStatus(app.status),
-            score=app.score,
-            max_score=app.max_score,
-            score_breakdown=[CriterionPoints.model_validate(c) for c in app.score_breakdown],
-            submitted_at=app.submitted_at,
-            updated_at=app.updated_at,
-            lease_id=lease_id,
-            decisions=[DecisionOut.model_validate(d, from_attributes=True) for d in decisions],
-        )
+        kept = [DecisionOut.model_validate(d, from_attributes=True) for d in decisions]
+        return cls.model_validate({**app.model_dump(), "lease_id": lease_id, "decisions": kept})
 
 
 class ReasonIn(_In):
@@ -457,16 +435,7 @@ class ApplicantSummary(BaseModel):
 
     @classmethod
     def from_model(cls, a: ArtisanProfile) -> ApplicantSummary:
-        return cls(
-            artisan_id=a.id,
-            display_name=a.display_name,
-            business_name=a.business_name,
-            trades=list(a.trades),
-            business_created_on=a.business_created_on,
-            legal_form=a.legal_form,
-            labels=list(a.labels),
-            contact_email=a.contact_email,
-        )
+        return cls.model_validate({**a.model_dump(), "artisan_id": a.id})
 
 
 class RankingEntry(BaseModel):
@@ -483,17 +452,14 @@ class RankingEntry(BaseModel):
 
     @classmethod
     def of(cls, rank: int, app: Application, artisan: ArtisanProfile) -> RankingEntry:
-        return cls(
-            rank=rank,
-            application_id=app.id,
-            status=ApplicationStatus(app.status),
-            programme_id=app.programme_id,
-            score=app.score,
-            max_score=app.max_score,
-            criteria=[CriterionPoints.model_validate(c) for c in app.score_breakdown],
-            project=app.project,
-            submitted_at=app.submitted_at,
-            applicant=ApplicantSummary.from_model(artisan),
+        return cls.model_validate(
+            {
+                **app.model_dump(),
+                "rank": rank,
+                "application_id": app.id,
+                "criteria": app.score_breakdown,
+                "applicant": ApplicantSummary.from_model(artisan),
+            }
         )
 
 
@@ -565,10 +531,9 @@ class LeaseOut(BaseModel):
 
     @classmethod
     def from_model(cls, lease: Lease) -> LeaseOut:
-        fields = {
-            name: getattr(lease, name) for name in cls.model_fields if name != "monthly_rent_eur"
-        }
-        return cls.model_validate({**fields, "monthly_rent_eur": lease.monthly_rent_cents / 100})
+        return cls.model_validate(
+            {**lease.model_dump(), "monthly_rent_eur": lease.monthly_rent_cents / 100}
+        )
 
 
 class LeaseEndIn(_In):
