@@ -27,6 +27,13 @@ PORTAL_CLIENT = "fabrique-portal"
 PORTAL_REDIRECT = "http://127.0.0.1:8765/auth/callback"
 _FORM = re.compile(r"<form\b[^>]*\bid=\"kc-form-login\"[^>]*>", re.IGNORECASE | re.DOTALL)
 _ACTION = re.compile(r"\baction=\"([^\"]+)\"", re.IGNORECASE)
+_REVIEW_FORM = re.compile(
+    r"<form\b[^>]*\bid=\"kc-(?:idp-review-profile|update-profile|register)-form\"[^>]*>",
+    re.IGNORECASE | re.DOTALL,
+)
+_INPUT = re.compile(
+    r"<input\b[^>]*?\bname=\"([^\"]+)\"[^>]*?\bvalue=\"([^\"]*)\"", re.IGNORECASE | re.DOTALL
+)
 _ERROR = re.compile(
     r"<span[^>]*id=\"input-error[^\"]*\"[^>]*>(.*?)</span>|"
     r"<div[^>]*class=\"[^\"]*alert-error[^\"]*\"[^>]*>(.*?)</div>",
@@ -85,36 +92,62 @@ async def login_with_pkce(
     client_id: str = PORTAL_CLIENT,
     redirect_uri: str = PORTAL_REDIRECT,
     scope: str = "openid",
+    idp_hint: str | None = None,
     client: httpx.AsyncClient | None = None,
 ) -> dict[str, Any]:
-    """Log a person in by the authorization-code flow with PKCE, as a browser would."""
+    """Log a person in by the authorization-code flow with PKCE, as a browser would.
+
+    With ``idp_hint`` (e.g. ``"proconnect"``) the realm sends the browser to that brokered
+    provider: the credentials are those of the provider's login form, and a first-login
+    review form, if the realm shows one, is sent back as pre-filled.
+    """
     pkce = Pkce.new()
     state = secrets.token_urlsafe(16)
-    query = urlencode(
-        {
-            "client_id": client_id,
-            "response_type": "code",
-            "redirect_uri": redirect_uri,
-            "scope": scope,
-            "state": state,
-            "nonce": secrets.token_urlsafe(16),
-            "code_challenge": pkce.challenge,
-            "code_challenge_method": "S256",
-        }
-    )
+    params_out = {
+        "client_id": client_id,
+        "response_type": "code",
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": state,
+        "nonce": secrets.token_urlsafe(16),
+        "code_challenge": pkce.challenge,
+        "code_challenge_method": "S256",
+    }
+    if idp_hint:
+        params_out["kc_idp_hint"] = idp_hint
+    query = urlencode(params_out)
     auth_url = f"{issuer.rstrip('/')}/protocol/openid-connect/auth?{query}"
     # A jar of its own: the login form's session cookies belong to this login only.
     async with httpx.AsyncClient(
         timeout=client.timeout if client else 30.0, follow_redirects=False
     ) as browser:
-        page = await browser.get(auth_url)
-        _as_browser_on_loopback(browser)
+        page = await _follow(browser, await browser.get(auth_url), redirect_uri)
         if page.status_code != 200:
             raise LoginFailed(f"authorization URL answered {page.status_code}: {page.text[:500]}")
         action = _login_form_action(page.text, str(page.url))
-        answer = await browser.post(
-            action, data={"username": username, "password": password, "credentialId": ""}
+        answer = await _follow(
+            browser,
+            await browser.post(
+                action, data={"username": username, "password": password, "credentialId": ""}
+            ),
+            redirect_uri,
         )
+        for _ in range(3):  # a first broker login may ask to review the imported profile
+            form = _REVIEW_FORM.search(answer.text) if answer.status_code == 200 else None
+            if form is None:
+                break
+            fields = dict(_INPUT.findall(answer.text[form.start() :]))
+            target = _ACTION.search(form.group(0))
+            if target is None:
+                raise LoginFailed("the profile review form has no action")
+            answer = await _follow(
+                browser,
+                await browser.post(
+                    urljoin(str(answer.url), html.unescape(target.group(1))),
+                    data={k: html.unescape(v) for k, v in fields.items()},
+                ),
+                redirect_uri,
+            )
         location = answer.headers.get("location", "")
         if answer.status_code not in (302, 303) or not location.startswith(redirect_uri):
             raise LoginFailed(
@@ -139,6 +172,22 @@ async def login_with_pkce(
     if token.status_code != 200:
         raise LoginFailed(f"code exchange for {username}: {token.status_code} {token.text}")
     return dict(token.json())
+
+
+async def _follow(
+    browser: httpx.AsyncClient, answer: httpx.Response, stop_at: str, hops: int = 10
+) -> httpx.Response:
+    """Follow redirects as a browser would, but stop at the client's own redirect URI."""
+    _as_browser_on_loopback(browser)
+    for _ in range(hops):
+        location = answer.headers.get("location")
+        if answer.status_code not in (301, 302, 303, 307) or not location:
+            return answer
+        if location.startswith(stop_at):
+            return answer
+        answer = await browser.get(urljoin(str(answer.url), location))
+        _as_browser_on_loopback(browser)
+    raise LoginFailed(f"more than {hops} redirects")
 
 
 def _as_browser_on_loopback(browser: httpx.AsyncClient) -> None:

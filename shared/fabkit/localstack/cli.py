@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -32,6 +33,7 @@ from .kafka import (
     repo_root,
     start_broker,
 )
+from .keycloak import KEYCLOAK_VERSION
 from .postgres import PostgresServer, start_postgres
 
 log = logging.getLogger("fabrique-stack")
@@ -129,6 +131,19 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 1
     _print(f"Kafka {args.kafka_version} jars in {libs} ({time.monotonic() - started:.1f}s)")
+    if args.no_keycloak:
+        return 0
+    from .keycloak import ensure_realm_template, prepare_keycloak, realm_files
+
+    started = time.monotonic()
+    try:
+        # Distribution, one-time build, CDS archive and the realms' store: what a start needs.
+        home = prepare_keycloak(args.keycloak_version, progress=_print)
+        ensure_realm_template(realm_files(), os.environ, version=args.keycloak_version)
+    except LocalStackError as exc:
+        log.error("%s", exc)
+        return 1
+    _print(f"Keycloak {args.keycloak_version} in {home} ({time.monotonic() - started:.1f}s)")
     return 0
 
 
@@ -260,9 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    fetch = sub.add_parser("fetch", help="download the Kafka broker jars (Maven) into .cache/")
+    fetch = sub.add_parser(
+        "fetch", help="download the Kafka broker jars and Keycloak (Maven) into .cache/"
+    )
     fetch.add_argument("--kafka-version", default=KAFKA_VERSION)
     fetch.add_argument("--force", action="store_true", help="fetch again even when cached")
+    fetch.add_argument("--keycloak-version", default=KEYCLOAK_VERSION)
+    fetch.add_argument("--no-keycloak", action="store_true", help="fetch Kafka only")
     fetch.set_defaults(func=cmd_fetch)
 
     broker = sub.add_parser("broker", help="run a Kafka broker in the foreground")
