@@ -18,6 +18,8 @@ TRADE_RE = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
 Trade = Annotated[str, Field(pattern=TRADE_RE.pattern, examples=["woodwork"])]
 Arrondissement = Annotated[int, Field(ge=1, le=20)]
 Surface = Annotated[float, Field(ge=0, le=10_000, description="m²")]
+# A webhook secret: base64 of at least 24 random bytes after its prefix (see `secret_key`).
+SECRET_PATTERN = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"  # noqa: S105
 Rent = Annotated[float, Field(ge=0, le=1_500, description="€ per m² per year, excluding charges")]
 
 
@@ -70,12 +72,23 @@ class CriteriaIn(_In):
 
 
 class WebhookChannelIn(_In):
-    type: Literal["webhook"] = "webhook"
-    url: str = Field(min_length=10, max_length=2000, examples=["https://example.org/hooks/fab"])
+    type: Literal["webhook"]
+    url: str = Field(
+        min_length=10,
+        max_length=2000,
+        description="Where alerts are posted (http or https); it must resolve to public "
+        "addresses only.",
+        # Documented here, checked when saved (with a clearer message than a pattern's).
+        json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
+        examples=["https://example.org/hooks/fab"],
+    )
     secret: str | None = Field(
         default=None,
-        description="Your own whsec_<base64> signing secret; one is generated when left out. "
-        "It is shown once, in the response that creates it.",
+        max_length=200,
+        # Documented here; `_secret` checks it and says what is wrong.
+        json_schema_extra={"pattern": SECRET_PATTERN},
+        description="Your own whsec_<base64> signing secret (24 random bytes or more); one is "
+        "generated when left out. It is shown once, in the response that creates it.",
     )
 
     @field_validator("secret")
@@ -87,18 +100,24 @@ class WebhookChannelIn(_In):
 
 
 class EmailChannelIn(_In):
-    type: Literal["email"] = "email"
+    type: Literal["email"]
     address: EmailStr | None = Field(
         default=None, description="Defaults to the contact e-mail of your leasing profile."
     )
 
 
 class FeedChannelIn(_In):
-    type: Literal["feed"] = "feed"
+    type: Literal["feed"]
 
 
 ChannelIn = Annotated[
     WebhookChannelIn | EmailChannelIn | FeedChannelIn, Field(discriminator="type")
+]
+
+
+# At most one channel of each type; JSON Schema can say only that no two are identical.
+Channels = Annotated[
+    list[ChannelIn], Field(min_length=1, max_length=3, json_schema_extra={"uniqueItems": True})
 ]
 
 
@@ -137,7 +156,7 @@ class SubscriptionCreate(_In):
 
     name: str = Field(min_length=1, max_length=120, examples=["Atelier bois, Est parisien"])
     criteria: CriteriaIn = Field(default_factory=CriteriaIn)
-    channels: list[ChannelIn] = Field(min_length=1, max_length=3)
+    channels: Channels = Field(description="Each channel type at most once.")
     frequency: Frequency = Frequency.INSTANT
 
     _channels = field_validator("channels")(_one_per_type)
@@ -161,12 +180,11 @@ class SubscriptionPatch(_In):
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
     criteria: CriteriaIn | None = None
-    channels: list[ChannelIn] | None = Field(
+    channels: Channels | None = Field(
         default=None,
-        min_length=1,
-        max_length=3,
         description=(
-            "Replaces every channel. A webhook keeps its secret while its URL is unchanged."
+            "Replaces every channel, each type at most once. A webhook keeps its secret while "
+            "its URL is unchanged."
         ),
     )
     frequency: Frequency | None = None

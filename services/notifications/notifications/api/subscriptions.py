@@ -21,13 +21,28 @@ from notifications.service import deliveries, subscriptions
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 
+# What a client does next with the subscription it just created (OpenAPI links).
+_BY_ID = {"subscription_id": "$response.body#/id"}
+SUBSCRIPTION_LINKS = {
+    name: {"operationId": op, "parameters": _BY_ID}
+    for name, op in (
+        ("Get", "getSubscription"),
+        ("Update", "updateSubscription"),
+        ("Pause", "pauseSubscription"),
+        ("Resume", "resumeSubscription"),
+        ("Test", "sendTestMessage"),
+        ("Deliveries", "listSubscriptionDeliveries"),
+        ("Delete", "deleteSubscription"),
+    )
+}
+
 
 @router.post(
     "",
     status_code=201,
     response_model=SubscriptionCreated,
     summary="Save a search; a webhook's signing secret is shown in this response only",
-    responses={201: {"headers": LOCATION_HEADER}},
+    responses={201: {"headers": LOCATION_HEADER, "links": SUBSCRIPTION_LINKS}},
 )
 async def create_subscription(
     payload: SubscriptionCreate,
