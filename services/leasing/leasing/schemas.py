@@ -34,6 +34,9 @@ from leasing.programmes import content_hash
 
 # 14 digits, spaced as printed if one likes; the Luhn check is done by _normalise_siret.
 SIRET_PATTERN = "^[ \u00a0]*(?:[0-9][ \u00a0]*){14}$"
+# (0, 100000] with at most two decimals, written plainly.
+RENT_PATTERN = r"^(?:[1-9]\d{0,4}(?:\.\d{1,2})?|0\.(?:[1-9]\d?|0[1-9])|100000(?:\.00?)?)$"
+_RENT_RE = re.compile(RENT_PATTERN)
 TRADE_RE = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
 
 Trade = Annotated[
@@ -489,20 +492,39 @@ class OfferCreate(_In):
 
     monthly_rent_eur: Annotated[
         Decimal,
-        # A JSON number of euros, cents at most; a string is refused (see _rent_is_a_number).
+        # A number or a plain decimal string ("1250.50"), cents at most: what is accepted is
+        # exactly what the schema says (_plain_rent refuses "1e3", " 5" or ".5").
         WithJsonSchema(
-            {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000, "multipleOf": 0.01}
+            {
+                "anyOf": [
+                    {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "maximum": 100_000,
+                        "multipleOf": 0.01,
+                    },
+                    {"type": "string", "pattern": RENT_PATTERN},
+                ]
+            }
         ),
-    ] = Field(gt=0, le=100_000, decimal_places=2, description="Excluding charges; within the cap")
+    ] = Field(
+        gt=0,
+        le=100_000,
+        decimal_places=2,
+        description="Euros per month, excluding charges; within the programme's cap; cents at most",
+    )
     start_date: date
     end_date: date
     message: str | None = Field(default=None, max_length=2000)
 
     @field_validator("monthly_rent_eur", mode="before")
     @classmethod
-    def _rent_is_a_number(cls, value: object) -> object:
-        if isinstance(value, str | bool):
-            raise ValueError("monthly_rent_eur must be a JSON number of euros, such as 1250.5")
+    def _plain_rent(cls, value: object) -> object:
+        if isinstance(value, bool) or (isinstance(value, str) and not _RENT_RE.match(value)):
+            raise ValueError(
+                "monthly_rent_eur must be a number of euros above 0 and up to 100000 with at "
+                'most two decimals, such as 1250.5 or "1250.50"'
+            )
         return value
 
 

@@ -361,13 +361,13 @@ async def test_what_the_fuzzer_found_is_answered_as_documented(api: Api) -> None
     )
     assert_problem(r, 404, "no-such-programme", "GET /v1/programmes")
     app = await api.apply(token, unit.unit_id)
-    # the rent is documented as a JSON number: a string is refused, not read
-    r = await api.offer(landlord, app["id"], monthly_rent_eur="300")
-    assert_problem(r, 422, "monthly_rent_eur must be a JSON number")
+    # the rent is a number or a plain decimal string, as documented: not "3e2"
+    r = await api.offer(landlord, app["id"], monthly_rent_eur="3e2")
+    assert_problem(r, 422, "monthly_rent_eur must be a number", '"1250.50"')
     # a SIRET is 14 digits however it is spaced (the schema's pattern says so)
     r = await api.client.post("/v1/artisans", json={"siret": "0" * 19})
     assert_problem(r, 422, "siret")
-    assert (await api.offer(landlord, app["id"], monthly_rent_eur=300)).status_code == 201
+    assert (await api.offer(landlord, app["id"], monthly_rent_eur="300.00")).status_code == 201
 
 
 async def test_idempotency_key_replays_an_application(api: Api) -> None:
