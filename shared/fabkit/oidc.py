@@ -24,10 +24,12 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt import PyJWK
 
 from fabkit.auth import Principal, Role
@@ -304,3 +306,28 @@ class JwksTokenVerifier:
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="An access token of Fabrique's identity provider (Keycloak, realm fabrique)",
+)
+
+
+async def oidc_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """FastAPI dependency: the caller, verified by ``request.app.state.verifier`` (a
+    :class:`JwksTokenVerifier` the service creates at start-up), or a 401/403/503 problem."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized(
+            "A bearer token is required (Authorization: Bearer <access token of the identity "
+            "provider>)."
+        )
+    verifier: JwksTokenVerifier = request.app.state.verifier
+    return await verifier.verify(credentials.credentials)
+
+
+OidcPrincipalDep = Annotated[Principal, Depends(oidc_principal)]

@@ -17,17 +17,19 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI
 
 from fabkit.auth import Principal, Role
-from fabkit.errors import ProblemError
+from fabkit.errors import ProblemError, install_problem_handlers
 from fabkit.localstack.kafka import repo_root
-from fabkit.oidc import JwksTokenVerifier, principal_from_claims
+from fabkit.oidc import JwksTokenVerifier, OidcPrincipalDep, principal_from_claims
 from fabkit.oidc_testing import (
     KeycloakAdmin,
     LoginFailed,
     client_credentials_token,
     login_with_pkce,
 )
+from fabkit.testing import assert_problem
 
 DIRECTORY = json.loads(
     (repo_root() / "deploy" / "keycloak" / "demo-directory.json").read_text(encoding="utf-8")
@@ -339,6 +341,31 @@ async def test_provider_stopped_cached_keys_verify_unknown_key_gets_503(
         problem_of(exc, 401, "does not publish")  # reachable again: a plain unknown key
     finally:
         await v.aclose()
+
+
+async def test_a_service_answers_problem_json_saying_which_check_failed(
+    keycloak: Any, verifier: JwksTokenVerifier
+) -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.state.verifier = verifier
+
+    @app.get("/whoami")
+    async def whoami(principal: OidcPrincipalDep) -> dict[str, str]:
+        return {"subject": principal.subject, "role": principal.role.value}
+
+    token = await landlord_token(keycloak)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
+        answer = await api.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+        assert answer.json() == {"subject": RIVP, "role": "landlord"}
+        missing = await api.get("/whoami")
+        assert_problem(missing, 401, "A bearer token is required")
+        header, claims, _ = token.split(".")
+        stripped = await api.get("/whoami", headers={"Authorization": f"Bearer {header}.{claims}."})
+        body = assert_problem(stripped, 401, "signature does not verify")
+        assert body["instance"] == "/whoami"
+        assert stripped.headers["www-authenticate"].startswith("Bearer")
 
 
 # --------------------------------------------------------------------------------------------
