@@ -12,6 +12,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgres
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)  # kubectl kustomize, tests/deploy
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool + prometheus for tests/deploy
+command -v npm >/dev/null 2>&1 || missing+=(npm)  # the portal's front-end packages (Leaflet, axe-core)
+[ -x /usr/bin/chromium ] || missing+=(chromium)  # the portal's browser tests (Playwright drives it)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: please install: ${missing[*]} (needs root)" >&2
@@ -32,5 +34,14 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "uv>=0.5"
 fi
 
+# Playwright drives Debian's Chromium (executable_path); it must never fetch a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 uv sync --locked --python 3.11 --quiet
+# The portal serves Leaflet from its own node_modules (never a CDN); axe-core is for the tests.
+portal=services/portal
+if [ ! -f "$portal/node_modules/.package-lock.json" ] \
+  || [ "$portal/package-lock.json" -nt "$portal/node_modules/.package-lock.json" ]; then
+  echo "bootstrap: installing the portal's npm packages"
+  npm ci --prefix "$portal" --no-audit --no-fund --loglevel=error
+fi
 uv run --no-sync fabrique-stack fetch

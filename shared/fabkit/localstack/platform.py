@@ -163,6 +163,8 @@ class Platform:
     mail: MailCatcher | None = None
     # Tokens a seed step printed (e.g. demo artisans'), shown by the run command.
     seed_tokens: dict[str, str] = field(default_factory=dict)
+    # Each prepared service's URL, for the `{<name>_url}` placeholders of the services after it.
+    urls: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
         for service in reversed(list(self.services.values())):
@@ -274,7 +276,9 @@ def _prepare(
         "port": str(port),
         "smtp_host": "127.0.0.1",
         "smtp_port": str(platform.mail.port),
+        **{f"{name}_url": url for name, url in platform.urls.items()},
     }
+    platform.urls[spec.name] = values["url"]
     env = {
         **os.environ,
         f"{spec.env_prefix}DATABASE_URL": db_url,
@@ -302,7 +306,13 @@ def describe(platform: Platform, tokens: dict[str, Any]) -> str:
             f"  mail catcher       smtp://127.0.0.1:{platform.mail.port} (mails kept in "
             f"{platform.mail.folder})"
         )
+    portal = platform.services.get("portal")
+    if portal is not None:
+        # People start here; the APIs below are for integrators.
+        lines.insert(2, f"  web portal         {portal.url}   (open it in a browser)")
     for name, service in platform.services.items():
+        if name == "portal":
+            continue
         lines.append(
             f"  {name:<18} {service.url}   (API docs {service.url}/docs, metrics /metrics)"
         )

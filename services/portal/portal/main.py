@@ -1,0 +1,61 @@
+"""Portal service: `create_app()` and its lifespan (one HTTP client per public API)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from fabkit.logging import configure_logging
+from fabkit.metrics import ServiceMetrics, install_metrics
+from fabkit.openapi import operation_id
+from portal.clients import Upstreams
+from portal.headers import SecurityHeaders
+from portal.language import LanguageMiddleware
+from portal.pages import alerts, board, errors, health, programmes, units
+from portal.settings import PortalSettings
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+# Leaflet's dist/ as npm installed it (scripts/bootstrap.sh: npm ci --prefix services/portal).
+NODE_MODULES = HERE.parent / "node_modules"
+LEAFLET_DIST = NODE_MODULES / "leaflet" / "dist"
+
+
+def create_app(settings: PortalSettings | None = None) -> FastAPI:
+    settings = settings or PortalSettings()
+    configure_logging(settings.service_name, settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.upstreams = Upstreams.open(settings)
+        try:
+            yield
+        finally:
+            await app.state.upstreams.aclose()
+
+    # The pages are HTML for people, not an API: none is in the OpenAPI document, which
+    # documents only the probes.
+    app = FastAPI(
+        title="Fabrique portal",
+        version="1.0.0",
+        description="The platform's web pages for people; integrators use the three APIs.",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    errors.install_error_pages(app)
+    install_metrics(app, ServiceMetrics.for_service(settings.service_name))
+    app.add_middleware(LanguageMiddleware, secure_cookie=settings.environment == "prod")
+    app.add_middleware(SecurityHeaders, settings=settings)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if LEAFLET_DIST.is_dir():
+        app.mount("/assets/leaflet", StaticFiles(directory=LEAFLET_DIST), name="leaflet")
+    for module in (health, board, units, programmes, alerts):
+        app.include_router(module.router)
+    return app

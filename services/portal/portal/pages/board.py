@@ -1,0 +1,90 @@
+"""The vacancy board: every open vacancy, filtered from the URL, with a map of the sites."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from portal import clients
+from portal.filters import (
+    ARRONDISSEMENTS,
+    FEATURES,
+    PAGE_SIZE,
+    SITE_KINDS,
+    SORTS,
+    BoardFilters,
+    parse_filters,
+)
+from portal.formatting import KNOWN_TRADES
+from portal.i18n import gettext
+from portal.pages.deps import UpstreamsDep
+from portal.rendering import render
+from portal.schemas import Site, Unit
+
+router = APIRouter(include_in_schema=False)
+
+
+async def _results(
+    upstreams: clients.Upstreams, filters: BoardFilters
+) -> tuple[list[Unit], int, bool]:
+    """One page of matching vacancies, their count, and whether the count is partial."""
+    if not filters.needs_local_filter:
+        page = await clients.search_units(
+            upstreams, filters.api_params(), PAGE_SIZE, filters.offset
+        )
+        return page.items, page.total, False
+    scanned, truncated = await clients.scan_units(upstreams, filters.api_params())
+    matched = [u for u in scanned if filters.matches_locally(u)]
+    return matched[filters.offset : filters.offset + PAGE_SIZE], len(matched), truncated
+
+
+@router.get("/", response_class=HTMLResponse)
+async def board(request: Request, upstreams: UpstreamsDep) -> HTMLResponse:
+    filters = parse_filters(request.query_params.multi_items(), gettext)
+    units: list[Unit] = []
+    total = 0
+    truncated = False
+    refused: str | None = None
+    sites_task = asyncio.ensure_future(clients.list_sites(upstreams))
+    try:
+        if filters.valid:
+            try:
+                units, total, truncated = await _results(upstreams, filters)
+            except clients.UpstreamRefused as exc:
+                refused = exc.detail
+        sites = (await sites_task).items
+    finally:
+        sites_task.cancel()
+    mapped = [s for s in sites if s.latitude is not None and s.longitude is not None]
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    chosen_site: Site | None = next((s for s in sites if s.id == filters.site_id), None)
+    trades = list(KNOWN_TRADES)
+    if filters.trade and filters.trade not in trades:
+        trades.append(filters.trade)
+    return render(
+        request,
+        "board.html",
+        {
+            "filters": filters,
+            "units": units,
+            "total": total,
+            "truncated": truncated,
+            "refused": refused,
+            "page": filters.page,
+            "pages": pages,
+            "page_size": PAGE_SIZE,
+            "mapped_sites": mapped,
+            "chosen_site": chosen_site,
+            "arrondissements": ARRONDISSEMENTS,
+            "site_kinds": SITE_KINDS,
+            "features": FEATURES,
+            "sorts": SORTS,
+            "trades": trades,
+            "scan_limit": clients.LOCAL_FILTER_SCAN,
+        },
+        # A search that cannot run is the visitor's to fix: 400, with the messages.
+        status=200 if filters.valid else 400,
+    )

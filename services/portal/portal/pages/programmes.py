@@ -1,0 +1,18 @@
+"""Every allocation programme with its rules and scoring grid, as leasing publishes them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from portal import clients
+from portal.pages.deps import UpstreamsDep
+from portal.rendering import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/programmes", response_class=HTMLResponse)
+async def programmes_page(request: Request, upstreams: UpstreamsDep) -> HTMLResponse:
+    catalogue = await clients.get_catalogue(upstreams)
+    return render(request, "programmes.html", {"programmes": catalogue.programmes})
