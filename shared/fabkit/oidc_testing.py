@@ -319,6 +319,26 @@ class KeycloakAdmin:
         )
         return answer.headers["location"].rsplit("/", 1)[-1]
 
+    async def add_ec_key(self, realm: str, name: str, priority: int) -> str:
+        """Add a generated ES256 (P-256) signing key; returns the component id."""
+        answer = await self.request(
+            "POST",
+            f"/{realm}/components",
+            json={
+                "name": name,
+                "providerId": "ecdsa-generated",
+                "providerType": "org.keycloak.keys.KeyProvider",
+                "parentId": await self.realm_id(realm),
+                "config": {
+                    "priority": [str(priority)],
+                    "enabled": ["true"],
+                    "active": ["true"],
+                    "ecdsaEllipticCurveKey": ["P-256"],
+                },
+            },
+        )
+        return answer.headers["location"].rsplit("/", 1)[-1]
+
     async def delete_component(self, realm: str, component_id: str) -> None:
         await self.request("DELETE", f"/{realm}/components/{component_id}")
 

@@ -228,6 +228,53 @@ async def test_expired_and_wrong_audience_tokens_are_refused(
             await admin.delete_client("fabrique", internal)
 
 
+async def test_es256_tokens_verify_too(
+    keycloak: Any, verifier: JwksTokenVerifier, admin: KeycloakAdmin
+) -> None:
+    component = await admin.add_ec_key("fabrique", "es256-test", priority=50)
+    client_id = f"es256-{uuid.uuid4().hex[:8]}"
+    internal = await admin.create_client(
+        "fabrique",
+        {
+            "clientId": client_id,
+            "secret": "test-secret",
+            "publicClient": False,
+            "serviceAccountsEnabled": True,
+            "standardFlowEnabled": False,
+            "attributes": {"access.token.signed.response.alg": "ES256"},
+            "protocolMappers": [
+                {
+                    "name": name,
+                    "protocol": "openid-connect",
+                    "protocolMapper": kind,
+                    "config": {**config, "access.token.claim": "true"},
+                }
+                for name, kind, config in (
+                    ("audience", "oidc-audience-mapper", {"included.custom.audience": AUDIENCE}),
+                    (
+                        "roles",
+                        "oidc-usermodel-realm-role-mapper",
+                        {"claim.name": "roles", "multivalued": "true"},
+                    ),
+                )
+            ],
+        },
+    )
+    try:
+        account = await admin.service_account_user("fabrique", internal)
+        await admin.grant_realm_roles("fabrique", account["id"], "officer")
+        answer = await client_credentials_token(
+            keycloak.issuer("fabrique"), client_id, "test-secret"
+        )
+        assert jwt.get_unverified_header(answer["access_token"])["alg"] == "ES256"
+        assert await verifier.verify(answer["access_token"]) == Principal(
+            subject=account["id"], role=Role.OFFICER
+        )
+    finally:
+        await admin.delete_client("fabrique", internal)
+        await admin.delete_component("fabrique", component)
+
+
 async def test_unsigned_shared_secret_and_tampered_tokens_are_refused(
     keycloak: Any, verifier: JwksTokenVerifier
 ) -> None:
