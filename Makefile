@@ -27,7 +27,7 @@ lint: bootstrap  ## ruff, mypy, import-linter
 	$(UV_RUN) lint-imports
 
 mypy:
-	$(UV_RUN) mypy shared/fabkit services/inventory/inventory services/leasing/leasing services/notifications/notifications
+	$(UV_RUN) mypy shared/fabkit services/inventory/inventory services/leasing/leasing services/notifications/notifications services/portal/portal
 
 format:  ## rewrite the code in the house format (ruff)
 	$(UV_RUN) ruff format .
