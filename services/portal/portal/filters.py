@@ -162,8 +162,12 @@ def _number(text: str) -> float | None:
     return value if value == value and value not in (float("inf"), float("-inf")) else None
 
 
-def parse_filters(items: Iterable[tuple[str, str]], _: Gettext) -> BoardFilters:
-    """Read the board's query; every bad value gets a message for its field, nothing raises."""
+def parse_filters(
+    items: Iterable[tuple[str, str]], _: Gettext, show: Callable[[float], str] | None = None
+) -> BoardFilters:
+    """Read the board's query; every bad value gets a message for its field, nothing raises.
+    `show` writes the bounds in messages (the locale's number format)."""
+    show = show or _plain
     values: dict[str, list[str]] = {}
     for key, value in items:
         values.setdefault(key, []).append(value)
@@ -208,8 +212,8 @@ def parse_filters(items: Iterable[tuple[str, str]], _: Gettext) -> BoardFilters:
             found.errors[bound.name] = _("Enter a number, for example 50 or 4,5.")
         elif not bound.low <= number <= bound.high:
             found.errors[bound.name] = _("Enter a number between %(low)s and %(high)s.") % {
-                "low": _plain(bound.low),
-                "high": _plain(bound.high),
+                "low": show(bound.low),
+                "high": show(bound.high),
             }
         else:
             found.numbers[bound.name] = number

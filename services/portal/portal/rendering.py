@@ -19,6 +19,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 _NAMERS = {
     "arrondissement": formatting.arrondissement,
+    "nth": formatting.ordinal_arrondissement,
     "trade": formatting.trade,
     "site_kind": formatting.site_kind,
     "feature": formatting.feature,

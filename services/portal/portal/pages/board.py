@@ -8,7 +8,7 @@ import math
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from portal import clients
+from portal import clients, formatting
 from portal.filters import (
     ARRONDISSEMENTS,
     FEATURES,
@@ -43,7 +43,7 @@ async def _results(
 
 @router.get("/", response_class=HTMLResponse)
 async def board(request: Request, upstreams: UpstreamsDep) -> HTMLResponse:
-    filters = parse_filters(request.query_params.multi_items(), gettext)
+    filters = parse_filters(request.query_params.multi_items(), gettext, formatting.number)
     units: list[Unit] = []
     total = 0
     truncated = False
