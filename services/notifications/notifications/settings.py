@@ -22,7 +22,6 @@ class NotificationsSettings(ServiceSettings):
 
     service_name: str = "notifications"
     database_url: str = "sqlite+aiosqlite:///./.run/notifications.db"
-    event_source: str = "/fabrique/notifications"
     consumer_group: str = "notifications"
     dlq_topic: str = "notifications.dlq"
     unit_topic: str = UNIT_TOPIC

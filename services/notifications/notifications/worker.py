@@ -136,16 +136,7 @@ class DeliveryWorker:
         try:
             while not stop.is_set():
                 if claim is not None and claim.done():
-                    try:
-                        jobs, claimed = claim.result()
-                    except Exception as exc:
-                        log.warning("delivery worker: cannot claim deliveries (%s)", exc)
-                        jobs, due = [], False
-                    else:
-                        # All that was asked for: more may be due. Otherwise only what was
-                        # committed or became due since the claim began (a wake-up meanwhile).
-                        due = claimed == asked or wakeups != wakeups_at_claim
-                    queue.extend(jobs)
+                    due = self._take_claim(claim, asked, wakeups != wakeups_at_claim, queue)
                     claim = None
                 self._start(queue, inflight)
                 room = self._hold - len(queue) - len(inflight)
@@ -184,6 +175,21 @@ class DeliveryWorker:
                 except Exception:
                     jobs = []
                 queue.extend(jobs)
+
+    @staticmethod
+    def _take_claim(
+        claim: asyncio.Task[tuple[list[Job], int]], asked: int, woken: bool, queue: deque[Job]
+    ) -> bool:
+        """Queue a finished claim's jobs; return whether more rows may be due now."""
+        try:
+            jobs, claimed = claim.result()
+        except Exception as exc:
+            log.warning("delivery worker: cannot claim deliveries (%s)", exc)
+            return False
+        queue.extend(jobs)
+        # All that was asked for: more may be due. Otherwise only what was committed or became
+        # due since the claim began (a wake-up meanwhile).
+        return claimed == asked or woken
 
     def _start(self, queue: deque[Job], inflight: set[asyncio.Task[None]]) -> None:
         """Start queued jobs in the free slots; give back those that waited too long."""

@@ -21,7 +21,6 @@ from notifications.contracts import (
     EligibilityWhy,
     LeaseOffered,
     LeaseOfferedMessage,
-    SubscriptionRef,
     VacancyOpenedBodies,
     vacancy_title,
 )
@@ -159,11 +158,7 @@ async def record_vacancy(
         if sub.artisan_id not in eligibility_json:
             verdict = EligibilityWhy.of(match.eligibility)
             eligibility_json[sub.artisan_id] = verdict.model_dump(mode="json")
-        body = bodies.body(
-            SubscriptionRef(id=sub.id, name=sub.name),
-            list(match.criteria),
-            eligibility_json[sub.artisan_id],
-        )
+        body = bodies.body(sub.id, sub.name, list(match.criteria), eligibility_json[sub.artisan_id])
         message = staging.Message(
             event_id=event.id,
             recipient_key=sub.id,
