@@ -19,7 +19,9 @@ from notifications.events.consumed import (
     LEASE_OFFERED,
     PROGRAMME_PUBLISHED,
     VACANCY_OPENED,
+    ApplicationDecidedIn,
     ArtisanEventIn,
+    LeaseOfferedIn,
     ProgrammePublishedIn,
     VacancyOpenedIn,
 )
@@ -27,19 +29,13 @@ from notifications.events.consumed import (
 SCHEMAS = Path(__file__).resolve().parents[3] / "contracts" / "schemas"
 
 
-class ApplicantIn(BaseModel):
-    """What the applicant messages need: the artisan at the top level."""
-
-    artisan_id: str
-
-
 CONSUMED: dict[str, type[BaseModel]] = {
     VACANCY_OPENED: VacancyOpenedIn,
     ARTISAN_REGISTERED: ArtisanEventIn,
     ARTISAN_UPDATED: ArtisanEventIn,
     PROGRAMME_PUBLISHED: ProgrammePublishedIn,
-    APPLICATION_DECIDED: ApplicantIn,
-    LEASE_OFFERED: ApplicantIn,
+    APPLICATION_DECIDED: ApplicationDecidedIn,
+    LEASE_OFFERED: LeaseOfferedIn,
 }
 
 
