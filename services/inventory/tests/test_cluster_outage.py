@@ -343,7 +343,7 @@ async def test_leader_and_a_second_node_killed_mid_stream_lose_nothing(
                         fault_task.cancel()
                     for node in cluster.nodes:
                         if not node.is_running:
-                            await asyncio.to_thread(node.restart)
+                            await asyncio.to_thread(cluster.restart, node.node_id)
                 timeline["stream_s"] = time.monotonic() - t0
 
                 await eventually(
