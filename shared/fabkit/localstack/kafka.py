@@ -609,8 +609,9 @@ class KafkaBroker:
         cmd = self._java_cmd(
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id or new_cluster_id(),
+            # One argument: a random id may start with "-", which a separate value would turn
+            # into an unknown option.
+            f"--cluster-id={cluster_id or new_cluster_id()}",
             "-c",
             str(self.properties_path),
             "--ignore-formatted",
