@@ -77,4 +77,22 @@ class StrictInput(BaseModel):
             raise ValueError(
                 "text must be valid Unicode without NUL characters or unpaired surrogates"
             )
+        if isinstance(data, dict):
+            cls._check_raw_lengths(data)
         return data
+
+    @classmethod
+    def _check_raw_lengths(cls, data: dict[str, Any]) -> None:
+        # Stripping runs before the length checks, so "x" padded with 10,000 spaces would pass a
+        # max_length of 300; the schema's maxLength counts every character sent, so must we.
+        for name, field in cls.model_fields.items():
+            value = data.get(field.alias or name)
+            if not isinstance(value, str):
+                continue
+            for rule in field.metadata:
+                limit = getattr(rule, "max_length", None)
+                if isinstance(limit, int) and len(value) > limit:
+                    raise ValueError(
+                        f"{field.alias or name} must be at most {limit} characters, surrounding "
+                        f"spaces included (got {len(value)})"
+                    )
