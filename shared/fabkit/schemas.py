@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
+
+_ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?$"
+)
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_datetime(value: Any) -> Any:
+    # Pydantic would read a bare number as seconds since 1970 (`at=0.5`, `"x": 0`): nobody
+    # means that.
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and not _ISO_DATETIME.match(value)
+    ):
+        raise ValueError("must be an ISO 8601 date-time such as 2026-12-31T23:59:59Z")
+    return value
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, int | float) or (isinstance(value, str) and not _ISO_DATE.match(value)):
+        raise ValueError("must be an ISO 8601 date such as 2026-12-31")
+    return value
+
+
+# Dates and date-times as ISO 8601 text only, in queries and bodies alike.
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
 
 # What str.strip() removes (ECMA regexes' \s, used by JSON Schema, lacks \x1c-\x1f and \x85).
 _WS = r"\s\x1c-\x1f\x85"

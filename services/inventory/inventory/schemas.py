@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -20,7 +19,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from fabkit.schemas import StrictInput, text_pattern
+from fabkit.schemas import IsoDate, StrictInput, text_pattern
 from inventory.domain import (
     INITIAL_STATUSES,
     LandlordKind,
@@ -82,28 +81,6 @@ InitialStatus = Annotated[
         }
     ),
 ]
-
-_ISO_DATETIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?$"
-)
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _iso_datetime(value: Any) -> Any:
-    # Pydantic would read a bare number as seconds since 1970 (`at=0.5`): nobody means that.
-    if isinstance(value, str) and not _ISO_DATETIME.match(value):
-        raise ValueError("must be an ISO 8601 date-time such as 2026-12-31T23:59:59Z")
-    return value
-
-
-def _iso_date(value: Any) -> Any:
-    if isinstance(value, str) and not _ISO_DATE.match(value):
-        raise ValueError("must be an ISO 8601 date such as 2026-12-31")
-    return value
-
-
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
 class _In(StrictInput):
@@ -363,7 +340,7 @@ class UnitCreate(_In):
     rent_eur_m2_year: Rent
     charges_eur_m2_year: Charges = 0
     status: InitialStatus = UnitStatus.UNAVAILABLE
-    available_from: date | None = None
+    available_from: IsoDate | None = None
 
     _trades = field_validator("allowed_trades")(_unique_trades)
     _from = field_validator("available_from")(_check_available_from)
@@ -409,7 +386,7 @@ class UnitPatch(_In):
     rent_eur_m2_year: Rent | SkipJsonSchema[None] = None
     charges_eur_m2_year: Charges | SkipJsonSchema[None] = None
     status: UnitStatus | SkipJsonSchema[None] = None
-    available_from: date | None = None
+    available_from: IsoDate | None = None
     reason: Description | None = Field(
         default=None,
         description="Required (by an admin) for changes that reduce production surface.",

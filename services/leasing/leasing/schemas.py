@@ -20,7 +20,7 @@ from pydantic import (
 from pydantic.json_schema import JsonDict, JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from fabkit.schemas import StrictInput
+from fabkit.schemas import IsoDate, StrictInput
 from leasing.domain import (
     ApplicationStatus,
     Label,
@@ -132,7 +132,7 @@ class ArtisanCreate(_In):
         examples=["73282932000074"],
     )
     trades: list[Trade] = Field(min_length=1, max_length=10, json_schema_extra=_UNIQUE)
-    business_created_on: date = Field(description="On or after 1900-01-01, not in the future")
+    business_created_on: IsoDate = Field(description="On or after 1900-01-01, not in the future")
     legal_form: LegalForm
     labels: list[Label] = Field(
         default_factory=list, max_length=len(Label), json_schema_extra=_UNIQUE
@@ -174,7 +174,7 @@ class ArtisanPatch(_In):
     trades: list[Trade] | None = Field(
         default=None, min_length=1, max_length=10, json_schema_extra=_UNIQUE
     )
-    business_created_on: date | None = None
+    business_created_on: IsoDate | None = None
     legal_form: LegalForm | None = None
     labels: list[Label] | None = Field(
         default=None, max_length=len(Label), json_schema_extra=_UNIQUE
@@ -490,8 +490,8 @@ class OfferCreate(_In):
         decimal_places=2,
         description="Euros per month, excluding charges; within the programme's cap; cents at most",
     )
-    start_date: date
-    end_date: date
+    start_date: IsoDate
+    end_date: IsoDate
     message: str | None = Field(default=None, max_length=2000)
 
     @field_validator("monthly_rent_eur", mode="before")
@@ -549,7 +549,7 @@ class LeaseEndIn(_In):
     )
 
     reason: str = Field(min_length=3, max_length=2000)
-    ended_on: date | None = Field(default=None, description="Defaults to today")
+    ended_on: IsoDate | None = Field(default=None, description="Defaults to today")
     terminate: bool = Field(
         default=False, description="An early termination rather than the lease running out"
     )
@@ -558,4 +558,4 @@ class LeaseEndIn(_In):
 class LeaseRenewIn(_In):
     model_config = ConfigDict(json_schema_extra={"examples": [{"end_date": "2030-12-31"}]})
 
-    end_date: date
+    end_date: IsoDate

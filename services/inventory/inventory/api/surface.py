@@ -6,8 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from fabkit.schemas import IsoDate, IsoDateTime
 from inventory.api.deps import SessionsDep
-from inventory.schemas import IsoDate, IsoDateTime, SurfaceHistory, SurfaceReport
+from inventory.schemas import SurfaceHistory, SurfaceReport
 from inventory.service import surface
 
 router = APIRouter(prefix="/v1/production-surface", tags=["production surface"])
