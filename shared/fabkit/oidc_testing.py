@@ -384,7 +384,9 @@ class TestIdentities:
       test-only public client ``fabrique-tests`` added at start.
 
     Each identity is made once per session and its token reused until two minutes before it
-    expires. Synchronous (httpx.Client), so fixtures and tests call it without awaiting.
+    expires. The clients it makes issue tokens for ``token_lifespan_s`` (an hour by default,
+    so a long scenario can hold one; the committed realm's own clients keep five minutes).
+    Synchronous (httpx.Client), so fixtures and tests call it without awaiting.
     """
 
     __test__ = False  # not a pytest test class
@@ -396,7 +398,9 @@ class TestIdentities:
         *,
         admin_user: str = "admin",
         admin_password: str = "admin",  # noqa: S107 - the dev server's bootstrap admin
+        token_lifespan_s: int = 3600,
     ) -> None:
+        self.token_lifespan_s = token_lifespan_s
         self.base_url = base_url.rstrip("/")
         self.realm = realm
         self.issuer = f"{self.base_url}/realms/{realm}"
@@ -469,7 +473,10 @@ class TestIdentities:
                         "directAccessGrantsEnabled": True,
                         "serviceAccountsEnabled": False,
                         "fullScopeAllowed": True,
-                        "attributes": {"use.refresh.tokens": "false"},
+                        "attributes": {
+                            "use.refresh.tokens": "false",
+                            "access.token.lifespan": str(self.token_lifespan_s),
+                        },
                         "protocolMappers": mappers,
                         "defaultClientScopes": portal["defaultClientScopes"],
                         "optionalClientScopes": [],
@@ -503,7 +510,10 @@ class TestIdentities:
                         "standardFlowEnabled": False,
                         "directAccessGrantsEnabled": False,
                         "fullScopeAllowed": True,
-                        "attributes": {"client_credentials.use_refresh_token": "false"},
+                        "attributes": {
+                            "client_credentials.use_refresh_token": "false",
+                            "access.token.lifespan": str(self.token_lifespan_s),
+                        },
                         "protocolMappers": [
                             _mapper(
                                 "audience fabrique-api",
@@ -622,6 +632,60 @@ class TestIdentities:
         token = self.token(role, subject, email_verified=email_verified)
         return {"Authorization": f"Bearer {token}"}
 
+    def short_lived_token(
+        self, role: str = "admin", lifespan_s: int = 1, *, audience: str = "fabrique-api"
+    ) -> str:
+        """A token of a new client whose tokens live ``lifespan_s`` seconds (wait past its
+        expiry plus the verifier's leeway to hold a genuinely expired token) and carry
+        ``audience`` (another one makes a token "not meant for this API")."""
+        self._setup()
+        client_id = f"tx-{uuid.uuid4().hex[:12]}"
+        secret = f"test-secret-{uuid.uuid4().hex}"
+        self.partial_import(
+            clients=[
+                {
+                    "clientId": client_id,
+                    "enabled": True,
+                    "publicClient": False,
+                    "secret": secret,
+                    "serviceAccountsEnabled": True,
+                    "standardFlowEnabled": False,
+                    "attributes": {"access.token.lifespan": str(lifespan_s)},
+                    "protocolMappers": [
+                        _mapper(
+                            f"audience {audience}",
+                            "oidc-audience-mapper",
+                            {"included.custom.audience": audience},
+                        ),
+                        _mapper(
+                            "realm roles as roles",
+                            "oidc-usermodel-realm-role-mapper",
+                            {"claim.name": "roles", "multivalued": "true"},
+                        ),
+                    ],
+                    "defaultClientScopes": ["basic", "profile", "email", "web-origins", "acr"],
+                }
+            ],
+            users=[
+                {
+                    "username": f"service-account-{client_id}",
+                    "enabled": True,
+                    "serviceAccountClientId": client_id,
+                    "realmRoles": ["default-roles-fabrique", role],
+                }
+            ],
+        )
+        made = _Identity(role, client_id, client_id=client_id, secret=secret)
+        self._grant(made)
+        assert made.token is not None
+        return made.token
+
+    def master_realm_token(self) -> str:
+        """An access token of the ``master`` realm (another issuer than the services trust)."""
+        self._admin_headers()
+        assert self._admin_token is not None
+        return self._admin_token
+
     def close(self) -> None:
         self._http.close()
 
@@ -634,3 +698,35 @@ def _mapper(name: str, kind: str, config: dict[str, str]) -> dict[str, Any]:
         "consentRequired": False,
         "config": {"access.token.claim": "true", "introspection.token.claim": "true", **config},
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fabkit.oidc_testing login <issuer> <username> [password]``: log in as a
+    person by the authorization-code flow with PKCE (as the portal does) and print the access
+    token, for trying the API with curl. The password defaults to $FABRIQUE_PASSWORD."""
+    import argparse
+    import asyncio
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m fabkit.oidc_testing")
+    sub = parser.add_subparsers(dest="command", required=True)
+    login = sub.add_parser("login", help="print a person's access token (code flow + PKCE)")
+    login.add_argument("issuer", help="e.g. http://127.0.0.1:8080/realms/fabrique")
+    login.add_argument("username")
+    login.add_argument("password", nargs="?", default=os.environ.get("FABRIQUE_PASSWORD"))
+    args = parser.parse_args(argv)
+    if not args.password:
+        print("login: give the password (argument or FABRIQUE_PASSWORD).", file=sys.stderr)
+        return 2
+    try:
+        answer = asyncio.run(login_with_pkce(args.issuer, args.username, args.password))
+    except (LoginFailed, httpx.HTTPError) as exc:
+        print(f"login: {exc}", file=sys.stderr)
+        return 1
+    print(answer["access_token"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

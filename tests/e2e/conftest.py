@@ -22,10 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from fabkit.auth import Role, TokenService
 from fabkit.localstack.kafka import repo_root
 from fabkit.localstack.platform import Platform, start_platform
-from fabkit.settings import DEV_JWT_SECRET
 from fabkit.testing import STARTED, fail_or_skip
 
 from .containers import containers_usable, mode, start_platform_on_containers
@@ -41,16 +39,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         fail_or_skip(f"cannot start the platform: {exc}")
     yield started
     started.stop()
-
-
-@pytest.fixture(scope="session")
-def tokens() -> TokenService:
-    return TokenService(DEV_JWT_SECRET)
-
-
-@pytest.fixture(scope="session")
-def admin_token(tokens: TokenService) -> str:
-    return tokens.issue("e2e-admin", Role.ADMIN)
 
 
 # --------------------------------------------------------------------------------------------
