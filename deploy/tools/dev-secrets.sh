@@ -30,3 +30,25 @@ for service in inventory leasing notifications; do
     --from-literal=password="$password" \
     --from-literal=database-url="postgresql+asyncpg://$service:$password@$service-postgres:5432/$service"
 done
+
+# Keycloak: its database (the dev-postgres component's keycloak-postgres), its first
+# administrator, and the realm's placeholders (Mailpit; ProConnect played by proconnect-sim).
+if exists keycloak-db; then
+  echo "keycloak-db exists, kept"
+else
+  kubectl -n "$ns" create secret generic keycloak-db --from-literal=username=keycloak \
+    --from-literal=password="$(random)" --from-literal=host=keycloak-postgres \
+    --from-literal=database=keycloak
+fi
+if exists keycloak-admin; then
+  echo "keycloak-admin exists, kept"
+else
+  kubectl -n "$ns" create secret generic keycloak-admin --from-literal=username=admin \
+    --from-literal=password="$(random)"
+fi
+exists keycloak-smtp || kubectl -n "$ns" create secret generic keycloak-smtp \
+  --from-literal=host=mailpit --from-literal=port=1025
+exists keycloak-proconnect || kubectl -n "$ns" create secret generic keycloak-proconnect \
+  --from-literal=issuer=http://127.0.0.1:8080/realms/proconnect-sim \
+  --from-literal=client-id=fabrique --from-literal=client-secret=dev-proconnect-secret \
+  --from-literal=scopes="openid email profile"

@@ -152,6 +152,7 @@ class OutboxRelay:
         if producer is None:
             return
         backoff = 0.0
+        watcher = asyncio.ensure_future(self._watch_backlog(stop))
         try:
             while not stop.is_set():
                 try:
@@ -174,8 +175,21 @@ class OutboxRelay:
                 if sent < limit:
                     await self._wait(stop)
         finally:
+            watcher.cancel()
             with contextlib.suppress(Exception):
                 await producer.stop()
+
+    async def _watch_backlog(self, stop: asyncio.Event) -> None:
+        """Refresh the backlog gauges every second on their own.
+
+        The idempotent producer never gives up on a refused batch (NOT_ENOUGH_REPLICAS, no
+        leader): a send can wait for the whole outage, and a gauge refreshed only between sends
+        would hold its last value exactly while the backlog grows.
+        """
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            await self._refresh_gauges()
 
     async def _wait(self, stop: asyncio.Event) -> None:
         stopper = asyncio.ensure_future(stop.wait())

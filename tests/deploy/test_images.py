@@ -28,7 +28,9 @@ from fabkit.testing import fail_or_skip
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 ENTRYPOINT = ROOT / "deploy" / "docker" / "entrypoint.sh"
-SERVICES = ("inventory", "leasing", "notifications")
+SERVICES = ("inventory", "leasing", "notifications", "portal")
+#: The services that own a database (the portal keeps only web sessions, in signed cookies).
+WITH_DATABASE = ("inventory", "leasing", "notifications")
 #: Distributions of the dev group that must never reach an image.
 DEV_ONLY = ("pytest", "ruff", "mypy", "schemathesis", "import_linter", "aiosmtpd", "hypothesis")
 
@@ -351,6 +353,20 @@ def test_rehearsed_image_has_the_service_as_wheels(image_site: Path) -> None:
     assert not linked, f"installed editable (pointing at the sources): {linked}"
 
 
+def test_rehearsed_image_has_no_launcher_and_no_test_helpers(image_site: Path) -> None:
+    """They ship in fabkit-devtools (a dev dependency), not in fabkit's wheel."""
+    for dev_only in (
+        "fabkit/testing.py",
+        "fabkit/oidc_testing.py",
+        "fabkit/localstack/platform.py",
+        "fabkit/localstack/cli.py",
+        "fabkit/localstack/keycloak.py",
+    ):
+        assert not (image_site / dev_only).exists(), f"{dev_only} is in the image"
+    assert (image_site / "fabkit" / "localstack" / "kafka.py").is_file(), "the topic job needs it"
+    assert not list(image_site.glob("fabkit_devtools-*.dist-info"))
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_module_the_service_imports_is_in_its_image(service: str) -> None:
     """A service that imports a package it does not declare works in the workspace (the root
@@ -438,7 +454,7 @@ def wait_for_migrations() -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WITH_DATABASE)
 def test_pods_wait_until_the_migration_job_is_done(
     wait_for_migrations: ModuleType,
     service: str,

@@ -16,14 +16,24 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(p.name for p in (ROOT / "deploy" / "k8s" / "overlays").iterdir() if p.is_dir())
 SERVICES = ("inventory", "leasing", "notifications")
+#: The identity settings every service reads once it verifies provider tokens (docs/identity.md);
+#: named here until the services' settings classes declare them.
+OIDC_SETTINGS = ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL")
+#: The labels the Keycloak Operator gives the pods of the Keycloak CR fabrique-keycloak.
+KEYCLOAK_POD = {
+    "app": "keycloak",
+    "app.kubernetes.io/instance": "fabrique-keycloak",
+    "app.kubernetes.io/managed-by": "keycloak-operator",
+}
 #: Oldest Kubernetes minor the manifests promise to work on, and the newest the validator knows.
 K8S_VERSIONS = ("1.30.0", "latest")
 #: Custom resources: validated against the hand-written schemas of tests/deploy/schemas/crds.
-CRD_GROUPS = ("kafka.strimzi.io", "monitoring.coreos.com")
+CRD_GROUPS = ("kafka.strimzi.io", "monitoring.coreos.com", "k8s.keycloak.org")
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 #: The Secrets the manifests may reference; they are created outside the repository.
 EXPECTED_SECRETS = {
     "fabrique-jwt",
+    "keycloak-db",
     "inventory-db",
     "leasing-db",
     "notifications-db",
@@ -170,6 +180,7 @@ def test_custom_resources_validate_against_their_schemas(
         assert not problems, f"{resource['kind']} {resource['metadata']['name']}: {problems}"
         kinds.add(resource["kind"])
     assert {"KafkaTopic", "Kafka", "KafkaNodePool", "ServiceMonitor", "PrometheusRule"} <= kinds
+    assert {"Keycloak", "KeycloakRealmImport"} <= kinds
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,7 +264,11 @@ def test_environment_variables_are_settings_the_services_read(
 ) -> None:
     """A misspelt variable would be silently ignored by pydantic-settings: refuse it here."""
     resources = rendered[overlay]
-    known = {service: kit.settings_env_names(service) for service in SERVICES}
+    known = {
+        service: kit.settings_env_names(service)
+        | {f"{service.upper()}_{name}" for name in OIDC_SETTINGS}
+        for service in SERVICES
+    }
     for deployment in app_deployments(resources) + by_kind(resources, "Job"):
         service = deployment["metadata"]["labels"]["app.kubernetes.io/name"]
         for container in containers(deployment):
@@ -488,3 +503,199 @@ def test_namespace_enforces_pod_security(rendered: dict[str, list[Resource]], ov
     labels = by_kind(rendered[overlay], "Namespace")[0]["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] in ("baseline", "restricted")
     assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+
+
+# --------------------------------------------------------------------------------------------
+# Keycloak (the operator's resources)
+# --------------------------------------------------------------------------------------------
+
+
+def _generator() -> ModuleType:
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "generate_k8s", ROOT / "deploy" / "tools" / "generate_k8s.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _committed_realm(name: str) -> dict[str, Any]:
+    path = ROOT / "deploy" / "keycloak" / f"{name}-realm.json"
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_keycloak_runs_on_postgres_with_settings_from_a_secret(
+    rendered: dict[str, list[Resource]], overlay: str
+) -> None:
+    from fabkit.localstack.keycloak import KEYCLOAK_VERSION
+
+    keycloak = named(rendered[overlay], "Keycloak", "fabrique-keycloak")["spec"]
+    assert keycloak["image"] == f"quay.io/keycloak/keycloak:{KEYCLOAK_VERSION}"
+    db = keycloak["db"]
+    assert db["vendor"] == "postgres"
+    # Nothing about the database is written down but its kind: all from keycloak-db.
+    assert not {"host", "database", "url", "port"} & set(db), db
+    assert db["usernameSecret"] == {"name": "keycloak-db", "key": "username"}
+    assert db["passwordSecret"] == {"name": "keycloak-db", "key": "password"}
+    options = {o["name"]: o for o in keycloak["additionalOptions"]}
+    assert options["db-url-host"]["secret"] == {"name": "keycloak-db", "key": "host"}
+    assert options["db-url-database"]["secret"] == {"name": "keycloak-db", "key": "database"}
+    for option in keycloak["additionalOptions"]:
+        assert "password" not in option["name"] and "secret" not in option["name"], option
+    assert keycloak["bootstrapAdmin"]["user"]["secret"] == "keycloak-admin"
+    assert keycloak["resources"]["requests"]["memory"] and keycloak["resources"]["limits"]["memory"]
+    assert keycloak["hostname"]["hostname"].startswith("https://" if overlay == "prod" else "http")
+    if overlay == "prod":
+        assert keycloak["instances"] >= 2 and keycloak["proxy"]["headers"] == "xforwarded"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_get_the_issuer_audience_and_keys_url(
+    rendered: dict[str, list[Resource]], overlay: str
+) -> None:
+    resources = rendered[overlay]
+    keycloak = named(resources, "Keycloak", "fabrique-keycloak")
+    issuer = f"{keycloak['spec']['hostname']['hostname']}/realms/fabrique"
+    port = keycloak["spec"]["http"]["httpPort"]
+    jwks = (
+        f"http://{keycloak['metadata']['name']}-service:{port}"
+        "/realms/fabrique/protocol/openid-connect/certs"
+    )
+    for deployment in app_deployments(resources):
+        service = deployment["metadata"]["labels"]["app.kubernetes.io/name"]
+        prefix = service.upper()
+        for container in containers(deployment):
+            data = config_map_data(resources, container)
+            where = f"{deployment['metadata']['name']}/{container['name']}"
+            assert data[f"{prefix}_OIDC_ISSUER"] == issuer, where
+            assert data[f"{prefix}_OIDC_AUDIENCE"] == "fabrique-api", where
+            assert data[f"{prefix}_OIDC_JWKS_URL"] == jwks, where
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_realm_import_is_the_committed_realm_and_prod_has_no_demo_account(
+    rendered: dict[str, list[Resource]], overlay: str
+) -> None:
+    resources = rendered[overlay]
+    imported = named(resources, "KeycloakRealmImport", "fabrique")["spec"]
+    assert imported["keycloakCRName"] == "fabrique-keycloak"
+    committed = _committed_realm("fabrique")
+    realm = imported["realm"]
+    placeholders = imported["placeholders"]
+    # ProConnect's client id and secret come from a Kubernetes Secret at import.
+    assert placeholders["FABRIQUE_PROCONNECT_CLIENT_ID"]["secret"] == {
+        "name": "keycloak-proconnect",
+        "key": "client-id",
+    }
+    assert placeholders["FABRIQUE_PROCONNECT_CLIENT_SECRET"]["secret"] == {
+        "name": "keycloak-proconnect",
+        "key": "client-secret",
+    }
+    text = json.dumps(realm)
+    from fabkit.localstack.keycloak import realm_placeholders
+
+    assert set(realm_placeholders([ROOT / "deploy/keycloak/fabrique-realm.json"])) <= set(
+        placeholders
+    )
+    if overlay == "dev":
+        assert realm == committed
+        simulator = named(resources, "KeycloakRealmImport", "proconnect-sim")["spec"]
+        assert simulator["realm"] == _committed_realm("proconnect-sim")
+        return
+    assert realm == _generator().production_realm(committed)
+    assert "users" not in realm and realm["realm"] == "fabrique"
+    assert all("secret" not in c for c in realm["clients"]), "demo client secrets"
+    assert "dev-" not in text and "fabrique-demo-2026" not in text
+    assert ":127.0.0.1" not in text and "proconnect-sim" not in text
+    imports = {r["metadata"]["name"] for r in by_kind(resources, "KeycloakRealmImport")}
+    assert imports == {"fabrique"}, "the simulated ProConnect is for development"
+    provider = next(p for p in realm["identityProviders"] if p["alias"] == "proconnect")
+    assert provider["config"]["clientId"] == "${FABRIQUE_PROCONNECT_CLIENT_ID}"
+    assert provider["config"]["clientSecret"] == "${FABRIQUE_PROCONNECT_CLIENT_SECRET}"
+    portal = next(c for c in realm["clients"] if c["clientId"] == "fabrique-portal")
+    assert all(uri.startswith("https://") for uri in portal["redirectUris"])
+    # Everything else is the committed realm: same roles, clients, mappers and policies.
+    assert [c["clientId"] for c in realm["clients"]] == [
+        c["clientId"] for c in committed["clients"]
+    ]
+    assert realm["roles"] == committed["roles"]
+    assert realm["passwordPolicy"] == committed["passwordPolicy"]
+    assert realm["bruteForceProtected"] is True
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_and_the_portal_reach_keycloak_and_nothing_else_does(
+    rendered: dict[str, list[Resource]], overlay: str
+) -> None:
+    resources = rendered[overlay]
+    policies = by_kind(resources, "NetworkPolicy")
+    to_keycloak = [
+        (p, rule)
+        for p in policies
+        for rule in p["spec"].get("egress", [])
+        if any(selects(peer.get("podSelector", {}), KEYCLOAK_POD) for peer in rule.get("to", []))
+        and {"protocol": "TCP", "port": 8080} in rule.get("ports", [])
+    ]
+    for deployment in app_deployments(resources):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert any(selects(p["spec"]["podSelector"], labels) for p, _ in to_keycloak), deployment[
+            "metadata"
+        ]["name"]
+    assert any(
+        selects(p["spec"]["podSelector"], {"fabrique.paris/service": "portal"})
+        for p, _ in to_keycloak
+    ), "the portal"
+    keycloak = policies_for(resources, KEYCLOAK_POD)
+    assert keycloak and all(
+        {"Ingress", "Egress"} <= set(p["spec"]["policyTypes"]) for p in keycloak
+    )
+    http_from = [
+        peer
+        for p in keycloak
+        for rule in p["spec"].get("ingress", [])
+        if {"protocol": "TCP", "port": 8080} in rule.get("ports", [])
+        for peer in rule["from"]
+    ]
+    for who in (*SERVICES, "portal"):
+        assert any(
+            selects(peer.get("podSelector", {}), {"fabrique.paris/service": who})
+            for peer in http_from
+            if "podSelector" in peer
+        ), who
+    assert not any(
+        selects(peer.get("podSelector", {}), {"fabrique.paris/service": "intruder"})
+        for peer in http_from
+        if "podSelector" in peer
+    )
+    # The operator's own policy (any pod may reach Keycloak) is off: these are the rules.
+    assert named(resources, "Keycloak", "fabrique-keycloak")["spec"]["networkPolicy"] == {
+        "enabled": False
+    }
+    assert 5432 in egress_ports(keycloak)
+    if overlay == "dev":
+        db = policies_for(resources, {"fabrique.paris/postgres-for": "keycloak"})
+        peers = [peer for p in db for rule in p["spec"].get("ingress", []) for peer in rule["from"]]
+        assert peers and all(selects(peer["podSelector"], KEYCLOAK_POD) for peer in peers)
+
+
+def test_the_keycloak_schema_has_teeth(kit: ModuleType) -> None:
+    jsonschema = kit.need("jsonschema")
+    schema = json.loads((kit.SCHEMAS / "crds" / "keycloak-k8s-v2alpha1.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    good = {
+        "apiVersion": "k8s.keycloak.org/v2alpha1",
+        "kind": "Keycloak",
+        "metadata": {"name": "kc"},
+        "spec": {"db": {"vendor": "postgres"}, "hostname": {"hostname": "https://id.example"}},
+    }
+    assert not list(validator.iter_errors(good))
+    misspelt = {**good, "spec": {**good["spec"], "hostnme": {}}}
+    assert list(validator.iter_errors(misspelt))
+    literal = {**good, "spec": {**good["spec"], "db": {"vendor": "postgre"}}}
+    assert list(validator.iter_errors(literal))

@@ -224,9 +224,9 @@ def test_the_consumer_table_is_what_the_services_consume() -> None:
     """The table above must follow the services: a topic or an event type a service starts to
     consume fails here until it is poisoned too."""
     from fabkit.localstack.kafka import load_topic_specs
-    from inventory.events.consumed import consumer_specs as inventory_specs
+    from inventory.events.handlers import consumer_specs as inventory_specs
     from inventory.settings import InventorySettings
-    from leasing.events.consumed import consumer_specs as leasing_specs
+    from leasing.events.handlers import consumer_specs as leasing_specs
     from leasing.settings import LeasingSettings
     from notifications.events.handlers import consumer_specs as notifications_specs
     from notifications.settings import NotificationsSettings

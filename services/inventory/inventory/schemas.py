@@ -55,6 +55,29 @@ Power = Annotated[float, Field(ge=0, le=2_000, description="kVA")]
 Rent = Annotated[float, Field(ge=0, le=1_500, description="€ per m² per year, excluding charges")]
 Charges = Annotated[float, Field(ge=0, le=300, description="€ per m² per year")]
 Floor = Annotated[int, Field(ge=-3, le=40)]
+# What str.strip() removes (ECMA regexes' \s, used by JSON Schema, lacks \x1c-\x1f and \x85).
+_WS = r"\s\x1c-\x1f\x85"
+
+
+def _text(min_length: int = 0, max_length: int = 2000) -> Any:
+    """Text as the API takes it: no NUL (PostgreSQL cannot store it), at least `min_length`
+    characters once stripped of surrounding whitespace; the schema's pattern says both."""
+    if min_length == 0:
+        pattern = r"^[^\x00]*$"
+    elif min_length == 1:
+        pattern = rf"^[{_WS}]*[^{_WS}\x00][^\x00]*$"
+    else:
+        inner = rf"[^\x00]{{{min_length - 2},}}"
+        pattern = rf"^[{_WS}]*[^{_WS}\x00]{inner}[^{_WS}\x00][{_WS}]*$"
+    return Field(min_length=min_length, max_length=max_length, pattern=pattern)
+
+
+Name = Annotated[str, _text(2, 200)]
+Address = Annotated[str, _text(3, 300)]
+Description = Annotated[str, _text(0, 2000)]
+
+# true or false only: pydantic would also take 0, 1, "yes" or "off", which the schema refuses.
+Flag = Annotated[bool, Field(strict=True)]
 Trades = Annotated[list[Trade], Field(max_length=30, json_schema_extra={"uniqueItems": True})]
 Postcode = Annotated[str, Field(pattern=r"^75(0(0[1-9]|1[0-9]|20)|116)$", examples=["75013"])]
 # What POST /v1/sites/{id}/units accepts, and so what its schema says (not every UnitStatus).
@@ -98,9 +121,13 @@ class _In(StrictInput):
 
 
 def _documented(
-    example: dict[str, Any], *, not_null: tuple[str, ...] = ()
+    example: dict[str, Any],
+    *,
+    not_null: tuple[str, ...] = (),
+    all_of: tuple[dict[str, Any], ...] = (),
 ) -> Callable[[dict[str, Any]], None]:
-    """A request body schema with a whole example; `not_null` fields lose their `null` default.
+    """A request body schema with a whole example; `not_null` fields lose their `null` default,
+    and `all_of` adds rules across fields.
 
     Patch fields that may be left out but not cleared are typed `X | SkipJsonSchema[None]`, so
     the schema says what the API accepts; their Python default (None) is no JSON value to send.
@@ -109,9 +136,45 @@ def _documented(
     def extra(schema: dict[str, Any]) -> None:
         for name in not_null:
             schema["properties"][name].pop("default", None)
+        if all_of:
+            schema["allOf"] = list(all_of)
         schema["examples"] = [example]
 
     return extra
+
+
+# The cross-field rules of a site, said in the schema too, so that clients (and fuzzers)
+# generated from it know them: each arrondissement has its postcode(s), coordinates go in pairs.
+_POSTCODE_PAIRS: list[dict[str, Any]] = [
+    {"properties": {"arrondissement": {"const": n}, "postcode": {"const": f"750{n:02d}"}}}
+    for n in range(1, 21)
+] + [{"properties": {"arrondissement": {"const": 16}, "postcode": {"const": "75116"}}}]
+_COORDINATE_PAIRS: list[dict[str, Any]] = [
+    {
+        "required": ["latitude", "longitude"],
+        "properties": {"latitude": {"type": "number"}, "longitude": {"type": "number"}},
+    },
+    {"properties": {"latitude": {"type": "null"}, "longitude": {"type": "null"}}},
+]
+
+
+def _absent(name: str) -> dict[str, Any]:
+    return {"properties": {name: False}}
+
+
+POSTCODE_OF_ARRONDISSEMENT = {
+    "description": "The postcode must be the arrondissement's (75001 to 75020; 75116 is the 16th).",
+    "anyOf": _POSTCODE_PAIRS,
+}
+COORDINATES_IN_PAIRS = {
+    "description": "Give both latitude and longitude, or neither.",
+    "anyOf": _COORDINATE_PAIRS,
+}
+# A patch naming only one of a pair is checked against the stored other (a 422 if they differ).
+PATCHED_POSTCODE_OF_ARRONDISSEMENT = {
+    "description": "A patch giving both postcode and arrondissement gives a matching pair.",
+    "anyOf": [_absent("postcode"), _absent("arrondissement"), *_POSTCODE_PAIRS],
+}
 
 
 def _refuse_null(value: Any, info: ValidationInfo) -> Any:
@@ -147,7 +210,7 @@ class LandlordCreate(_In):
         )
     )
 
-    name: str = Field(min_length=2, max_length=200, examples=["RIVP"])
+    name: Annotated[Name, Field(examples=["RIVP"])]
     kind: LandlordKind = LandlordKind.SOCIAL_LANDLORD
     contact_email: EmailStr | None = None
 
@@ -164,15 +227,15 @@ class LandlordOut(BaseModel):
 
 
 class _SiteFields(_In):
-    name: str = Field(min_length=2, max_length=200)
+    name: Name
     kind: SiteKind
-    address: str = Field(min_length=3, max_length=300)
+    address: Address
     postcode: Postcode
     arrondissement: int = Field(ge=1, le=20)
     latitude: float | None = Field(default=None, ge=48.80, le=48.91)
     longitude: float | None = Field(default=None, ge=2.22, le=2.47)
-    opens_for_visits: bool = False
-    description: str | None = Field(default=None, max_length=2000)
+    opens_for_visits: Flag = False
+    description: Description | None = None
 
 
 class SiteCreate(_SiteFields):
@@ -188,11 +251,12 @@ class SiteCreate(_SiteFields):
                 "longitude": 2.3867,
                 "opens_for_visits": True,
                 "description": "Workshops of 120 to 320 m² with goods lifts, near the ring road.",
-            }
+            },
+            all_of=(POSTCODE_OF_ARRONDISSEMENT, COORDINATES_IN_PAIRS),
         )
     )
 
-    landlord_id: str | None = Field(
+    landlord_id: Annotated[str, _text(1, 60)] | None = Field(
         default=None, description="Required when an admin creates a site for a landlord."
     )
 
@@ -217,18 +281,21 @@ class SitePatch(_In):
         json_schema_extra=_documented(
             {"name": "Hôtel industriel Berlier", "opens_for_visits": True},
             not_null=_SITE_NOT_NULL,
+            # Not the coordinates' rule too: with both, the schema is past what generators
+            # (schemathesis' canonicaliser) can expand. A lone coordinate is a 422 that says so.
+            all_of=(PATCHED_POSTCODE_OF_ARRONDISSEMENT,),
         )
     )
 
-    name: Annotated[str, Field(min_length=2, max_length=200)] | SkipJsonSchema[None] = None
+    name: Name | SkipJsonSchema[None] = None
     kind: SiteKind | SkipJsonSchema[None] = None
-    address: Annotated[str, Field(min_length=3, max_length=300)] | SkipJsonSchema[None] = None
+    address: Address | SkipJsonSchema[None] = None
     postcode: Postcode | SkipJsonSchema[None] = None
     arrondissement: Annotated[int, Field(ge=1, le=20)] | SkipJsonSchema[None] = None
     latitude: float | None = Field(default=None, ge=48.80, le=48.91)
     longitude: float | None = Field(default=None, ge=2.22, le=2.47)
-    opens_for_visits: bool | SkipJsonSchema[None] = None
-    description: str | None = Field(default=None, max_length=2000)
+    opens_for_visits: Flag | SkipJsonSchema[None] = None
+    description: Description | None = None
 
     _not_null = field_validator(*_SITE_NOT_NULL, mode="before")(_refuse_null)
 
@@ -283,10 +350,10 @@ class UnitCreate(_In):
     ceiling_height_m: Ceiling | None = None
     floor_load_kg_m2: FloorLoad | None = None
     power_kva: Power | None = None
-    goods_lift: bool = False
-    loading_dock: bool = False
-    extraction: bool = False
-    step_free_access: bool = False
+    goods_lift: Flag = False
+    loading_dock: Flag = False
+    extraction: Flag = False
+    step_free_access: Flag = False
     allowed_trades: Trades = Field(default_factory=list)
     use_class: UseClass = UseClass.PRODUCTION
     rent_eur_m2_year: Rent
@@ -329,19 +396,18 @@ class UnitPatch(_In):
     ceiling_height_m: Ceiling | None = None
     floor_load_kg_m2: FloorLoad | None = None
     power_kva: Power | None = None
-    goods_lift: bool | SkipJsonSchema[None] = None
-    loading_dock: bool | SkipJsonSchema[None] = None
-    extraction: bool | SkipJsonSchema[None] = None
-    step_free_access: bool | SkipJsonSchema[None] = None
+    goods_lift: Flag | SkipJsonSchema[None] = None
+    loading_dock: Flag | SkipJsonSchema[None] = None
+    extraction: Flag | SkipJsonSchema[None] = None
+    step_free_access: Flag | SkipJsonSchema[None] = None
     allowed_trades: Trades | SkipJsonSchema[None] = None
     use_class: UseClass | SkipJsonSchema[None] = None
     rent_eur_m2_year: Rent | SkipJsonSchema[None] = None
     charges_eur_m2_year: Charges | SkipJsonSchema[None] = None
     status: UnitStatus | SkipJsonSchema[None] = None
     available_from: date | None = None
-    reason: str | None = Field(
+    reason: Description | None = Field(
         default=None,
-        max_length=2000,
         description="Required (by an admin) for changes that reduce production surface.",
     )
 

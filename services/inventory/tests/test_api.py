@@ -135,6 +135,7 @@ BAD_UNITS = [
     ({"floor": 120}, "floor"),
     ({"allowed_trades": ["Wood Work"]}, "allowed_trades"),
     ({"allowed_trades": ["woodwork", "woodwork"]}, "repeat"),
+    ({"goods_lift": 1}, "goods_lift"),
     ({"status": "leased"}, "status"),
     ({"use_class": "housing"}, "use_class"),
     ({"available_from": "1850-01-01"}, "available_from"),
@@ -187,6 +188,12 @@ async def test_bad_site_input_gets_a_clear_422(api: Api) -> None:
     for override, fragment in cases:
         r = await api.client.post("/v1/sites", json={**good, **override}, headers=owner)
         assert_problem(r, 422, fragment)
+    # true and false only (found by fuzzing: 0 was taken as false)
+    for flag in (0, 1, "yes", "false"):
+        r = await api.client.post(
+            "/v1/sites", json={**good, "opens_for_visits": flag}, headers=owner
+        )
+        assert_problem(r, 422, "opens_for_visits", "valid boolean")
     r = await api.client.get("/v1/sites", params={"limit": 100})
     assert all(s["name"] != "Métropole 19" for s in r.json()["items"])
 

@@ -314,10 +314,12 @@ async def test_leader_and_a_second_node_killed_mid_stream_lose_nothing(
                         window["published_at_second_kill"],
                         window["pending_at_second_kill"],
                     ) = await outbox_state(app)
+                    window["pending_gauge_at_second_kill"] = int(pending_gauge())
                     down = time.monotonic()
                     await stream.reach((11 * CHANGES) // 20)
                     await asyncio.sleep(max(0.0, SECOND_DOWN_S - (time.monotonic() - down)))
                     _, _, window["pending_before_restart"] = await outbox_state(app)
+                    window["pending_gauge_before_restart"] = int(pending_gauge())
                     window["published_in_window"] = await published_after(
                         app, window["outbox_id_at_second_kill"]
                     )
@@ -341,7 +343,7 @@ async def test_leader_and_a_second_node_killed_mid_stream_lose_nothing(
                         fault_task.cancel()
                     for node in cluster.nodes:
                         if not node.is_running:
-                            await asyncio.to_thread(node.restart)
+                            await asyncio.to_thread(cluster.restart, node.node_id)
                 timeline["stream_s"] = time.monotonic() - t0
 
                 await eventually(
@@ -412,6 +414,9 @@ async def test_leader_and_a_second_node_killed_mid_stream_lose_nothing(
         "the outbox did not keep the rows written while one replica ran",
         counts,
     )
+    # The backlog gauge (what the FabriqueOutboxGrowing alert watches) grew while sends waited
+    # (it is refreshed every second, so it is compared with the exact count at the kill).
+    assert window["pending_gauge_before_restart"] > window["pending_at_second_kill"], counts
     assert errors.kinds, "the producer saw no refusal at all while nodes were down"
     assert lost == 0, counts
     assert duplicates == 0, counts
@@ -425,6 +430,10 @@ async def _moved(leaders: Callable[[], Awaitable[list[int]]], victim: int) -> li
 
 def publish_failures() -> float:
     return REGISTRY.get_sample_value("inventory_outbox_publish_failures_total") or 0.0
+
+
+def pending_gauge() -> float:
+    return REGISTRY.get_sample_value("inventory_outbox_pending_messages") or 0.0
 
 
 async def _all_in_sync(cluster: KafkaCluster) -> list[Any] | None:

@@ -82,3 +82,45 @@ def test_bearer_format_and_tags_are_described(spec: dict[str, Any]) -> None:
     described = {t["name"] for t in spec["tags"] if t.get("description")}
     used = {tag for _, _, op in _operations(spec) for tag in op.get("tags", ())}
     assert used <= described, used - described
+
+
+def _validator(spec: dict[str, Any], name: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator({**spec, "$ref": f"#/components/schemas/{name}"})
+
+
+def test_site_schemas_say_which_postcode_goes_with_which_arrondissement(
+    spec: dict[str, Any],
+) -> None:
+    # Found by fuzzing: a schema-valid site could still be refused for a postcode of another
+    # arrondissement, or for a latitude without a longitude.
+    create = _validator(spec, "SiteCreate")
+    base = {"name": "Cour", "kind": "cite_artisanale", "address": "37bis rue de Montreuil"}
+    assert create.is_valid({**base, "postcode": "75011", "arrondissement": 11})
+    assert create.is_valid({**base, "postcode": "75116", "arrondissement": 16})
+    assert create.is_valid({**base, "postcode": "75016", "arrondissement": 16})
+    assert not create.is_valid({**base, "postcode": "75013", "arrondissement": 1})
+    assert not create.is_valid(
+        {**base, "postcode": "75011", "arrondissement": 11, "latitude": 48.85}
+    )
+    assert not create.is_valid(
+        {**base, "postcode": "75011", "arrondissement": 11, "latitude": 48.85, "longitude": None}
+    )
+    patch = _validator(spec, "SitePatch")
+    assert patch.is_valid({"postcode": "75013"})  # checked against the stored arrondissement
+    assert not patch.is_valid({"postcode": "75013", "arrondissement": 1})
+    assert not patch.is_valid({"name": None})
+
+
+def test_idempotency_keys_are_documented_as_the_service_takes_them(spec: dict[str, Any]) -> None:
+    import re
+
+    for path in ("/v1/landlords", "/v1/sites", "/v1/sites/{site_id}/units"):
+        params = spec["paths"][path]["post"]["parameters"]
+        (key,) = [p for p in params if p["name"] == "Idempotency-Key"]
+        pattern = re.compile(key["schema"]["pattern"])
+        assert key["schema"]["type"] == "string"
+        assert pattern.match("site-berlier-2") and pattern.match("x" * 200)
+        assert not pattern.match("bad key") and not pattern.match("x" * 201)
+        assert not pattern.match("clé")

@@ -51,21 +51,27 @@ ProgrammeId = Annotated[str, Field(pattern=SLUG, examples=["hotels-industriels-j
 EntityId = Annotated[str, Field(min_length=1, max_length=36)]
 
 
-# StrictInput refuses NUL characters (PostgreSQL text cannot hold them); the schema says so too.
-_NO_NUL = "^[^\\x00]*$"
+def _text_pattern(min_length: int) -> str:
+    """What StrictInput accepts as text, as a pattern: no NUL (PostgreSQL text cannot hold it),
+    and at least `min_length` characters once the surrounding whitespace is stripped."""
+    if min_length == 0:
+        return r"^[^\x00]*$"
+    if min_length == 1:
+        return r"^\s*[^\s\x00][^\x00]*$"
+    return rf"^\s*[^\s\x00][^\x00]{{{min_length - 2},}}[^\s\x00]\s*$"
 
 
-def _forbid_nul(schema: Any) -> None:
+def _document_text_rules(schema: Any) -> None:
     if isinstance(schema, list):
         for item in schema:
-            _forbid_nul(item)
+            _document_text_rules(item)
     elif isinstance(schema, dict):
         if schema.get("type") == "string" and not {"pattern", "format", "enum"} & set(schema):
-            schema["pattern"] = _NO_NUL
+            schema["pattern"] = _text_pattern(schema.get("minLength", 0))
         for key in ("properties", "items", "anyOf"):
             if key in schema:
                 value = schema[key]
-                _forbid_nul(list(value.values()) if key == "properties" else value)
+                _document_text_rules(list(value.values()) if key == "properties" else value)
 
 
 class _In(StrictInput):
@@ -74,7 +80,7 @@ class _In(StrictInput):
         cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         schema = handler.resolve_ref_schema(handler(core_schema))
-        _forbid_nul(schema)
+        _document_text_rules(schema)
         return schema
 
 
@@ -155,7 +161,7 @@ class ArtisanCreate(_In):
         examples=["73282932000074"],
     )
     trades: list[Trade] = Field(min_length=1, max_length=10, json_schema_extra=_UNIQUE)
-    business_created_on: date
+    business_created_on: date = Field(description="On or after 1900-01-01, not in the future")
     legal_form: LegalForm
     labels: list[Label] = Field(
         default_factory=list, max_length=len(Label), json_schema_extra=_UNIQUE

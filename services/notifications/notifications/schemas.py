@@ -23,16 +23,13 @@ SECRET_PATTERN = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0
 Rent = Annotated[float, Field(ge=0, le=1_500, description="€ per m² per year, excluding charges")]
 
 
-_In = StrictInput
-
-
 def _no_repeats(values: list[Any], what: str) -> list[Any]:
     if len(set(values)) != len(values):
         raise ValueError(f"{what} must not repeat a value")
     return sorted(values)
 
 
-class CriteriaIn(_In):
+class CriteriaIn(StrictInput):
     """What a vacancy must be like; every criterion left out accepts any value."""
 
     arrondissements: list[Arrondissement] = Field(default_factory=list, max_length=20)
@@ -71,7 +68,7 @@ class CriteriaIn(_In):
         return self
 
 
-class WebhookChannelIn(_In):
+class WebhookChannelIn(StrictInput):
     type: Literal["webhook"]
     url: str = Field(
         min_length=10,
@@ -99,14 +96,14 @@ class WebhookChannelIn(_In):
         return v
 
 
-class EmailChannelIn(_In):
+class EmailChannelIn(StrictInput):
     type: Literal["email"]
     address: EmailStr | None = Field(
         default=None, description="Defaults to the contact e-mail of your leasing profile."
     )
 
 
-class FeedChannelIn(_In):
+class FeedChannelIn(StrictInput):
     type: Literal["feed"]
 
 
@@ -149,7 +146,7 @@ SUBSCRIPTION_EXAMPLE: dict[str, Any] = {
 }
 
 
-class SubscriptionCreate(_In):
+class SubscriptionCreate(StrictInput):
     """A saved search: what a vacancy must be like, and where to send its alerts."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [SUBSCRIPTION_EXAMPLE]})
@@ -162,7 +159,7 @@ class SubscriptionCreate(_In):
     _channels = field_validator("channels")(_one_per_type)
 
 
-class SubscriptionPatch(_In):
+class SubscriptionPatch(StrictInput):
     """Only the fields given change; `channels` replaces every channel."""
 
     model_config = ConfigDict(

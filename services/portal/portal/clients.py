@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -187,6 +188,4 @@ async def reachable(client: httpx.AsyncClient) -> bool:
 
 def _segment(value: str) -> str:
     """A path segment from user input: ids are url-safe; anything else cannot match."""
-    from urllib.parse import quote
-
     return quote(value, safe="")

@@ -126,6 +126,7 @@ def update_catalogs() -> dict[str, int]:
         catalog.obsolete.clear()
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
-            write_po(handle, catalog, width=100, omit_header=False, sort_output=True)
+            # File names without line numbers: a moved string does not rewrite the catalogs.
+            write_po(handle, catalog, width=100, sort_output=True, include_lineno=False)
         counts[locale] = len(catalog)
     return counts

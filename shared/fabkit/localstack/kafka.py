@@ -809,6 +809,9 @@ def start_broker(
 #: (same machine, back to back, load average ~20); a local cluster never runs long enough for
 #: C2's faster code to pay that back.
 CLUSTER_JVM_ARGS = ("-XX:TieredStopAtLevel=1",)
+#: Seconds a cluster may take to serve: 35-46 s is usual on two busy cores, 120 s was seen at a
+#: load average of ~45.
+CLUSTER_START_TIMEOUT = 240.0
 
 
 @dataclass(frozen=True)
@@ -945,7 +948,7 @@ class KafkaCluster:
         return f"<KafkaCluster {self.size} nodes, running {self.running} {self.workdir}>"
 
     # lifecycle ------------------------------------------------------------------------------
-    def start(self, timeout: float = 90.0) -> KafkaCluster:
+    def start(self, timeout: float = CLUSTER_START_TIMEOUT) -> KafkaCluster:
         """Format every node with one cluster id, start all JVMs, wait until each serves."""
         cluster_id = next((n.cluster_id for n in self.nodes if n.cluster_id), None)
         cluster_id = cluster_id or new_cluster_id()
@@ -972,7 +975,9 @@ class KafkaCluster:
         for node in [self.node(node_id)] if node_id is not None else self.nodes:
             node.kill()
 
-    def restart(self, node_id: int | None = None, timeout: float = 90.0) -> KafkaCluster:
+    def restart(
+        self, node_id: int | None = None, timeout: float = CLUSTER_START_TIMEOUT
+    ) -> KafkaCluster:
         """Start one node (or every stopped node) again on its ports and data."""
         if node_id is not None:
             self.node(node_id).restart(timeout)
@@ -1062,7 +1067,7 @@ def start_cluster(
     topics: Iterable[TopicSpec] | None = None,
     create_topics: bool = True,
     heap: str = "384m",
-    timeout: float = 90.0,
+    timeout: float = CLUSTER_START_TIMEOUT,
 ) -> KafkaCluster:
     """Start ``size`` nodes and create the platform's topics, replicated (see KafkaCluster).
 

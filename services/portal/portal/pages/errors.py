@@ -15,10 +15,11 @@ from portal.rendering import render
 log = logging.getLogger(__name__)
 
 
+TEMPLATES = {404: "error/404.html", 500: "error/500.html", 503: "error/503.html"}
+
+
 def _page(request: Request, status: int, context: dict[str, object] | None = None) -> Response:
-    template = {404: "error/404.html", 503: "error/503.html"}.get(status, "error/500.html")
-    if status not in (404, 503, 500):
-        template = "error/generic.html"
+    template = TEMPLATES.get(status, "error/generic.html")
     return render(request, template, {"status": status, **(context or {})}, status=status)
 
 
