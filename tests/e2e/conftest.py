@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,11 +24,42 @@ import httpx
 import pytest
 
 from fabkit.localstack.kafka import repo_root
-from fabkit.localstack.platform import Platform, start_platform
+from fabkit.localstack.keycloak import KeycloakServer
+from fabkit.localstack.platform import Platform
+from fabkit.localstack.platform import start_platform as launch
 from fabkit.testing import STARTED, fail_or_skip
 
 from .containers import containers_usable, mode, start_platform_on_containers
-from .harness import FAST_DELIVERY_ENV, SCALE, Api, Counts, Mailbox, ReceiverHub
+from .harness import FAST_DELIVERY_ENV, KEYCLOAKS, SCALE, Api, Counts, Mailbox, ReceiverHub
+
+OIDC_PREFIXES = ("INVENTORY_", "LEASING_", "NOTIFICATIONS_", "PORTAL_")
+
+
+def start_platform(run_dir: Path, **kwargs: Any) -> Platform:
+    """The launcher's platform with its identity provider: the launcher's own Keycloak when it
+    starts one (``Platform.keycloak``), otherwise one started here whose realm ``fabrique``
+    the services are told to trust (``<PREFIX>OIDC_ISSUER``)."""
+    if "keycloak" in inspect.signature(launch).parameters:
+        return launch(run_dir, **kwargs)
+    server = KeycloakServer(run_dir / "keycloak")
+    server.start()
+    issuer = server.issuer("fabrique")
+    env = {f"{prefix}OIDC_ISSUER": issuer for prefix in OIDC_PREFIXES}
+    kwargs["extra_env"] = {**(kwargs.get("extra_env") or {}), **env}
+    try:
+        platform = launch(run_dir, **kwargs)
+    except BaseException:
+        server.stop()
+        raise
+    KEYCLOAKS[id(platform)] = server
+    stop_services = platform.stop
+
+    def stop() -> None:
+        stop_services()
+        server.stop()
+
+    platform.stop = stop  # type: ignore[method-assign]
+    return platform
 
 
 @pytest.fixture(scope="module")

@@ -95,14 +95,28 @@ SCALE = Scale.from_env()
 
 
 _IDENTITIES: dict[str, TestIdentities] = {}
+#: Keycloak servers the e2e fixtures started for a platform (by id) when the launcher does not
+#: start one itself (``Platform.keycloak``).
+KEYCLOAKS: dict[int, Any] = {}
+
+
+def keycloak_of(platform: Platform) -> Any:
+    """The platform's Keycloak server: the launcher's own, or the one the fixtures started."""
+    server = getattr(platform, "keycloak", None) or KEYCLOAKS.get(id(platform))
+    assert server is not None, "this platform runs no Keycloak"
+    return server
+
+
+def oidc_issuer(platform: Platform) -> str:
+    """The issuer the platform's services trust (realm fabrique)."""
+    return str(keycloak_of(platform).issuer("fabrique"))
 
 
 def identities(platform: Platform) -> TestIdentities:
     """Accounts in the platform's own Keycloak (one TestIdentities per platform), tokens by
     real grants: client credentials for landlords, the password grant of a test-only client
     for people (see fabkit.oidc_testing)."""
-    server = platform.keycloak
-    assert server is not None, "this platform runs no Keycloak"
+    server = keycloak_of(platform)
     made = _IDENTITIES.get(server.base_url)
     if made is None:
         made = TestIdentities(

@@ -42,8 +42,10 @@ from .harness import (
     bearer,
     check,
     eventually,
+    keycloak_of,
     luhn_siret,
     months_later,
+    oidc_issuer,
     today,
     wait_caught_up,
 )
@@ -571,7 +573,7 @@ async def test_key_rotation_needs_no_service_restart(
     """A new realm key with a higher priority: tokens signed by the old key still pass, tokens
     signed by the new one pass at once, on all three running services."""
     platform = e2e_platform
-    assert platform.keycloak is not None and platform.oidc_issuer is not None
+    server, issuer = keycloak_of(platform), oidc_issuer(platform)
     api = api_for(platform)
     reads = [  # an admin-only read on each service
         ("inventory", "/v1/landlords"),
@@ -579,9 +581,7 @@ async def test_key_rotation_needs_no_service_restart(
         ("notifications", "/v1/admin/deliveries"),
     ]
     secret = "dev-fabrique-cli-secret"
-    old = (await client_credentials_token(platform.oidc_issuer, "fabrique-cli", secret))[
-        "access_token"
-    ]
+    old = (await client_credentials_token(issuer, "fabrique-cli", secret))["access_token"]
 
     async def accepted_everywhere(token: str) -> bool:
         for service, path in reads:
@@ -591,9 +591,7 @@ async def test_key_rotation_needs_no_service_restart(
         return True
 
     assert await accepted_everywhere(old)
-    admin = KeycloakAdmin(
-        platform.keycloak.base_url, platform.keycloak.admin_user, platform.keycloak.admin_password
-    )
+    admin = KeycloakAdmin(server.base_url, server.admin_user, server.admin_password)
     try:
         before = {k["kid"] for k in await admin.keys("fabrique")}
         await admin.add_rsa_key("fabrique", f"rotated-{uuid.uuid4().hex[:6]}", priority=500)
@@ -601,9 +599,7 @@ async def test_key_rotation_needs_no_service_restart(
         assert len(new_kids) == 1, new_kids
     finally:
         await admin.aclose()
-    new = (await client_credentials_token(platform.oidc_issuer, "fabrique-cli", secret))[
-        "access_token"
-    ]
+    new = (await client_credentials_token(issuer, "fabrique-cli", secret))["access_token"]
     assert jwt.get_unverified_header(new)["kid"] in new_kids
     assert jwt.get_unverified_header(old)["kid"] != jwt.get_unverified_header(new)["kid"]
     # A verifier refetches the JWKS for an unknown kid at most every 10 s: allow for that.

@@ -16,6 +16,8 @@ from fabkit.localstack.kafka import repo_root
 from fabkit.localstack.platform import Platform
 from fabkit.oidc_testing import client_credentials_token, login_with_pkce
 
+from .harness import oidc_issuer
+
 DEMO = json.loads((repo_root() / "deploy" / "keycloak" / "demo-directory.json").read_text())
 
 pytestmark = pytest.mark.e2e
@@ -23,8 +25,7 @@ pytestmark = pytest.mark.e2e
 
 async def test_seeded_platform_publishes_a_vacancy_opened_by_one_patch(platform: Platform) -> None:
     inventory = platform.services["inventory"]
-    assert platform.oidc_issuer is not None
-    issuer = platform.oidc_issuer
+    issuer = oidc_issuer(platform)
     admin = (await client_credentials_token(issuer, "fabrique-cli", "dev-fabrique-cli-secret"))[
         "access_token"
     ]
@@ -87,8 +88,7 @@ async def test_seeded_platform_publishes_a_vacancy_opened_by_one_patch(platform:
 
 
 async def test_the_demo_artisan_logs_in_and_finds_her_seeded_profile(platform: Platform) -> None:
-    assert platform.oidc_issuer is not None
-    login = await login_with_pkce(platform.oidc_issuer, "camille.roux", DEMO["password"])
+    login = await login_with_pkce(oidc_issuer(platform), "camille.roux", DEMO["password"])
     leasing = platform.services["leasing"]
     async with httpx.AsyncClient(base_url=leasing.url, timeout=10) as client:
         me = await client.get(
