@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import random
@@ -271,14 +272,39 @@ class Stack:
         await asyncio.to_thread(self.platform.stop)
 
 
+def _start_platform(run_dir: Path, database: str) -> tuple[Platform, Any]:
+    """The launcher's platform and its Keycloak: the launcher's own (``Platform.keycloak``)
+    when it starts one, otherwise one started here whose realm the services trust."""
+    if "keycloak" in inspect.signature(start_platform).parameters:
+        platform = start_platform(run_dir, database=database, fixed_ports=False)
+        return platform, getattr(platform, "keycloak", None)
+    from fabkit.localstack.keycloak import KeycloakServer
+
+    server = KeycloakServer(run_dir / "keycloak")
+    server.start()
+    issuer = server.issuer("fabrique")
+    env = {f"{p}OIDC_ISSUER": issuer for p in ("INVENTORY_", "LEASING_", "NOTIFICATIONS_")}
+    try:
+        platform = start_platform(run_dir, database=database, fixed_ports=False, extra_env=env)
+    except BaseException:
+        server.stop()
+        raise
+    stop_services = platform.stop
+
+    def stop() -> None:
+        stop_services()
+        server.stop()
+
+    platform.stop = stop  # type: ignore[method-assign]
+    return platform, server
+
+
 async def start(work: Path, database: str = "sqlite") -> Stack:
     started = time.monotonic()
-    platform = await asyncio.to_thread(
-        start_platform, work / "platform", database=database, fixed_ports=False
-    )
+    platform, server = await asyncio.to_thread(_start_platform, work / "platform", database)
     try:
-        assert platform.keycloak is not None, "the bench needs the platform's Keycloak"
-        identities = TestIdentities(platform.keycloak.base_url)
+        assert server is not None, "the bench needs the platform's Keycloak"
+        identities = TestIdentities(server.base_url)
         await asyncio.to_thread(identities.token, Role.ADMIN, "bench-admin")
         receiver = Receiver(work)
     except BaseException:
