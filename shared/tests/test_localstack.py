@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -104,6 +105,87 @@ def test_cli_parser_knows_subcommands() -> None:
     assert (args.port, args.data_dir) == (19092, "x")
     args = parser.parse_args(["postgres", "--database", "a", "--database", "b"])
     assert args.database == ["a", "b"]
+
+
+def test_cli_run_can_leave_keycloak_out() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["run"]).no_keycloak is False
+    assert parser.parse_args(["run", "--no-keycloak"]).no_keycloak is True
+
+
+def _platform_on_paper(tmp_path: Path, *, keycloak: bool) -> Any:
+    """A Platform whose parts are built but not started: enough for env and description."""
+    from types import SimpleNamespace
+
+    from fabkit.localstack.keycloak import KeycloakServer
+    from fabkit.localstack.platform import MailCatcher, Platform
+
+    broker = SimpleNamespace(bootstrap="127.0.0.1:19092", is_running=True)
+    server = KeycloakServer(tmp_path / "kc", port=free_port()) if keycloak else None
+    return Platform(
+        broker=broker,  # type: ignore[arg-type]
+        postgres=None,
+        mail=MailCatcher(tmp_path / "mail"),
+        keycloak=server,
+    )
+
+
+@pytest.mark.parametrize("keycloak", [True, False])
+def test_every_service_gets_the_issuer_and_audience_of_the_launchers_keycloak(
+    tmp_path: Path, keycloak: bool
+) -> None:
+    from fabkit.localstack.platform import _prepare, load_service_specs
+
+    platform = _platform_on_paper(tmp_path, keycloak=keycloak)
+    specs = load_service_specs()
+    assert {s.name for s in specs} >= {"inventory", "leasing", "notifications", "portal"}
+    for spec in specs:
+        env = _prepare(spec, tmp_path, platform.broker, None, platform, False, None).env
+        prefix = spec.env_prefix
+        if keycloak:
+            issuer = platform.keycloak.issuer("fabrique")
+            assert issuer == f"http://127.0.0.1:{platform.keycloak.port}/realms/fabrique"
+            assert env[f"{prefix}OIDC_ISSUER"] == issuer, spec.name
+            assert env[f"{prefix}OIDC_AUDIENCE"] == "fabrique-api", spec.name
+            assert env[f"{prefix}OIDC_JWKS_URL"] == platform.keycloak.jwks_url("fabrique")
+        else:
+            # Without Keycloak the entries are left out (the service keeps its default) and
+            # nothing else is lost.
+            assert not any("OIDC" in k for k in env if k.startswith(prefix)), spec.name
+            assert env[f"{prefix}KAFKA_BOOTSTRAP"] == "127.0.0.1:19092"
+    if not keycloak:
+        env = _prepare(specs[2], tmp_path, platform.broker, None, platform, False, None).env
+        assert env["NOTIFICATIONS_SMTP_PORT"] == str(platform.mail.port)
+
+
+def test_the_description_names_keycloak_after_the_portal_with_demo_accounts(
+    tmp_path: Path,
+) -> None:
+    from fabkit.localstack.platform import ServiceProcess, describe, load_service_specs
+
+    platform = _platform_on_paper(tmp_path, keycloak=True)
+    for spec in load_service_specs():
+        platform.services[spec.name] = ServiceProcess(spec, spec.port, {}, tmp_path / "x.log")
+    text = describe(platform, {"admin": "eyJ.admin"})
+    lines = text.splitlines()
+    kc = platform.keycloak
+    assert lines[1] == "Fabrique is running (Ctrl-C stops everything)."
+    assert lines[2].split()[:2] == ["web", "portal"], "the portal comes first"
+    assert lines[3].startswith(f"  Keycloak console   {kc.base_url}/admin/")
+    assert "user admin, password admin" in lines[3]
+    demo = json.loads((repo_root() / "deploy" / "keycloak" / "demo-directory.json").read_text())
+    for username in demo["users"]:
+        assert username in text
+    assert f"password for each: {demo['password']}" in text
+    secret = demo["clients"]["landlord-rivp"]["secret"]
+    curl = (
+        "curl -s -d grant_type=client_credentials -d client_id=landlord-rivp "
+        f"-d client_secret={secret} {kc.token_endpoint('fabrique')}"
+    )
+    assert [line.strip() for line in lines].count(curl) == 1
+    # The admin token the run command got from the demo realm's CLI client (client credentials).
+    assert "  admin: eyJ.admin" in lines
+    assert text.index("Keycloak console") < text.index("inventory ")
 
 
 # --------------------------------------------------------------------------------------------

@@ -137,7 +137,8 @@ _lock = threading.Lock()
 def _start_platform(run_dir: Path) -> Any:
     from fabkit.localstack.platform import start_platform
 
-    # No demo data: the checks need the processes and their metrics, not the Paris sites.
+    # No demo data: the checks need the processes, their metrics and the identity wiring, not
+    # the Paris sites.
     return start_platform(run_dir, fixed_ports=False, seed=False)
 
 
@@ -168,7 +169,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if future is None:
         return
     try:
-        started = future.result(timeout=180)
+        started = future.result(timeout=400)
     except Exception:
         started = None
     if started is not None:
@@ -183,6 +184,6 @@ def live_platform() -> Any:
     SQLite, no demo data), as real processes on free ports."""
     _start_in_background()  # already started when these checks run alone
     try:
-        return _platform["future"].result(timeout=180)  # stopped by pytest_sessionfinish
+        return _platform["future"].result(timeout=400)  # stopped by pytest_sessionfinish
     except Exception as exc:
         fail_or_skip(f"cannot start the platform: {exc}")

@@ -193,7 +193,8 @@ def cmd_postgres(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Broker, databases and every service as processes, with demo data; Ctrl-C stops all."""
+    """Broker, Keycloak, databases and every service as processes, with demo data; Ctrl-C
+    stops all."""
     from .platform import demo_client_token, demo_hints, describe, start_platform, write_state
 
     run_dir = Path(args.data_dir) if args.data_dir else default_run_dir()
@@ -209,6 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 kafka_port=args.kafka_port,
                 brokers=args.brokers,
                 seed=not args.no_seed,
+                keycloak=not args.no_keycloak,
             )
         except (LocalStackError, RuntimeError) as exc:
             log.error("%s", exc)
@@ -225,6 +227,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 dead = [
                     n for n, s in platform.services.items() if s.proc and s.proc.poll() is not None
                 ]
+                if platform.keycloak is not None and not platform.keycloak.is_running:
+                    dead.append("keycloak")
                 if dead or not platform.broker.is_running:
                     log.error("stopped unexpectedly: %s; see logs in %s", dead or "broker", run_dir)
                     return 1
@@ -304,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", default=None, help="default: <repo>/.run")
     run.add_argument("--no-seed", action="store_true", help="start without demo data")
     run.add_argument("--fresh", action="store_true", help="delete previous data first")
+    run.add_argument(
+        "--no-keycloak", action="store_true", help="start without the identity provider"
+    )
     run.set_defaults(func=cmd_run)
 
     tail = sub.add_parser("tail", help="print a topic's CloudEvents as JSON lines")
@@ -324,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if not args.verbose:
-        for noisy in ("aiokafka", "mail.log"):
+        for noisy in ("aiokafka", "mail.log", "httpx"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     func: Callable[[argparse.Namespace], Any] = args.func
     return int(func(args))

@@ -12,13 +12,11 @@ import asyncio
 import atexit
 import base64
 import concurrent.futures
-import contextlib
 import fcntl
 import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -30,6 +28,9 @@ from types import TracebackType
 from typing import IO, Any, TypeVar
 
 from .ports import LOOPBACK, free_ports, port_is_free
+from .process import ServerProcess
+from .process import signal_group as signal_group  # re-exported: the launcher imports them here
+from .process import terminate as terminate
 
 log = logging.getLogger(__name__)
 
@@ -379,30 +380,6 @@ def tail_file(path: Path, lines: int = 40) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
-def signal_group(proc: subprocess.Popen[Any], sig: int) -> None:
-    """Send ``sig`` to the process group ``proc`` leads (falls back to the process alone)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        return
-    except PermissionError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-
-
-def terminate(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-    """Signal the group, wait up to ``timeout`` seconds, then SIGKILL. Returns the exit code."""
-    signal_group(proc, sig)
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        log.warning("pid %s ignored signal %s for %.0fs; killing it", proc.pid, sig, timeout)
-        signal_group(proc, signal.SIGKILL)
-        return proc.wait(timeout=30)
-
-
 def tcp_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -439,7 +416,7 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
 
 
-class KafkaBroker:
+class KafkaBroker(ServerProcess):
     """One local Kafka broker + KRaft controller in a single JVM, listening on 127.0.0.1 only.
 
     ``workdir`` holds ``server.properties``, ``log4j2.properties``, the data (``data/``) and the
@@ -447,6 +424,8 @@ class KafkaBroker:
     :meth:`restart` (also after :meth:`kill`) brings the same broker back on the same address
     with the same data.
     """
+
+    label = "Kafka broker"
 
     def __init__(
         self,
@@ -502,6 +481,10 @@ class KafkaBroker:
         return self.workdir / "log4j2.properties"
 
     # state ----------------------------------------------------------------------------------
+    @property
+    def address(self) -> str:
+        return self.bootstrap
+
     @property
     def bootstrap(self) -> str:
         return f"{LOOPBACK}:{self.port}"
@@ -609,8 +592,9 @@ class KafkaBroker:
         cmd = self._java_cmd(
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id or new_cluster_id(),
+            # One argument: a random id may start with "-", which a separate value would turn
+            # into an unknown option.
+            f"--cluster-id={cluster_id or new_cluster_id()}",
             "-c",
             str(self.properties_path),
             "--ignore-formatted",
@@ -708,58 +692,6 @@ class KafkaBroker:
                     f"{tail_file(self.log_path)}"
                 )
             time.sleep(0.2)
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """Controlled shutdown: SIGTERM, wait up to ``timeout`` s, then SIGKILL."""
-        proc = self._proc
-        if proc is None:
-            return None
-        try:
-            rc = terminate(proc, signal.SIGTERM, timeout)
-        finally:
-            self._close_log()
-        log.info("Kafka broker on %s stopped (exit %s)", self.bootstrap, rc)
-        return rc
-
-    def kill(self) -> None:
-        """SIGKILL the broker (no controlled shutdown; for fault tests). Data stays."""
-        proc = self._proc
-        if proc is None:
-            return
-        try:
-            signal_group(proc, signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            self._close_log()
-
-    def restart(self, timeout: float = 60.0) -> KafkaBroker:
-        """Start again on the same ports and data dir (stopping first if still running)."""
-        if self.is_running:
-            self.stop()
-        return self.start(timeout)
-
-    def _atexit(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stop(timeout=15)
-
-    def _close_log(self) -> None:
-        with contextlib.suppress(Exception):
-            atexit.unregister(self._atexit)
-        if self._log_fh is not None:
-            with contextlib.suppress(OSError):
-                self._log_fh.close()
-            self._log_fh = None
-
-    def __enter__(self) -> KafkaBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 async def _probe_metadata(bootstrap: str, timeout: float) -> dict[str, Any]:

@@ -29,14 +29,12 @@ import logging
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 import httpx
@@ -46,11 +44,10 @@ from .kafka import (
     LocalStackError,
     find_java,
     repo_root,
-    signal_group,
     tail_file,
-    terminate,
 )
 from .ports import LOOPBACK, free_ports, port_is_free
+from .process import ServerProcess
 
 log = logging.getLogger(__name__)
 
@@ -442,7 +439,7 @@ def ensure_realm_template(
 # --------------------------------------------------------------------------------------------
 
 
-class KeycloakServer:
+class KeycloakServer(ServerProcess):
     """One local Keycloak listening on 127.0.0.1 only, with the committed realms imported.
 
     ``workdir`` holds the server's own home (``home/``: conf, data with the H2 store and the
@@ -452,6 +449,9 @@ class KeycloakServer:
     realm files' ``${VAR:default}`` placeholders go in ``env`` (e.g. ``FABRIQUE_SMTP_PORT``);
     ``FABRIQUE_PROCONNECT_ISSUER`` defaults to this server's own ``proconnect-sim`` realm.
     """
+
+    label = "Keycloak"
+    default_start_timeout = 180.0
 
     def __init__(
         self,
@@ -505,6 +505,10 @@ class KeycloakServer:
     @property
     def base_url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return self.base_url
 
     def issuer(self, realm: str = "fabrique") -> str:
         return f"{self.base_url}/realms/{realm}"
@@ -675,57 +679,6 @@ class KeycloakServer:
                         f"{tail_file(self.log_path, 60)}"
                     )
                 time.sleep(0.2)
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM, wait up to ``timeout`` s, then SIGKILL."""
-        proc = self._proc
-        if proc is None:
-            return None
-        try:
-            rc = terminate(proc, signal.SIGTERM, timeout)
-        finally:
-            self._close_log()
-        log.info("Keycloak on %s stopped (exit %s)", self.base_url, rc)
-        return rc
-
-    def kill(self) -> None:
-        """SIGKILL the server (for fault tests). Data stays."""
-        proc = self._proc
-        if proc is None:
-            return
-        try:
-            signal_group(proc, signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            self._close_log()
-
-    def restart(self, timeout: float = 180.0) -> KeycloakServer:
-        if self.is_running:
-            self.stop()
-        return self.start(timeout)
-
-    def _atexit(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stop(timeout=15)
-
-    def _close_log(self) -> None:
-        with contextlib.suppress(Exception):
-            atexit.unregister(self._atexit)
-        if self._log_fh is not None:
-            with contextlib.suppress(OSError):
-                self._log_fh.close()
-            self._log_fh = None
-
-    def __enter__(self) -> KeycloakServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # administration -------------------------------------------------------------------------
     def _point_broker_at_proconnect(self) -> None:

@@ -1,16 +1,19 @@
-"""The whole platform on one machine: broker, optional PostgreSQL, and every service as its
-own process. Used by `fabrique-stack run`, the end-to-end tests and the benchmarks."""
+"""The whole platform on one machine: broker, optional PostgreSQL, Keycloak, and every service
+as its own process. Used by `fabrique-stack run`, the end-to-end tests and the benchmarks."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import string
 import subprocess
 import sys
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +26,22 @@ from fabkit.localstack.kafka import (
     start_cluster,
     terminate,
 )
+from fabkit.localstack.keycloak import KEYCLOAK_VERSION, KeycloakServer
 from fabkit.localstack.ports import free_port, port_is_free
 from fabkit.localstack.postgres import PostgresServer, start_postgres
 
 log = logging.getLogger("fabrique-stack")
 
 SERVICES_FILE = Path("deploy") / "services.json"
+#: Demo accounts and client secrets of the committed realm (development only).
+DEMO_DIRECTORY = Path("deploy") / "keycloak" / "demo-directory.json"
+#: The realm the services trust and the audience its tokens carry (docs/identity.md).
+OIDC_REALM = "fabrique"
+OIDC_AUDIENCE = "fabrique-api"
+#: Keycloak's usual port, taken when free so the console URL stays the same from run to run.
+KEYCLOAK_PORT = 8080
+#: services.json placeholders that only exist when Keycloak runs.
+KEYCLOAK_PLACEHOLDERS = frozenset({"oidc_issuer", "oidc_audience", "oidc_jwks_url", "keycloak_url"})
 
 
 @dataclass(frozen=True)
@@ -161,17 +174,25 @@ class Platform:
     postgres: PostgresServer | None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     mail: MailCatcher | None = None
+    keycloak: KeycloakServer | None = None
     # Each prepared service's URL, for the `{<name>_url}` placeholders of the services after it.
     urls: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
         for service in reversed(list(self.services.values())):
             service.stop()
+        if self.keycloak is not None:
+            self.keycloak.stop()
         self.broker.stop()
         if self.postgres is not None:
             self.postgres.stop()
         if self.mail is not None:
             self.mail.stop()
+
+    @property
+    def oidc_issuer(self) -> str | None:
+        """The issuer the services trust (realm fabrique), or None without Keycloak."""
+        return self.keycloak.issuer(OIDC_REALM) if self.keycloak is not None else None
 
 
 def start_platform(
@@ -184,21 +205,42 @@ def start_platform(
     extra_env: dict[str, str] | None = None,
     fixed_ports: bool = True,
     brokers: int = 1,
+    keycloak: bool = True,
 ) -> Platform:
-    """Start the broker (or a cluster of `brokers` nodes), the databases and the services; the
-    caller stops the result. The services get every node's address."""
+    """Start the broker (or a cluster of `brokers` nodes), Keycloak (unless `keycloak=False`),
+    the databases and the services; the caller stops the result. The services get every
+    node's address and the issuer and audience of the realm `fabrique`."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    broker: KafkaBroker | KafkaCluster
-    if brokers > 1:
-        broker = start_cluster(run_dir / "kafka-cluster", brokers)
-    else:
-        if kafka_port is None and fixed_ports and port_is_free(9092) and port_is_free(9093):
-            kafka_port = 9092
-        broker = start_broker(run_dir / "kafka", port=kafka_port)
-    postgres = None
-    platform = Platform(broker=broker, postgres=None)
+    mail = MailCatcher(run_dir / "mail").start()
+    identity: KeycloakServer | None = None
+    # Keycloak (15-25 s on an idle two-core machine, docs/identity.md; nearly all of it the JVM)
+    # starts in a thread while the broker starts and the services migrate and seed; it is
+    # awaited last.
+    starting: Future[KeycloakServer] | None = None
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keycloak")
+    if keycloak:
+        kc_port = KEYCLOAK_PORT if fixed_ports and port_is_free(KEYCLOAK_PORT) else None
+        identity = KeycloakServer(run_dir / "keycloak", port=kc_port)
+        starting = background.submit(_start_keycloak, identity, mail)
+    broker: KafkaBroker | KafkaCluster | None = None
     try:
-        platform.mail = MailCatcher(run_dir / "mail").start()
+        if brokers > 1:
+            broker = start_cluster(run_dir / "kafka-cluster", brokers)
+        else:
+            if kafka_port is None and fixed_ports and port_is_free(9092) and port_is_free(9093):
+                kafka_port = 9092
+            # Two JVMs starting side by side on two cores: the broker gets twice its usual
+            # minute (a loaded machine was seen to need more than 60 s with Keycloak beside).
+            broker = start_broker(
+                run_dir / "kafka", port=kafka_port, timeout=120.0 if keycloak else 60.0
+            )
+    except BaseException:
+        _abandon(identity, starting, background)
+        mail.stop()
+        raise
+    postgres = None
+    platform = Platform(broker=broker, postgres=None, mail=mail, keycloak=identity)
+    try:
         if database == "postgres":
             postgres = start_postgres(run_dir / "postgres")
             platform.postgres = postgres
@@ -219,10 +261,80 @@ def start_platform(
             for service in prepared:
                 platform.services[service.spec.name] = service
             list(pool.map(lambda s: s.start(), prepared))
+        if starting is not None:
+            _await_keycloak(starting, platform.keycloak.log_path if platform.keycloak else None)
     except BaseException:
+        _abandon(None, starting, background)
         platform.stop()
         raise
+    finally:
+        background.shutdown(wait=False)
     return platform
+
+
+def _start_keycloak(server: KeycloakServer, mail: MailCatcher) -> KeycloakServer:
+    server.start(progress=log.info)
+    _point_smtp_at(server, mail)
+    return server
+
+
+def _point_smtp_at(server: KeycloakServer, mail: MailCatcher) -> None:
+    """Send the realm's mails (e-mail verification, password reset) to the mail catcher.
+
+    The realm file names the SMTP server by placeholders (``${FABRIQUE_SMTP_PORT:1025}``), but
+    the catcher's port changes from run to run and the prepared store (the realm template) is
+    keyed by those values: passing the port would build a new template (45-90 s) at every
+    start. The template keeps the defaults; the realm's SMTP settings are updated here."""
+    import httpx
+
+    with httpx.Client(timeout=30) as client:
+        headers = {"Authorization": f"Bearer {server.admin_token(client)}"}
+        url = f"{server.base_url}/admin/realms/{OIDC_REALM}"
+        answer = client.get(url, headers=headers)
+        if answer.status_code == 404:
+            return
+        answer.raise_for_status()
+        smtp = dict(answer.json().get("smtpServer") or {})
+        wanted = {"host": "127.0.0.1", "port": str(mail.port)}
+        if all(smtp.get(k) == v for k, v in wanted.items()):
+            return
+        smtp.update(wanted)
+        client.put(url, headers=headers, json={"smtpServer": smtp}).raise_for_status()
+        log.info("Keycloak sends the realm's mails to smtp://127.0.0.1:%s", mail.port)
+
+
+def _await_keycloak(
+    starting: Future[KeycloakServer], log_path: Path | None, timeout: float = 300.0
+) -> None:
+    """Wait for the Keycloak start, saying every few seconds that it is still going."""
+    began = time.monotonic()
+    while True:
+        try:
+            starting.result(timeout=5)
+            return
+        except FutureTimeout:
+            waited = time.monotonic() - began
+            if waited > timeout:
+                raise RuntimeError(
+                    f"Keycloak was not ready {timeout:.0f}s after the services started; "
+                    f"see {log_path}"
+                ) from None
+            log.info("waiting for Keycloak (%.0f s so far)...", waited)
+
+
+def _abandon(
+    server: KeycloakServer | None,
+    starting: Future[KeycloakServer] | None,
+    background: ThreadPoolExecutor,
+) -> None:
+    """Let a Keycloak start that is no longer wanted finish (or fail), then stop it."""
+    if starting is not None:
+        # Its own log says why it failed, if it did; we are unwinding anyway.
+        with contextlib.suppress(Exception):
+            starting.result(timeout=200)
+    if server is not None:
+        server.stop()
+    background.shutdown(wait=False)
 
 
 def _summary(output: str) -> str:
@@ -258,15 +370,32 @@ def _prepare(
         "smtp_port": str(platform.mail.port),
         **{f"{name}_url": url for name, url in platform.urls.items()},
     }
+    if platform.keycloak is not None:
+        values |= {
+            "oidc_issuer": platform.keycloak.issuer(OIDC_REALM),
+            "oidc_audience": OIDC_AUDIENCE,
+            "oidc_jwks_url": platform.keycloak.jwks_url(OIDC_REALM),
+            "keycloak_url": platform.keycloak.base_url,
+        }
     platform.urls[spec.name] = values["url"]
     env = {
         **os.environ,
         f"{spec.env_prefix}DATABASE_URL": db_url,
         f"{spec.env_prefix}KAFKA_BOOTSTRAP": broker.bootstrap,
-        **{k: v.format(**values) for k, v in spec.env.items()},
+        **{
+            k: v.format(**values)
+            for k, v in spec.env.items()
+            if platform.keycloak is not None or not _fields(v) & KEYCLOAK_PLACEHOLDERS
+        },
         **(extra_env or {}),
     }
     return ServiceProcess(spec, port, env, run_dir / f"{spec.name}.log")
+
+
+def _fields(template: str) -> set[str]:
+    """The placeholders a services.json value uses. A value naming Keycloak is left out when
+    the platform runs without it (keycloak=False), so the service keeps its default."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 def describe(platform: Platform, tokens: dict[str, Any]) -> str:
@@ -290,17 +419,48 @@ def describe(platform: Platform, tokens: dict[str, Any]) -> str:
     if portal is not None:
         # People start here; the APIs below are for integrators.
         lines.insert(2, f"  web portal         {portal.url}   (open it in a browser)")
+    if platform.keycloak is not None:
+        kc = platform.keycloak
+        lines.insert(
+            3 if portal is not None else 2,
+            f"  Keycloak console   {kc.base_url}/admin/   (user {kc.admin_user}, password "
+            f"{kc.admin_password}; issuer {kc.issuer(OIDC_REALM)})",
+        )
     for name, service in platform.services.items():
         if name == "portal":
             continue
         lines.append(
             f"  {name:<18} {service.url}   (API docs {service.url}/docs, metrics /metrics)"
         )
+    if platform.keycloak is not None:
+        lines += identity_lines(platform.keycloak)
     if tokens:
         lines += ["", "Tokens for trying the API (from the demo realm's clients; valid 5 minutes):"]
     for label, token in tokens.items():
         lines.append(f"  {label}: {token}")
     return "\n".join(lines)
+
+
+def identity_lines(keycloak: KeycloakServer, directory: Path | None = None) -> list[str]:
+    """The demo accounts of deploy/keycloak/demo-directory.json and one curl that gets a
+    landlord token by client credentials (development secrets, public by design)."""
+    demo = json.loads((directory or repo_root() / DEMO_DIRECTORY).read_text(encoding="utf-8"))
+    by_role: dict[str, list[str]] = {}
+    for username, user in demo["users"].items():
+        by_role.setdefault(user["roles"][0], []).append(username)
+    client, secret = next(
+        (name, c["secret"]) for name, c in demo["clients"].items() if c.get("landlord_id")
+    )
+    people = "; ".join(f"{role}: {', '.join(names)}" for role, names in by_role.items())
+    return [
+        "",
+        f"Demo accounts (Keycloak {KEYCLOAK_VERSION}, realm {OIDC_REALM}; development only):",
+        f"  {people}",
+        f"  password for each: {demo['password']}",
+        f"A landlord token ({client}, client credentials, audience {OIDC_AUDIENCE}):",
+        f"  curl -s -d grant_type=client_credentials -d client_id={client} "
+        f"-d client_secret={secret} {keycloak.token_endpoint(OIDC_REALM)}",
+    ]
 
 
 def _http_json(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> Any:
@@ -328,7 +488,7 @@ def demo_client_token(platform: Platform, client_id: str) -> str | None:
     when the platform runs no identity provider (or it refuses)."""
     from fabkit.oidc import IdentityProviderUnavailable, client_credentials_access_token
 
-    issuer = getattr(platform, "oidc_issuer", None)
+    issuer = platform.oidc_issuer
     if not issuer:
         return None
     try:
@@ -376,6 +536,7 @@ def write_state(run_dir: Path, platform: Platform) -> Path:
     state = {
         "kafka_bootstrap": platform.broker.bootstrap,
         "services": {name: s.url for name, s in platform.services.items()},
+        "oidc_issuer": platform.oidc_issuer,
     }
     path = run_dir / "stack.json"
     path.write_text(json.dumps(state, indent=2), encoding="utf-8")

@@ -23,8 +23,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from .kafka import LocalStackError, tail_file, tcp_accepts, terminate
+from .kafka import LocalStackError, tail_file, tcp_accepts
 from .ports import LOOPBACK, free_port, port_is_free
+from .process import terminate
 
 log = logging.getLogger(__name__)
 
