@@ -100,7 +100,7 @@ def build_runtime(
         read_sessions=read_sessions,
         metrics=metrics,
         verifier=JwksTokenVerifier(
-            settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url
+            settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url or None
         ),
         signal=signal,
         relay=relay,
