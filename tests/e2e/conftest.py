@@ -41,13 +41,20 @@ def start_platform(run_dir: Path, **kwargs: Any) -> Platform:
     the services are told to trust (``<PREFIX>OIDC_ISSUER``)."""
     if "keycloak" in inspect.signature(launch).parameters:
         return launch(run_dir, **kwargs)
+    return with_keycloak(run_dir, kwargs.pop("extra_env", None) or {}, launch, **kwargs)
+
+
+def with_keycloak(
+    run_dir: Path, extra_env: dict[str, str], starter: Callable[..., Platform], **kwargs: Any
+) -> Platform:
+    """Start a Keycloak with the committed realms, then ``starter(run_dir, extra_env=...)``
+    with the services told to trust its realm ``fabrique``; the platform stops both."""
     server = KeycloakServer(run_dir / "keycloak")
     server.start()
     issuer = server.issuer("fabrique")
     env = {f"{prefix}OIDC_ISSUER": issuer for prefix in OIDC_PREFIXES}
-    kwargs["extra_env"] = {**(kwargs.get("extra_env") or {}), **env}
     try:
-        platform = launch(run_dir, **kwargs)
+        platform = starter(run_dir, extra_env={**extra_env, **env}, **kwargs)
     except BaseException:
         server.stop()
         raise
@@ -107,7 +114,11 @@ def pg_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         fail_or_skip(f"containers required (FABRIQUE_E2E_CONTAINERS=require) but: {why}")
     try:
         if use_containers:
-            started = start_platform_on_containers(run_dir, FAST_DELIVERY_ENV)
+            started = with_keycloak(
+                run_dir,
+                FAST_DELIVERY_ENV,
+                lambda d, extra_env: start_platform_on_containers(d, extra_env),
+            )
             label = f"PostgreSQL, testcontainers ({why})"
         else:
             started = start_platform(
