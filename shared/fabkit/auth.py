@@ -8,7 +8,7 @@ from the identity provider (Keycloak, realm ``fabrique``) and are verified by th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -33,11 +33,12 @@ class Principal:
     """Who is calling: the token's subject (an id in its role's table) and its role.
 
     ``email_verified`` is what the provider says of the account's e-mail address (false for
-    service accounts, which have none)."""
+    service accounts, which have none). It is not part of the caller's identity: two principals
+    with the same subject and role are equal."""
 
     subject: str
     role: Role
-    email_verified: bool = False
+    email_verified: bool = field(default=False, compare=False)
 
     @property
     def is_admin(self) -> bool:
