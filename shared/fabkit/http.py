@@ -6,15 +6,20 @@ from typing import Annotated
 
 from fastapi import Header
 from fastapi.responses import JSONResponse
+from pydantic.json_schema import SkipJsonSchema
 
 from fabkit.errors import ProblemError
 from fabkit.idempotency import Written
 
+# The key syntax fabkit.idempotency.validate_key enforces (400 otherwise) is written into the
+# schema too, so clients generated from it and fuzzers send keys the services take.
 IdempotencyKey = Annotated[
-    str | None,
+    str | SkipJsonSchema[None],
     Header(
         alias="Idempotency-Key",
-        description="Retrying a POST with the same key returns the first answer.",
+        description="Retrying a POST with the same key returns the first answer: 1 to 200 "
+        "visible ASCII characters, no spaces.",
+        json_schema_extra={"pattern": "^[!-~]{1,200}$"},
     ),
 ]
 IfMatch = Annotated[

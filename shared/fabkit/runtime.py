@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
@@ -49,6 +49,24 @@ class Runtime:
     def sessions_for(self, method: str) -> async_sessionmaker[AsyncSession]:
         """Sessions for a request: GET and HEAD handlers only read, so they get read-only ones."""
         return self.read_sessions if method in ("GET", "HEAD") else self.sessions
+
+    def refresh_gauges(
+        self,
+        refresh: Callable[[async_sessionmaker[AsyncSession]], Awaitable[None]],
+        every: float = 5.0,
+    ) -> None:
+        """Refresh gauges read from the database on a timer (never at scrape time) until stop."""
+
+        async def loop() -> None:
+            while not self.stop.is_set():
+                try:
+                    await refresh(self.read_sessions)
+                except Exception as exc:
+                    log.warning("could not refresh the gauges: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), every)
+
+        self.tasks.append(asyncio.create_task(loop(), name="gauges"))
 
     def start_background(self) -> None:
         if self.settings.run_relay:

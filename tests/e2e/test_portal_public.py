@@ -163,12 +163,47 @@ def test_filters_narrow_the_board_and_stay_in_the_url(
     assert count_of(page) == expected
 
 
-def test_a_filter_the_api_lacks_is_applied_by_the_portal(
+def narrowing(values: list[float]) -> float:
+    """A minimum that keeps some of these values and drops some (so dropping it shows)."""
+    distinct = sorted(set(values))
+    assert len(distinct) > 1, f"the demo vacancies all have {distinct}"
+    return distinct[len(distinct) // 2]
+
+
+def test_ceiling_floor_load_and_power_filters_narrow_the_board(
     page: Any, portal: str, demo: dict[str, Any]
 ) -> None:
-    page.goto(portal + "/?min_ceiling_height_m=5")
-    wanted = [u for u in demo["vacancies"]["items"] if (u["ceiling_height_m"] or 0) >= 5]
+    vacancies = demo["vacancies"]
+    items = vacancies["items"]
+    assert vacancies["total"] == len(items), "the demo vacancies no longer fit in one API page"
+
+    def at_least(units: list[dict[str, Any]], field: str, low: float) -> list[dict[str, Any]]:
+        # An unknown figure does not meet a minimum.
+        return [u for u in units if u[field] is not None and u[field] >= low]
+
+    # Each threshold from the demo data, each narrowing what the previous ones kept.
+    ceiling = narrowing([u["ceiling_height_m"] for u in items if u["ceiling_height_m"]])
+    high = at_least(items, "ceiling_height_m", ceiling)
+    load = narrowing([u["floor_load_kg_m2"] for u in high if u["floor_load_kg_m2"]])
+    wanted = at_least(high, "floor_load_kg_m2", load)
+    assert 0 < len(wanted) < len(high) < len(items)
+    page.goto(portal + "/")
+    # A visitor writes decimals the French way.
+    page.locator("#f-min_ceiling_height_m").fill(f"{ceiling:g}".replace(".", ","))
+    page.locator("#f-min_floor_load_kg_m2").fill(f"{load:g}")
+    page.get_by_role("button", name="Afficher les ateliers").click()
+    page.wait_for_load_state()
+    assert "min_ceiling_height_m=" in page.url and "min_floor_load_kg_m2=" in page.url
     assert count_of(page) == len(wanted)
+    # The three together, the power added to the search on screen.
+    power = narrowing([u["power_kva"] for u in wanted if u["power_kva"] is not None])
+    strong = at_least(wanted, "power_kva", power)
+    assert 0 < len(strong) < len(wanted)
+    page.locator("#f-min_power_kva").fill(f"{power:g}")
+    page.get_by_role("button", name="Afficher les ateliers").click()
+    page.wait_for_load_state()
+    assert f"min_power_kva={power:g}" in page.url
+    assert count_of(page) == len(strong)
 
 
 def test_paging(page: Any, portal: str, demo: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -17,7 +16,7 @@ from fabkit.runtime import build_runtime, runtime_lifespan
 from inventory.api import landlords, sites, surface, units
 from inventory.events.handlers import consumer_specs
 from inventory.events.published import emit
-from inventory.metrics import run_gauge_refresher
+from inventory.metrics import refresh_business_gauges
 from inventory.settings import InventorySettings
 
 TAGS = [
@@ -55,9 +54,7 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with base_lifespan(app):
             runtime = app.state.runtime
-            runtime.tasks.append(
-                asyncio.create_task(run_gauge_refresher(runtime.read_sessions, runtime.stop))
-            )
+            runtime.refresh_gauges(refresh_business_gauges)
             yield
 
     app = FastAPI(

@@ -114,6 +114,9 @@ class UnitSearch:
     min_surface: float | None = None
     max_surface: float | None = None
     max_rent: float | None = None
+    min_ceiling_height_m: float | None = None
+    min_floor_load_kg_m2: float | None = None
+    min_power_kva: float | None = None
     trade: str | None = None
     features: Sequence[Feature] = ()
     statuses: Sequence[UnitStatus] = ()
@@ -149,6 +152,9 @@ class _Shape:
     min_surface: bool
     max_surface: bool
     max_rent: bool
+    min_ceiling_height_m: bool
+    min_floor_load_kg_m2: bool
+    min_power_kva: bool
     trade: bool
     features: tuple[Feature, ...]
     statuses: bool
@@ -165,6 +171,9 @@ class _Shape:
             min_surface=q.min_surface is not None,
             max_surface=q.max_surface is not None,
             max_rent=q.max_rent is not None,
+            min_ceiling_height_m=q.min_ceiling_height_m is not None,
+            min_floor_load_kg_m2=q.min_floor_load_kg_m2 is not None,
+            min_power_kva=q.min_power_kva is not None,
             trade=bool(q.trade),
             features=tuple(sorted(set(q.features))),
             statuses=bool(q.statuses),
@@ -193,6 +202,13 @@ def _search_statement(shape: _Shape) -> Select[Unit, Site, int]:
         stmt = stmt.where(col(Unit.surface_m2) <= bindparam("max_surface"))
     if shape.max_rent:
         stmt = stmt.where(col(Unit.rent_eur_m2_year) <= bindparam("max_rent"))
+    # A unit whose figure is unknown (NULL) does not meet a minimum: SQL's NULL >= x is not true.
+    if shape.min_ceiling_height_m:
+        stmt = stmt.where(col(Unit.ceiling_height_m) >= bindparam("min_ceiling"))
+    if shape.min_floor_load_kg_m2:
+        stmt = stmt.where(col(Unit.floor_load_kg_m2) >= bindparam("min_floor_load"))
+    if shape.min_power_kva:
+        stmt = stmt.where(col(Unit.power_kva) >= bindparam("min_power"))
     if shape.trade:
         trade_units = select(col(UnitTrade.unit_id)).where(
             col(UnitTrade.trade) == bindparam("trade")
@@ -233,6 +249,9 @@ async def search_units(session: AsyncSession, q: UnitSearch) -> tuple[list[tuple
         "min_surface": q.min_surface,
         "max_surface": q.max_surface,
         "max_rent": q.max_rent,
+        "min_ceiling": q.min_ceiling_height_m,
+        "min_floor_load": q.min_floor_load_kg_m2,
+        "min_power": q.min_power_kva,
         "trade": q.trade,
         "statuses": [s.value for s in q.statuses],
         "kinds": list(q.site_kinds),

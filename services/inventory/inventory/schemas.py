@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from fabkit.schemas import StrictInput
+from fabkit.schemas import StrictInput, text_pattern
 from inventory.domain import (
     INITIAL_STATUSES,
     LandlordKind,
@@ -55,21 +55,11 @@ Power = Annotated[float, Field(ge=0, le=2_000, description="kVA")]
 Rent = Annotated[float, Field(ge=0, le=1_500, description="€ per m² per year, excluding charges")]
 Charges = Annotated[float, Field(ge=0, le=300, description="€ per m² per year")]
 Floor = Annotated[int, Field(ge=-3, le=40)]
-# What str.strip() removes (ECMA regexes' \s, used by JSON Schema, lacks \x1c-\x1f and \x85).
-_WS = r"\s\x1c-\x1f\x85"
 
 
 def _text(min_length: int = 0, max_length: int = 2000) -> Any:
-    """Text as the API takes it: no NUL (PostgreSQL cannot store it), at least `min_length`
-    characters once stripped of surrounding whitespace; the schema's pattern says both."""
-    if min_length == 0:
-        pattern = r"^[^\x00]*$"
-    elif min_length == 1:
-        pattern = rf"^[{_WS}]*[^{_WS}\x00][^\x00]*$"
-    else:
-        inner = rf"[^\x00]{{{min_length - 2},}}"
-        pattern = rf"^[{_WS}]*[^{_WS}\x00]{inner}[^{_WS}\x00][{_WS}]*$"
-    return Field(min_length=min_length, max_length=max_length, pattern=pattern)
+    """Text as the API takes it: no NUL, at least `min_length` characters once stripped."""
+    return Field(min_length=min_length, max_length=max_length, pattern=text_pattern(min_length))
 
 
 Name = Annotated[str, _text(2, 200)]

@@ -462,6 +462,68 @@ async def test_search_filters_and_stable_pagination(api: Api) -> None:
     assert_problem(r, 422, "arrondissement", "sort")
 
 
+async def test_search_by_minimum_ceiling_floor_load_and_power(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    site = await api.new_site(owner)
+    figures = [
+        (3.0, 600, 12),
+        (4.2, 800, 36),
+        (5.5, 1_000, 100),
+        (6.3, 1_100, None),
+        (None, None, 250),
+    ]
+    made = [
+        await api.new_unit(
+            site["id"],
+            owner,
+            ceiling_height_m=ceiling,
+            floor_load_kg_m2=load,
+            power_kva=power,
+            status="available",
+        )
+        for ceiling, load, power in figures
+    ]
+    refs = {u["id"]: i for i, u in enumerate(made)}
+
+    async def found(**params: Any) -> list[int]:
+        r = await api.client.get(
+            "/v1/units", params={"landlord_id": made[0]["landlord_id"], "limit": 100, **params}
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["total"] == len(body["items"])
+        return sorted(refs[u["id"]] for u in body["items"])
+
+    # a minimum is inclusive, and a unit whose figure is unknown does not meet it
+    assert await found(min_ceiling_height_m=4.2) == [1, 2, 3]
+    assert await found(min_ceiling_height_m=2) == [0, 1, 2, 3]
+    assert await found(min_floor_load_kg_m2=1_000) == [2, 3]
+    assert await found(min_power_kva=36) == [1, 2, 4]
+    assert await found(min_power_kva=0) == [0, 1, 2, 4]
+    # the three together, and with the other filters, in the same search
+    assert await found(min_ceiling_height_m=4, min_floor_load_kg_m2=700, min_power_kva=50) == [2]
+    assert await found(min_ceiling_height_m=5, max_rent=100) == []
+    assert await found(min_ceiling_height_m=5, min_surface=150, sort="-surface") == [2, 3]
+    # one shape, other values: bound per request, not frozen in the cached statement
+    assert await found(min_ceiling_height_m=6, min_power_kva=0) == []
+    assert await found(min_ceiling_height_m=3, min_power_kva=30) == [1, 2]
+
+    for params, fragments in [
+        ({"min_ceiling_height_m": 1.5}, ("min_ceiling_height_m", "greater than or equal to 2")),
+        ({"min_ceiling_height_m": 13}, ("min_ceiling_height_m", "less than or equal to 12")),
+        ({"min_floor_load_kg_m2": 100}, ("min_floor_load_kg_m2", "greater than or equal to 150")),
+        ({"min_floor_load_kg_m2": 6_000}, ("min_floor_load_kg_m2", "less than or equal to 5000")),
+        ({"min_power_kva": -1}, ("min_power_kva", "greater than or equal to 0")),
+        ({"min_power_kva": 2_001}, ("min_power_kva", "less than or equal to 2000")),
+        ({"min_power_kva": "lots"}, ("min_power_kva", "valid number")),
+        ({"min_ceiling_height_m": "nan"}, ("min_ceiling_height_m", "finite number")),
+        ({"min_power_kva": "inf"}, ("min_power_kva", "finite number")),
+    ]:
+        r = await api.client.get("/v1/units", params=params)
+        body = assert_problem(r, 422, *fragments)
+        assert body["errors"], body
+
+
 # Production-surface protection -------------------------------------------------------------
 
 

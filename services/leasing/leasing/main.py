@@ -17,7 +17,7 @@ from fabkit.runtime import build_runtime, runtime_lifespan
 from leasing.api import applications, artisans, leases, programmes, units
 from leasing.events.handlers import consumer_specs
 from leasing.events.published import emit
-from leasing.metrics import run_gauge_refresher
+from leasing.metrics import refresh_business_gauges
 from leasing.programmes import load_catalogue
 from leasing.service import leases as lease_service
 from leasing.service import programmes as programme_service
@@ -68,14 +68,7 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
             runtime = app.state.runtime
             if settings.publish_programmes:
                 await programme_service.publish_programmes(runtime.sessions, catalogue)
-            runtime.tasks.append(
-                asyncio.create_task(
-                    run_gauge_refresher(
-                        runtime.read_sessions, runtime.stop, settings.gauge_refresh_s
-                    ),
-                    name="gauges",
-                )
-            )
+            runtime.refresh_gauges(refresh_business_gauges, settings.gauge_refresh_s)
             if settings.run_sweeper:
                 # Safe in several replicas at once: each offer or lease changes under a row lock.
                 runtime.tasks.append(

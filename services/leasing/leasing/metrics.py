@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -43,16 +41,3 @@ async def refresh_business_gauges(sessions: async_sessionmaker[AsyncSession]) ->
     for status in ApplicationStatus:
         APPLICATIONS.labels(status.value).set(by_status.get(status.value, 0))
     OFFERS_PENDING.set(pending)
-
-
-async def run_gauge_refresher(
-    sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event, every: float = 5.0
-) -> None:
-    """Gauges read from the database are refreshed on a timer, not at scrape time."""
-    while not stop.is_set():
-        try:
-            await refresh_business_gauges(sessions)
-        except Exception as exc:
-            log.warning("could not refresh business gauges: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     BaseModel,
@@ -51,37 +51,8 @@ ProgrammeId = Annotated[str, Field(pattern=SLUG, examples=["hotels-industriels-j
 EntityId = Annotated[str, Field(min_length=1, max_length=36)]
 
 
-def _text_pattern(min_length: int) -> str:
-    """What StrictInput accepts as text, as a pattern: no NUL (PostgreSQL text cannot hold it),
-    and at least `min_length` characters once the surrounding whitespace is stripped."""
-    if min_length == 0:
-        return r"^[^\x00]*$"
-    if min_length == 1:
-        return r"^\s*[^\s\x00][^\x00]*$"
-    return rf"^\s*[^\s\x00][^\x00]{{{min_length - 2},}}[^\s\x00]\s*$"
-
-
-def _document_text_rules(schema: Any) -> None:
-    if isinstance(schema, list):
-        for item in schema:
-            _document_text_rules(item)
-    elif isinstance(schema, dict):
-        if schema.get("type") == "string" and not {"pattern", "format", "enum"} & set(schema):
-            schema["pattern"] = _text_pattern(schema.get("minLength", 0))
-        for key in ("properties", "items", "anyOf"):
-            if key in schema:
-                value = schema[key]
-                _document_text_rules(list(value.values()) if key == "properties" else value)
-
-
 class _In(StrictInput):
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        schema = handler.resolve_ref_schema(handler(core_schema))
-        _document_text_rules(schema)
-        return schema
+    pass
 
 
 def _not_nullable(schema: JsonSchemaValue) -> None:

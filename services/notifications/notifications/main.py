@@ -16,7 +16,7 @@ from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
 from notifications.api import deliveries, feed, subscriptions, unsubscribe, webhooks
 from notifications.events.handlers import consumer_specs
-from notifications.metrics import run_gauge_refresher
+from notifications.metrics import refresh_gauges
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
 from notifications.worker import DeliveryWorker
@@ -69,9 +69,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             signals.bind()
             app.state.signals = signals
             runtime = app.state.runtime
-            runtime.tasks.append(
-                asyncio.create_task(run_gauge_refresher(runtime.read_sessions, runtime.stop))
-            )
+            runtime.refresh_gauges(refresh_gauges)
             if settings.run_delivery_worker:
                 worker = DeliveryWorker(runtime.sessions, settings, signals)
                 runtime.tasks.append(

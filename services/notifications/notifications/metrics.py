@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -49,16 +47,3 @@ async def refresh_gauges(sessions: async_sessionmaker[AsyncSession]) -> None:
         counts.get(DeliveryStatus.PENDING.value, 0) + counts.get(DeliveryStatus.SENDING.value, 0)
     )
     DEAD.set(counts.get(DeliveryStatus.DEAD.value, 0))
-
-
-async def run_gauge_refresher(
-    sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event, every: float = 5.0
-) -> None:
-    """Gauges read from the database are refreshed on a timer, not at scrape time."""
-    while not stop.is_set():
-        try:
-            await refresh_gauges(sessions)
-        except Exception as exc:
-            log.warning("could not refresh delivery gauges: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)

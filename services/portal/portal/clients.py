@@ -24,9 +24,6 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 Params = Sequence[tuple[str, str | int | float]]
 
-# The most units the portal reads to apply a filter the inventory API does not take
-# (ceiling height, floor load, power): ten pages of the API's largest page.
-LOCAL_FILTER_SCAN = 1000
 API_PAGE_MAX = 100
 
 
@@ -124,20 +121,6 @@ async def search_units(upstreams: Upstreams, params: Params, limit: int, offset:
     """One page of inventory's unit search."""
     query = [*params, ("limit", limit), ("offset", offset)]
     return await _get("inventory", upstreams.inventory, "/v1/units", UnitPage, query)
-
-
-async def scan_units(upstreams: Upstreams, params: Params) -> tuple[list[Unit], bool]:
-    """Every unit of a search up to LOCAL_FILTER_SCAN, in the search's order; True when the
-    search has more than that (the page then says only the first ones were examined)."""
-    found: list[Unit] = []
-    offset = 0
-    while offset < LOCAL_FILTER_SCAN:
-        page = await search_units(upstreams, params, API_PAGE_MAX, offset)
-        found.extend(page.items)
-        offset += API_PAGE_MAX
-        if offset >= page.total:
-            return found, False
-    return found, True
 
 
 async def get_unit(upstreams: Upstreams, unit_id: str) -> Unit:

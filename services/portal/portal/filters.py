@@ -8,8 +8,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from portal.schemas import Unit
-
 Gettext = Callable[[str], str]
 
 PAGE_SIZE = 10
@@ -33,29 +31,22 @@ MAX_PAGE = 1_000_000 // PAGE_SIZE
 
 @dataclass(frozen=True)
 class Bound:
-    """A number filter: its bounds, and whether inventory's search takes it."""
+    """A number filter, named as inventory's search parameter, with that parameter's bounds
+    (so a value out of them gets a message beside its field, not inventory's 422)."""
 
     name: str
     low: float
     high: float
-    api: bool
 
 
 NUMBERS = (
-    Bound("min_surface", 0, 100_000, True),
-    Bound("max_surface", 0, 100_000, True),
-    Bound("max_rent", 0, 100_000, True),
-    # Inventory's search has no parameter for these three: the portal filters them itself.
-    Bound("min_ceiling_height_m", 0, 20, False),
-    Bound("min_floor_load_kg_m2", 0, 20_000, False),
-    Bound("min_power_kva", 0, 10_000, False),
+    Bound("min_surface", 0, 100_000),
+    Bound("max_surface", 0, 100_000),
+    Bound("max_rent", 0, 100_000),
+    Bound("min_ceiling_height_m", 2, 12),
+    Bound("min_floor_load_kg_m2", 150, 5_000),
+    Bound("min_power_kva", 0, 2_000),
 )
-_BY_NAME = {b.name: b for b in NUMBERS}
-_UNIT_FIELD = {
-    "min_ceiling_height_m": "ceiling_height_m",
-    "min_floor_load_kg_m2": "floor_load_kg_m2",
-    "min_power_kva": "power_kva",
-}
 
 
 @dataclass
@@ -81,15 +72,11 @@ class BoardFilters:
     def offset(self) -> int:
         return (self.page - 1) * PAGE_SIZE
 
-    @property
-    def needs_local_filter(self) -> bool:
-        return any(name in self.numbers for name in _UNIT_FIELD)
-
     def api_params(self) -> list[tuple[str, str | int | float]]:
         """The inventory search for these filters (open vacancies only)."""
         params: list[tuple[str, str | int | float]] = [("status", "available")]
         params += [("arrondissement", a) for a in self.arrondissements]
-        params += [(n, v) for n, v in self.numbers.items() if _BY_NAME[n].api]
+        params += list(self.numbers.items())
         if self.trade:
             params.append(("trade", self.trade))
         params += [("site_kind", k) for k in self.site_kinds]
@@ -98,17 +85,6 @@ class BoardFilters:
             params.append(("site_id", self.site_id))
         params.append(("sort", self.sort))
         return params
-
-    def matches_locally(self, unit: Unit) -> bool:
-        """The filters inventory's search does not take; a unit without the figure fails."""
-        for name, attribute in _UNIT_FIELD.items():
-            wanted = self.numbers.get(name)
-            if wanted is None:
-                continue
-            value = getattr(unit, attribute)
-            if value is None or value < wanted:
-                return False
-        return True
 
     def query_items(self, **overrides: str | int | None) -> list[tuple[str, str]]:
         """The filters as query items (for links), with some replaced or dropped (None)."""

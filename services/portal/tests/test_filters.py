@@ -97,7 +97,6 @@ def test_surfaces_the_wrong_way_round_are_refused() -> None:
 def test_french_numbers_are_read() -> None:
     filters = parse([("min_ceiling_height_m", "4,5"), ("min_power_kva", "1\u202f000")])
     assert filters.numbers == {"min_ceiling_height_m": 4.5, "min_power_kva": 1000}
-    assert filters.needs_local_filter
 
 
 def test_a_bad_page_falls_back_to_the_first() -> None:
@@ -105,13 +104,36 @@ def test_a_bad_page_falls_back_to_the_first() -> None:
         assert parse([("page", page)]).page == 1
 
 
-def test_filters_the_api_lacks_are_applied_locally() -> None:
-    filters = parse([("min_ceiling_height_m", "4"), ("min_floor_load_kg_m2", "800")])
-    assert all(not name.startswith("min_ceiling") for name, _ in filters.api_params())
-    assert filters.matches_locally(unit(ceiling_height_m=4.2, floor_load_kg_m2=800))
-    assert not filters.matches_locally(unit(ceiling_height_m=3.9, floor_load_kg_m2=1000))
-    # A unit whose figure is not given cannot be said to meet the need.
-    assert not filters.matches_locally(unit(ceiling_height_m=None, floor_load_kg_m2=1000))
+def test_ceiling_floor_load_and_power_go_to_inventory() -> None:
+    filters = parse(
+        [
+            ("min_ceiling_height_m", "4"),
+            ("min_floor_load_kg_m2", "800"),
+            ("min_power_kva", "36"),
+            ("max_rent", "150"),
+        ]
+    )
+    params = filters.api_params()
+    assert ("min_ceiling_height_m", 4) in params
+    assert ("min_floor_load_kg_m2", 800) in params
+    assert ("min_power_kva", 36) in params
+    assert ("max_rent", 150) in params
+
+
+def test_minimums_out_of_inventorys_bounds_get_a_message_beside_their_field() -> None:
+    filters = parse(
+        [
+            ("min_ceiling_height_m", "1,5"),
+            ("min_floor_load_kg_m2", "6000"),
+            ("min_power_kva", "2001"),
+        ]
+    )
+    assert filters.errors == {
+        "min_ceiling_height_m": "Enter a number between 2 and 12.",
+        "min_floor_load_kg_m2": "Enter a number between 150 and 5000.",
+        "min_power_kva": "Enter a number between 0 and 2000.",
+    }
+    assert not filters.numbers
 
 
 def test_rent_per_month_for_the_unit() -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
-from pydantic.json_schema import SkipJsonSchema
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fabkit.auth import Role, require_roles
-from fabkit.http import IfMatch, respond
+from fabkit.http import IdempotencyKey, IfMatch, respond
 from fabkit.idempotency import idempotency_of as idempotency
 from inventory.settings import InventorySettings
 
@@ -24,17 +23,6 @@ def get_settings(request: Request) -> InventorySettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-# fabkit.http's header, with the key syntax validate_key enforces (400 otherwise) documented, so
-# that clients generated from the schema send keys the service takes.
-IdempotencyKey = Annotated[
-    str | SkipJsonSchema[None],
-    Header(
-        alias="Idempotency-Key",
-        description="Retrying a POST with the same key returns the first answer; 1 to 200 "
-        "visible ASCII characters.",
-        json_schema_extra={"pattern": "^[!-~]{1,200}$"},
-    ),
-]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 SettingsDep = Annotated[InventorySettings, Depends(get_settings)]
 # Landlords write their own sites and units; an admin may write anyone's.

@@ -29,6 +29,38 @@ from inventory.service import surface, units
 router = APIRouter(tags=["units"])
 
 Arrondissement = Annotated[int, Field(ge=1, le=20)]
+# The bounds of the unit's own fields (schemas.Ceiling, FloorLoad, Power): a minimum outside
+# them is a typo that would match every unit or none.
+MinCeiling = Annotated[
+    float | None,
+    Query(
+        ge=2.0,
+        le=12.0,
+        allow_inf_nan=False,
+        description="Only units whose ceiling is at least this high, in metres (2 to 12); "
+        "units with no recorded height do not match.",
+    ),
+]
+MinFloorLoad = Annotated[
+    float | None,
+    Query(
+        ge=150,
+        le=5_000,
+        allow_inf_nan=False,
+        description="Only units whose floor bears at least this load, in kg/m² (150 to 5,000); "
+        "units with no recorded floor load do not match.",
+    ),
+]
+MinPower = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=2_000,
+        allow_inf_nan=False,
+        description="Only units with at least this electrical power, in kVA (0 to 2,000); "
+        "units with no recorded power do not match.",
+    ),
+]
 Sort = Literal["rent", "-rent", "surface", "-surface", "available_from", "updated"]
 
 
@@ -59,6 +91,9 @@ async def search_units(
     min_surface: Annotated[float | None, Query(ge=0, le=100_000)] = None,
     max_surface: Annotated[float | None, Query(ge=0, le=100_000)] = None,
     max_rent: Annotated[float | None, Query(ge=0, le=100_000)] = None,
+    min_ceiling_height_m: MinCeiling = None,
+    min_floor_load_kg_m2: MinFloorLoad = None,
+    min_power_kva: MinPower = None,
     trade: Annotated[str | None, Query(pattern=TRADE_RE.pattern)] = None,
     feature: Annotated[list[Feature] | None, Query()] = None,
     status: Annotated[list[UnitStatus] | None, Query()] = None,
@@ -73,6 +108,9 @@ async def search_units(
         min_surface=min_surface,
         max_surface=max_surface,
         max_rent=max_rent,
+        min_ceiling_height_m=min_ceiling_height_m,
+        min_floor_load_kg_m2=min_floor_load_kg_m2,
+        min_power_kva=min_power_kva,
         trade=trade,
         features=feature or (),
         statuses=status or (),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from fabkit.http import IfMatch, respond
+from fabkit.http import IdempotencyKey, IfMatch, respond
 from fabkit.idempotency import idempotency_of as idempotency
 from leasing.eligibility import Catalogue
 from leasing.settings import LeasingSettings
@@ -25,19 +25,6 @@ def get_settings(request: Request) -> LeasingSettings:
 
 def get_catalogue(request: Request) -> Catalogue:
     return request.app.state.catalogue  # type: ignore[no-any-return]
-
-
-# fabkit.http's header, with the rule fabkit.idempotency.validate_key applies written into the
-# schema (as schema only: the 400 keeps validate_key's sentence), so clients and fuzzers know it.
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        description="Retrying a POST with the same key returns the first answer: 1 to 200 "
-        "visible ASCII characters, no spaces.",
-        json_schema_extra={"pattern": "^[\\x21-\\x7e]{1,200}$"},
-    ),
-]
 
 
 def links(parameter: str, *operation_ids: str) -> dict[str, Any]:

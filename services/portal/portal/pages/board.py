@@ -15,7 +15,6 @@ from portal.filters import (
     PAGE_SIZE,
     SITE_KINDS,
     SORTS,
-    BoardFilters,
     parse_filters,
 )
 from portal.formatting import KNOWN_TRADES
@@ -27,32 +26,20 @@ from portal.schemas import Site, Unit
 router = APIRouter(include_in_schema=False)
 
 
-async def _results(
-    upstreams: clients.Upstreams, filters: BoardFilters
-) -> tuple[list[Unit], int, bool]:
-    """One page of matching vacancies, their count, and whether the count is partial."""
-    if not filters.needs_local_filter:
-        page = await clients.search_units(
-            upstreams, filters.api_params(), PAGE_SIZE, filters.offset
-        )
-        return page.items, page.total, False
-    scanned, truncated = await clients.scan_units(upstreams, filters.api_params())
-    matched = [u for u in scanned if filters.matches_locally(u)]
-    return matched[filters.offset : filters.offset + PAGE_SIZE], len(matched), truncated
-
-
 @router.get("/", response_class=HTMLResponse)
 async def board(request: Request, upstreams: UpstreamsDep) -> HTMLResponse:
     filters = parse_filters(request.query_params.multi_items(), gettext, formatting.number)
     units: list[Unit] = []
     total = 0
-    truncated = False
     refused: str | None = None
     sites_task = asyncio.ensure_future(clients.list_sites(upstreams))
     try:
         if filters.valid:
             try:
-                units, total, truncated = await _results(upstreams, filters)
+                found = await clients.search_units(
+                    upstreams, filters.api_params(), PAGE_SIZE, filters.offset
+                )
+                units, total = found.items, found.total
             except clients.UpstreamRefused as exc:
                 refused = exc.detail
         sites = (await sites_task).items
@@ -71,7 +58,6 @@ async def board(request: Request, upstreams: UpstreamsDep) -> HTMLResponse:
             "filters": filters,
             "units": units,
             "total": total,
-            "truncated": truncated,
             "refused": refused,
             "page": filters.page,
             "pages": pages,
@@ -83,7 +69,6 @@ async def board(request: Request, upstreams: UpstreamsDep) -> HTMLResponse:
             "features": FEATURES,
             "sorts": SORTS,
             "trades": trades,
-            "scan_limit": clients.LOCAL_FILTER_SCAN,
         },
         # A search that cannot run is the visitor's to fix: 400, with the messages.
         status=200 if filters.valid else 400,
