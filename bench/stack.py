@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import random
@@ -39,10 +40,10 @@ from typing import Any
 import httpx
 from sqlalchemy import func, insert, select, text
 
-from fabkit.auth import Role, TokenService
+from fabkit.auth import Role
 from fabkit.db import make_engine, make_session_factory
 from fabkit.localstack.platform import Platform, start_platform
-from fabkit.settings import DEV_JWT_SECRET
+from fabkit.oidc_testing import TestIdentities
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -228,20 +229,31 @@ class Receiver:
 class Stack:
     platform: Platform
     work: Path
-    tokens: TokenService
-    admin: str
+    # Accounts made in the platform's Keycloak, tokens by real grants (refreshed as they near
+    # their five-minute expiry, so a long bench keeps valid ones).
+    identities: TestIdentities
     receiver: Receiver
-    landlord_token: str = ""
+    landlord_id: str = ""
     sites: dict[tuple[int, str], str] = field(default_factory=dict)
     latency_units: list[dict[str, Any]] = field(default_factory=list)
     fanout_units: list[str] = field(default_factory=list)
     artisans: list[str] = field(default_factory=list)
-    artisan_tokens: list[str] = field(default_factory=list)
     subscriptions: int = 0
     seeding: dict[str, float] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
         return self.platform.services[service].url
+
+    @property
+    def admin(self) -> str:
+        return self.identities.token(Role.ADMIN, "bench-admin")
+
+    @property
+    def landlord_token(self) -> str:
+        return self.identities.token(Role.LANDLORD, self.landlord_id)
+
+    def artisan_token(self, i: int) -> str:
+        return self.identities.token(Role.ARTISAN, self.artisans[i % len(self.artisans)])
 
     def pids(self) -> dict[str, int]:
         pids = {name: s.proc.pid for name, s in self.platform.services.items() if s.proc}
@@ -256,21 +268,49 @@ class Stack:
 
     async def close(self) -> None:
         await self.receiver.close()
+        self.identities.close()
         await asyncio.to_thread(self.platform.stop)
+
+
+def _start_platform(run_dir: Path, database: str) -> tuple[Platform, Any]:
+    """The launcher's platform and its Keycloak: the launcher's own (``Platform.keycloak``)
+    when it starts one, otherwise one started here whose realm the services trust."""
+    if "keycloak" in inspect.signature(start_platform).parameters:
+        platform = start_platform(run_dir, database=database, fixed_ports=False)
+        return platform, getattr(platform, "keycloak", None)
+    from fabkit.localstack.keycloak import KeycloakServer
+
+    server = KeycloakServer(run_dir / "keycloak")
+    server.start()
+    issuer = server.issuer("fabrique")
+    env = {f"{p}OIDC_ISSUER": issuer for p in ("INVENTORY_", "LEASING_", "NOTIFICATIONS_")}
+    try:
+        platform = start_platform(run_dir, database=database, fixed_ports=False, extra_env=env)
+    except BaseException:
+        server.stop()
+        raise
+    stop_services = platform.stop
+
+    def stop() -> None:
+        stop_services()
+        server.stop()
+
+    platform.stop = stop  # type: ignore[method-assign]
+    return platform, server
 
 
 async def start(work: Path, database: str = "sqlite") -> Stack:
     started = time.monotonic()
-    platform = await asyncio.to_thread(
-        start_platform, work / "platform", database=database, fixed_ports=False
-    )
-    tokens = TokenService(DEV_JWT_SECRET)
+    platform, server = await asyncio.to_thread(_start_platform, work / "platform", database)
     try:
+        assert server is not None, "the bench needs the platform's Keycloak"
+        identities = TestIdentities(server.base_url)
+        await asyncio.to_thread(identities.token, Role.ADMIN, "bench-admin")
         receiver = Receiver(work)
     except BaseException:
         await asyncio.to_thread(platform.stop)
         raise
-    stack = Stack(platform, work, tokens, tokens.issue("bench-admin", Role.ADMIN), receiver)
+    stack = Stack(platform, work, identities, receiver)
     stack.seeding["platform_start_s"] = time.monotonic() - started
     return stack
 
@@ -352,7 +392,7 @@ async def seed_inventory(stack: Stack, units: int, latency_units: int, fanout_un
             ),
             201,
         )
-        stack.landlord_token = stack.tokens.issue(landlord["id"], Role.LANDLORD)
+        stack.landlord_id = landlord["id"]
         owner = {"Authorization": f"Bearer {stack.landlord_token}"}
 
         async def site(arrondissement: int, kind: str) -> None:
@@ -444,7 +484,11 @@ async def seed_artisans(stack: Stack, count: int) -> None:
 
     async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
 
-        async def register(i: int) -> tuple[str, str]:
+        async def register(i: int) -> str:
+            # A new artisan account (verified e-mail) in Keycloak registers its profile.
+            artisan_id, token = await asyncio.to_thread(
+                stack.identities.subject_and_token, Role.ARTISAN
+            )
             body = {
                 "display_name": f"Atelier banc {i}",
                 "business_name": f"Coopérative banc d'essai {i}",
@@ -454,12 +498,15 @@ async def seed_artisans(stack: Stack, count: int) -> None:
                 "legal_form": "scop",
                 "contact_email": f"atelier{i}@example.org",
             }
-            made = _expect(await client.post(f"{leasing}/v1/artisans", json=body), 201)
-            return made["artisan"]["id"], made["token"]["token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            made = _expect(
+                await client.post(f"{leasing}/v1/artisans", json=body, headers=headers), 201
+            )
+            assert made["id"] == artisan_id, made
+            return artisan_id
 
         done = await _gather_limited(8, (register(i) for i in range(count)))
-    stack.artisans = [a for a, _ in done]
-    stack.artisan_tokens = [t for _, t in done]
+    stack.artisans = list(done)
     stack.seeding["artisans_s"] = time.monotonic() - started
     # Alerts need the artisans in notifications' read model (from leasing's events).
     from notifications.models import Artisan, Programme
@@ -513,7 +560,7 @@ async def seed_subscriptions(stack: Stack, count: int, through_api: int = 100) -
     async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
 
         async def create(i: int) -> None:
-            token = stack.artisan_tokens[i % len(stack.artisans)]
+            token = await asyncio.to_thread(stack.artisan_token, i)
             body = {
                 "name": f"Banc d'essai {i}",
                 "criteria": cell_criteria(i),

@@ -13,11 +13,13 @@ exists() { kubectl -n "$ns" get secret "$1" >/dev/null 2>&1; }
 
 kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl create namespace "$ns"
 
-# One JWT secret for the three services (a token issued by one is checked by the others).
-if exists fabrique-jwt; then
-  echo "fabrique-jwt exists, kept"
+# The key of notifications' unsubscribe links (no service holds a token-signing secret: the
+# services verify Keycloak's tokens with its published keys).
+if exists notifications-unsubscribe; then
+  echo "notifications-unsubscribe exists, kept"
 else
-  kubectl -n "$ns" create secret generic fabrique-jwt --from-literal=jwt-secret="$(random)"
+  kubectl -n "$ns" create secret generic notifications-unsubscribe \
+    --from-literal=unsubscribe-secret="$(random)"
 fi
 
 for service in inventory leasing notifications; do

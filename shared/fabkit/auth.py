@@ -1,97 +1,83 @@
-"""JWT bearer authentication with three roles: admin, landlord, artisan."""
+"""Who is calling: the roles, the principal, and the FastAPI dependencies that verify it.
+
+Fabrique's services are OAuth 2 resource servers: they never sign a token. Access tokens come
+from the identity provider (Keycloak, realm ``fabrique``) and are verified by the process's one
+:class:`fabkit.oidc.JwksTokenVerifier` (``app.state.verifier``, built by
+:func:`fabkit.runtime.build_runtime`) against the provider's published keys.
+"""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fabkit.errors import ProblemError
+
+if TYPE_CHECKING:
+    from fabkit.oidc import JwksTokenVerifier
 
 
 class Role(StrEnum):
     ADMIN = "admin"
     LANDLORD = "landlord"
     ARTISAN = "artisan"
-    OFFICER = "officer"  # a city officer: reads everything, writes nothing
+    OFFICER = "officer"  # city officer: reads ledger, vacancies, allocations; never writes
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's subject (an id in its role's table) and its role."""
+    """Who is calling: the token's subject (an id in its role's table) and its role.
+
+    ``email_verified`` is what the provider says of the account's e-mail address (false for
+    service accounts, which have none). It is not part of the caller's identity: two principals
+    with the same subject and role are equal."""
 
     subject: str
     role: Role
+    email_verified: bool = field(default=False, compare=False)
 
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
 
 
-class TokenService:
-    """Issues and checks HS256 tokens shared by every Fabrique service."""
-
-    ALGORITHM = "HS256"
-
-    def __init__(
-        self, secret: str, issuer: str = "fabrique", previous: tuple[str, ...] = ()
-    ) -> None:
-        self._secret = secret
-        self._issuer = issuer
-        # Rotation: tokens signed with a previous secret stay valid until it is dropped.
-        self._verify_with = (secret, *previous)
-
-    def issue(self, subject: str, role: Role, ttl_seconds: int = 30 * 24 * 3600) -> str:
-        now = int(time.time())
-        claims = {
-            "sub": subject,
-            "role": role.value,
-            "iss": self._issuer,
-            "iat": now,
-            "exp": now + ttl_seconds,
-        }
-        return jwt.encode(claims, self._secret, algorithm=self.ALGORITHM)
-
-    def decode(self, token: str) -> Principal:
-        error: Exception | None = None
-        for secret in self._verify_with:
-            try:
-                claims = jwt.decode(
-                    token,
-                    secret,
-                    algorithms=[self.ALGORITHM],
-                    issuer=self._issuer,
-                    options={"require": ["sub", "role", "exp", "iss"]},
-                )
-                return Principal(subject=str(claims["sub"]), role=Role(claims["role"]))
-            except jwt.InvalidSignatureError as exc:
-                error = exc  # perhaps signed with another of our secrets
-            except (jwt.PyJWTError, ValueError) as exc:
-                raise _unauthorized(f"Invalid bearer token: {exc}") from exc
-        raise _unauthorized(f"Invalid bearer token: {error}")
+def unauthorized(detail: str) -> ProblemError:
+    return ProblemError(
+        401,
+        detail,
+        headers={"WWW-Authenticate": 'Bearer realm="fabrique", error="invalid_token"'},
+    )
 
 
-def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(401, detail, headers={"WWW-Authenticate": 'Bearer realm="fabrique"'})
-
-
-_bearer = HTTPBearer(auto_error=False, description="A Fabrique JWT (admin, landlord or artisan)")
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description=(
+        "An access token of Fabrique's OpenID Connect provider (Keycloak, realm fabrique; "
+        "discovery at <issuer>/.well-known/openid-configuration): client credentials for "
+        "landlord integrations and the admin CLI, authorization code + PKCE for people."
+    ),
+)
 
 
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The authenticated caller, or 401."""
+    """The caller, verified by ``request.app.state.verifier``, or a 401/403/503 problem."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthorized("A bearer token is required (Authorization: Bearer <token>).")
-    tokens: TokenService = request.app.state.tokens
-    return tokens.decode(credentials.credentials)
+        raise ProblemError(
+            401,
+            "A bearer token is required (Authorization: Bearer <access token of the identity "
+            "provider>).",
+            headers={"WWW-Authenticate": 'Bearer realm="fabrique"'},
+        )
+    verifier: JwksTokenVerifier = request.app.state.verifier
+    return await verifier.verify(credentials.credentials)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
@@ -104,7 +90,9 @@ def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
         if principal.role not in roles:
             allowed = ", ".join(r.value for r in roles)
             raise ProblemError(
-                403, f"This action needs one of these roles: {allowed}; you are {principal.role}."
+                403,
+                f"This action needs one of these roles: {allowed}; your token acts as "
+                f"{principal.role}.",
             )
         return principal
 

@@ -24,15 +24,13 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import jwt
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt import PyJWK
 
-from fabkit.auth import Principal, Role
+from fabkit.auth import Principal, PrincipalDep, Role, current_principal
 from fabkit.errors import ProblemError
 
 log = logging.getLogger(__name__)
@@ -69,6 +67,7 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     raw = claims.get(ROLES_CLAIM, [])
     granted = {str(r) for r in raw} if isinstance(raw, list) else {str(raw)}
     role = next((r for r in ROLE_PRIORITY if r.value in granted), None)
+    verified = claims.get("email_verified") is True
     if role is None:
         names = ", ".join(r.value for r in ROLE_PRIORITY)
         raise ProblemError(
@@ -85,11 +84,11 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
                 "cannot say which landlord it acts for; the account or client needs a "
                 "landlord_id (see docs/identity.md).",
             )
-        return Principal(subject=landlord, role=role)
+        return Principal(subject=landlord, role=role, email_verified=verified)
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise _unauthorized("The token has no subject ('sub' claim).")
-    return Principal(subject=subject, role=role)
+    return Principal(subject=subject, role=role, email_verified=verified)
 
 
 class JwksTokenVerifier:
@@ -308,26 +307,75 @@ class JwksTokenVerifier:
             await self._client.aclose()
 
 
-_bearer = HTTPBearer(
-    auto_error=False,
-    bearerFormat="JWT",
-    description="An access token of Fabrique's identity provider (Keycloak, realm fabrique)",
+#: The FastAPI dependency (kept under this name; it is :func:`fabkit.auth.current_principal`).
+oidc_principal = current_principal
+OidcPrincipalDep = PrincipalDep
+
+
+# Command lines -------------------------------------------------------------------------------
+
+_COMMAND_HELP = (
+    "print an access token of the identity provider, by the client-credentials grant of a "
+    "confidential client (fabrique-cli for an admin token, landlord-<name> for a landlord)"
 )
 
 
-async def oidc_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """FastAPI dependency: the caller, verified by ``request.app.state.verifier`` (a
-    :class:`JwksTokenVerifier` the service creates at start-up), or a 401/403/503 problem."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthorized(
-            "A bearer token is required (Authorization: Bearer <access token of the identity "
-            "provider>)."
+def add_token_command(subparsers: Any) -> None:
+    """The services' ``token`` sub-command: a token from the provider, never minted here."""
+    token = subparsers.add_parser("token", help=_COMMAND_HELP, description=_COMMAND_HELP)
+    token.add_argument("--client-id", required=True, help="e.g. fabrique-cli or landlord-rivp")
+    token.add_argument(
+        "--client-secret",
+        help="the client's secret (default: the environment variable FABRIQUE_CLIENT_SECRET)",
+    )
+    token.add_argument("--issuer", help="the realm's issuer URL (default: the oidc_issuer setting)")
+
+
+def run_token_command(args: Any, issuer: str) -> int:
+    """Run the ``token`` sub-command: print the access token, or explain on stderr and fail."""
+    import os
+    import sys
+
+    secret = args.client_secret or os.environ.get("FABRIQUE_CLIENT_SECRET")
+    if not secret:
+        print(
+            "token: give the client's secret with --client-secret or FABRIQUE_CLIENT_SECRET.",
+            file=sys.stderr,
         )
-    verifier: JwksTokenVerifier = request.app.state.verifier
-    return await verifier.verify(credentials.credentials)
+        return 2
+    try:
+        print(client_credentials_access_token(args.issuer or issuer, args.client_id, secret))
+    except IdentityProviderUnavailable as exc:
+        print(f"token: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
-OidcPrincipalDep = Annotated[Principal, Depends(oidc_principal)]
+def client_credentials_access_token(
+    issuer: str, client_id: str, client_secret: str, *, timeout: float = 10.0
+) -> str:
+    """The access token of ``client_id`` by the client-credentials grant (blocking; for
+    command lines). Raises :class:`IdentityProviderUnavailable` with the provider's reason."""
+    endpoint = f"{issuer.rstrip('/')}/protocol/openid-connect/token"
+    try:
+        answer = httpx.post(
+            endpoint,
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, client_secret),
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:
+        raise IdentityProviderUnavailable(
+            f"the identity provider at {endpoint} cannot be reached ({exc.__class__.__name__}); "
+            "is Keycloak running, and is the issuer right?"
+        ) from exc
+    if answer.status_code != 200:
+        try:
+            reason = answer.json().get("error_description") or answer.json().get("error")
+        except ValueError:
+            reason = answer.text[:200]
+        raise IdentityProviderUnavailable(
+            f"the identity provider refused the client credentials of {client_id!r} "
+            f"(HTTP {answer.status_code}: {reason})"
+        )
+    return str(answer.json()["access_token"])

@@ -12,11 +12,11 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from fabkit.auth import TokenService
 from fabkit.consumer import ConsumerRunner, TopicHandlers
 from fabkit.db import make_engine, make_session_factory
 from fabkit.kafka import make_consumer, make_producer
 from fabkit.metrics import ServiceMetrics
+from fabkit.oidc import JwksTokenVerifier
 from fabkit.outbox import OUTBOX_SIGNAL, OutboxRelay, OutboxSignal
 from fabkit.settings import ServiceSettings
 
@@ -39,7 +39,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     read_sessions: async_sessionmaker[AsyncSession]
     metrics: ServiceMetrics
-    tokens: TokenService
+    verifier: JwksTokenVerifier
     signal: OutboxSignal
     relay: OutboxRelay
     consumers: list[ConsumerRunner] = field(default_factory=list)
@@ -84,6 +84,7 @@ class Runtime:
                 task.cancel()
             except Exception:
                 log.exception("background task %s failed", task.get_name())
+        await self.verifier.aclose()
         await self.engine.dispose()
 
 
@@ -116,7 +117,9 @@ def build_runtime(
         sessions=sessions,
         read_sessions=read_sessions,
         metrics=metrics,
-        tokens=settings.token_service(),
+        verifier=JwksTokenVerifier(
+            settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url or None
+        ),
         signal=signal,
         relay=relay,
     )
@@ -154,7 +157,7 @@ def runtime_lifespan(
         runtime = make()
         runtime.signal.bind()
         app.state.runtime = runtime
-        app.state.tokens = runtime.tokens
+        app.state.verifier = runtime.verifier
         app.state.settings = runtime.settings
         runtime.start_background()
         try:

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fabkit.auth import TokenService
-
-DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0000"  # noqa: S105 - refused outside dev/test
+#: The local launcher's Keycloak realm (the launcher passes the real, dynamic one).
+DEV_OIDC_ISSUER = "http://127.0.0.1:8180/realms/fabrique"
+OIDC_AUDIENCE = "fabrique-api"
 
 Environment = Literal["dev", "test", "prod"]
 
 
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class ServiceSettings(BaseSettings):
-    """Typed configuration of one service; refuses default secrets outside dev and test."""
+    """Typed configuration of one service; refuses development identity settings in prod.
+
+    The service holds no signing secret: it verifies the access tokens of the OpenID Connect
+    provider ``oidc_issuer`` (whose discovery document names the JWKS, unless ``oidc_jwks_url``
+    says where to fetch it, e.g. an in-cluster address) for the audience ``oidc_audience``.
+    """
 
     model_config = SettingsConfigDict(env_prefix="FABRIQUE_", extra="ignore", env_file=None)
 
@@ -24,10 +40,9 @@ class ServiceSettings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./fabrique.db"
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_client_id: str | None = None
-    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
-    # Secrets still accepted (not used to sign) while a rotation is rolled out.
-    jwt_previous_secrets: list[SecretStr] = Field(default_factory=list)
-    jwt_issuer: str = "fabrique"
+    oidc_issuer: str = DEV_OIDC_ISSUER
+    oidc_audience: str = OIDC_AUDIENCE
+    oidc_jwks_url: str | None = None
     log_level: str = "INFO"
     outbox_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     outbox_batch_size: int = Field(default=200, ge=1, le=5000)
@@ -37,24 +52,27 @@ class ServiceSettings(BaseSettings):
     run_consumers: bool = True
 
     @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> ServiceSettings:
-        secret = self.jwt_secret.get_secret_value()
+    def _refuse_dev_identity_in_prod(self) -> ServiceSettings:
+        issuer = urlsplit(self.oidc_issuer)
+        if issuer.scheme not in ("http", "https") or not issuer.hostname:
+            raise ValueError(
+                f"oidc_issuer {self.oidc_issuer!r} is not an http(s) URL of a realm, such as "
+                "https://id.example.org/realms/fabrique"
+            )
+        if not self.oidc_audience:
+            raise ValueError("oidc_audience must name this API (fabrique-api)")
         if self.environment == "prod":
-            if secret == DEV_JWT_SECRET:
-                raise ValueError("jwt_secret is the development default; set a real secret in prod")
-            if len(secret) < 32:
-                raise ValueError("jwt_secret must be at least 32 characters in prod")
-            if any(p.get_secret_value() == DEV_JWT_SECRET for p in self.jwt_previous_secrets):
-                raise ValueError("jwt_previous_secrets must not include the development secret")
+            if issuer.scheme != "https":
+                raise ValueError(
+                    f"oidc_issuer {self.oidc_issuer!r} is plain http; in prod the identity "
+                    "provider must be reached over https"
+                )
+            if _is_loopback(issuer.hostname):
+                raise ValueError(
+                    f"oidc_issuer {self.oidc_issuer!r} is a loopback address (the development "
+                    "default); set the public issuer of the production realm"
+                )
         return self
-
-    def token_service(self) -> TokenService:
-        """Signs with jwt_secret; also accepts the previous secrets during a rotation."""
-        return TokenService(
-            self.jwt_secret.get_secret_value(),
-            self.jwt_issuer,
-            previous=tuple(p.get_secret_value() for p in self.jwt_previous_secrets),
-        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -372,3 +372,22 @@ def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def identities(keycloak: Any) -> Iterator[Any]:
+    """:class:`fabkit.oidc_testing.TestIdentities` on the session's Keycloak: ``token(role,
+    subject)`` / ``headers(role, subject)`` make the landlord client or the user once and get
+    its token by a real grant (client credentials, or the password grant of a test-only
+    client this fixture adds to the test server)."""
+    from fabkit.oidc_testing import TestIdentities
+
+    made = TestIdentities(
+        keycloak.base_url,
+        admin_user=keycloak.admin_user,
+        admin_password=keycloak.admin_password,
+    )
+    try:
+        yield made
+    finally:
+        made.close()

@@ -183,7 +183,7 @@ def test_the_description_names_keycloak_after_the_portal_with_demo_accounts(
         f"-d client_secret={secret} {kc.token_endpoint('fabrique')}"
     )
     assert [line.strip() for line in lines].count(curl) == 1
-    # The service tokens stay until the services verify provider tokens.
+    # The admin token the run command got from the demo realm's CLI client (client credentials).
     assert "  admin: eyJ.admin" in lines
     assert text.index("Keycloak console") < text.index("inventory ")
 

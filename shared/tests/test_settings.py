@@ -1,16 +1,15 @@
-"""ServiceSettings: weak secrets are refused in prod; each service reads its own env prefix."""
+"""ServiceSettings: no signing secret, a development issuer refused in prod; each service reads
+its own env prefix."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import SettingsConfigDict
 
-from fabkit.settings import DEV_JWT_SECRET, ServiceSettings
-
-STRONG_SECRET = "k3J9-prod-secret-with-enough-entropy-4242"  # 41 characters
+from fabkit.settings import DEV_OIDC_ISSUER, ServiceSettings
 
 
 class WorkshopSettings(ServiceSettings):
@@ -30,63 +29,69 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-# Secrets -----------------------------------------------------------------------------------
+# Identity provider -------------------------------------------------------------------------
+
+PROD_ISSUER = "https://id.fabrique.paris.fr/realms/fabrique"
 
 
-def test_prod_refuses_the_dev_default_secret() -> None:
-    with pytest.raises(ValidationError, match="development default"):
-        ServiceSettings(environment="prod")
+def test_the_settings_hold_no_signing_secret() -> None:
+    fields = set(ServiceSettings.model_fields)
+
+    assert not {f for f in fields if "secret" in f or f.startswith("jwt")}
+    assert {"oidc_issuer", "oidc_audience", "oidc_jwks_url"} <= fields
 
 
-def test_prod_refuses_the_dev_default_secret_given_explicitly() -> None:
-    with pytest.raises(ValidationError, match="development default"):
-        ServiceSettings(environment="prod", jwt_secret=SecretStr(DEV_JWT_SECRET))
-
-
-@pytest.mark.parametrize("secret", ["", "short", "x" * 31])
-def test_prod_refuses_short_secrets(secret: str) -> None:
-    with pytest.raises(ValidationError, match="at least 32 characters"):
-        ServiceSettings(environment="prod", jwt_secret=secret)  # type: ignore[arg-type]
-
-
-def test_prod_accepts_a_strong_secret() -> None:
-    settings = ServiceSettings(environment="prod", jwt_secret=STRONG_SECRET)  # type: ignore[arg-type]
-
-    assert settings.jwt_secret.get_secret_value() == STRONG_SECRET
-
-
-def test_prod_accepts_exactly_32_characters() -> None:
-    settings = ServiceSettings(environment="prod", jwt_secret="y" * 32)  # type: ignore[arg-type]
-
-    assert len(settings.jwt_secret.get_secret_value()) == 32
-
-
-@pytest.mark.parametrize("environment", ["dev", "test"])
-@pytest.mark.parametrize("secret", [DEV_JWT_SECRET, "short"])
-def test_dev_and_test_accept_weak_secrets(environment: str, secret: str) -> None:
-    settings = ServiceSettings(environment=environment, jwt_secret=secret)  # type: ignore[arg-type]
-
-    assert settings.environment == environment
-    assert settings.jwt_secret.get_secret_value() == secret
-
-
-def test_defaults_are_dev_with_the_dev_secret() -> None:
+def test_defaults_are_dev_with_the_local_realm() -> None:
     settings = ServiceSettings()
 
     assert settings.environment == "dev"
-    assert settings.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+    assert settings.oidc_issuer == DEV_OIDC_ISSUER
+    assert settings.oidc_audience == "fabrique-api"
+    assert settings.oidc_jwks_url is None
+
+
+def test_prod_refuses_the_loopback_dev_issuer() -> None:
+    with pytest.raises(ValidationError, match="plain http"):
+        ServiceSettings(environment="prod")
+    with pytest.raises(ValidationError, match="loopback"):
+        ServiceSettings(environment="prod", oidc_issuer="https://127.0.0.1:8443/realms/fabrique")
+    with pytest.raises(ValidationError, match="loopback"):
+        ServiceSettings(environment="prod", oidc_issuer="https://localhost/realms/fabrique")
+
+
+def test_prod_refuses_a_plain_http_issuer() -> None:
+    with pytest.raises(ValidationError, match="plain http"):
+        ServiceSettings(environment="prod", oidc_issuer="http://id.fabrique.paris.fr/realms/x")
+
+
+def test_prod_accepts_an_https_issuer_and_an_in_cluster_jwks_url() -> None:
+    settings = ServiceSettings(
+        environment="prod",
+        oidc_issuer=PROD_ISSUER,
+        oidc_jwks_url="http://keycloak.identity:8080/realms/fabrique/protocol/openid-connect/certs",
+    )
+
+    assert settings.oidc_issuer == PROD_ISSUER
+
+
+@pytest.mark.parametrize("environment", ["dev", "test"])
+def test_dev_and_test_accept_a_loopback_issuer(environment: str) -> None:
+    settings = ServiceSettings(
+        environment=environment, oidc_issuer="http://127.0.0.1:40000/realms/f"
+    )  # type: ignore[arg-type]
+
+    assert settings.oidc_issuer.startswith("http://127.0.0.1")
+
+
+@pytest.mark.parametrize("issuer", ["", "fabrique", "ftp://id.example/realms/f"])
+def test_an_issuer_that_is_not_a_url_is_refused(issuer: str) -> None:
+    with pytest.raises(ValidationError, match="not an http"):
+        ServiceSettings(oidc_issuer=issuer)
 
 
 def test_unknown_environment_is_refused() -> None:
     with pytest.raises(ValidationError):
         ServiceSettings(environment="staging")  # type: ignore[arg-type]
-
-
-def test_secret_never_shows_in_repr() -> None:
-    settings = ServiceSettings(environment="prod", jwt_secret=STRONG_SECRET)  # type: ignore[arg-type]
-
-    assert STRONG_SECRET not in repr(settings)
-    assert STRONG_SECRET not in str(settings.model_dump())
 
 
 # Environment variables ---------------------------------------------------------------------
@@ -127,18 +132,16 @@ def test_subclass_ignores_the_base_prefix(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.environment == "dev"
 
 
-def test_subclass_refuses_default_secret_in_prod_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_subclass_reads_the_issuer_from_its_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKSHOP_ENVIRONMENT", "prod")
 
-    with pytest.raises(ValidationError, match="development default"):
+    with pytest.raises(ValidationError, match="plain http"):
         WorkshopSettings()
 
-    monkeypatch.setenv("WORKSHOP_JWT_SECRET", "too-short")
-    with pytest.raises(ValidationError, match="at least 32 characters"):
-        WorkshopSettings()
-
-    monkeypatch.setenv("WORKSHOP_JWT_SECRET", STRONG_SECRET)
-    assert WorkshopSettings().jwt_secret.get_secret_value() == STRONG_SECRET
+    monkeypatch.setenv("WORKSHOP_OIDC_ISSUER", PROD_ISSUER)
+    monkeypatch.setenv("WORKSHOP_OIDC_AUDIENCE", "fabrique-api")
+    settings = WorkshopSettings()
+    assert (settings.oidc_issuer, settings.oidc_audience) == (PROD_ISSUER, "fabrique-api")
 
 
 def test_env_values_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -209,8 +209,6 @@ def test_services_are_built_from_the_shared_dockerfile_and_hardened(
 def test_environment_variables_are_settings_the_services_read(
     kit: ModuleType, compose: dict[str, Any]
 ) -> None:
-    from fabkit.settings import DEV_JWT_SECRET
-
     for name, service in compose["services"].items():
         target = (service.get("build") or {}).get("args", {}).get("SERVICE")
         if target is None or "environment" not in service:
@@ -219,8 +217,8 @@ def test_environment_variables_are_settings_the_services_read(
         oidc = {f"{target.upper()}_{name}" for name in OIDC_SETTINGS}
         unknown = set(env) - kit.settings_env_names(target) - oidc
         assert not unknown, f"{name}: {sorted(unknown)}"
-        # One JWT secret for all: a token issued by one service is accepted by the others.
-        assert env[f"{target.upper()}_JWT_SECRET"] == DEV_JWT_SECRET
+        # No token-signing secret anywhere: the services verify Keycloak's tokens.
+        assert not [k for k in env if "JWT" in k], sorted(env)
         assert env[f"{target.upper()}_ENVIRONMENT"] == "dev"
         assert env[f"{target.upper()}_KAFKA_BOOTSTRAP"] == "kafka:9092"
     notifications = compose["services"]["notifications"]["environment"]
@@ -228,12 +226,10 @@ def test_environment_variables_are_settings_the_services_read(
     assert compose["services"]["mailpit"]["image"].startswith("axllent/mailpit:")
 
 
-def test_a_secret_from_the_environment_reaches_every_service(raw: dict[str, Any]) -> None:
-    compose = interpolate(raw, {"FABRIQUE_JWT_SECRET": "s" * 40})
-    for service in SERVICES:
-        assert (
-            compose["services"][service]["environment"][f"{service.upper()}_JWT_SECRET"] == "s" * 40
-        )
+def test_the_unsubscribe_key_comes_from_the_environment(raw: dict[str, Any]) -> None:
+    compose = interpolate(raw, {"FABRIQUE_UNSUBSCRIBE_SECRET": "s" * 40})
+    env = compose["services"]["notifications"]["environment"]
+    assert env["NOTIFICATIONS_UNSUBSCRIBE_SECRET"] == "s" * 40
 
 
 def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:

@@ -428,8 +428,8 @@ def test_entrypoint_runs_one_process_type_per_command(tmp_path: Path) -> None:
         == "python /tools/wait_for_migrations.py leasing --timeout 9"
     )
     assert (
-        run("cli", "issue-token", "--role", "admin")
-        == "python -m leasing.cli issue-token --role admin"
+        run("cli", "token", "--client-id", "fabrique-cli")
+        == "python -m leasing.cli token --client-id fabrique-cli"
     )
     assert run("echo", "hello") == "hello"
     missing = subprocess.run(

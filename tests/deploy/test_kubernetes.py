@@ -32,7 +32,7 @@ CRD_GROUPS = ("kafka.strimzi.io", "monitoring.coreos.com", "k8s.keycloak.org")
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 #: The Secrets the manifests may reference; they are created outside the repository.
 EXPECTED_SECRETS = {
-    "fabrique-jwt",
+    "notifications-unsubscribe",
     "keycloak-db",
     "inventory-db",
     "leasing-db",
@@ -276,7 +276,9 @@ def test_environment_variables_are_settings_the_services_read(
             unknown = names - known[service]
             assert not unknown, f"{deployment['metadata']['name']}: {sorted(unknown)}"
             assert f"{service.upper()}_DATABASE_URL" in names
-            assert f"{service.upper()}_JWT_SECRET" in names
+            assert not [n for n in names if "JWT" in n], sorted(names)
+            if service == "notifications":
+                assert "NOTIFICATIONS_UNSUBSCRIBE_SECRET" in names
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -313,7 +315,8 @@ def test_no_secret_is_committed_only_referenced(
             for entry in container.get("env", []):
                 assert "value" not in entry or "SECRET" not in entry["name"], entry["name"]
     assert referenced <= EXPECTED_SECRETS, referenced - EXPECTED_SECRETS
-    assert {"fabrique-jwt", "inventory-db", "leasing-db", "notifications-db"} <= referenced
+    needed = {"notifications-unsubscribe", "inventory-db", "leasing-db", "notifications-db"}
+    assert needed <= referenced
 
 
 # --------------------------------------------------------------------------------------------

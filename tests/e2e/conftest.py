@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,14 +23,50 @@ from typing import Any
 import httpx
 import pytest
 
-from fabkit.auth import Role, TokenService
 from fabkit.localstack.kafka import repo_root
-from fabkit.localstack.platform import Platform, start_platform
-from fabkit.settings import DEV_JWT_SECRET
+from fabkit.localstack.keycloak import KeycloakServer
+from fabkit.localstack.platform import Platform
+from fabkit.localstack.platform import start_platform as launch
 from fabkit.testing import STARTED, fail_or_skip
 
 from .containers import containers_usable, mode, start_platform_on_containers
-from .harness import FAST_DELIVERY_ENV, SCALE, Api, Counts, Mailbox, ReceiverHub
+from .harness import FAST_DELIVERY_ENV, KEYCLOAKS, SCALE, Api, Counts, Mailbox, ReceiverHub
+
+OIDC_PREFIXES = ("INVENTORY_", "LEASING_", "NOTIFICATIONS_", "PORTAL_")
+
+
+def start_platform(run_dir: Path, **kwargs: Any) -> Platform:
+    """The launcher's platform with its identity provider: the launcher's own Keycloak when it
+    starts one (``Platform.keycloak``), otherwise one started here whose realm ``fabrique``
+    the services are told to trust (``<PREFIX>OIDC_ISSUER``)."""
+    if "keycloak" in inspect.signature(launch).parameters:
+        return launch(run_dir, **kwargs)
+    return with_keycloak(run_dir, kwargs.pop("extra_env", None) or {}, launch, **kwargs)
+
+
+def with_keycloak(
+    run_dir: Path, extra_env: dict[str, str], starter: Callable[..., Platform], **kwargs: Any
+) -> Platform:
+    """Start a Keycloak with the committed realms, then ``starter(run_dir, extra_env=...)``
+    with the services told to trust its realm ``fabrique``; the platform stops both."""
+    server = KeycloakServer(run_dir / "keycloak")
+    server.start()
+    issuer = server.issuer("fabrique")
+    env = {f"{prefix}OIDC_ISSUER": issuer for prefix in OIDC_PREFIXES}
+    try:
+        platform = starter(run_dir, extra_env={**extra_env, **env}, **kwargs)
+    except BaseException:
+        server.stop()
+        raise
+    KEYCLOAKS[id(platform)] = server
+    stop_services = platform.stop
+
+    def stop() -> None:
+        stop_services()
+        server.stop()
+
+    platform.stop = stop  # type: ignore[method-assign]
+    return platform
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +78,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         fail_or_skip(f"cannot start the platform: {exc}")
     yield started
     started.stop()
-
-
-@pytest.fixture(scope="session")
-def tokens() -> TokenService:
-    return TokenService(DEV_JWT_SECRET)
-
-
-@pytest.fixture(scope="session")
-def admin_token(tokens: TokenService) -> str:
-    return tokens.issue("e2e-admin", Role.ADMIN)
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,7 +114,11 @@ def pg_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         fail_or_skip(f"containers required (FABRIQUE_E2E_CONTAINERS=require) but: {why}")
     try:
         if use_containers:
-            started = start_platform_on_containers(run_dir, FAST_DELIVERY_ENV)
+            started = with_keycloak(
+                run_dir,
+                FAST_DELIVERY_ENV,
+                lambda d, extra_env: start_platform_on_containers(d, extra_env),
+            )
             label = f"PostgreSQL, testcontainers ({why})"
         else:
             started = start_platform(

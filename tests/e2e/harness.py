@@ -34,9 +34,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from fabkit.auth import Role, TokenService
+from fabkit.auth import Role
 from fabkit.localstack.platform import Platform
-from fabkit.settings import DEV_JWT_SECRET
+from fabkit.oidc_testing import TestIdentities
 from fabkit.testing import read_http_request
 
 UNIT_TOPIC = "inventory.unit.events"
@@ -94,8 +94,36 @@ SCALE = Scale.from_env()
 # --------------------------------------------------------------------------------------------
 
 
-def tokens() -> TokenService:
-    return TokenService(DEV_JWT_SECRET)
+_IDENTITIES: dict[str, TestIdentities] = {}
+#: Keycloak servers the e2e fixtures started for a platform (by id) when the launcher does not
+#: start one itself (``Platform.keycloak``).
+KEYCLOAKS: dict[int, Any] = {}
+
+
+def keycloak_of(platform: Platform) -> Any:
+    """The platform's Keycloak server: the launcher's own, or the one the fixtures started."""
+    server = getattr(platform, "keycloak", None) or KEYCLOAKS.get(id(platform))
+    assert server is not None, "this platform runs no Keycloak"
+    return server
+
+
+def oidc_issuer(platform: Platform) -> str:
+    """The issuer the platform's services trust (realm fabrique)."""
+    return str(keycloak_of(platform).issuer("fabrique"))
+
+
+def identities(platform: Platform) -> TestIdentities:
+    """Accounts in the platform's own Keycloak (one TestIdentities per platform), tokens by
+    real grants: client credentials for landlords, the password grant of a test-only client
+    for people (see fabkit.oidc_testing)."""
+    server = keycloak_of(platform)
+    made = _IDENTITIES.get(server.base_url)
+    if made is None:
+        made = TestIdentities(
+            server.base_url, admin_user=server.admin_user, admin_password=server.admin_password
+        )
+        _IDENTITIES[server.base_url] = made
+    return made
 
 
 def bearer(token: str | None) -> dict[str, str]:
@@ -183,7 +211,8 @@ class Api:
     def __init__(self, platform: Platform, client: httpx.AsyncClient) -> None:
         self.platform = platform
         self.client = client
-        self.admin = tokens().issue(f"e2e-admin-{uuid.uuid4().hex[:6]}", Role.ADMIN)
+        self.identities = identities(platform)
+        self.admin = self.identities.token(Role.ADMIN, "e2e-admin")
         self.sent = 0  # state-changing calls made through this object
         self.acknowledged = 0  # ... answered 2xx
 
@@ -214,12 +243,8 @@ class Api:
             await self.write("POST", "inventory", "/v1/landlords", self.admin, json={"name": name}),
             201,
         )
-        token = check(
-            await self.write(
-                "POST", "inventory", f"/v1/landlords/{landlord['id']}/tokens", self.admin
-            ),
-            201,
-        )["token"]
+        # its integration: a Keycloak client whose tokens carry this landlord_id
+        token = await asyncio.to_thread(self.identities.token, Role.LANDLORD, landlord["id"])
         return landlord["id"], token
 
     async def new_site(
@@ -297,10 +322,13 @@ class Api:
             "labels": labels or [],
             "contact_email": contact,
         }
-        registered = check(await self.write("POST", "leasing", "/v1/artisans", json=body), 201)
-        return Artisan(
-            registered["artisan"]["id"], registered["token"]["token"], contact, sorted(trades)
+        # a new account (verified e-mail) logs in and registers its profile under its id
+        subject, token = await asyncio.to_thread(self.identities.subject_and_token, Role.ARTISAN)
+        registered = check(
+            await self.write("POST", "leasing", "/v1/artisans", token, json=body), 201
         )
+        assert registered["id"] == subject, registered
+        return Artisan(subject, token, contact, sorted(trades))
 
     async def leasing_unit(self, unit_id: str) -> dict[str, Any] | None:
         r = await self.client.get(self.url("leasing", f"/v1/units/{unit_id}"))

@@ -1,8 +1,11 @@
 """The authorization matrix: every write endpoint of every service (read from the services' own
 OpenAPI, so a new endpoint cannot be forgotten: an unclassified one fails this test) is tried
 
-- with no token (401) and with a forged token — signed with another secret — (401);
-- with a valid token of each role it does not allow (403);
+- with no token (401) and with tokens the platform's Keycloak did not issue for it — from
+  another realm, expired, for another audience, ``alg=none``, with a tampered payload, and
+  signed HS256 with the retired development secret — (401, each with its reason);
+- with a valid token (real grants on the platform's Keycloak) of each role it does not allow,
+  the city officer's among them: officers never write (403);
 - with the token of another owner of the right role: another landlord (403: units are public,
   so is who owns them) or another artisan (404: the existence of someone else's application,
   lease, search or feed item is not disclosed), as the services' READMEs say;
@@ -13,6 +16,9 @@ published because of it."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -20,10 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
-from fabkit.auth import Role, TokenService
+from fabkit.auth import Role
 from fabkit.localstack.platform import Platform
+from fabkit.oidc_testing import KeycloakAdmin, client_credentials_token
 
 from .harness import (
     Api,
@@ -34,22 +42,26 @@ from .harness import (
     bearer,
     check,
     eventually,
+    keycloak_of,
+    luhn_siret,
     months_later,
+    oidc_issuer,
     today,
     wait_caught_up,
 )
 from .scenario import PROJECT, World
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 WRITE_METHODS = {"post", "put", "patch", "delete"}
-ALL_ROLES = ("admin", "landlord", "artisan")
-# Public by design: registering as an artisan (nothing to refuse), and the one-click
-# unsubscribe link, whose signed token is the credential (a tampered one must be refused).
+ALL_ROLES = ("admin", "officer", "landlord", "artisan")
+# Public by design: the one-click unsubscribe link, whose signed token is the credential (a
+# tampered one must be refused).
 PUBLIC = {
-    ("leasing", "POST", "/v1/artisans"),
     ("notifications", "POST", "/v1/unsubscribe/{token}"),
 }
+#: What the retired shared-secret tokens were signed with (HS256): refused everywhere now.
+RETIRED_DEV_SECRET = "dev-only-insecure-secret-change-me-0000"
 
 
 @dataclass(frozen=True)
@@ -62,13 +74,13 @@ class Rule:
 
 RULES: dict[tuple[str, str, str], Rule] = {
     ("inventory", "POST", "/v1/landlords"): Rule(("admin",)),
-    ("inventory", "POST", "/v1/landlords/{landlord_id}/tokens"): Rule(("admin",)),
     ("inventory", "POST", "/v1/sites"): Rule(("landlord", "admin"), {"landlord": 403}),
     ("inventory", "PATCH", "/v1/sites/{site_id}"): Rule(("landlord", "admin"), {"landlord": 403}),
     ("inventory", "POST", "/v1/sites/{site_id}/units"): Rule(
         ("landlord", "admin"), {"landlord": 403}
     ),
     ("inventory", "PATCH", "/v1/units/{unit_id}"): Rule(("landlord", "admin"), {"landlord": 403}),
+    ("leasing", "POST", "/v1/artisans"): Rule(("artisan",)),
     ("leasing", "PATCH", "/v1/artisans/me"): Rule(("artisan",)),
     ("leasing", "POST", "/v1/applications"): Rule(("artisan",)),
     ("leasing", "POST", "/v1/applications/{application_id}/withdraw"): Rule(
@@ -209,8 +221,17 @@ class Fixture:
         unit_body = {"reference": "X1", "surface_m2": 50, "rent_eur_m2_year": 90}
         targets = {
             ("inventory", "POST", "/v1/landlords"): Target({}, {"name": f"Intr {uuid.uuid4()}"}),
-            ("inventory", "POST", "/v1/landlords/{landlord_id}/tokens"): Target(
-                {"landlord_id": self.landlord_a_id}, None
+            ("leasing", "POST", "/v1/artisans"): Target(
+                {},
+                {
+                    "display_name": "Intruder",
+                    "business_name": "Intruder SARL",
+                    "siret": luhn_siret(),
+                    "trades": ["woodwork"],
+                    "business_created_on": "2020-01-01",
+                    "legal_form": "sarl",
+                    "contact_email": "intruder@e2e.example.org",
+                },
             ),
             ("inventory", "POST", "/v1/sites"): Target(
                 {}, {**site_body, "landlord_id": self.landlord_a_id}
@@ -306,6 +327,8 @@ class Fixture:
     def token_of(self, role: str, who: str = "a") -> str:
         if role == "admin":
             return self.api.admin
+        if role == "officer":
+            return self.api.identities.token(Role.OFFICER, "e2e-officer")
         if role == "landlord":
             return self.landlord_a if who == "a" else self.landlord_b
         return self.artisan_a.token if who == "a" else self.artisan_b.token
@@ -411,14 +434,17 @@ async def test_every_write_endpoint_refuses_the_wrong_callers(
     assert not (set(RULES) | PUBLIC) - endpoints, "the matrix lists endpoints that no longer exist"
 
     api, mailbox = api_for(platform), mailbox_for(platform)
+    # a real token of the platform's Keycloak that lives one second (used once expired)
+    expired = await asyncio.to_thread(api.identities.short_lived_token, Role.ADMIN, 1)
     world = await World.build(
         platform, api, mailbox, [receiver_hub.make("ok")], units=4, prefix="authz"
     )
     fixture = Fixture(api)
     await fixture.build(platform, world, mailbox)
-    forged = TokenService("not-the-platform-secret-" + "x" * 32).issue(
-        fixture.artisan_a.id, Role.ARTISAN
-    )
+    bad_tokens = _bad_tokens(api, fixture, expired)
+    # the expired token must be past its expiry and the verifiers' 30 s leeway
+    expires = jwt.decode(expired, options={"verify_signature": False})["exp"]
+    await asyncio.sleep(max(0.0, expires + 32 - time.time()))
     # Let the fixture's own events settle (the signed lease makes inventory publish) first.
     await wait_caught_up(platform.broker.bootstrap, "inventory", ["leasing.lease.events"])
     await wait_caught_up(platform.broker.bootstrap, "leasing", ["inventory.unit.events"])
@@ -434,8 +460,6 @@ async def test_every_write_endpoint_refuses_the_wrong_callers(
     before = await fixture.state()
     for key in sorted(endpoints):
         service, method, template = key
-        if key == ("leasing", "POST", "/v1/artisans"):
-            continue
         target = fixture.target(key)
         if target.owner_sees is not None:
             svc, path, token = target.owner_sees
@@ -443,37 +467,44 @@ async def test_every_write_endpoint_refuses_the_wrong_callers(
             assert seen.status_code == 200, f"fixture for {key} not visible to its owner"
         path = template.format(**target.params)
         if key in PUBLIC:
-            callers: list[tuple[str, str | None, tuple[int, ...]]] = [
-                ("tampered link", None, (400, 403, 404, 410, 422))
+            callers: list[tuple[str, str | None, tuple[int, ...], str]] = [
+                ("tampered link", None, (400, 403, 404, 410, 422), "")
             ]
         else:
             rule = RULES[key]
-            callers = [("no token", None, (401,)), ("forged token", forged, (401,))]
+            callers = [("no token", None, (401,), "bearer token is required")]
+            callers += [(f"{what} token", t, (401,), why) for what, (t, why) in bad_tokens.items()]
             callers += [
-                (f"{role} (wrong role)", fixture.token_of(role), (403,))
+                (f"{role} (wrong role)", fixture.token_of(role), (403,), "roles")
                 for role in ALL_ROLES
                 if role not in rule.roles
             ]
             callers += [
-                (f"another {role}", fixture.token_of(role, "b"), (status,))
+                (f"another {role}", fixture.token_of(role, "b"), (status,), "")
                 for role, status in rule.other_owner.items()
             ]
-        for caller, token, expected in callers:
+        for caller, token, expected, reason in callers:
             response = await api.client.request(
                 method, api.url(service, path), headers=bearer(token),
                 json=target.body if target.body is not None else None,
             )  # fmt: skip
             attempts.append((service, method, template, caller, expected[0], response.status_code))
-            if response.status_code not in expected:
+            try:
+                detail = str(response.json().get("detail", ""))
+            except ValueError:
+                detail = response.text
+            if response.status_code not in expected or reason not in detail:
                 wrong.append(
                     f"{method} {service}{template} by {caller}: {response.status_code} "
-                    f"(expected {expected}) {response.text[:200]}"
+                    f"(expected {expected}, saying {reason!r}) {response.text[:200]}"
                 )
-            after = await fixture.state()
-            if after != before:
-                changed = sorted(k for k in before if before[k] != after[k])
-                written.append(f"{method} {service}{template} by {caller} changed {changed}")
-                before = after
+        # what any of these callers could have written, through the public APIs
+        after = await fixture.state()
+        if after != before:
+            changed = sorted(k for k in before if before[k] != after[k])
+            who = [c[0] for c in callers]
+            written.append(f"{method} {service}{template} by {who} changed {changed}")
+            before = after
 
     keys = {u["id"] for u in world.units} | {
         fixture.site_a, fixture.artisan_a.id, fixture.artisan_b.id, fixture.application,
@@ -496,7 +527,8 @@ async def test_every_write_endpoint_refuses_the_wrong_callers(
         public_endpoints=len(PUBLIC),
         status_mismatches=len(wrong),
         by_caller={c: sum(1 for a in attempts if a[3].startswith(c)) for c in
-                   ("no token", "forged", "admin", "landlord", "artisan", "another")},
+                   ("no token", *(f"{w} token" for w in bad_tokens), "admin", "officer",
+                    "landlord", "artisan", "another")},
     )  # fmt: skip
     counts.seconds = time.monotonic() - started
     report(counts)
@@ -505,3 +537,74 @@ async def test_every_write_endpoint_refuses_the_wrong_callers(
     assert not leaked, f"refused writes published events: {leaked[:5]}"
     assert not wrong, "\n".join(wrong)
     assert counts.acknowledged == 0
+
+
+def _bad_tokens(api: Api, fixture: Fixture, expired: str) -> dict[str, tuple[str, str]]:
+    """Tokens the services must refuse (401), each with what the answer must say."""
+    valid = fixture.artisan_a.token
+    header, _, signature = valid.split(".")
+    claims = jwt.decode(valid, options={"verify_signature": False})
+    raised = {**claims, "roles": [*claims.get("roles", []), "admin"]}
+    forged_payload = base64.urlsafe_b64encode(json.dumps(raised).encode()).rstrip(b"=").decode()
+    now = int(time.time())
+    retired = jwt.encode(
+        {"sub": fixture.artisan_a.id, "role": "admin", "iss": "fabrique", "iat": now,
+         "exp": now + 600},
+        RETIRED_DEV_SECRET,
+        algorithm="HS256",
+    )  # fmt: skip
+    identities = api.identities
+    return {
+        "another realm's": (identities.master_realm_token(), "another issuer"),
+        "expired": (expired, "expired at"),
+        "wrong audience": (
+            identities.short_lived_token(Role.ADMIN, 600, audience="some-other-api"),
+            "not meant for this API",
+        ),
+        "alg=none": (jwt.encode(claims, None, algorithm="none"), "unsigned (alg none)"),
+        "tampered": (f"{header}.{forged_payload}.{signature}", "altered"),
+        "HS256 (retired secret)": (retired, "never a shared secret"),
+    }
+
+
+async def test_key_rotation_needs_no_service_restart(
+    e2e_platform: Platform, api_for: Callable[[Platform], Api]
+) -> None:
+    """A new realm key with a higher priority: tokens signed by the old key still pass, tokens
+    signed by the new one pass at once, on all three running services."""
+    platform = e2e_platform
+    server, issuer = keycloak_of(platform), oidc_issuer(platform)
+    api = api_for(platform)
+    reads = [  # an admin-only read on each service
+        ("inventory", "/v1/landlords"),
+        ("leasing", "/v1/applications"),
+        ("notifications", "/v1/admin/deliveries"),
+    ]
+    secret = "dev-fabrique-cli-secret"
+    old = (await client_credentials_token(issuer, "fabrique-cli", secret))["access_token"]
+
+    async def accepted_everywhere(token: str) -> bool:
+        for service, path in reads:
+            r = await api.client.get(api.url(service, path), headers=bearer(token))
+            if r.status_code != 200:
+                return False
+        return True
+
+    assert await accepted_everywhere(old)
+    admin = KeycloakAdmin(server.base_url, server.admin_user, server.admin_password)
+    try:
+        before = {k["kid"] for k in await admin.keys("fabrique")}
+        await admin.add_rsa_key("fabrique", f"rotated-{uuid.uuid4().hex[:6]}", priority=500)
+        new_kids = {k["kid"] for k in await admin.keys("fabrique")} - before
+        assert len(new_kids) == 1, new_kids
+    finally:
+        await admin.aclose()
+    new = (await client_credentials_token(issuer, "fabrique-cli", secret))["access_token"]
+    assert jwt.get_unverified_header(new)["kid"] in new_kids
+    assert jwt.get_unverified_header(old)["kid"] != jwt.get_unverified_header(new)["kid"]
+    # A verifier refetches the JWKS for an unknown kid at most every 10 s: allow for that.
+    await eventually(lambda: accepted_everywhere(new), timeout=30, what="the new key verified")
+    assert await accepted_everywhere(old)
+    for service in ("inventory", "leasing", "notifications"):
+        proc = platform.services[service].proc
+        assert proc is not None and proc.poll() is None, f"{service} restarted or died"

@@ -34,11 +34,10 @@ from schemathesis.specs.openapi.checks import (
     use_after_free,
 )
 
-from fabkit.auth import Role, TokenService
+from fabkit.auth import Role
 from fabkit.localstack.platform import Platform
-from fabkit.settings import DEV_JWT_SECRET
 
-from .harness import SCALE, bearer, luhn_siret
+from .harness import SCALE, bearer, identities, luhn_siret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -75,7 +74,8 @@ STREAMS = ("/v1/feed/stream",)
 @pytest.fixture(scope="module")
 def fuzz_tokens(e2e_platform: Platform) -> Iterator[dict[str, str | None]]:
     """A real landlord and a real artisan (so that tokens name existing subjects)."""
-    admin = TokenService(DEV_JWT_SECRET).issue("e2e-fuzz-admin", Role.ADMIN)
+    made = identities(e2e_platform)
+    admin = made.token(Role.ADMIN, "e2e-fuzz-admin")
     inventory = e2e_platform.services["inventory"].url
     leasing = e2e_platform.services["leasing"].url
     notifications = e2e_platform.services["notifications"].url
@@ -83,9 +83,8 @@ def fuzz_tokens(e2e_platform: Platform) -> Iterator[dict[str, str | None]]:
         landlord = client.post(
             f"{inventory}/v1/landlords", json={"name": "Fuzz landlord"}, headers=bearer(admin)
         ).json()
-        landlord_token = client.post(
-            f"{inventory}/v1/landlords/{landlord['id']}/tokens", headers=bearer(admin)
-        ).json()["token"]
+        landlord_token = made.token(Role.LANDLORD, landlord["id"])
+        artisan_id, artisan_token = made.subject_and_token(Role.ARTISAN)
         artisan = client.post(
             f"{leasing}/v1/artisans",
             json={
@@ -97,8 +96,9 @@ def fuzz_tokens(e2e_platform: Platform) -> Iterator[dict[str, str | None]]:
                 "legal_form": "scop",
                 "contact_email": "fuzz@e2e.example.org",
             },
+            headers=bearer(artisan_token),
         ).json()
-        artisan_token = artisan["token"]["token"]
+        assert artisan["id"] == artisan_id, artisan
         yield {"anonymous": None, "admin": admin, "landlord": landlord_token,
                "artisan": artisan_token}  # fmt: skip
         # What the fuzzer saved must not keep matching the vacancies of later scenarios.

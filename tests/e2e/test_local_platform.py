@@ -1,5 +1,7 @@
-"""The run command's platform as real processes: broker, services, demo data. A landlord opens
-a vacancy with one PATCH and a plain Kafka client reads the CloudEvent."""
+"""The run command's platform as real processes: broker, Keycloak, services, demo data. RIVP's
+integration gets its token from Keycloak with the committed demo client secret (the newcomer's
+curl), opens a vacancy of the seeded RIVP with one PATCH and a plain Kafka client reads the
+CloudEvent; the demo artisan logs in (authorization code + PKCE) and finds her seeded profile."""
 
 from __future__ import annotations
 
@@ -10,16 +12,26 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from fabkit.auth import Role, TokenService
+from fabkit.localstack.kafka import repo_root
 from fabkit.localstack.platform import Platform
-from fabkit.settings import DEV_JWT_SECRET
+from fabkit.oidc_testing import client_credentials_token, login_with_pkce
+
+from .harness import oidc_issuer
+
+DEMO = json.loads((repo_root() / "deploy" / "keycloak" / "demo-directory.json").read_text())
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_seeded_platform_publishes_a_vacancy_opened_by_one_patch(platform: Platform) -> None:
     inventory = platform.services["inventory"]
-    admin = TokenService(DEV_JWT_SECRET).issue("e2e", Role.ADMIN)
+    issuer = oidc_issuer(platform)
+    admin = (await client_credentials_token(issuer, "fabrique-cli", "dev-fabrique-cli-secret"))[
+        "access_token"
+    ]
+    token = (await client_credentials_token(issuer, "landlord-rivp", "dev-landlord-rivp-secret"))[
+        "access_token"
+    ]
     async with httpx.AsyncClient(base_url=inventory.url, timeout=10) as client:
         sites = (await client.get("/v1/sites", params={"limit": 100})).json()
         names = {s["name"] for s in sites["items"]}
@@ -29,11 +41,8 @@ async def test_seeded_platform_publishes_a_vacancy_opened_by_one_patch(platform:
             await client.get("/v1/landlords", headers={"Authorization": f"Bearer {admin}"})
         ).json()
         rivp = next(x for x in landlords if x["name"] == "RIVP")
-        token = (
-            await client.post(
-                f"/v1/landlords/{rivp['id']}/tokens", headers={"Authorization": f"Bearer {admin}"}
-            )
-        ).json()["token"]
+        # the seed follows the realm's fixed ids, so the demo client acts for the seeded RIVP
+        assert rivp["id"] == DEMO["landlords"]["RIVP"]
         unit = (
             await client.get(
                 "/v1/units", params={"landlord_id": rivp["id"], "status": "unavailable", "limit": 1}
@@ -76,6 +85,18 @@ async def test_seeded_platform_publishes_a_vacancy_opened_by_one_patch(platform:
     assert data["vacancy_id"] == vacancy_id
     assert data["unit"]["landlord_name"] == "RIVP"
     assert data["unit"]["site_name"] == unit["site"]["name"]
+
+
+async def test_the_demo_artisan_logs_in_and_finds_her_seeded_profile(platform: Platform) -> None:
+    login = await login_with_pkce(oidc_issuer(platform), "camille.roux", DEMO["password"])
+    leasing = platform.services["leasing"]
+    async with httpx.AsyncClient(base_url=leasing.url, timeout=10) as client:
+        me = await client.get(
+            "/v1/artisans/me", headers={"Authorization": f"Bearer {login['access_token']}"}
+        )
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == DEMO["users"]["camille.roux"]["id"]
+    assert me.json()["display_name"] == "Camille Roux"
 
 
 async def test_metrics_are_exported_by_route_template(platform: Platform) -> None:

@@ -21,11 +21,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from fabkit.auth import Role
 from fabkit.localstack.kafka import repo_root
 from fabkit.localstack.platform import Platform
 from fabkit.testing import fail_or_skip
 
-from .harness import bearer
+from .harness import bearer, identities
 
 pytestmark = pytest.mark.e2e
 
@@ -77,10 +78,11 @@ def portal(platform: Platform) -> str:
 
 
 @pytest.fixture(scope="module")
-def demo(platform: Platform, admin_token: str) -> dict[str, Any]:
+def demo(platform: Platform) -> dict[str, Any]:
     """The demo vacancies as inventory's API lists them, and one site given coordinates
     (the demo sites have none) so the map has a marker."""
     inventory = platform.services["inventory"].url
+    admin_token = identities(platform).token(Role.ADMIN, "e2e-portal-admin")
     with httpx.Client(timeout=20) as client:
         vacancies = client.get(f"{inventory}/v1/units?status=available&limit=100").json()
         site_id = vacancies["items"][0]["site"]["id"]

@@ -1,4 +1,5 @@
-"""Inventory admin commands: migrate, seed, issue tokens, create landlords."""
+"""Inventory admin commands: migrate, seed, get a token from the identity provider, create
+landlords."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from fabkit.auth import Role
 from fabkit.db import make_engine, make_session_factory
 from fabkit.migrations import upgrade
+from fabkit.oidc import add_token_command, run_token_command
 from inventory.domain import LandlordKind
 from inventory.events.published import emit
 from inventory.schemas import LandlordCreate
@@ -38,10 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply the database migrations")
     sub.add_parser("seed", help="load demo Paris sites and units (once)")
-    token = sub.add_parser("issue-token", help="print a bearer token")
-    token.add_argument("--role", choices=[r.value for r in Role], required=True)
-    token.add_argument("--subject", default="admin", help="landlord id for a landlord token")
-    token.add_argument("--ttl-days", type=int, default=30)
+    add_token_command(sub)
     landlord = sub.add_parser("create-landlord", help="register a landlord and print it as JSON")
     landlord.add_argument("name")
     landlord.add_argument(
@@ -56,9 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "seed":
         result = asyncio.run(_with_sessions(settings, seed))
         print(json.dumps(result.__dict__))
-    elif args.command == "issue-token":
-        tokens = settings.token_service()
-        print(tokens.issue(args.subject, Role(args.role), args.ttl_days * 24 * 3600))
+    elif args.command == "token":
+        return run_token_command(args, settings.oidc_issuer)
     elif args.command == "create-landlord":
         data = LandlordCreate(name=args.name, kind=LandlordKind(args.kind))
         written = asyncio.run(_with_sessions(settings, lambda s: create_landlord(s, data, None)))

@@ -22,8 +22,9 @@ from inventory.settings import InventorySettings
 TAGS = [
     {
         "name": "landlords",
-        "description": "Social landlords, the City and other owners; admins register them and "
-        "issue each one API tokens.",
+        "description": "Social landlords, the City and other owners; admins register them. "
+        "A landlord's integration gets its tokens from the identity provider (a Keycloak "
+        "client with the landlord's id, client-credentials grant), not from this API.",
     },
     {
         "name": "sites",

@@ -190,20 +190,6 @@ class LandlordOut(BaseModel):
     created_at: datetime
 
 
-class TokenRequest(_In):
-    model_config = ConfigDict(json_schema_extra=_documented({"ttl_days": 90}))
-
-    ttl_days: int = Field(default=90, ge=1, le=730)
-
-
-class TokenOut(BaseModel):
-    token: str
-    token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
-    role: str
-    subject: str
-    expires_in_seconds: int
-
-
 # Sites ---------------------------------------------------------------------------------
 
 

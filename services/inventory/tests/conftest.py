@@ -12,7 +12,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from fabkit.auth import Role, TokenService
+from fabkit.auth import Role
+from fabkit.oidc_testing import TestIdentities
 from inventory.cli import migrate
 from inventory.main import create_app
 from inventory.settings import InventorySettings
@@ -28,31 +29,46 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(server.url(name))
 
 
+_PROVIDER: list[TestIdentities] = []
+
+
+@pytest.fixture(autouse=True)
+def _identity_provider(identities: TestIdentities) -> None:
+    """Every app under test verifies the tokens of the session's real Keycloak."""
+    _PROVIDER[:] = [identities]
+
+
+def provider() -> TestIdentities:
+    return _PROVIDER[0]
+
+
 def make_settings(database_url: str, bootstrap: str, **overrides: Any) -> InventorySettings:
     return InventorySettings(
         environment="test",
         database_url=database_url,
         kafka_bootstrap=bootstrap,
         outbox_poll_interval_s=0.5,
+        oidc_issuer=provider().issuer,
         **overrides,
     )
 
 
 class Api:
-    """An httpx client on the app plus ready-made tokens."""
+    """An httpx client on the app plus tokens of the session's Keycloak (real grants)."""
 
     def __init__(self, client: httpx.AsyncClient, settings: InventorySettings) -> None:
         self.client = client
         self.settings = settings
-        self.tokens = TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
-        self.admin = self.auth(self.tokens.issue("admin-1", Role.ADMIN))
+        self.identities = provider()
+        self.admin = self.identities.headers(Role.ADMIN, "admin-1")
 
     @staticmethod
     def auth(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
     def landlord_headers(self, landlord_id: str) -> dict[str, str]:
-        return self.auth(self.tokens.issue(landlord_id, Role.LANDLORD))
+        """A landlord integration's token (client credentials, landlord_id claim)."""
+        return self.identities.headers(Role.LANDLORD, landlord_id)
 
     async def new_landlord(self, name: str | None = None) -> tuple[str, dict[str, str]]:
         r = await self.client.post(
@@ -62,9 +78,7 @@ class Api:
         )
         assert r.status_code == 201, r.text
         landlord_id = r.json()["id"]
-        r = await self.client.post(f"/v1/landlords/{landlord_id}/tokens", headers=self.admin)
-        assert r.status_code == 201, r.text
-        return landlord_id, self.auth(r.json()["token"])
+        return landlord_id, self.landlord_headers(landlord_id)
 
     async def new_site(self, headers: dict[str, str], **fields: Any) -> dict[str, Any]:
         body = {

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
+import jwt
 import pytest
 
 from fabkit.auth import Role
@@ -23,13 +25,13 @@ async def unit_count(api: Api) -> int:
 
 
 async def test_write_endpoints_need_a_token_and_the_right_role(api: Api) -> None:
-    landlord_id, owner = await api.new_landlord()
+    _, owner = await api.new_landlord()
     site = await api.new_site(owner)
     unit = await api.new_unit(site["id"], owner)
-    artisan = api.auth(api.tokens.issue("artisan-1", Role.ARTISAN))
+    artisan = api.identities.headers(Role.ARTISAN, "artisan-1")
+    officer = api.identities.headers(Role.OFFICER)
     writes = [
         ("POST", "/v1/landlords", {"name": "Semaest bis"}),
-        ("POST", f"/v1/landlords/{landlord_id}/tokens", None),
         ("POST", "/v1/sites", {"name": "x"}),
         ("PATCH", f"/v1/sites/{site['id']}", {"name": "Renamed"}),
         ("POST", f"/v1/sites/{site['id']}/units", {"reference": "X"}),
@@ -41,13 +43,43 @@ async def test_write_endpoints_need_a_token_and_the_right_role(api: Api) -> None
         assert r.headers["www-authenticate"].startswith("Bearer")
         r = await api.client.request(method, path, json=body, headers=artisan)
         assert_problem(r, 403, "roles")
+        r = await api.client.request(method, path, json=body, headers=officer)
+        assert_problem(r, 403, "roles", "officer")
     r = await api.client.request(
         "PATCH",
         f"/v1/units/{unit['id']}",
         json={"floor": 1},
         headers={"Authorization": "Bearer nope"},
     )
-    assert_problem(r, 401, "Invalid bearer token")
+    assert_problem(r, 401, "not a well-formed JWT")
+
+
+async def test_no_token_is_minted_here_and_shared_secret_tokens_are_refused(api: Api) -> None:
+    landlord_id, _ = await api.new_landlord()
+    r = await api.client.post(f"/v1/landlords/{landlord_id}/tokens", headers=api.admin)
+    assert r.status_code in (404, 405), r.text
+    # What the retired TokenService signed: HS256 with the old development secret.
+    now = int(time.time())
+    forged = jwt.encode(
+        {"sub": "admin-1", "role": "admin", "iss": "fabrique", "iat": now, "exp": now + 600},
+        "dev-only-insecure-secret-change-me-0000",
+        algorithm="HS256",
+    )
+    r = await api.client.get("/v1/landlords", headers=api.auth(forged))
+    assert_problem(r, 401, "HS256", "never a shared secret")
+
+
+async def test_a_city_officer_reads_every_landlord(api: Api) -> None:
+    landlord_id, owner = await api.new_landlord()
+    officer = api.identities.headers(Role.OFFICER)
+    r = await api.client.get("/v1/landlords", headers=officer)
+    assert r.status_code == 200, r.text
+    assert landlord_id in {x["id"] for x in r.json()}
+    r = await api.client.get(f"/v1/landlords/{landlord_id}", headers=officer)
+    assert r.status_code == 200, r.text
+    other_id, _ = await api.new_landlord()
+    r = await api.client.get(f"/v1/landlords/{other_id}", headers=owner)
+    assert_problem(r, 403, "its own")
 
 
 async def test_a_landlord_cannot_touch_another_landlords_sites_or_units(api: Api) -> None:

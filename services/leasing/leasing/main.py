@@ -31,8 +31,9 @@ TAGS = [
     },
     {
         "name": "artisans",
-        "description": "Registration (public; the answer carries the artisan's bearer token) "
-        "and the artisan's own profile, updated with If-Match.",
+        "description": "Registration by a logged-in artisan account with a verified e-mail "
+        "(the profile takes the account's id; tokens come from the identity provider, never "
+        "from here) and the artisan's own profile, updated with If-Match.",
     },
     {
         "name": "units",

@@ -202,19 +202,6 @@ class ArtisanOut(BaseModel):
     updated_at: datetime
 
 
-class TokenOut(BaseModel):
-    token: str
-    token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
-    role: str
-    subject: str
-    expires_in_seconds: int
-
-
-class RegistrationOut(BaseModel):
-    artisan: ArtisanOut
-    token: TokenOut
-
-
 # Programmes --------------------------------------------------------------------------------
 
 

@@ -32,5 +32,4 @@ class LeasingSettings(ServiceSettings):
     sweep_interval_s: float = Field(
         default=30.0, gt=0, le=3600, description="How often expired offers and leases are closed"
     )
-    artisan_token_ttl_days: int = Field(default=90, ge=1, le=730)
     gauge_refresh_s: float = Field(default=5.0, gt=0, le=600)

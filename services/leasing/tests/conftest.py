@@ -19,9 +19,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from fabkit.auth import Role, TokenService
+from fabkit.auth import Role
 from fabkit.events import CloudEvent, encode_data, to_kafka_headers
 from fabkit.models import OutboxMessage
+from fabkit.oidc_testing import TestIdentities
 from inventory.events.published import (
     UnitRegistered,
     UnitSnapshot,
@@ -47,6 +48,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(server.url(name))
 
 
+_PROVIDER: list[TestIdentities] = []
+
+
+@pytest.fixture(autouse=True)
+def _identity_provider(identities: TestIdentities) -> None:
+    """Every app under test verifies the tokens of the session's real Keycloak."""
+    _PROVIDER[:] = [identities]
+
+
+def provider() -> TestIdentities:
+    return _PROVIDER[0]
+
+
 def make_settings(database_url: str, bootstrap: str, **overrides: Any) -> LeasingSettings:
     # API tests feed unit events through the runner directly; a consumer group of their own
     # would read every unit event other tests left on the shared broker.
@@ -58,6 +72,7 @@ def make_settings(database_url: str, bootstrap: str, **overrides: Any) -> Leasin
         "consumer_group": f"leasing-test-{uuid.uuid4().hex[:8]}",
         "run_consumers": False,
         "gauge_refresh_s": 0.5,
+        "oidc_issuer": provider().issuer,
         **overrides,
     }
     return LeasingSettings(**values)
@@ -178,22 +193,29 @@ class FakeUnit:
 
 
 class Api:
-    """An httpx client on the app, ready-made tokens, and inventory's events on tap."""
+    """An httpx client on the app, tokens of the session's Keycloak (real grants), and
+    inventory's events on tap."""
 
     def __init__(self, client: httpx.AsyncClient, app: FastAPI, settings: LeasingSettings) -> None:
         self.client = client
         self.app = app
         self.settings = settings
-        self.tokens = TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
-        self.admin = self.auth(self.tokens.issue("admin-1", Role.ADMIN))
+        self.identities = provider()
+        self.admin = self.identities.headers(Role.ADMIN, "admin-1")
 
     @staticmethod
     def auth(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
     def landlord(self, landlord_id: str | None = None) -> tuple[str, dict[str, str]]:
+        """A landlord integration's token (client credentials, landlord_id claim)."""
         landlord_id = landlord_id or str(uuid.uuid4())
-        return landlord_id, self.auth(self.tokens.issue(landlord_id, Role.LANDLORD))
+        return landlord_id, self.identities.headers(Role.LANDLORD, landlord_id)
+
+    def artisan(self, subject: str | None = None) -> tuple[str, dict[str, str]]:
+        """A new (or the given) artisan account with a verified e-mail, and its token."""
+        subject, token = self.identities.subject_and_token(Role.ARTISAN, subject)
+        return subject, self.auth(token)
 
     @property
     def sessions(self) -> Any:
@@ -210,7 +232,11 @@ class Api:
         await self.feed(unit.registered(), *unit.open())
         return unit
 
-    async def register(self, **fields: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    async def register(
+        self, subject: str | None = None, **fields: Any
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """A new artisan account (or ``subject``'s) registers its profile; its token's headers."""
+        artisan_id, headers = self.artisan(subject)
         body = {
             "display_name": "Camille Roux",
             "business_name": "Roux Céramique",
@@ -222,10 +248,11 @@ class Api:
             "contact_email": "camille@example.org",
             **fields,
         }
-        r = await self.client.post("/v1/artisans", json=body)
+        r = await self.client.post("/v1/artisans", json=body, headers=headers)
         assert r.status_code == 201, r.text
         data = r.json()
-        return data["artisan"], self.auth(data["token"]["token"])
+        assert data["id"] == artisan_id, data
+        return data, headers
 
     async def apply(self, headers: dict[str, str], unit_id: str, **fields: Any) -> dict[str, Any]:
         body = {

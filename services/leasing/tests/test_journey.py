@@ -2,7 +2,7 @@
 process: two apps, each with its own database, talking only through Kafka.
 
 A landlord opens a vacancy in inventory -> leasing's read model shows it -> artisans apply ->
-the landlord (with its inventory-issued token) ranks and offers -> the artisan accepts ->
+the landlord (with its identity provider's token) ranks and offers -> the artisan accepts ->
 inventory shows the unit leased -> leasing closes the other application -> the lease ends ->
 inventory reopens the unit with a new vacancy, which leasing sees.
 """
@@ -23,7 +23,7 @@ from inventory.cli import migrate as migrate_inventory
 from inventory.main import create_app as create_inventory
 from inventory.settings import InventorySettings
 
-from .conftest import Api, eventually, make_settings, start_group_at_end, started_app
+from .conftest import eventually, make_settings, provider, start_group_at_end, started_app
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -61,18 +61,19 @@ async def test_vacancy_to_signed_lease_to_a_reopened_unit(
         kafka_bootstrap=bootstrap,
         outbox_poll_interval_s=0.5,
         consumer_group=f"inventory-journey-{uuid.uuid4().hex[:8]}",
+        oidc_issuer=provider().issuer,
     )
     lea_settings = make_settings(database_urls("leasing"), bootstrap, run_consumers=True)
     await start_group_at_end(bootstrap, inv_settings.consumer_group, "leasing.lease.events")
     await start_group_at_end(bootstrap, lea_settings.consumer_group, "inventory.unit.events")
 
     async with inventory_app(inv_settings) as inventory, started_app(lea_settings) as leasing:
-        admin = leasing.admin  # one JWT secret for the platform: inventory accepts it too
+        admin = leasing.admin  # one identity provider for the platform: inventory accepts it too
         # the landlord, its site and a unit, in inventory
         r = await inventory.post("/v1/landlords", json={"name": "RIVP journey"}, headers=admin)
         landlord_id = r.json()["id"]
-        r = await inventory.post(f"/v1/landlords/{landlord_id}/tokens", headers=admin)
-        landlord = Api.auth(r.json()["token"])
+        # its integration: a Keycloak client whose tokens carry this landlord_id
+        landlord = leasing.identities.headers("landlord", landlord_id)
         r = await inventory.post(
             "/v1/sites",
             json={

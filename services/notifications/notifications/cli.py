@@ -1,4 +1,4 @@
-"""Notifications admin commands: migrate, issue a token (an artisan's, for demos)."""
+"""Notifications admin commands: migrate, get a token from the identity provider."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from fabkit.auth import Role
 from fabkit.migrations import upgrade
+from fabkit.oidc import add_token_command, run_token_command
 from notifications.settings import NotificationsSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -21,20 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m notifications.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply the database migrations")
-    token = sub.add_parser("issue-token", help="print a bearer token")
-    token.add_argument("--role", choices=[r.value for r in Role], default=Role.ARTISAN.value)
-    token.add_argument(
-        "--subject", required=True, help="the artisan id (leasing's) for an artisan token"
-    )
-    token.add_argument("--ttl-days", type=int, default=30)
+    add_token_command(sub)
     args = parser.parse_args(argv)
     settings = NotificationsSettings()
 
     if args.command == "migrate":
         migrate(settings)
-    elif args.command == "issue-token":
-        tokens = settings.token_service()
-        print(tokens.issue(args.subject, Role(args.role), args.ttl_days * 24 * 3600))
+    elif args.command == "token":
+        return run_token_command(args, settings.oidc_issuer)
     return 0
 
 

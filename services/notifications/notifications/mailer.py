@@ -43,9 +43,8 @@ class PermanentMailError(RuntimeError):
 
 
 def _unsubscribe_key(settings: NotificationsSettings) -> bytes:
-    # Derived from the service secret so no extra secret needs managing; the label keeps these
-    # MACs useless as anything else.
-    secret = settings.jwt_secret.get_secret_value().encode()
+    # The label keeps these MACs useless as anything else.
+    secret = settings.unsubscribe_secret.get_secret_value().encode()
     return hmac.new(secret, b"fabrique-notifications-unsubscribe-v1", hashlib.sha256).digest()
 
 

@@ -16,6 +16,9 @@ from notifications.events.consumed import (
     UNIT_TOPIC,
 )
 
+#: Development default of the unsubscribe-link key; refused in prod.
+DEV_UNSUBSCRIBE_SECRET = "dev-only-unsubscribe-links-change-me-0000"  # noqa: S105
+
 
 class NotificationsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", extra="ignore")
@@ -32,6 +35,9 @@ class NotificationsSettings(ServiceSettings):
 
     # Where artisans reach this service: the base of the unsubscribe links in e-mails.
     public_base_url: str = "http://127.0.0.1:8003"
+    # Signs the unsubscribe links (HMAC-SHA256). It signs no access token: those come from
+    # the identity provider.
+    unsubscribe_secret: SecretStr = SecretStr(DEV_UNSUBSCRIBE_SECRET)
 
     # Delivery worker.
     run_delivery_worker: bool = True
@@ -70,4 +76,12 @@ class NotificationsSettings(ServiceSettings):
             net.prefixlen == 0 for net in self.webhook_allowed_networks
         ):
             raise ValueError("webhook_allowed_networks must not allow every address in prod")
+        if self.environment == "prod":
+            secret = self.unsubscribe_secret.get_secret_value()
+            if secret == DEV_UNSUBSCRIBE_SECRET:
+                raise ValueError(
+                    "unsubscribe_secret is the development default; set a real one in prod"
+                )
+            if len(secret) < 32:
+                raise ValueError("unsubscribe_secret must be at least 32 characters in prod")
         return self

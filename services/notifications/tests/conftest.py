@@ -23,9 +23,10 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from fabkit.auth import Role, TokenService
+from fabkit.auth import Role
 from fabkit.events import CloudEvent, encode_data, to_kafka_headers
 from fabkit.localstack.kafka import TopicSpec, ensure_topics
+from fabkit.oidc_testing import TestIdentities
 from fabkit.testing import read_http_request
 from notifications.cli import migrate
 from notifications.main import create_app
@@ -331,9 +332,23 @@ def programme_event(
 # The service ---------------------------------------------------------------------------------
 
 
+_PROVIDER: list[TestIdentities] = []
+
+
+@pytest.fixture(autouse=True)
+def _identity_provider(identities: TestIdentities) -> None:
+    """Every app under test verifies the tokens of the session's real Keycloak."""
+    _PROVIDER[:] = [identities]
+
+
+def provider() -> TestIdentities:
+    return _PROVIDER[0]
+
+
 def make_settings(database_url: str, **overrides: Any) -> NotificationsSettings:
     values: dict[str, Any] = {
         "environment": "test",
+        "oidc_issuer": provider().issuer,
         "database_url": database_url,
         "kafka_bootstrap": "127.0.0.1:9",
         "run_consumers": False,
@@ -353,21 +368,23 @@ def make_settings(database_url: str, **overrides: Any) -> NotificationsSettings:
 
 
 class Service:
-    """The app (lifespan running) with an httpx client, tokens and database helpers."""
+    """The app (lifespan running) with an httpx client, tokens of the session's Keycloak
+    (real grants) and database helpers."""
 
     def __init__(self, app: FastAPI, client: httpx.AsyncClient, settings: NotificationsSettings):
         self.app = app
         self.client = client
         self.settings = settings
-        self.tokens = TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
-        self.admin = self.auth(self.tokens.issue("admin-1", Role.ADMIN))
+        self.identities = provider()
+        self.admin = self.identities.headers(Role.ADMIN, "admin-1")
 
     @staticmethod
     def auth(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
     def artisan(self, artisan_id: str) -> dict[str, str]:
-        return self.auth(self.tokens.issue(artisan_id, Role.ARTISAN))
+        """The token of the artisan account whose id (leasing's artisan id) is ``artisan_id``."""
+        return self.identities.headers(Role.ARTISAN, artisan_id)
 
     async def subscribe(self, artisan_id: str, **body: Any) -> dict[str, Any]:
         payload = {"name": "Atelier bois", "channels": [{"type": "feed"}], **body}

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from fabkit.auth import Role, TokenService
+from fabkit.auth import Role
 from fabkit.testing import assert_problem
 from notifications.cli import migrate
 from notifications.main import create_app
@@ -24,6 +24,7 @@ from .conftest import (
     eventually,
     free_port,
     make_settings,
+    provider,
     running,
     text_part,
 )
@@ -36,7 +37,7 @@ def smtp_settings(smtp: Smtp) -> dict[str, Any]:
 async def test_endpoints_need_the_right_token(database_url: str) -> None:
     async with running(make_settings(database_url)) as svc:
         sub = await svc.subscribe("art-1")
-        landlord = svc.auth(svc.tokens.issue("ll-1", Role.LANDLORD))
+        landlord = svc.identities.headers(Role.LANDLORD, "ll-1")
         artisan = svc.artisan("art-1")
         calls = [
             ("GET", "/v1/subscriptions", None),
@@ -60,6 +61,15 @@ async def test_endpoints_need_the_right_token(database_url: str) -> None:
             assert_problem(r, 403, "admin")
         r = await svc.client.get("/v1/admin/deliveries/dead", headers=svc.admin)
         assert r.status_code == 200 and r.json()["total"] == 0
+        # a city officer reads the delivery records and acts on nothing
+        officer = svc.identities.headers(Role.OFFICER)
+        for path in ("/v1/admin/deliveries/dead", "/v1/admin/deliveries"):
+            r = await svc.client.get(path, headers=officer)
+            assert r.status_code == 200, r.text
+        for path in ("/v1/admin/deliveries/x/redeliver", "/v1/admin/digests/flush"):
+            assert_problem(await svc.client.post(path, headers=officer), 403, "admin", "officer")
+        r = await svc.client.post("/v1/subscriptions", json=calls[1][2], headers=officer)
+        assert_problem(r, 403, "artisan")
 
 
 async def test_an_artisan_sees_only_its_own_subscriptions(database_url: str) -> None:
@@ -395,8 +405,7 @@ async def test_the_feed_streams_new_alerts_as_server_sent_events(sqlite_url: str
     serving = asyncio.create_task(server.serve())
     try:
         await eventually(lambda: _async(server.started))
-        tokens = TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
-        me = {"Authorization": f"Bearer {tokens.issue('art-sse', Role.ARTISAN)}"}
+        me = provider().headers(Role.ARTISAN, "art-sse")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             r = await client.post(
                 "/v1/subscriptions",

@@ -232,7 +232,9 @@ def test_unsubscribe_tokens_are_signed() -> None:
     assert read_unsubscribe_token(settings, token) == "sub-1"
     assert read_unsubscribe_token(settings, token.replace("sub-1", "sub-2")) is None
     assert read_unsubscribe_token(settings, "sub-1.forged") is None
-    other = NotificationsSettings(environment="test", jwt_secret="another-secret-of-enough-length")
+    other = NotificationsSettings(
+        environment="test", unsubscribe_secret="another-secret-of-enough-length"
+    )
     assert read_unsubscribe_token(other, token) is None
 
 

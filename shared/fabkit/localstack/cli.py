@@ -195,22 +195,13 @@ def cmd_postgres(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Broker, Keycloak, databases and every service as processes, with demo data; Ctrl-C
     stops all."""
-    import os
-
-    from fabkit.auth import Role, TokenService
-    from fabkit.settings import DEV_JWT_SECRET
-
-    from .platform import demo_hints, describe, start_platform, write_state
+    from .platform import demo_client_token, demo_hints, describe, start_platform, write_state
 
     run_dir = Path(args.data_dir) if args.data_dir else default_run_dir()
     if args.fresh and run_dir.exists():
         import shutil
 
         shutil.rmtree(run_dir)
-    secret = os.environ.get("FABRIQUE_JWT_SECRET", DEV_JWT_SECRET)
-    extra_env = {
-        f"{prefix}JWT_SECRET": secret for prefix in ("INVENTORY_", "LEASING_", "NOTIFICATIONS_")
-    }
     with shutdown_signals() as stop:
         try:
             platform = start_platform(
@@ -219,7 +210,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                 kafka_port=args.kafka_port,
                 brokers=args.brokers,
                 seed=not args.no_seed,
-                extra_env=extra_env,
                 keycloak=not args.no_keycloak,
             )
         except (LocalStackError, RuntimeError) as exc:
@@ -227,9 +217,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 1
         try:
             write_state(run_dir, platform)
-            admin = TokenService(secret).issue("operator", Role.ADMIN, 30 * 24 * 3600)
-            _print(describe(platform, {"admin": admin}))
-            for line in demo_hints(platform, admin):
+            # Tokens come from the identity provider (the demo realm's admin CLI client).
+            admin = demo_client_token(platform, "fabrique-cli")
+            _print(describe(platform, {"admin": admin} if admin else {}))
+            for line in demo_hints(platform, admin) if admin else []:
                 _print(line)
             _print(f"\nLogs and data: {run_dir}")
             while not stop.wait(0.5):

@@ -175,8 +175,6 @@ class Platform:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     mail: MailCatcher | None = None
     keycloak: KeycloakServer | None = None
-    # Tokens a seed step printed (e.g. demo artisans'), shown by the run command.
-    seed_tokens: dict[str, str] = field(default_factory=dict)
     # Each prepared service's URL, for the `{<name>_url}` placeholders of the services after it.
     urls: dict[str, str] = field(default_factory=dict)
 
@@ -259,7 +257,6 @@ def start_platform(
                 prepared, pool.map(lambda s: s.setup(seed), prepared), strict=True
             ):
                 if output:
-                    platform.seed_tokens.update(_tokens_in(output))
                     log.info("%s: seeded %s", service.spec.name, _summary(output))
             for service in prepared:
                 platform.services[service.spec.name] = service
@@ -338,23 +335,6 @@ def _abandon(
     if server is not None:
         server.stop()
     background.shutdown(wait=False)
-
-
-def _tokens_in(output: str) -> dict[str, str]:
-    """Demo tokens in a seed step's JSON output: items like {<who>: {name}, token: {token}}."""
-    try:
-        data = json.loads(output)
-    except ValueError:
-        return {}
-    found: dict[str, str] = {}
-    for item in data if isinstance(data, list) else []:
-        token = item.get("token") if isinstance(item, dict) else None
-        if not isinstance(token, dict) or "token" not in token:
-            continue
-        who = next((v for k, v in item.items() if k != "token" and isinstance(v, dict)), {})
-        label = who.get("display_name") or who.get("name") or token.get("subject", "?")
-        found[f"{token.get('role', 'user')} {label}"] = token["token"]
-    return found
 
 
 def _summary(output: str) -> str:
@@ -454,8 +434,9 @@ def describe(platform: Platform, tokens: dict[str, Any]) -> str:
         )
     if platform.keycloak is not None:
         lines += identity_lines(platform.keycloak)
-    lines += ["", "Tokens for trying the API (dev secret; valid 30 days):"]
-    for label, token in {**tokens, **platform.seed_tokens}.items():
+    if tokens:
+        lines += ["", "Tokens for trying the API (from the demo realm's clients; valid 5 minutes):"]
+    for label, token in tokens.items():
         lines.append(f"  {label}: {token}")
     return "\n".join(lines)
 
@@ -494,6 +475,29 @@ def _http_json(method: str, url: str, token: str, body: dict[str, Any] | None = 
         return json.loads(response.read())
 
 
+#: The demo realm's confidential clients and their (public, development-only) secrets.
+DEMO_CLIENT_SECRETS = {
+    "fabrique-cli": "dev-fabrique-cli-secret",
+    "landlord-rivp": "dev-landlord-rivp-secret",
+    "landlord-paris-habitat": "dev-landlord-paris-habitat-secret",
+}
+
+
+def demo_client_token(platform: Platform, client_id: str) -> str | None:
+    """A token of one of the demo realm's clients by the client-credentials grant, or None
+    when the platform runs no identity provider (or it refuses)."""
+    from fabkit.oidc import IdentityProviderUnavailable, client_credentials_access_token
+
+    issuer = platform.oidc_issuer
+    if not issuer:
+        return None
+    try:
+        return client_credentials_access_token(issuer, client_id, DEMO_CLIENT_SECRETS[client_id])
+    except IdentityProviderUnavailable as exc:
+        log.warning("no %s token: %s", client_id, exc)
+        return None
+
+
 def demo_hints(platform: Platform, admin_token: str) -> list[str]:
     """A landlord token and a ready-to-paste PATCH that opens a vacancy in the demo data."""
     inventory = platform.services.get("inventory")
@@ -503,7 +507,10 @@ def demo_hints(platform: Platform, admin_token: str) -> list[str]:
     rivp = next((x for x in landlords if x["name"] == "RIVP"), landlords[0] if landlords else None)
     if rivp is None:
         return []
-    token = _http_json("POST", f"{inventory.url}/v1/landlords/{rivp['id']}/tokens", admin_token)
+    landlord_token = demo_client_token(platform, "landlord-rivp")
+    if landlord_token is None:
+        return []
+    token = {"token": landlord_token}
     units = _http_json(
         "GET",
         f"{inventory.url}/v1/units?status=unavailable&landlord_id={rivp['id']}&limit=1",

@@ -1,4 +1,7 @@
-"""Landlord endpoints (admin only, but for a landlord reading its own record)."""
+"""Landlord endpoints (admin writes; admins and city officers read them all, a landlord its own).
+
+Landlord integrations get their tokens from the identity provider (a Keycloak client per
+landlord, client-credentials grant; see docs/identity.md), never from this API."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fabkit.auth import Principal, Role, require_roles
 from fabkit.openapi import LOCATION_HEADER, REPLAYED_HEADER
 from inventory.api.deps import AdminOnly, IdempotencyKey, SessionsDep, idempotency, respond
-from inventory.schemas import LandlordCreate, LandlordOut, TokenOut, TokenRequest
+from inventory.schemas import LandlordCreate, LandlordOut
 from inventory.service import landlords
 
 router = APIRouter(prefix="/v1/landlords", tags=["landlords"])
@@ -32,36 +35,19 @@ async def create_landlord(
     return respond(await landlords.create_landlord(sessions, payload, idem))
 
 
-@router.get("", response_model=list[LandlordOut], summary="List landlords (admin)")
+@router.get("", response_model=list[LandlordOut], summary="List landlords (admin, officer)")
 async def list_landlords(
-    sessions: SessionsDep, principal: Principal = AdminOnly
+    sessions: SessionsDep, principal: Principal = require_roles(Role.ADMIN, Role.OFFICER)
 ) -> list[LandlordOut]:
     return await landlords.list_landlords(sessions)
 
 
-@router.get("/{landlord_id}", response_model=LandlordOut, summary="One landlord (admin or itself)")
+@router.get(
+    "/{landlord_id}", response_model=LandlordOut, summary="One landlord (admin, officer or itself)"
+)
 async def get_landlord(
     landlord_id: str,
     sessions: SessionsDep,
-    principal: Principal = require_roles(Role.ADMIN, Role.LANDLORD),
+    principal: Principal = require_roles(Role.ADMIN, Role.OFFICER, Role.LANDLORD),
 ) -> LandlordOut:
     return await landlords.get_landlord(sessions, principal, landlord_id)
-
-
-@router.post(
-    "/{landlord_id}/tokens",
-    status_code=201,
-    response_model=TokenOut,
-    summary="Issue an API token for a landlord",
-)
-async def issue_landlord_token(
-    landlord_id: str,
-    request: Request,
-    sessions: SessionsDep,
-    payload: TokenRequest | None = None,
-    principal: Principal = AdminOnly,
-) -> TokenOut:
-    ttl = (payload or TokenRequest()).ttl_days
-    return await landlords.issue_landlord_token(
-        sessions, request.app.state.tokens, landlord_id, ttl
-    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import random
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,12 @@ TRADES = [
     "printing", "bookbinding", "glass", "upholstery", "instrument_making", "electronics",
     "food_processing", "fashion", "design",
 ]  # fmt: skip
+
+
+def demo_landlord_id(name: str) -> str:
+    """The fixed id of a demo landlord, the one the demo realm's landlord clients and staff
+    carry in their ``landlord_id`` claim (deploy/keycloak/demo-directory.json)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:fabrique:landlord:{name}"))
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,10 @@ async def seed(sessions: Sessions) -> SeedResult:
         return SeedResult(0, 0, 0, 0)
     for name, landlord_kind in (*OPERATORS.values(), PARIS_HABITAT, ELOGIE):
         written = await create_landlord(
-            sessions, LandlordCreate(name=name, kind=landlord_kind), None
+            sessions,
+            LandlordCreate(name=name, kind=landlord_kind),
+            None,
+            landlord_id=demo_landlord_id(name),
         )
         landlord_ids[name] = written.body["id"]
         created["landlords"] += 1

@@ -34,7 +34,8 @@ router = APIRouter(prefix="/v1/applications", tags=["applications"])
 
 ArtisanOnly = require_roles(Role.ARTISAN)
 OwnerOrAdmin = require_roles(Role.LANDLORD, Role.ADMIN)
-Anyone = require_roles(Role.ARTISAN, Role.LANDLORD, Role.ADMIN)
+# Reads: the parties, admins and city officers (allocation records are public to the city).
+Reader = require_roles(Role.ARTISAN, Role.LANDLORD, Role.ADMIN, Role.OFFICER)
 # Created with an optional Idempotency-Key: no ETag, a replay says so.
 _CREATED_HEADERS = {**LOCATION_HEADER, **REPLAYED_HEADER}
 APPLICATION_LINKS = links(
@@ -74,7 +75,7 @@ async def list_applications(
     page: PageDep,
     unit_id: str | None = None,
     status: Annotated[list[ApplicationStatus] | None, Query()] = None,
-    principal: Principal = Anyone,
+    principal: Principal = Reader,
 ) -> Page[ApplicationOut]:
     return await applications.list_applications(
         sessions,
@@ -91,7 +92,7 @@ async def list_applications(
     summary="One application with every decision taken on it",
 )
 async def get_application(
-    application_id: str, sessions: SessionsDep, principal: Principal = Anyone
+    application_id: str, sessions: SessionsDep, principal: Principal = Reader
 ) -> ApplicationOut:
     return await applications.get_application(sessions, principal, application_id)
 

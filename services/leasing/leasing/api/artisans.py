@@ -1,34 +1,33 @@
-"""Artisan registration (public) and the artisan's own profile."""
+"""Artisan registration (a logged-in artisan account) and the artisan's own profile."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from fabkit.auth import Principal, Role, require_roles
 from fabkit.openapi import ETAG_HEADER, LOCATION_HEADER
-from leasing.api.deps import IfMatch, SessionsDep, SettingsDep, respond
-from leasing.schemas import ArtisanCreate, ArtisanOut, ArtisanPatch, RegistrationOut
+from leasing.api.deps import IfMatch, SessionsDep, respond
+from leasing.schemas import ArtisanCreate, ArtisanOut, ArtisanPatch
 from leasing.service import artisans
 
 router = APIRouter(prefix="/v1/artisans", tags=["artisans"])
 
 ArtisanOnly = require_roles(Role.ARTISAN)
-AdminOnly = require_roles(Role.ADMIN)
+AdminOrOfficer = require_roles(Role.ADMIN, Role.OFFICER)
 
 
 @router.post(
     "",
     status_code=201,
-    response_model=RegistrationOut,
-    summary="Register as an artisan; the answer carries your bearer token",
+    response_model=ArtisanOut,
+    summary="Register your artisan profile (logged in, e-mail verified), under your account's id",
     responses={201: {"headers": {**LOCATION_HEADER, **ETAG_HEADER}}},
 )
 async def register_artisan(
-    payload: ArtisanCreate, request: Request, sessions: SessionsDep, settings: SettingsDep
+    payload: ArtisanCreate, sessions: SessionsDep, principal: Principal = ArtisanOnly
 ) -> JSONResponse:
-    tokens = request.app.state.tokens
-    return respond(await artisans.register_artisan(sessions, settings, tokens, payload))
+    return respond(await artisans.register_artisan(sessions, principal, payload))
 
 
 @router.get(
@@ -59,10 +58,10 @@ async def update_my_profile(
 @router.get(
     "/{artisan_id}",
     response_model=ArtisanOut,
-    summary="One artisan (admin)",
+    summary="One artisan (admin, officer)",
     responses={200: {"headers": ETAG_HEADER}},
 )
 async def get_artisan(
-    artisan_id: str, sessions: SessionsDep, principal: Principal = AdminOnly
+    artisan_id: str, sessions: SessionsDep, principal: Principal = AdminOrOfficer
 ) -> JSONResponse:
     return respond(await artisans.get_artisan(sessions, artisan_id))

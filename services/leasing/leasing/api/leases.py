@@ -18,6 +18,8 @@ router = APIRouter(prefix="/v1/leases", tags=["leases"])
 ArtisanOnly = require_roles(Role.ARTISAN)
 OwnerOrAdmin = require_roles(Role.LANDLORD, Role.ADMIN)
 Anyone = require_roles(Role.ARTISAN, Role.LANDLORD, Role.ADMIN)
+# Reads: the parties, admins and city officers.
+Reader = require_roles(Role.ARTISAN, Role.LANDLORD, Role.ADMIN, Role.OFFICER)
 
 
 @router.get("", response_model=Page[LeaseOut], summary="Your offers and leases")
@@ -26,7 +28,7 @@ async def list_leases(
     page: PageDep,
     unit_id: str | None = None,
     status: Annotated[list[LeaseStatus] | None, Query()] = None,
-    principal: Principal = Anyone,
+    principal: Principal = Reader,
 ) -> Page[LeaseOut]:
     return await leases.list_leases(
         sessions,
@@ -39,7 +41,7 @@ async def list_leases(
 
 @router.get("/{lease_id}", response_model=LeaseOut, summary="One offer or lease")
 async def get_lease(
-    lease_id: str, sessions: SessionsDep, principal: Principal = Anyone
+    lease_id: str, sessions: SessionsDep, principal: Principal = Reader
 ) -> LeaseOut:
     return await leases.get_lease(sessions, principal, lease_id)
 

@@ -18,7 +18,7 @@ from leasing.service.common import AVAILABLE
 router = APIRouter(prefix="/v1/units", tags=["units"])
 
 ArtisanOnly = require_roles(Role.ARTISAN)
-OwnerOrAdmin = require_roles(Role.LANDLORD, Role.ADMIN)
+OwnerAdminOrOfficer = require_roles(Role.LANDLORD, Role.ADMIN, Role.OFFICER)
 SiteKindParam = Annotated[str, Query(pattern="^(" + "|".join(sorted(SITE_KINDS)) + ")$")]
 # inventory's unit statuses
 StatusParam = Annotated[str, Query(pattern="^(available|reserved|leased|unavailable|withdrawn)$")]
@@ -72,7 +72,7 @@ async def rank_applications(
     sessions: SessionsDep,
     vacancy_id: str | None = None,
     include_closed: bool = False,
-    principal: Principal = OwnerOrAdmin,
+    principal: Principal = OwnerAdminOrOfficer,
 ) -> RankingOut:
     return await applications.ranking(
         sessions, principal, unit_id, vacancy_id=vacancy_id, include_closed=include_closed

@@ -1,21 +1,26 @@
-"""Artisans: registration (which hands out a bearer token) and the artisan's own profile."""
+"""Artisans: registration (a logged-in account with a verified e-mail gets its profile, linked
+to the token's subject) and the artisan's own profile. No token is ever handed out here: the
+identity provider issues them."""
 
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
-from fabkit.auth import Role, TokenService
+from fabkit.auth import Principal
 from fabkit.errors import ProblemError
 from fabkit.http import check_if_match, etag_of
 from fabkit.idempotency import Written
 from leasing import repository as repo
 from leasing.events.published import ArtisanRegistered, ArtisanSnapshot, ArtisanUpdated, emit
 from leasing.models import ArtisanProfile
-from leasing.schemas import ArtisanCreate, ArtisanOut, ArtisanPatch, RegistrationOut, TokenOut
-from leasing.service.common import Sessions, new_id, utcnow
-from leasing.settings import LeasingSettings
+from leasing.schemas import ArtisanCreate, ArtisanOut, ArtisanPatch
+from leasing.service.common import Sessions, utcnow
 
 _TAKEN_ON_REGISTER = "An artisan with this SIRET is already registered."
+_ALREADY_REGISTERED = (
+    "Your account already has an artisan profile; read it at GET /v1/artisans/me and change "
+    "it with PATCH /v1/artisans/me."
+)
 _TAKEN_ON_UPDATE = "Another artisan is registered with this SIRET."
 _REQUIRED_FIELDS = (
     "display_name",
@@ -35,16 +40,25 @@ def _written(artisan: ArtisanProfile) -> Written:
 
 
 async def register_artisan(
-    sessions: Sessions, settings: LeasingSettings, tokens: TokenService, data: ArtisanCreate
+    sessions: Sessions, principal: Principal, data: ArtisanCreate
 ) -> Written:
-    """Create the profile and return it with a bearer token valid for the configured days."""
+    """Create the caller's profile, its id being the token's subject (the account's id at the
+    identity provider); the account's e-mail address must be verified."""
+    if not principal.email_verified:
+        raise ProblemError(
+            403,
+            "Registering an artisan profile needs an account whose e-mail address is verified: "
+            "follow the link the identity provider sent you, log in again, and retry.",
+        )
     now = utcnow()
     try:
         async with sessions() as session, session.begin():
+            if await repo.get_artisan(session, principal.subject) is not None:
+                raise ProblemError(409, _ALREADY_REGISTERED)
             if await repo.siret_taken(session, data.siret):
                 raise ProblemError(409, _TAKEN_ON_REGISTER)
             artisan = ArtisanProfile(
-                id=new_id(),
+                id=principal.subject,
                 display_name=data.display_name,
                 business_name=data.business_name,
                 siret=data.siret,
@@ -63,19 +77,8 @@ async def register_artisan(
             )
     except IntegrityError as exc:
         raise ProblemError(409, _TAKEN_ON_REGISTER) from exc
-    ttl = settings.artisan_token_ttl_days * 24 * 3600
-    token = TokenOut(
-        token=tokens.issue(artisan.id, Role.ARTISAN, ttl),
-        role=Role.ARTISAN.value,
-        subject=artisan.id,
-        expires_in_seconds=ttl,
-    )
-    body = RegistrationOut(
-        artisan=ArtisanOut.model_validate(artisan, from_attributes=True), token=token
-    )
-    return Written(
-        201, body.model_dump(mode="json"), etag=etag_of(artisan.version), location="/v1/artisans/me"
-    )
+    body = ArtisanOut.model_validate(artisan, from_attributes=True).model_dump(mode="json")
+    return Written(201, body, etag=etag_of(artisan.version), location="/v1/artisans/me")
 
 
 async def get_artisan(sessions: Sessions, artisan_id: str) -> Written:

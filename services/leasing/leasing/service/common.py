@@ -43,9 +43,15 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def reads_everything(principal: Principal) -> bool:
+    """Admins, and city officers (read-only: the allocation records), see every record."""
+    return principal.is_admin or principal.role is Role.OFFICER
+
+
 def can_see(principal: Principal, artisan_id: str, landlord_id: str) -> bool:
-    """Whether the principal is a party (the artisan or the landlord) or an admin."""
-    if principal.is_admin:
+    """Whether the principal is a party (the artisan or the landlord), an admin or an officer
+    (the routes that write never let an officer through)."""
+    if reads_everything(principal):
         return True
     if principal.role is Role.ARTISAN:
         return principal.subject == artisan_id
@@ -63,7 +69,8 @@ def check_landlord(principal: Principal, landlord_id: str) -> None:
 
 
 def scope(principal: Principal) -> tuple[str | None, str | None]:
-    """(artisan_id, landlord_id) a principal's lists are limited to; admins see everything."""
+    """(artisan_id, landlord_id) a principal's lists are limited to; admins and officers see
+    everything."""
     if principal.role is Role.ARTISAN:
         return principal.subject, None
     if principal.role is Role.LANDLORD:
