@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from fabkit.auth import Principal
 from fabkit.pagination import Page, PageDep
-from notifications.api.deps import AdminOnly, AdminOrOfficer, ArtisanOnly, SessionsDep, SignalsDep
+from notifications.api.deps import AdminOnly, ArtisanOnly, SessionsDep, SignalsDep
 from notifications.domain import DeliveryStatus
 from notifications.repository import DeliveryFilter
 from notifications.schemas import DeliveryOut, DigestsFlushed
@@ -41,7 +41,7 @@ async def list_dead_deliveries(
     sessions: SessionsDep,
     page: PageDep,
     artisan_id: str | None = None,
-    principal: Principal = AdminOrOfficer,
+    principal: Principal = AdminOnly,
 ) -> Page[DeliveryOut]:
     where = DeliveryFilter(artisan_id=artisan_id, status=DeliveryStatus.DEAD.value)
     return await deliveries.list_deliveries(sessions, where, page)
@@ -59,7 +59,7 @@ async def list_deliveries(
     status: DeliveryStatus | None = None,
     artisan_id: str | None = None,
     subscription_id: str | None = None,
-    principal: Principal = AdminOrOfficer,
+    principal: Principal = AdminOnly,
 ) -> Page[DeliveryOut]:
     where = DeliveryFilter(
         artisan_id=artisan_id,

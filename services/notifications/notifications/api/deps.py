@@ -33,6 +33,3 @@ SignalsDep = Annotated[Signals, Depends(get_signals)]
 # The token's subject is the artisan id leasing gave the artisan.
 ArtisanOnly = require_roles(Role.ARTISAN)
 AdminOnly = require_roles(Role.ADMIN)
-# Reads of the delivery records: admins and city officers (who audit who was told of which
-# vacancy, and when); officers never write.
-AdminOrOfficer = require_roles(Role.ADMIN, Role.OFFICER)
