@@ -30,7 +30,7 @@ import httpx
 import jwt
 from jwt import PyJWK
 
-from fabkit.auth import Principal, PrincipalDep, Role, current_principal
+from fabkit.auth import Principal, Role
 from fabkit.errors import ProblemError
 
 log = logging.getLogger(__name__)
@@ -305,11 +305,6 @@ class JwksTokenVerifier:
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()
-
-
-#: The FastAPI dependency (kept under this name; it is :func:`fabkit.auth.current_principal`).
-oidc_principal = current_principal
-OidcPrincipalDep = PrincipalDep
 
 
 # Command lines -------------------------------------------------------------------------------

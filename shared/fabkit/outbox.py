@@ -76,10 +76,6 @@ class Emitter:
         self._source = source
         self._topic_of = dict(topic_of)
 
-    @property
-    def source(self) -> str:
-        return self._source
-
     def bind_source(self, source: str) -> None:
         self._source = source
 

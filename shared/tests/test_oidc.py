@@ -19,10 +19,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 
-from fabkit.auth import Principal, Role
+from fabkit.auth import Principal, PrincipalDep, Role
 from fabkit.errors import ProblemError, install_problem_handlers
 from fabkit.localstack.kafka import repo_root
-from fabkit.oidc import JwksTokenVerifier, OidcPrincipalDep, principal_from_claims
+from fabkit.oidc import JwksTokenVerifier, principal_from_claims
 from fabkit.oidc_testing import (
     KeycloakAdmin,
     LoginFailed,
@@ -398,7 +398,7 @@ async def test_a_service_answers_problem_json_saying_which_check_failed(
     app.state.verifier = verifier
 
     @app.get("/whoami")
-    async def whoami(principal: OidcPrincipalDep) -> dict[str, str]:
+    async def whoami(principal: PrincipalDep) -> dict[str, str]:
         return {"subject": principal.subject, "role": principal.role.value}
 
     token = await landlord_token(keycloak)
