@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from portal import clients, formatting
+from portal.clients import inventory
 from portal.filters import (
     ARRONDISSEMENTS,
     FEATURES,
@@ -32,11 +33,11 @@ async def board(request: Request, upstreams: UpstreamsDep) -> HTMLResponse:
     units: list[Unit] = []
     total = 0
     refused: str | None = None
-    sites_task = asyncio.ensure_future(clients.list_sites(upstreams))
+    sites_task = asyncio.ensure_future(inventory.list_sites(upstreams))
     try:
         if filters.valid:
             try:
-                found = await clients.search_units(
+                found = await inventory.search_units(
                     upstreams, filters.api_params(), PAGE_SIZE, filters.offset
                 )
                 units, total = found.items, found.total

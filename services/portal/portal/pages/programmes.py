@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from portal import clients
+from portal.clients import leasing
 from portal.pages.deps import UpstreamsDep
 from portal.rendering import render
 
@@ -14,5 +14,5 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/programmes", response_class=HTMLResponse)
 async def programmes_page(request: Request, upstreams: UpstreamsDep) -> HTMLResponse:
-    catalogue = await clients.get_catalogue(upstreams)
+    catalogue = await leasing.get_catalogue(upstreams)
     return render(request, "programmes.html", {"programmes": catalogue.programmes})

@@ -8,7 +8,7 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from portal import clients
+from portal.clients import inventory, leasing
 from portal.pages.deps import UpstreamsDep
 from portal.rendering import render
 from portal.schemas import Catalogue, Listing
@@ -19,17 +19,17 @@ router = APIRouter(include_in_schema=False)
 @router.get("/units/{unit_id}", response_class=HTMLResponse)
 async def unit_page(unit_id: str, request: Request, upstreams: UpstreamsDep) -> HTMLResponse:
     # Leasing answers the programmes; a leasing outage leaves the rest of the page readable.
-    leasing = asyncio.gather(
-        clients.get_listing(upstreams, unit_id),
-        clients.get_catalogue(upstreams),
+    answers = asyncio.gather(
+        leasing.get_listing(upstreams, unit_id),
+        leasing.get_catalogue(upstreams),
         return_exceptions=True,
     )
     try:
-        unit = await clients.get_unit(upstreams, unit_id)
+        unit = await inventory.get_unit(upstreams, unit_id)
     except BaseException:
-        leasing.cancel()
+        answers.cancel()
         raise
-    listing, catalogue = await leasing
+    listing, catalogue = await answers
     leasing_down = isinstance(listing, Exception) or isinstance(catalogue, Exception)
     programmes = []
     if isinstance(catalogue, Catalogue):

@@ -1,8 +1,8 @@
-"""Every call the portal makes to the public APIs, with typed answers and bounded time.
+"""The HTTP clients of the three public APIs and the one request function every call uses.
 
-The portal owns no domain data: a page is built from inventory, leasing and notifications
-answers. A service that cannot be reached becomes `UpstreamUnavailable` (a 503 page naming it),
-an unknown resource `UpstreamNotFound` (a 404 page), never a 500.
+Typed answers and bounded time: a service that cannot be reached becomes `UpstreamUnavailable`
+(a 503 page naming it), an unknown resource `UpstreamNotFound` (a 404 page), a refusal
+`UpstreamRefused` with the API's problem detail (shown next to the form), never a 500.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from portal.schemas import Catalogue, Listing, SitePage, Unit, UnitPage
 from portal.settings import PortalSettings
 
 log = logging.getLogger(__name__)
@@ -88,13 +87,27 @@ class Upstreams:
         }
 
 
-async def _get(
-    service: str, client: httpx.AsyncClient, path: str, model: type[M], params: Params = ()
-) -> M:
+async def request(
+    service: str,
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    model: type[M] | None = None,
+    *,
+    token: str | None = None,
+    params: Params = (),
+    json: Any = None,
+    headers: dict[str, str] | None = None,
+) -> M | None:
+    """One call to a public API, with the visitor's bearer token when given; the answer read
+    as `model` (None when `model` is None or the answer has no body)."""
+    sent = dict(headers or {})
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
     try:
-        response = await client.get(path, params=list(params))
+        response = await client.request(method, path, params=list(params), json=json, headers=sent)
     except httpx.HTTPError as exc:
-        log.warning("%s unreachable for %s: %s", service, path, type(exc).__name__)
+        log.warning("%s unreachable for %s %s: %s", service, method, path, type(exc).__name__)
         raise UpstreamUnavailable(service, type(exc).__name__) from exc
     if response.status_code == 404:
         raise UpstreamNotFound(path)
@@ -102,11 +115,29 @@ async def _get(
         raise UpstreamUnavailable(service, f"HTTP {response.status_code}")
     if response.status_code >= 400:
         raise UpstreamRefused(service, response.status_code, _detail(response))
+    if model is None or not response.content:
+        return None
     try:
         return model.model_validate_json(response.content)
     except ValidationError as exc:
         # An answer the portal cannot read is the service's fault, not the visitor's.
         raise UpstreamUnavailable(service, "unreadable answer") from exc
+
+
+async def get(
+    service: str,
+    client: httpx.AsyncClient,
+    path: str,
+    model: type[M],
+    params: Params = (),
+    *,
+    token: str | None = None,
+) -> M:
+    """A GET whose answer is `model`."""
+    answer = await request(service, client, "GET", path, model, token=token, params=params)
+    if answer is None:
+        raise UpstreamUnavailable(service, "empty answer")
+    return answer
 
 
 def _detail(response: httpx.Response) -> str:
@@ -115,49 +146,6 @@ def _detail(response: httpx.Response) -> str:
     except ValueError:
         return response.text[:300]
     return str(body.get("detail", "")) if isinstance(body, dict) else ""
-
-
-async def search_units(upstreams: Upstreams, params: Params, limit: int, offset: int) -> UnitPage:
-    """One page of inventory's unit search."""
-    query = [*params, ("limit", limit), ("offset", offset)]
-    return await _get("inventory", upstreams.inventory, "/v1/units", UnitPage, query)
-
-
-async def get_unit(upstreams: Upstreams, unit_id: str) -> Unit:
-    return await _get("inventory", upstreams.inventory, f"/v1/units/{_segment(unit_id)}", Unit)
-
-
-async def list_sites(upstreams: Upstreams, limit: int = 500) -> SitePage:
-    """The sites, up to `limit` (paged through the API)."""
-    items = []
-    total = 0
-    offset = 0
-    while offset < limit:
-        page = await _get(
-            "inventory",
-            upstreams.inventory,
-            "/v1/sites",
-            SitePage,
-            [("limit", API_PAGE_MAX), ("offset", offset)],
-        )
-        items.extend(page.items)
-        total = page.total
-        offset += API_PAGE_MAX
-        if offset >= total:
-            break
-    return SitePage(items=items, total=total)
-
-
-async def get_listing(upstreams: Upstreams, unit_id: str) -> Listing | None:
-    """Leasing's listing of a unit; None while leasing has not heard of the unit yet."""
-    try:
-        return await _get("leasing", upstreams.leasing, f"/v1/units/{_segment(unit_id)}", Listing)
-    except UpstreamNotFound:
-        return None
-
-
-async def get_catalogue(upstreams: Upstreams) -> Catalogue:
-    return await _get("leasing", upstreams.leasing, "/v1/programmes", Catalogue)
 
 
 async def reachable(client: httpx.AsyncClient) -> bool:
@@ -169,6 +157,6 @@ async def reachable(client: httpx.AsyncClient) -> bool:
     return response.status_code == 200
 
 
-def _segment(value: str) -> str:
+def segment(value: str) -> str:
     """A path segment from user input: ids are url-safe; anything else cannot match."""
     return quote(value, safe="")
