@@ -11,10 +11,7 @@ installs it from Debian) with the flags that keep it off the network.
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -22,53 +19,12 @@ import httpx
 import pytest
 
 from fabkit.auth import Role
-from fabkit.localstack.kafka import repo_root
 from fabkit.localstack.platform import Platform
-from fabkit.testing import fail_or_skip
 
+from .browser import DESKTOP, PHONE, SHOTS, TIMEOUT_MS, ZOOMED, axe_violations
 from .harness import bearer, identities
 
 pytestmark = pytest.mark.e2e
-
-os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    # Without these Chromium keeps calling home, which floods a closed network.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-AXE = repo_root() / "services" / "portal" / "node_modules" / "axe-core" / "axe.min.js"
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-SHOTS = repo_root() / ".run" / "screenshots"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 360, "height": 780}
-# 200 % zoom of a 1280 px window lays the page out at 640 CSS px.
-ZOOMED = {"width": 640, "height": 450}
-TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        fail_or_skip(f"playwright is not installed ({exc}); run scripts/bootstrap.sh")
-    if not CHROMIUM.exists():
-        fail_or_skip(f"{CHROMIUM} not found; scripts/bootstrap.sh installs Debian's chromium")
-    if not AXE.exists():
-        fail_or_skip(f"{AXE} not found; scripts/bootstrap.sh runs npm ci in services/portal")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -93,22 +49,6 @@ def demo(platform: Platform) -> dict[str, Any]:
         )
         assert patched.status_code == 200, patched.text
     return {"inventory": inventory, "vacancies": vacancies, "mapped_site": patched.json()}
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A French-speaking visitor's tab; CSP violations and script errors are collected."""
-    context = browser.new_context(viewport=DESKTOP, locale="fr-FR")
-    context.set_default_timeout(TIMEOUT_MS)
-    tab = context.new_page()
-    tab.problems = []  # type: ignore[attr-defined]
-    tab.on(
-        "console",
-        lambda m: tab.problems.append(m.text) if m.type == "error" else None,  # type: ignore[attr-defined]
-    )
-    tab.on("pageerror", lambda e: tab.problems.append(str(e)))  # type: ignore[attr-defined]
-    yield tab
-    context.close()
 
 
 def count_of(tab: Any) -> int:
@@ -334,22 +274,6 @@ def _path(name: str, demo: dict[str, Any]) -> str:
     return path
 
 
-def _axe(tab: Any) -> list[dict[str, Any]]:
-    tab.add_script_tag(path=str(AXE))
-    result = tab.evaluate(
-        "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
-        AXE_TAGS,
-    )
-    return [
-        {
-            "id": v["id"],
-            "help": v["help"],
-            "nodes": [n["target"] for n in v["nodes"]][:5],
-        }
-        for v in result["violations"]
-    ]
-
-
 @pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_passes_axe_at_desktop_and_phone_width(
     browser: Any, portal: str, demo: dict[str, Any], name: str
@@ -371,7 +295,7 @@ def test_every_page_passes_axe_at_desktop_and_phone_width(
             assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {label}"
             tab.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
             if label != "zoom200":
-                violations = _axe(tab)
+                violations = axe_violations(tab)
                 if violations:
                     found[label] = violations
         finally:

@@ -1,0 +1,100 @@
+"""The real browser for the portal's tests: Debian's Chromium, headless, driven by Playwright
+for Python, never a downloaded browser; axe-core from the portal's npm packages; screenshots
+under .run/screenshots/.
+
+Test modules take the ``browser`` (module) and ``page`` (a French-speaking tab that collects
+script errors and CSP violations in ``page.problems``) fixtures by importing them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fabkit.localstack.kafka import repo_root
+from fabkit.testing import fail_or_skip
+
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these Chromium keeps calling home, which floods a closed network.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+AXE = repo_root() / "services" / "portal" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+SHOTS = repo_root() / ".run" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 360, "height": 780}
+# 200 % zoom of a 1280 px window lays the page out at 640 CSS px.
+ZOOMED = {"width": 640, "height": 450}
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        fail_or_skip(f"playwright is not installed ({exc}); run scripts/bootstrap.sh")
+    if not CHROMIUM.exists():
+        fail_or_skip(f"{CHROMIUM} not found; scripts/bootstrap.sh installs Debian's chromium")
+    if not AXE.exists():
+        fail_or_skip(f"{AXE} not found; scripts/bootstrap.sh runs npm ci in services/portal")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A French-speaking visitor's tab; CSP violations and script errors are collected."""
+    context = browser.new_context(viewport=DESKTOP, locale="fr-FR")
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    tab.problems = []  # type: ignore[attr-defined]
+    tab.on(
+        "console",
+        lambda m: tab.problems.append(m.text) if m.type == "error" else None,  # type: ignore[attr-defined]
+    )
+    tab.on("pageerror", lambda e: tab.problems.append(str(e)))  # type: ignore[attr-defined]
+    yield tab
+    context.close()
+
+
+def axe_violations(tab: Any) -> list[dict[str, Any]]:
+    """axe-core's WCAG 2.1 A/AA violations on the tab's page (a short form of each)."""
+    tab.add_script_tag(path=str(AXE))
+    result = tab.evaluate(
+        "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
+        AXE_TAGS,
+    )
+    return [
+        {
+            "id": v["id"],
+            "help": v["help"],
+            "nodes": [n["target"] for n in v["nodes"]][:5],
+        }
+        for v in result["violations"]
+    ]
+
+
+def screenshot(tab: Any, name: str) -> Path:
+    """A full-page screenshot kept as a test artifact (.run/screenshots/<name>.png)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    tab.screenshot(path=str(path), full_page=True)
+    return path
