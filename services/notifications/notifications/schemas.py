@@ -17,10 +17,36 @@ from notifications.webhooks import secret_key
 TRADE_RE = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
 Trade = Annotated[str, Field(pattern=TRADE_RE.pattern, examples=["woodwork"])]
 Arrondissement = Annotated[int, Field(ge=1, le=20)]
-Surface = Annotated[float, Field(ge=0, le=10_000, description="m²")]
+# The bounds of the portal board's filters (inventory's search parameters), so every board
+# search can be saved; a unit's own figures are bounded tighter by inventory.
+Surface = Annotated[float, Field(ge=0, le=100_000, description="m²")]
 # A webhook secret: base64 of at least 24 random bytes after its prefix (see `secret_key`).
 SECRET_PATTERN = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"  # noqa: S105
-Rent = Annotated[float, Field(ge=0, le=1_500, description="€ per m² per year, excluding charges")]
+Rent = Annotated[float, Field(ge=0, le=100_000, description="€ per m² per year, excluding charges")]
+MinCeiling = Annotated[
+    float,
+    Field(
+        ge=2,
+        le=12,
+        description="Metres; a unit whose ceiling height is unknown does not meet it.",
+    ),
+]
+MinFloorLoad = Annotated[
+    float,
+    Field(
+        ge=150,
+        le=5_000,
+        description="kg per m²; a unit whose floor load is unknown does not meet it.",
+    ),
+]
+MinPower = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=2_000,
+        description="kVA; a unit whose electrical power is unknown does not meet it.",
+    ),
+]
 
 
 def _no_repeats(values: list[Any], what: str) -> list[Any]:
@@ -43,6 +69,9 @@ class CriteriaIn(StrictInput):
     max_surface_m2: Surface | None = None
     max_rent_eur_m2_year: Rent | None = None
     features: list[Feature] = Field(default_factory=list, max_length=4)
+    min_ceiling_height_m: MinCeiling | None = None
+    min_floor_load_kg_m2: MinFloorLoad | None = None
+    min_power_kva: MinPower | None = None
     step_free_access: bool = Field(default=False, description="Same as features: step_free_access")
 
     @field_validator("arrondissements")
@@ -135,6 +164,9 @@ SUBSCRIPTION_EXAMPLE: dict[str, Any] = {
         "max_surface_m2": 250,
         "max_rent_eur_m2_year": 150,
         "features": ["goods_lift"],
+        "min_ceiling_height_m": 3.5,
+        "min_floor_load_kg_m2": 500,
+        "min_power_kva": 36,
         "step_free_access": True,
     },
     "channels": [

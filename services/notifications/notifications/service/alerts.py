@@ -64,6 +64,9 @@ def unit_facts(unit: UnitSnapshotIn) -> UnitFacts:
         rent_eur_m2_year=unit.rent_eur_m2_year,
         allowed_trades=tuple(unit.allowed_trades),
         features=frozenset(name for name in FEATURES if getattr(unit, name)),
+        ceiling_height_m=unit.ceiling_height_m,
+        floor_load_kg_m2=unit.floor_load_kg_m2,
+        power_kva=unit.power_kva,
     )
 
 
