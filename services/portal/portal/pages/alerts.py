@@ -19,8 +19,3 @@ router = APIRouter(include_in_schema=False)
 async def alerts_page(request: Request) -> HTMLResponse:
     filters = parse_filters(request.query_params.multi_items(), gettext)
     return render(request, "alerts.html", {"filters": filters})
-
-
-@router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html")
