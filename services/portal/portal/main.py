@@ -15,7 +15,19 @@ from fabkit.openapi import operation_id
 from portal.clients import Upstreams
 from portal.headers import SecurityHeaders
 from portal.language import LanguageMiddleware
-from portal.pages import alerts, auth, board, errors, health, me, programmes, units
+from portal.pages import (
+    alerts,
+    applications,
+    auth,
+    board,
+    errors,
+    health,
+    me,
+    offers,
+    profile,
+    programmes,
+    units,
+)
 from portal.sessions import SessionManager, WebSessionMiddleware
 from portal.settings import PortalSettings
 
@@ -62,5 +74,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     if LEAFLET_DIST.is_dir():
         app.mount("/assets/leaflet", StaticFiles(directory=LEAFLET_DIST), name="leaflet")
     for module in (health, board, units, programmes, alerts, auth, me):
+        app.include_router(module.router)
+    for module in (profile, applications, offers):
         app.include_router(module.router)
     return app

@@ -3,7 +3,7 @@ so a service adding a field never breaks a page."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -89,6 +89,18 @@ class Listing(_View):
     unit_id: str
     landlord_name: str
     programme_ids: list[str] = Field(default_factory=list)
+    site_name: str = ""
+    reference: str = ""
+    arrondissement: int | None = None
+    surface_m2: float | None = None
+    charges_eur_m2_year: float | None = None
+
+    @property
+    def charges_month(self) -> float | None:
+        """The unit's charges for one month, when leasing knows its surface and charges."""
+        if self.surface_m2 is None or self.charges_eur_m2_year is None:
+            return None
+        return self.charges_eur_m2_year * self.surface_m2 / 12
 
 
 class Criterion(_View):
@@ -129,3 +141,134 @@ class Catalogue(_View):
         if ids:
             return [p for p in self.programmes if p.id in ids]
         return [p for p in self.programmes if site_kind in p.site_kinds]
+
+
+# My space: leasing's answers about the signed-in artisan -------------------------------------
+
+
+class Profile(_View):
+    """The artisan's profile (leasing `ArtisanOut`)."""
+
+    id: str
+    display_name: str
+    business_name: str
+    siret: str
+    trades: list[str] = Field(default_factory=list)
+    business_created_on: date
+    legal_form: str
+    labels: list[str] = Field(default_factory=list)
+    contact_email: str
+    version: int = 0
+
+
+class CriterionPoints(_View):
+    criterion_id: str
+    kind: str
+    label: str
+    points: int
+    max_points: int
+    detail: str = ""
+
+
+class RuleFailure(_View):
+    programme_id: str
+    rule: str
+    message: str
+    required: object = None
+    actual: object = None
+
+
+class Verdict(_View):
+    """How the artisan fares under one programme of a unit."""
+
+    programme_id: str
+    name: str
+    eligible: bool
+    failures: list[RuleFailure] = Field(default_factory=list)
+    score: int
+    max_score: int
+    criteria: list[CriterionPoints] = Field(default_factory=list)
+    monthly_rent_cap_eur: float | None = None
+
+    def failure(self, rule: str) -> RuleFailure | None:
+        return next((f for f in self.failures if f.rule == rule), None)
+
+
+class Eligibility(_View):
+    unit_id: str
+    vacancy_id: str | None = None
+    open_for_applications: bool
+    evaluated_on: date
+    programmes: list[Verdict] = Field(default_factory=list)
+
+    @property
+    def eligible(self) -> list[Verdict]:
+        return [v for v in self.programmes if v.eligible]
+
+
+class DecisionView(_View):
+    decision: str
+    status_after: str
+    actor_role: str
+    reason: str | None = None
+    lease_id: str | None = None
+    decided_at: datetime
+
+
+class Application(_View):
+    id: str
+    unit_id: str
+    vacancy_id: str
+    programme_id: str
+    project: str
+    status: str
+    score: int
+    max_score: int
+    score_breakdown: list[CriterionPoints] = Field(default_factory=list)
+    submitted_at: datetime
+    updated_at: datetime
+    lease_id: str | None = None
+    decisions: list[DecisionView] = Field(default_factory=list)
+    rank: int | None = None
+    ranked_among: int | None = None
+
+    @property
+    def withdrawable(self) -> bool:
+        """Leasing lets an applicant withdraw while the application is open."""
+        return self.status in ("submitted", "offered")
+
+
+class ApplicationPage(_View):
+    items: list[Application]
+    total: int
+    limit: int
+    offset: int
+
+
+class Lease(_View):
+    """An offer (status offered) or a lease (leasing `LeaseOut`)."""
+
+    id: str
+    unit_id: str
+    application_id: str
+    programme_id: str
+    status: str
+    monthly_rent_eur: float
+    start_date: date
+    end_date: date
+    message: str | None = None
+    offered_at: datetime
+    offer_expires_at: datetime
+    signed_at: datetime | None = None
+    ended_on: date | None = None
+    end_reason: str | None = None
+
+
+class LeasePage(_View):
+    items: list[Lease]
+    total: int
+    limit: int
+    offset: int
+
+
+# My space: notifications' answers about the signed-in artisan's searches, feed and deliveries
