@@ -254,8 +254,9 @@ def test_ports_do_not_clash(compose: dict[str, Any]) -> None:
 
 def test_prometheus_and_grafana_are_provisioned(kit: ModuleType, compose: dict[str, Any]) -> None:
     prometheus = kit.load_yaml(kit.DEPLOY / "compose" / "prometheus.yml")
+    # One job per service: the job label tells the services apart.
     targets = {
-        target: config["labels"]["fabrique_service"]
+        target: job["job_name"]
         for job in prometheus["scrape_configs"]
         for config in job["static_configs"]
         for target in config["targets"]

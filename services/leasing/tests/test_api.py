@@ -750,7 +750,7 @@ async def test_metrics_show_applications_and_offers(api: Api) -> None:
     text = await eventually(scraped, timeout=15)
     assert "leasing_offers_pending 1.0" in text
     assert "leasing_vacancy_to_signed_lease_seconds_bucket" in text
-    assert 'leasing_http_requests_total{method="POST",route="/v1/applications"' in text
+    assert 'http_requests_total{method="POST",route="/v1/applications"' in text
 
 
 async def test_unanswered_offers_expire_and_leases_end_at_their_end_date(
