@@ -38,6 +38,8 @@ EXPECTED_SECRETS = {
     "leasing-db",
     "notifications-db",
     "notifications-smtp",
+    "portal-db",
+    "portal-session",
 }
 
 Resource = dict[str, Any]
@@ -267,7 +269,7 @@ def test_environment_variables_are_settings_the_services_read(
     known = {
         service: kit.settings_env_names(service)
         | {f"{service.upper()}_{name}" for name in OIDC_SETTINGS}
-        for service in SERVICES
+        for service in (*SERVICES, "portal")  # the portal's migration Job is a Job too
     }
     for deployment in app_deployments(resources) + by_kind(resources, "Job"):
         service = deployment["metadata"]["labels"]["app.kubernetes.io/name"]
