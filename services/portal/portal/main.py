@@ -20,12 +20,15 @@ from portal.pages import (
     applications,
     auth,
     board,
+    deliveries,
     errors,
+    feed,
     health,
     me,
     offers,
     profile,
     programmes,
+    searches,
     units,
 )
 from portal.sessions import SessionManager, WebSessionMiddleware
@@ -73,7 +76,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if LEAFLET_DIST.is_dir():
         app.mount("/assets/leaflet", StaticFiles(directory=LEAFLET_DIST), name="leaflet")
-    for module in (health, board, units, programmes, alerts, auth, me):
+    for module in (health, board, units, programmes, alerts, auth, me, searches, feed, deliveries):
         app.include_router(module.router)
     for module in (profile, applications, offers):
         app.include_router(module.router)

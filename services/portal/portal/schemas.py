@@ -4,6 +4,7 @@ so a service adding a field never breaks a page."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -272,3 +273,129 @@ class LeasePage(_View):
 
 
 # My space: notifications' answers about the signed-in artisan's searches, feed and deliveries
+
+
+class Channel(_View):
+    type: str
+    enabled: bool = True
+    url: str | None = None
+    address: str | None = None
+
+
+class Subscription(_View):
+    """A saved search (notifications `SubscriptionOut`)."""
+
+    id: str
+    name: str
+    status: str
+    frequency: str = "instant"
+    criteria: dict[str, Any] = Field(default_factory=dict)
+    channels: list[Channel] = Field(default_factory=list)
+    disabled_reason: str | None = None
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+
+    def channel(self, kind: str) -> Channel | None:
+        return next((c for c in self.channels if c.type == kind), None)
+
+
+class SubscriptionCreated(Subscription):
+    """A saved search as its creation (or a webhook change) returns it: with the signing secret
+    made by that change, shown once."""
+
+    webhook_secret: str | None = None
+
+
+class SubscriptionPage(_View):
+    items: list[Subscription]
+    total: int
+    limit: int
+    offset: int
+
+
+class Delivery(_View):
+    """One message to one channel (notifications `DeliveryOut`); `id` is the `webhook-id`."""
+
+    id: str
+    event_id: str = ""
+    kind: str
+    channel: str
+    status: str
+    subscription_id: str | None = None
+    vacancy_id: str | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    last_status_code: int | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+
+class DeliveryPage(_View):
+    items: list[Delivery]
+    total: int
+    limit: int
+    offset: int
+
+
+class AlertedUnit(_View):
+    """The unit a vacancy alert is about, as the alert's body carries it."""
+
+    unit_id: str
+    reference: str = ""
+    site_name: str = ""
+    arrondissement: int | None = None
+    surface_m2: float | None = None
+    rent_eur_m2_year: float | None = None
+
+
+class FeedItem(_View):
+    """An alert in the artisan's feed (notifications `FeedItemOut`)."""
+
+    id: int
+    kind: str
+    title: str
+    body: dict[str, Any] = Field(default_factory=dict)
+    subscription_id: str | None = None
+    created_at: datetime
+    read: bool = False
+
+    @property
+    def unit(self) -> AlertedUnit | None:
+        """The vacant unit of a vacancy alert (None for other kinds, or an unreadable body)."""
+        data = self.body.get("data")
+        unit = data.get("unit") if isinstance(data, dict) else None
+        if not isinstance(unit, dict):
+            return None
+        try:
+            return AlertedUnit.model_validate(unit)
+        except ValueError:
+            return None
+
+
+class FeedPage(_View):
+    items: list[FeedItem]
+    unread: int = 0
+    next_before: int | None = None
+
+
+# Alerts without an account (notifications' guest subscriptions) ------------------------------
+
+
+class GuestPending(_View):
+    """A request for guest alerts waiting for its confirmation click."""
+
+    name: str
+    criteria: dict[str, Any] = Field(default_factory=dict)
+    language: str = "fr"
+    expires_at: datetime
+
+
+class GuestConfirmed(_View):
+    """The guest's alerts are on."""
+
+    subscription_id: str
+    name: str
+    criteria: dict[str, Any] = Field(default_factory=dict)
+    unsubscribe_url: str
