@@ -23,6 +23,7 @@ import json
 import logging
 import secrets
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
@@ -72,11 +73,19 @@ class Keys:
 
     def __init__(self, secret: str) -> None:
         self._secret = secret.encode()
+        self._derived: dict[str, bytes] = {}
 
     def _derive(self, purpose: str) -> bytes:
-        return HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=b"fabrique-portal", info=purpose.encode()
-        ).derive(self._secret)
+        key = self._derived.get(purpose)
+        if key is None:
+            key = HKDF(
+                algorithm=hashes.SHA256(),
+                length=32,
+                salt=b"fabrique-portal",
+                info=purpose.encode(),
+            ).derive(self._secret)
+            self._derived[purpose] = key
+        return key
 
     def encrypt(self, purpose: str, plaintext: bytes, bound_to: bytes = b"") -> str:
         nonce = secrets.token_bytes(12)
@@ -513,7 +522,10 @@ class SessionManager:
         self.idle = timedelta(seconds=settings.session_idle_timeout_s)
         self.lifetime = timedelta(seconds=settings.session_absolute_lifetime_s)
         self.clock = clock
-        self._refreshing: dict[str, asyncio.Lock] = {}
+        # One lock per session being refreshed, gone once no request holds it.
+        self._refreshing: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._http: httpx.AsyncClient | None = None
 
     @classmethod
@@ -627,54 +639,52 @@ class SessionManager:
     async def _refresh(self, id_hash: str) -> tuple[WebSession, dict[str, Any]] | None:
         # The realm revokes a refresh token once used: one refresh per session at a time here,
         # and a request that waited reads the row the first one wrote.
-        lock = self._refreshing.setdefault(id_hash, asyncio.Lock())
-        try:
-            async with lock:
-                row = await repository.get_session(self.db, id_hash)
-                now = self.clock()
-                if row is None or not self._alive(row, now):
-                    return None
-                tokens = self._unseal(row)
-                if tokens is None:
-                    await self.end(id_hash)
-                    return None
-                if row.access_expires_at - timedelta(seconds=REFRESH_MARGIN_S) > now:
-                    return row, tokens  # refreshed while this request waited
-                refresh = tokens.get("refresh")
-                if self.oidc is None or not isinstance(refresh, str) or not refresh:
-                    await self.end(id_hash)
-                    return None
-                try:
-                    fresh = TokenSet.from_response(await self.oidc.refresh(refresh), now)
-                except (LoginError, IdentityProviderUnavailable) as exc:
-                    log.info("a session ends: its token could not be refreshed (%s)", exc)
-                    await self.end(id_hash)
-                    return None
-                if fresh.id_token is None and isinstance(tokens.get("id"), str):
-                    fresh = TokenSet(
-                        fresh.access_token,
-                        fresh.refresh_token,
-                        tokens["id"],
-                        fresh.access_expires_at,
-                        fresh.refresh_expires_at,
-                    )
-                sealed = self._seal(id_hash, fresh)
-                await repository.update_tokens(
-                    self.db,
-                    id_hash,
-                    sealed,
+        lock = self._refreshing.get(id_hash)
+        if lock is None:
+            lock = self._refreshing[id_hash] = asyncio.Lock()
+        async with lock:
+            row = await repository.get_session(self.db, id_hash)
+            now = self.clock()
+            if row is None or not self._alive(row, now):
+                return None
+            tokens = self._unseal(row)
+            if tokens is None:
+                await self.end(id_hash)
+                return None
+            if row.access_expires_at - timedelta(seconds=REFRESH_MARGIN_S) > now:
+                return row, tokens  # refreshed while this request waited
+            refresh = tokens.get("refresh")
+            if self.oidc is None or not isinstance(refresh, str) or not refresh:
+                await self.end(id_hash)
+                return None
+            try:
+                fresh = TokenSet.from_response(await self.oidc.refresh(refresh), now)
+            except (LoginError, IdentityProviderUnavailable) as exc:
+                log.info("a session ends: its token could not be refreshed (%s)", exc)
+                await self.end(id_hash)
+                return None
+            if fresh.id_token is None and isinstance(tokens.get("id"), str):
+                fresh = TokenSet(
+                    fresh.access_token,
+                    fresh.refresh_token,
+                    tokens["id"],
                     fresh.access_expires_at,
                     fresh.refresh_expires_at,
-                    now,
                 )
-                row.tokens = sealed
-                row.access_expires_at = fresh.access_expires_at
-                row.refresh_expires_at = fresh.refresh_expires_at
-                row.last_seen_at = now
-                return row, json.loads(fresh.sealed())
-        finally:
-            if not lock.locked():
-                self._refreshing.pop(id_hash, None)
+            sealed = self._seal(id_hash, fresh)
+            await repository.update_tokens(
+                self.db,
+                id_hash,
+                sealed,
+                fresh.access_expires_at,
+                fresh.refresh_expires_at,
+                now,
+            )
+            row.tokens = sealed
+            row.access_expires_at = fresh.access_expires_at
+            row.refresh_expires_at = fresh.refresh_expires_at
+            row.last_seen_at = now
+            return row, json.loads(fresh.sealed())
 
 
 # middleware -------------------------------------------------------------------------------------
