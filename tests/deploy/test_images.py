@@ -312,6 +312,61 @@ def image_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         fail_or_skip(str(exc))
 
 
+def test_rehearsed_portal_image_serves_leaflet_from_where_the_build_puts_it(
+    tmp_path: Path,
+) -> None:
+    """The portal's build replayed: its wheels into a fresh environment, then the Dockerfile's
+    own Leaflet step (its RUN, by sh, paths moved into the rehearsal) over the npm package the
+    bootstrap installed; the installed portal's LEAFLET_DIST then holds leaflet.js, and the
+    app mounts it at /assets/leaflet/."""
+    leaflet = ROOT / "services/portal/node_modules/leaflet"
+    if not (leaflet / "dist" / "leaflet.js").is_file():
+        fail_or_skip("services/portal/node_modules is missing: scripts/bootstrap.sh runs npm ci")
+    try:
+        site = rehearse("portal", tmp_path)
+    except RuntimeError as exc:
+        fail_or_skip(str(exc))
+    venv = site.parents[2]
+    staged = tmp_path / "leaflet"
+    shutil.copytree(leaflet / "dist", staged / "dist")
+    shutil.copy2(leaflet / "LICENSE", staged / "LICENSE")
+    step = next(
+        args for op, args in dict(stages())["build"] if op == "RUN" and "/tmp/leaflet" in args
+    )
+    script = step.replace("/app/venv", str(venv)).replace("/tmp/leaflet", str(staged))
+    done = subprocess.run(
+        ["sh", "-c", script], env={**os.environ, "SERVICE": "portal"},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (site / "node_modules/leaflet/dist/leaflet.js").is_file()
+    assert (site / "node_modules/leaflet/LICENSE").is_file()
+    assert not (site / "node_modules/axe-core").exists()
+    assert not staged.exists(), "the staging copy is removed"
+    check = (
+        "from pathlib import Path\n"
+        "from portal.main import LEAFLET_DIST, create_app\n"
+        "routes = create_app().routes\n"
+        "mount = next(r for r in routes if getattr(r, 'path', '') == '/assets/leaflet')\n"
+        "assert Path(mount.app.directory) == LEAFLET_DIST, mount.app.directory\n"
+        "assert (LEAFLET_DIST / 'leaflet.js').stat().st_size > 100_000\n"
+        "print(LEAFLET_DIST)\n"
+    )
+    served = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", check], cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert served.returncode == 0, served.stderr[-2000:]
+    assert served.stdout.strip() == str(site / "node_modules/leaflet/dist")
+    # Any other service: the step leaves its environment alone.
+    other = subprocess.run(
+        ["sh", "-c", step.replace("/app/venv", str(venv)).replace("/tmp/leaflet", str(staged))],
+        env={**os.environ, "SERVICE": "inventory"}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert other.returncode == 0, other.stderr
+
+
 def locked_distributions(service: str) -> set[str]:
     """The distributions `uv sync --locked --no-dev --package fabrique-<service>` installs."""
     uv = shutil.which("uv")
