@@ -14,7 +14,7 @@ from fabkit.logging import configure_logging
 from fabkit.metrics import ServiceMetrics, install_metrics
 from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
-from notifications.api import deliveries, feed, subscriptions, unsubscribe, webhooks
+from notifications.api import deliveries, feed, guests, subscriptions, unsubscribe, webhooks
 from notifications.events.handlers import consumer_specs
 from notifications.metrics import refresh_gauges
 from notifications.settings import NotificationsSettings
@@ -46,6 +46,12 @@ TAGS = [
         "name": "unsubscribe",
         "description": "The one-click unsubscribe link of each e-mail (RFC 8058): HTML pages "
         "for people, no token needed (the link is signed).",
+    },
+    {
+        "name": "guests",
+        "description": "Alerts without an account (no token): anyone asks for e-mail alerts "
+        "with an address and criteria, confirms from the e-mail (double opt-in), and gets "
+        "alerts that are not filtered by eligibility, each with its one-click unsubscribe.",
     },
     {"name": "health", "description": "Liveness and readiness probes."},
     {
@@ -93,6 +99,6 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     webhooks.install_webhook_docs(app)
     install_metrics(app, ServiceMetrics.for_service(settings.service_name))
     app.include_router(health_router)
-    for module in (subscriptions, feed, deliveries, unsubscribe):
+    for module in (subscriptions, feed, deliveries, unsubscribe, guests):
         app.include_router(module.router)
     return app

@@ -348,3 +348,104 @@ class MarkedRead(BaseModel):
 
 class DigestsFlushed(BaseModel):
     made_due: int
+
+
+# Alerts without an account (guest subscribers) ----------------------------------------------
+
+GuestLanguage = Literal["fr", "en"]
+
+GUEST_SUBSCRIPTION_EXAMPLE: dict[str, Any] = {
+    "email": "camille@example.org",
+    "criteria": {"arrondissements": [11, 20], "trades": ["woodwork"], "min_surface_m2": 60},
+    "language": "fr",
+    "name": "Ateliers bois, 11e et 20e, 60 m² et plus",
+}
+
+
+class GuestSubscriptionCreate(StrictInput):
+    """Ask for e-mail alerts without an account: a confirmation e-mail goes to the address,
+    and nothing else is sent to it before its link is followed and confirmed."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [GUEST_SUBSCRIPTION_EXAMPLE]})
+
+    email: EmailStr = Field(max_length=320, examples=["camille@example.org"])
+    criteria: CriteriaIn = Field(default_factory=CriteriaIn)
+    language: GuestLanguage = Field(default="fr", description="Of the e-mails: fr or en.")
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=120,
+        description="What the e-mails call this search (the portal writes the criteria in "
+        "words); a generic name when left out.",
+    )
+
+
+class GuestSubscriptionAccepted(BaseModel):
+    """The same answer whether the address is new, pending or confirmed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "confirmation_sent",
+                    "detail": "A confirmation e-mail is on its way to this address. Nothing "
+                    "else will be sent to it until its link is opened and the alerts confirmed.",
+                    "expires_in_s": 172800,
+                }
+            ]
+        }
+    )
+
+    status: Literal["confirmation_sent"] = "confirmation_sent"
+    detail: str
+    expires_in_s: int = Field(description="How long the confirmation link stays valid.")
+
+
+class GuestConfirmationOut(BaseModel):
+    """A pending request, as its confirmation page shows it (the address is not repeated)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "pending",
+                    "name": "Ateliers bois, 11e et 20e, 60 m² et plus",
+                    "criteria": GUEST_SUBSCRIPTION_EXAMPLE["criteria"],
+                    "language": "fr",
+                    "expires_at": "2026-12-03T22:00:00Z",
+                }
+            ]
+        }
+    )
+
+    status: Literal["pending"] = "pending"
+    name: str
+    criteria: dict[str, Any]
+    language: GuestLanguage
+    expires_at: datetime
+
+
+class GuestConfirmed(BaseModel):
+    """The alerts are on: the saved search made, and how to stop it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "confirmed",
+                    "subscription_id": "5b0f1c8e-3c55-4c8e-9a52-2a43c1d8b6a1",
+                    "name": "Ateliers bois, 11e et 20e, 60 m² et plus",
+                    "criteria": GUEST_SUBSCRIPTION_EXAMPLE["criteria"],
+                    "language": "fr",
+                    "unsubscribe_url": "http://127.0.0.1:8003/v1/unsubscribe/5b0f1c8e-….Zm9v",
+                }
+            ]
+        }
+    )
+
+    status: Literal["confirmed"] = "confirmed"
+    subscription_id: str
+    name: str
+    criteria: dict[str, Any]
+    language: GuestLanguage
+    unsubscribe_url: str = Field(description="The one-click link every alert e-mail carries.")

@@ -44,9 +44,10 @@ from notifications.events.consumed import (
     VacancyOpenedIn,
 )
 from notifications.metrics import MATCH_DURATION
-from notifications.models import Artisan, Programme, Subscription
+from notifications.models import GUEST_OWNER_PREFIX, Artisan, Programme, Subscription
 from notifications.service import staging
 from notifications.service.common import Sessions, enabled_channels, now
+from notifications.service.guests import GUEST_ELIGIBILITY
 from notifications.service.staging import Row
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
@@ -122,6 +123,10 @@ async def match_vacancy(session: AsyncSession, unit: UnitFacts, on: date) -> lis
         for sub in candidates:
             why = explain_match(Criteria.from_stored(sub.criteria), unit)
             if why is None:
+                continue
+            if sub.artisan_id.startswith(GUEST_OWNER_PREFIX):
+                # Alerts without an account: no profile to judge, and the e-mail says so.
+                matches.append(Match(sub, tuple(why), GUEST_ELIGIBILITY))
                 continue
             verdict = verdicts.get(sub.artisan_id)
             if verdict is None:
