@@ -46,6 +46,10 @@ class PortalSettings(BaseSettings):
     # Logins started per client address and window (the guest alert form has its own limit).
     login_rate_limit: int = Field(default=20, ge=1, le=10_000)
     login_rate_window_s: float = Field(default=60.0, gt=0, le=24 * 3600)
+    # Requests for alerts without an account from one client address per window (notifications
+    # also limits the confirmation e-mails per address and its guest requests per minute).
+    guest_alerts_rate_limit: int = Field(default=10, ge=1, le=10_000)
+    guest_alerts_rate_window_s: float = Field(default=3600.0, gt=0, le=24 * 3600)
 
     @field_validator("inventory_url", "leasing_url", "notifications_url", "public_base_url")
     @classmethod
