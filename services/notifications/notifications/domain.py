@@ -94,6 +94,7 @@ class UnitFacts:
     ceiling_height_m: float | None = None
     floor_load_kg_m2: float | None = None
     power_kva: float | None = None
+    site_id: str = ""
 
     @property
     def feature_mask(self) -> int:
@@ -114,6 +115,7 @@ class Criteria:
     min_ceiling_height_m: float | None = None
     min_floor_load_kg_m2: float | None = None
     min_power_kva: float | None = None
+    site_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> Criteria:
@@ -129,6 +131,7 @@ class Criteria:
             min_ceiling_height_m=stored.get("min_ceiling_height_m"),
             min_floor_load_kg_m2=stored.get("min_floor_load_kg_m2"),
             min_power_kva=stored.get("min_power_kva"),
+            site_ids=tuple(stored.get("site_ids") or ()),
         )
 
 
@@ -166,6 +169,10 @@ def _fmt(value: float) -> str:
 def explain_match(criteria: Criteria, unit: UnitFacts) -> list[str] | None:
     """Why `unit` fits `criteria` (one line per criterion), or None when it does not."""
     why: list[str] = []
+    if criteria.site_ids:
+        if unit.site_id not in criteria.site_ids:
+            return None
+        why.append("on a site you follow")
     if criteria.arrondissements:
         if unit.arrondissement not in criteria.arrondissements:
             return None
