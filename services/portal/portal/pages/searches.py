@@ -210,7 +210,6 @@ def _form_page(
             "filters": form.filters,
             "action": action,
             "sub": sub,
-            "left_out": to_criteria(form.filters).left_out,
             "arrondissements": ARRONDISSEMENTS,
             "site_kinds": SITE_KINDS,
             "features": FEATURES,
