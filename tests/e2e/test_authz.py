@@ -56,9 +56,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 ALL_ROLES = ("admin", "officer", "landlord", "artisan")
 # Public by design: the one-click unsubscribe link, whose signed token is the credential (a
-# tampered one must be refused).
+# tampered one must be refused); a guest's request for e-mail alerts (anyone may ask: it only
+# mails a confirmation link, and is rate-limited; a request without a body is refused) and its
+# confirmation, whose single-use token is the credential (a made-up one must be refused).
 PUBLIC = {
     ("notifications", "POST", "/v1/unsubscribe/{token}"),
+    ("notifications", "POST", "/v1/guest-subscriptions"),
+    ("notifications", "POST", "/v1/guest-subscriptions/confirm/{token}"),
 }
 #: What the retired shared-secret tokens were signed with (HS256): refused everywhere now.
 RETIRED_DEV_SECRET = "dev-only-insecure-secret-change-me-0000"
@@ -310,6 +314,10 @@ class Fixture:
             ("notifications", "POST", "/v1/admin/digests/flush"): Target({}, None),
             ("notifications", "POST", "/v1/unsubscribe/{token}"): Target(
                 {"token": self.tampered_unsubscribe}, None
+            ),
+            ("notifications", "POST", "/v1/guest-subscriptions"): Target({}, None),
+            ("notifications", "POST", "/v1/guest-subscriptions/confirm/{token}"): Target(
+                {"token": "made-up-" + uuid.uuid4().hex}, None
             ),
         }
         sub_path = f"/v1/subscriptions/{self.sub_a.id}"
