@@ -5,7 +5,8 @@
 
 Sections: pipeline (row 5, own broker), matching (row 4, no broker), then on one platform
 started like `fabrique-stack run`: latency (row 1), api and memory (rows 3 and 6), fanout
-(row 2, last: a fan-out that times out leaves deliveries in flight). Every run writes its raw
+(row 2, last: a fan-out that times out leaves deliveries in flight), portal (section 8: the
+board page against the same inventory search, and its first paint in Chromium). Every run writes its raw
 figures to .run/bench/results.json; only a full run rewrites docs/benchmarks.md (or give
 --output).
 """
@@ -28,12 +29,12 @@ from bench import machine, say
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / ".run" / "bench" / "results.json"
-SECTIONS = ["pipeline", "matching", "latency", "api", "memory", "fanout"]
-PLATFORM_SECTIONS = {"latency", "api", "memory", "fanout"}
+SECTIONS = ["pipeline", "matching", "latency", "api", "memory", "portal", "fanout"]
+PLATFORM_SECTIONS = {"latency", "api", "memory", "portal", "fanout"}
 
 
 async def run_platform(args: argparse.Namespace, only: set[str], work: Path) -> dict[str, Any]:
-    from bench import alerts, api, stack
+    from bench import alerts, api, portal, stack
 
     out: dict[str, Any] = {}
     rates = [args.low_rate, args.rate] if args.low_rate else [args.rate]
@@ -64,6 +65,17 @@ async def run_platform(args: argparse.Namespace, only: set[str], work: Path) -> 
             say("api: unit search vs bare FastAPI")
             out["api"] = await _section(
                 api.run(s, repeats=args.repeats, seconds=args.api_seconds, pin_cpus=not args.no_pin)
+            )
+        if "portal" in only:
+            say("portal: the board page vs the same inventory search; first contentful paint")
+            out["portal"] = await _section(
+                portal.run(
+                    s,
+                    repeats=args.repeats,
+                    seconds=args.api_seconds,
+                    pin_cpus=not args.no_pin,
+                    fcp_loads=args.fcp_loads,
+                )
             )
         if "fanout" in only:
             say(f"fanout: one vacancy to {args.subscriptions} webhooks")
@@ -102,6 +114,7 @@ def main() -> int:
     parser.add_argument("--fanout-repeats", type=int, default=1)
     parser.add_argument("--fanout-timeout", type=float, default=120.0)
     parser.add_argument("--api-seconds", type=float, default=6.0)
+    parser.add_argument("--fcp-loads", type=int, default=10, help="portal: page loads per median")
     parser.add_argument(
         "--no-pin", action="store_true", help="api: do not pin server / load generator"
     )
@@ -176,7 +189,13 @@ def main() -> int:
     RESULTS.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
     print(f"raw results: {RESULTS} ({results['elapsed_s'] / 60:.1f} min)")
     output = args.output or (DOC if full else None)
-    if output is not None:
+    if output is None and only == {"portal"} and "portal" in results.get("platform", {}):
+        # The portal section alone is spliced into the doc (its own run, its own machine line).
+        from bench.report import splice_portal
+
+        DOC.write_text(splice_portal(DOC.read_text(encoding="utf-8"), results), encoding="utf-8")
+        print(f"portal section written to {DOC}")
+    elif output is not None:
         from bench.report import render
 
         output.write_text(render(results, command), encoding="utf-8")

@@ -634,9 +634,7 @@ async def backlog(stack: Stack) -> float:
         for name in stack.platform.services:
             text = (await client.get(f"{stack.url(name)}/metrics")).text
             for line in text.splitlines():
-                if line.startswith(
-                    (f"{name}_consumer_lag_messages{{", f"{name}_outbox_pending_messages ")
-                ):
+                if line.startswith(("consumer_lag_records{", "outbox_pending_events ")):
                     total += float(line.rsplit(" ", 1)[1])
     return total
 

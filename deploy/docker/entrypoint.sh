@@ -1,6 +1,6 @@
 #!/bin/sh
 # Entry point of every Fabrique image: the first argument says which process this container is.
-# FABRIQUE_SERVICE (inventory, leasing or notifications) is baked into the image at build time.
+# FABRIQUE_SERVICE (inventory, leasing, notifications or portal) is baked into the image at build time.
 set -eu
 
 service="${FABRIQUE_SERVICE:?FABRIQUE_SERVICE is not set (the image build sets it)}"

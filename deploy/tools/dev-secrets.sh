@@ -22,7 +22,7 @@ else
     --from-literal=unsubscribe-secret="$(random)"
 fi
 
-for service in inventory leasing notifications; do
+for service in inventory leasing notifications portal; do
   if exists "$service-db"; then
     echo "$service-db exists, kept"
     continue
@@ -32,6 +32,13 @@ for service in inventory leasing notifications; do
     --from-literal=password="$password" \
     --from-literal=database-url="postgresql+asyncpg://$service:$password@$service-postgres:5432/$service"
 done
+
+# The key that signs the portal's web session and CSRF cookies.
+if exists portal-session; then
+  echo "portal-session exists, kept"
+else
+  kubectl -n "$ns" create secret generic portal-session --from-literal=session-secret="$(random)"
+fi
 
 # Keycloak: its database (the dev-postgres component's keycloak-postgres), its first
 # administrator, and the realm's placeholders (Mailpit; ProConnect played by proconnect-sim).

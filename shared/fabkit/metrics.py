@@ -1,10 +1,21 @@
-"""Prometheus metrics: HTTP by route template, outbox backlog, events published/consumed/failed."""
+"""Prometheus metrics: HTTP by route template, outbox backlog, events published/consumed/failed,
+and the build every process runs.
+
+Names follow the Prometheus naming guide (https://prometheus.io/docs/practices/naming/): base
+units (`_seconds`), `_total` on counters, and what every service has under one set of names —
+Prometheus's `job` label (one scrape job per service) tells the services apart, so no shared
+name carries a service's. A service's own business metrics keep its prefix
+(`notifications_deliveries_total`). docs/operations.md#metric-names maps the former names to these.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -15,13 +26,21 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# A `<name>_created` series per counter and histogram doubles the series count for a timestamp
+# that Prometheus does not need (it detects counter resets itself); the guide's names have none.
+disable_created_metrics()
+
 _CACHE: dict[str, Any] = {}
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BUILD_INFO = "fabrique_build_info"
+#: Set by the image (deploy/docker/Dockerfile, build argument REVISION): the commit built.
+REVISION_ENV = "FABRIQUE_REVISION"
 
 
 def _cached(name: str, factory: Callable[[], Any]) -> Any:
@@ -49,7 +68,7 @@ def histogram(
 
 @dataclass(frozen=True)
 class ServiceMetrics:
-    """The infrastructure metrics of one service, named `<service>_<thing>_<unit>`."""
+    """The infrastructure metrics every service has, under the same names in every process."""
 
     http_requests: Counter
     http_duration: Histogram
@@ -64,48 +83,86 @@ class ServiceMetrics:
 
     @classmethod
     def for_service(cls, service: str) -> ServiceMetrics:
-        return _cached(f"service:{service}", lambda: cls._build(service))  # type: ignore[no-any-return]
+        """The process's infrastructure metrics; records `fabrique_build_info` for `service`."""
+        record_build_info(service)
+        return _cached("service-metrics", cls._build)  # type: ignore[no-any-return]
 
     @classmethod
-    def _build(cls, s: str) -> ServiceMetrics:
+    def _build(cls) -> ServiceMetrics:
         return cls(
             http_requests=counter(
-                f"{s}_http_requests_total", "HTTP requests", ("method", "route", "status")
+                "http_requests_total",
+                "HTTP requests answered, by method, route template and status",
+                ("method", "route", "status"),
             ),
             http_duration=histogram(
-                f"{s}_http_request_duration_seconds", "HTTP request latency", ("method", "route")
+                "http_request_duration_seconds",
+                "HTTP request latency, by method, route template and status",
+                ("method", "route", "status"),
             ),
-            outbox_pending=gauge(f"{s}_outbox_pending_messages", "Outbox rows not yet published"),
+            outbox_pending=gauge("outbox_pending_events", "Outbox events not yet published"),
             outbox_oldest_age=gauge(
-                f"{s}_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row"
+                "outbox_oldest_event_age_seconds", "Age of the oldest unpublished outbox event"
             ),
             events_published=counter(
-                f"{s}_events_published_total",
-                "Events acknowledged by the broker",
+                "events_published_total",
+                "Events acknowledged by the broker, by topic and event type",
                 ("topic", "type"),
             ),
             publish_failures=counter(
-                f"{s}_outbox_publish_failures_total", "Relay batches that failed to publish"
+                "outbox_publish_failures_total", "Relay batches that failed to publish"
             ),
             events_consumed=counter(
-                f"{s}_events_consumed_total",
+                "events_consumed_total",
                 "Events consumed, by outcome (applied, duplicate, ignored)",
                 ("topic", "type", "outcome"),
             ),
             events_failed=counter(
-                f"{s}_events_failed_total", "Handler attempts that raised", ("topic", "type")
+                "events_failed_total", "Handler attempts that raised", ("topic", "type")
             ),
             events_dead_lettered=counter(
-                f"{s}_events_dead_lettered_total",
-                "Events sent to the dead-letter topic",
+                "events_dead_lettered_total",
+                "Events sent to the dead-letter topic, by source topic",
                 ("topic",),
             ),
             consumer_lag=gauge(
-                f"{s}_consumer_lag_messages",
-                "Records behind the partition end",
+                "consumer_lag_records",
+                "Records between the consumer's position and the partition end",
                 ("topic", "partition"),
             ),
         )
+
+
+def shared_metric_names() -> frozenset[str]:
+    """The metric names every Fabrique process exports (infrastructure and build info), as
+    `/metrics` spells them (counters with `_total`, histograms without `_bucket`)."""
+    metrics = _cached("service-metrics", ServiceMetrics._build)
+    names = {
+        family.name + ("_total" if family.type == "counter" else "")
+        for field in fields(ServiceMetrics)
+        for family in getattr(metrics, field.name).describe()
+    }
+    return frozenset(names | {BUILD_INFO})
+
+
+def _version(service: str) -> str:
+    for distribution in (f"fabrique-{service}", service):
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def record_build_info(service: str) -> None:
+    """`fabrique_build_info{service,version,revision,python} 1`: which build a process runs."""
+    info = gauge(
+        BUILD_INFO,
+        "Always 1: the service, its package version, the source revision and Python version",
+        ("service", "version", "revision", "python"),
+    )
+    revision = os.environ.get(REVISION_ENV, "").strip() or "unknown"
+    info.labels(service, _version(service), revision, platform.python_version()).set(1)
 
 
 class _MetricsMiddleware:
@@ -133,11 +190,9 @@ class _MetricsMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             if route != "/metrics":
-                method = scope["method"]
-                self.metrics.http_requests.labels(method, route, str(status)).inc()
-                self.metrics.http_duration.labels(method, route).observe(
-                    time.perf_counter() - start
-                )
+                labels = (scope["method"], route, str(status))
+                self.metrics.http_requests.labels(*labels).inc()
+                self.metrics.http_duration.labels(*labels).observe(time.perf_counter() - start)
 
 
 def install_metrics(

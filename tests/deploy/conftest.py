@@ -66,14 +66,20 @@ def topics() -> list[dict[str, Any]]:
 def settings_env_names(service: str) -> set[str]:
     """Every environment variable a service's settings class reads (`<PREFIX><FIELD>`)."""
     module = importlib.import_module(f"{service}.settings")
+    from pydantic_settings import BaseSettings
+
     from fabkit.settings import ServiceSettings
 
+    # The services' settings derive from fabkit's ServiceSettings; the portal's (no broker, no
+    # outbox) directly from pydantic-settings' BaseSettings.
+    base = BaseSettings if service == "portal" else ServiceSettings
     classes = [
         value
         for value in vars(module).values()
         if isinstance(value, type)
-        and issubclass(value, ServiceSettings)
-        and value is not ServiceSettings
+        and issubclass(value, base)
+        and value not in (ServiceSettings, BaseSettings)
+        and value.__module__ == module.__name__
     ]
     assert len(classes) == 1, f"{service}.settings should define one settings class"
     cls = classes[0]

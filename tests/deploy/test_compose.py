@@ -22,6 +22,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 SERVICES = ("inventory", "leasing", "notifications")
+#: Every image built from deploy/docker/Dockerfile: the services and the portal.
+IMAGES = (*SERVICES, "portal")
 #: The identity settings every service reads once it verifies provider tokens (docs/identity.md);
 #: named here until the services' settings classes declare them.
 OIDC_SETTINGS = ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL")
@@ -139,6 +141,69 @@ def test_start_order_is_by_health_and_completion(compose: dict[str, Any]) -> Non
         assert app["command"] == ["serve"]
 
 
+def test_the_portal_runs_on_the_public_apis_with_its_own_database_and_login(
+    kit: ModuleType, compose: dict[str, Any]
+) -> None:
+    """The portal as `make run` has it (deploy/services.json: port 8000), on the three APIs by
+    their compose names, after its migration job, with the same identity provider as them."""
+    services = compose["services"]
+    portal, migrate = services["portal"], services["portal-migrate"]
+    assert portal["command"] == ["serve"] and portal["ports"] == ["8000:8000"]
+    assert "readyz" in " ".join(portal["healthcheck"]["test"])
+    launcher = {s["name"]: s for s in kit.load_json(kit.DEPLOY / "services.json")["services"]}
+    assert launcher["portal"]["port"] == 8000
+    assert migrate["command"] == ["migrate"] and migrate["restart"] == "no"
+    assert migrate["environment"] == portal["environment"]
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    needs = portal["depends_on"]
+    assert needs["portal-migrate"]["condition"] == "service_completed_successfully"
+    for api in ("keycloak", *SERVICES):
+        assert needs[api]["condition"] == "service_healthy", api
+    assert "kafka-topics" not in needs and "kafka" not in needs
+    env = portal["environment"]
+    for api in SERVICES:
+        # Every image listens on 8000 inside its container (deploy/docker/entrypoint.sh).
+        assert env[f"PORTAL_{api.upper()}_URL"] == f"http://{api}:8000"
+    inventory = services["inventory"]["environment"]
+    assert env["PORTAL_OIDC_ISSUER"] == inventory["INVENTORY_OIDC_ISSUER"]
+    assert env["PORTAL_OIDC_JWKS_URL"] == inventory["INVENTORY_OIDC_JWKS_URL"]
+    assert env["PORTAL_OIDC_INTERNAL_ISSUER"] == "http://keycloak:8080/realms/fabrique"
+    assert env["PORTAL_PUBLIC_BASE_URL"] == "http://localhost:8000"
+    # The session secret: the portal's development value (it says so), which the portal refuses
+    # in prod; a real one comes from the environment (next test).
+    from portal.settings import DEV_SESSION_SECRET, PortalSettings
+
+    assert env["PORTAL_SESSION_SECRET"] == DEV_SESSION_SECRET.replace("$", "$$")
+    assert DEV_SESSION_SECRET.startswith("dev-only-")
+    with pytest.raises(ValueError, match="session_secret"):
+        PortalSettings(environment="prod", session_secret=env["PORTAL_SESSION_SECRET"])
+
+
+def test_the_portal_session_secret_comes_from_the_environment(raw: dict[str, Any]) -> None:
+    compose = interpolate(raw, {"PORTAL_SESSION_SECRET": "p" * 40})
+    assert compose["services"]["portal"]["environment"]["PORTAL_SESSION_SECRET"] == "p" * 40
+
+
+def test_keycloak_accepts_the_compose_portals_redirect(compose: dict[str, Any]) -> None:
+    """The login's redirect URI (under PORTAL_PUBLIC_BASE_URL) is one the realm's
+    fabrique-portal client allows: Keycloak matches a registered `http://localhost/*` or
+    `http://127.0.0.1/*` whatever the port (loopback, RFC 8252; docs/identity.md)."""
+    realm = json.loads((ROOT / "deploy/keycloak/fabrique-realm.json").read_text(encoding="utf-8"))
+    client = next(c for c in realm["clients"] if c["clientId"] == "fabrique-portal")
+    base = compose["services"]["portal"]["environment"]["PORTAL_PUBLIC_BASE_URL"]
+    scheme, _, rest = base.partition("://")
+    host = rest.partition(":")[0]
+    candidates = {f"{base}/auth/callback"}
+    if host in ("localhost", "127.0.0.1"):
+        candidates.add(f"{scheme}://{host}/auth/callback")
+    allowed = [u for u in client["redirectUris"]]
+    assert any(
+        re.fullmatch(re.escape(pattern).replace(r"\*", ".*"), uri)
+        for pattern in allowed
+        for uri in candidates
+    ), (base, allowed)
+
+
 def test_topics_come_from_deploy_topics_json(kit: ModuleType, compose: dict[str, Any]) -> None:
     job = compose["services"]["kafka-topics"]
     assert "./deploy/topics.json:/opt/fabrique/topics.json:ro" in job["volumes"]
@@ -174,14 +239,15 @@ def test_one_database_and_role_per_service(compose: dict[str, Any]) -> None:
         for v in postgres["volumes"]
     )
     text = init.read_text(encoding="utf-8")
-    assert "for service in inventory leasing notifications keycloak" in text
+    assert "for service in inventory leasing notifications portal keycloak" in text
     keycloak = compose["services"]["keycloak"]["environment"]
     assert keycloak["KC_DB"] == "postgres"
     assert keycloak["KC_DB_URL"] == "jdbc:postgresql://postgres:5432/keycloak"
     assert keycloak["KC_DB_USERNAME"] == "keycloak"
     assert postgres["environment"]["KEYCLOAK_DB_PASSWORD"] == keycloak["KC_DB_PASSWORD"]
-    assert "'keycloak'" in " ".join(postgres["healthcheck"]["test"])
-    for service in SERVICES:
+    health = " ".join(postgres["healthcheck"]["test"])
+    assert "'keycloak'" in health and "'portal'" in health and "grep -qx 5" in health
+    for service in IMAGES:
         url = compose["services"][service]["environment"][f"{service.upper()}_DATABASE_URL"]
         assert url.startswith(f"postgresql+asyncpg://{service}:") and url.endswith(
             f"@postgres:5432/{service}"
@@ -198,7 +264,7 @@ def test_services_are_built_from_the_shared_dockerfile_and_hardened(
         if build is None:
             continue
         target = build["args"]["SERVICE"]
-        assert target in SERVICES
+        assert target in IMAGES
         assert build["dockerfile"] == "deploy/docker/Dockerfile" and build["context"] == "."
         assert service["image"] == f"fabrique/{target}:local", name
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
@@ -220,7 +286,8 @@ def test_environment_variables_are_settings_the_services_read(
         # No token-signing secret anywhere: the services verify Keycloak's tokens.
         assert not [k for k in env if "JWT" in k], sorted(env)
         assert env[f"{target.upper()}_ENVIRONMENT"] == "dev"
-        assert env[f"{target.upper()}_KAFKA_BOOTSTRAP"] == "kafka:9092"
+        if target != "portal":  # the portal has no broker: only the public APIs
+            assert env[f"{target.upper()}_KAFKA_BOOTSTRAP"] == "kafka:9092"
     notifications = compose["services"]["notifications"]["environment"]
     assert notifications["NOTIFICATIONS_SMTP_HOST"] == "mailpit"
     assert compose["services"]["mailpit"]["image"].startswith("axllent/mailpit:")
@@ -249,19 +316,22 @@ def test_ports_do_not_clash(compose: dict[str, Any]) -> None:
         for port in service.get("ports", [])
     ]
     assert len(published) == len(set(published)), published
-    assert {"8001", "8002", "8003", "3000", "9090", "8025", "9094", "8080"} <= set(published)
+    assert {"8000", "8001", "8002", "8003", "3000", "9090", "8025", "9094", "8080"} <= set(
+        published
+    )
 
 
 def test_prometheus_and_grafana_are_provisioned(kit: ModuleType, compose: dict[str, Any]) -> None:
     prometheus = kit.load_yaml(kit.DEPLOY / "compose" / "prometheus.yml")
+    # One job per service: the job label tells the services apart.
     targets = {
-        target: config["labels"]["fabrique_service"]
+        target: job["job_name"]
         for job in prometheus["scrape_configs"]
         for config in job["static_configs"]
         for target in config["targets"]
         if "labels" in config
     }
-    assert targets == {f"{s}:8000": s for s in SERVICES}
+    assert targets == {f"{s}:8000": s for s in IMAGES}
     assert prometheus["rule_files"] == ["/etc/prometheus/rules/*.yml"]
     assert (
         "./deploy/prometheus/rules:/etc/prometheus/rules:ro"

@@ -10,6 +10,7 @@ import ast
 import fnmatch
 import importlib
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -71,10 +72,10 @@ def stages() -> list[tuple[str, list[tuple[str, str]]]]:
 
 def test_multi_stage_with_a_runtime_stage_free_of_build_tools() -> None:
     names = [name for name, _ in stages()]
-    assert names == ["uv", "build", "runtime"]
+    assert names == ["uv", "assets", "build", "runtime"]
     runtime = dict(stages())["runtime"]
     text = " ".join(args for _, args in runtime)
-    for tool in ("apt-get install", "gcc", "build-essential", "uv sync", "/uv"):
+    for tool in ("apt-get install", "gcc", "build-essential", "uv sync", "/uv", "npm", "node"):
         assert tool not in text, f"{tool!r} in the runtime stage"
     copies = [args for op, args in runtime if op == "COPY"]
     assert "--from=build /app/venv /app/venv" in copies
@@ -115,6 +116,42 @@ def test_every_workspace_member_is_in_the_dependency_layer() -> None:
     assert allowed is not None
     assert set(allowed.group(1).split("|")) == set(SERVICES)
     assert {Path(m).name for m in members if m.startswith("services/")} == set(SERVICES)
+
+
+def test_portal_assets_come_from_the_npm_lock_and_only_leaflet_dist_is_kept() -> None:
+    """The portal serves Leaflet itself: `npm ci` from package.json + package-lock.json in a
+    stage of its own, runtime dependencies only (axe-core is for the tests), and only
+    leaflet/dist (and its licence) copied, to where portal.main looks for it."""
+    assets = dict(stages())["assets"]
+    copies = [args for op, args in assets if op == "COPY"]
+    assert copies == ["services/portal/package.json services/portal/package-lock.json ./"]
+    runs = " ".join(args for op, args in assets if op == "RUN")
+    assert "npm ci --omit=dev --ignore-scripts" in runs
+    assert "npm install" not in runs
+    lock = json.loads((ROOT / "services/portal/package-lock.json").read_text(encoding="utf-8"))
+    runtime_packages = {
+        path.removeprefix("node_modules/")
+        for path, meta in lock["packages"].items()
+        if path and not meta.get("dev")
+    }
+    assert runtime_packages == {"leaflet"}, runtime_packages
+    build = dict(stages())["build"]
+    from_assets = [args for op, args in build if op == "COPY" and "--from=assets" in args]
+    assert from_assets == [
+        "--from=assets /assets/node_modules/leaflet/dist /tmp/leaflet/dist",
+        "--from=assets /assets/node_modules/leaflet/LICENSE /tmp/leaflet/LICENSE",
+    ]
+    placing = next(args for op, args in build if op == "RUN" and "/tmp/leaflet" in args)
+    assert '"${SERVICE}" = portal' in placing
+    assert '"${site}/node_modules/leaflet/"' in placing
+    # portal.main looks for node_modules next to its package, i.e. in site-packages once the
+    # portal is installed as a wheel: the same place the build puts it.
+    from portal import main as portal_main
+
+    beside_the_package = Path(portal_main.__file__).parent.parent / "node_modules"
+    assert beside_the_package / "leaflet" / "dist" == portal_main.LEAFLET_DIST
+    runtime = dict(stages())["runtime"]
+    assert not [args for op, args in runtime if op == "COPY" and "assets" in args]
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,6 +234,7 @@ def test_build_context_holds_the_sources_and_nothing_else() -> None:
         "docs/operations.md",
         "deploy/k8s/base/kustomization.yaml",
         "README.md",
+        "services/portal/node_modules/leaflet/dist/leaflet.js",
     ):
         assert ignored(unwanted, rules), unwanted
     copied = {
@@ -272,6 +310,61 @@ def image_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return rehearse("inventory", tmp_path_factory.mktemp("image-inventory"))
     except RuntimeError as exc:
         fail_or_skip(str(exc))
+
+
+def test_rehearsed_portal_image_serves_leaflet_from_where_the_build_puts_it(
+    tmp_path: Path,
+) -> None:
+    """The portal's build replayed: its wheels into a fresh environment, then the Dockerfile's
+    own Leaflet step (its RUN, by sh, paths moved into the rehearsal) over the npm package the
+    bootstrap installed; the installed portal's LEAFLET_DIST then holds leaflet.js, and the
+    app mounts it at /assets/leaflet/."""
+    leaflet = ROOT / "services/portal/node_modules/leaflet"
+    if not (leaflet / "dist" / "leaflet.js").is_file():
+        fail_or_skip("services/portal/node_modules is missing: scripts/bootstrap.sh runs npm ci")
+    try:
+        site = rehearse("portal", tmp_path)
+    except RuntimeError as exc:
+        fail_or_skip(str(exc))
+    venv = site.parents[2]
+    staged = tmp_path / "leaflet"
+    shutil.copytree(leaflet / "dist", staged / "dist")
+    shutil.copy2(leaflet / "LICENSE", staged / "LICENSE")
+    step = next(
+        args for op, args in dict(stages())["build"] if op == "RUN" and "/tmp/leaflet" in args
+    )
+    script = step.replace("/app/venv", str(venv)).replace("/tmp/leaflet", str(staged))
+    done = subprocess.run(
+        ["sh", "-c", script], env={**os.environ, "SERVICE": "portal"},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (site / "node_modules/leaflet/dist/leaflet.js").is_file()
+    assert (site / "node_modules/leaflet/LICENSE").is_file()
+    assert not (site / "node_modules/axe-core").exists()
+    assert not staged.exists(), "the staging copy is removed"
+    check = (
+        "from pathlib import Path\n"
+        "from portal.main import LEAFLET_DIST, create_app\n"
+        "routes = create_app().routes\n"
+        "mount = next(r for r in routes if getattr(r, 'path', '') == '/assets/leaflet')\n"
+        "assert Path(mount.app.directory) == LEAFLET_DIST, mount.app.directory\n"
+        "assert (LEAFLET_DIST / 'leaflet.js').stat().st_size > 100_000\n"
+        "print(LEAFLET_DIST)\n"
+    )
+    served = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", check], cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert served.returncode == 0, served.stderr[-2000:]
+    assert served.stdout.strip() == str(site / "node_modules/leaflet/dist")
+    # Any other service: the step leaves its environment alone.
+    other = subprocess.run(
+        ["sh", "-c", step.replace("/app/venv", str(venv)).replace("/tmp/leaflet", str(staged))],
+        env={**os.environ, "SERVICE": "inventory"}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert other.returncode == 0, other.stderr
 
 
 def locked_distributions(service: str) -> set[str]:

@@ -148,7 +148,6 @@ def test_labels_used_are_labels_the_metrics_carry(kit: ModuleType) -> None:
     target_labels = {
         "job",
         "instance",
-        "fabrique_service",
         "process",
         "namespace",
         "pod",
@@ -177,7 +176,7 @@ def declared_labels() -> dict[str, set[str]]:
             continue
         names = set(getattr(collector, "_labelnames", ()))
         for family in collector.describe():
-            for suffix in ("", "_total", "_bucket", "_sum", "_count", "_created"):
+            for suffix in ("", "_total", "_bucket", "_sum", "_count"):
                 labels[family.name + suffix] = names | ({"le"} if suffix == "_bucket" else set())
     return labels
 
@@ -226,22 +225,58 @@ def test_rule_files_are_well_formed() -> None:
                     assert re.fullmatch(r"\d+[smh]", rule["for"])
 
 
+#: What each alert watches, for every service: a shared metric (fabkit.metrics) of every job.
+PER_SERVICE_ALERTS = {
+    "FabriqueOutboxGrowing": "outbox_pending_events",
+    "FabriqueOutboxStalled": "outbox_oldest_event_age_seconds",
+    "FabriqueEventsDeadLettered": "events_dead_lettered_total",
+    "FabriqueConsumerLagHigh": "consumer_lag_records",
+    "FabriqueHttpErrorRateHigh": "http_requests_total",
+    "FabriqueHttpLatencyHigh": "http_request_duration_seconds_bucket",
+    "FabriqueServiceDown": "up",
+}
+
+
+def job_selector(promql: ModuleType, tree: Any) -> set[str]:
+    """The jobs an expression's selectors are narrowed to (job="x" or job=~"x|y"), merged."""
+    jobs: set[str] = set()
+
+    def visit(node: Any) -> bool:
+        if isinstance(node, promql.VectorSelector):
+            for matcher in node.matchers.matchers:
+                if matcher.name == "job":
+                    jobs.update(matcher.value.split("|"))
+        return True
+
+    promql.walk(tree, visit)
+    return jobs
+
+
 def test_rules_alert_on_what_operators_must_know(kit: ModuleType) -> None:
-    """A growing outbox, dead letters, consumer lag and error rates, for every service."""
+    """A growing outbox, dead letters, consumer lag, error rates and latency, and a process
+    down, for every service: one rule each over the shared name, narrowed to the platform's
+    jobs (a shared Prometheus has other workloads exporting http_requests_total) and grouped
+    by job, so each service fires its own alert labelled with it."""
     promql = kit.need("promql_parser")
-    per_alert: dict[str, set[str]] = {}
+    per_alert: dict[str, list[dict[str, Any]]] = {}
     for path in RULE_FILES:
         for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
             for rule in group["rules"]:
-                metrics, _ = selectors(promql, promql.parse(rule["expr"]))
-                per_alert.setdefault(rule["alert"], set()).update(metrics)
-    for service in SERVICES:
-        assert f"{service}_outbox_pending_messages" in per_alert["FabriqueOutboxGrowing"]
-        assert f"{service}_outbox_oldest_pending_age_seconds" in per_alert["FabriqueOutboxStalled"]
-        assert f"{service}_events_dead_lettered_total" in per_alert["FabriqueEventsDeadLettered"]
-        assert f"{service}_consumer_lag_messages" in per_alert["FabriqueConsumerLagHigh"]
-        assert f"{service}_http_requests_total" in per_alert["FabriqueHttpErrorRateHigh"]
-    assert "notifications_deliveries_total" in per_alert["FabriqueAlertDeliveriesDead"]
+                per_alert.setdefault(rule["alert"], []).append(rule)
+    for alert, metric in PER_SERVICE_ALERTS.items():
+        assert len(per_alert[alert]) == 1, f"{alert}: one rule for every service"
+        rule = per_alert[alert][0]
+        tree = promql.parse(rule["expr"])
+        metrics, labels = selectors(promql, tree)
+        assert metric in metrics, f"{alert} should watch {metric}"
+        assert job_selector(promql, tree) == set(SERVICES), f"{alert}: {rule['expr']}"
+        if alert != "FabriqueServiceDown":
+            assert "job" in labels, f"{alert} should be grouped by job: {rule['expr']}"
+        assert rule["labels"]["service"] == "{{ $labels.job }}"
+    assert (
+        "notifications_deliveries_total"
+        in selectors(promql, promql.parse(per_alert["FabriqueAlertDeliveriesDead"][0]["expr"]))[0]
+    )
 
 
 def promtool() -> str:
@@ -346,17 +381,61 @@ def test_dashboard_shows_what_operators_need(kit: ModuleType) -> None:
             used |= selectors(promql, parse(promql, where, expr))[0]
     needed = {
         "inventory_units",
-        "inventory_vacant_production_surface_square_metres",
+        "inventory_vacant_production_surface_square_meters",
         "notifications_deliveries_total",
         "notifications_vacancy_to_delivery_seconds_bucket",
+        # leasing: time to let, applications, offers (pending, answered, out of rank)
+        "leasing_vacancy_to_signed_lease_seconds_bucket",
+        "leasing_applications",
+        "leasing_offers_pending",
+        "leasing_decisions_total",
+        "leasing_offers_made_total",
+        # every service, told apart by the job label
+        "outbox_pending_events",
+        "outbox_oldest_event_age_seconds",
+        "consumer_lag_records",
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "events_dead_lettered_total",
+        "fabrique_build_info",
     }
-    for service in SERVICES:
-        needed |= {
-            f"{service}_outbox_pending_messages",
-            f"{service}_outbox_oldest_pending_age_seconds",
-            f"{service}_consumer_lag_messages",
-            f"{service}_http_requests_total",
-            f"{service}_http_request_duration_seconds_bucket",
-            f"{service}_events_dead_lettered_total",
-        }
     assert needed <= used, sorted(needed - used)
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_tells_services_apart_by_job(kit: ModuleType, path: Path) -> None:
+    """Every query of a metric every service has names its job: without it a panel of the
+    inventory row would sum leasing's requests too."""
+    from fabkit.metrics import shared_metric_names
+
+    promql = kit.need("promql_parser")
+    shared = shared_metric_names()
+    shared |= {f"{name}_{suffix}" for name in shared for suffix in ("bucket", "sum", "count")}
+    checked = 0
+    for where, expr in dashboard_expressions(path):
+        tree = parse(promql, where, expr)
+        metrics, _ = selectors(promql, tree)
+        if metrics & shared:
+            checked += 1
+            jobs = job_selector(promql, tree)
+            assert jobs and jobs <= set(SERVICES), f"{where}: no job selector in {expr}"
+    assert checked
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_links_to_the_traces(path: Path) -> None:
+    """A dashboard link to the Jaeger UI, and from each service's HTTP panels to its traces
+    in the time range shown; the UI's address is a variable (compose's Jaeger by default)."""
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    traces = variables["traces_url"]
+    assert traces["type"] == "textbox" and traces["query"] == "http://localhost:16686"
+    assert any(link["url"].startswith("${traces_url}/") for link in dashboard["links"])
+    http = [p for p in dashboard["panels"] if "http_request" in json.dumps(p.get("targets"))]
+    assert http
+    for panel in http:
+        urls = [link["url"] for link in panel.get("links", [])]
+        assert any(
+            u.startswith("${traces_url}/search?service=${service}") and "${__from}" in u
+            for u in urls
+        ), panel["title"]

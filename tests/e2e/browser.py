@@ -98,3 +98,33 @@ def screenshot(tab: Any, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     tab.screenshot(path=str(path), full_page=True)
     return path
+
+
+def log_in(tab: Any, portal_url: str, username: str, password: str) -> None:
+    """Log in through the portal as a person does: "Se connecter" in the header, the identity
+    provider's login form, and back on the portal signed in (asserted: "Mon espace" and the
+    logout button are in the header). Leaves the tab on the page login returned to."""
+    portal_url = portal_url.rstrip("/")
+    if not tab.url.startswith(portal_url):
+        tab.goto(portal_url + "/")
+    tab.locator("header .login-link").click()
+    tab.wait_for_selector("#kc-form-login", timeout=TIMEOUT_MS)
+    tab.fill("#username", username)
+    tab.fill("#password", password)
+    tab.locator("#kc-login").click()
+    tab.wait_for_url(lambda url: url.startswith(portal_url), timeout=TIMEOUT_MS)
+    tab.wait_for_load_state()
+    header = tab.locator("header.site-header")
+    assert header.get_by_role("link", name="Mon espace").count() == 1, (
+        f"not signed in after logging in as {username}: {tab.url}"
+    )
+    assert header.get_by_role("button", name="Se déconnecter").count() == 1
+
+
+def log_out(tab: Any) -> None:
+    """Log out with the header's button (which also ends the provider's session) and check
+    the portal shows "Se connecter" again."""
+    tab.locator("header.site-header").get_by_role("button", name="Se déconnecter").click()
+    tab.wait_for_load_state()
+    tab.locator("header .login-link").wait_for(timeout=TIMEOUT_MS)
+    assert tab.locator("header.site-header").get_by_role("link", name="Mon espace").count() == 0

@@ -119,6 +119,9 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("notifications", "POST", "/v1/feed/{item_id}/read"): Rule(("artisan",), {"artisan": 404}),
     ("notifications", "POST", "/v1/feed/{item_id}/unread"): Rule(("artisan",), {"artisan": 404}),
     ("notifications", "POST", "/v1/feed/read-all"): Rule(("artisan",)),
+    ("notifications", "POST", "/v1/deliveries/{delivery_id}/redeliver"): Rule(
+        ("artisan",), {"artisan": 404}
+    ),
     ("notifications", "POST", "/v1/admin/deliveries/{delivery_id}/redeliver"): Rule(("admin",)),
     ("notifications", "POST", "/v1/admin/digests/flush"): Rule(("admin",)),
 }
@@ -296,6 +299,11 @@ class Fixture:
                 {}, {"name": "Intruder", "channels": [{"type": "feed"}]}
             ),
             ("notifications", "POST", "/v1/feed/read-all"): Target({}, None),
+            ("notifications", "POST", "/v1/deliveries/{delivery_id}/redeliver"): Target(
+                {"delivery_id": self.delivery},
+                None,
+                ("notifications", f"/v1/subscriptions/{self.sub_a.id}/deliveries", a_token),
+            ),
             ("notifications", "POST", "/v1/admin/deliveries/{delivery_id}/redeliver"): Target(
                 {"delivery_id": self.delivery}, None
             ),

@@ -65,16 +65,16 @@ DLQS = ("inventory.dlq", "leasing.dlq", "notifications.dlq")
 async def duplicates_counted(api: Api) -> Counter[tuple[str, str]]:
     """(service, event type) -> events_consumed_total{outcome="duplicate"} from /metrics."""
     found: Counter[tuple[str, str]] = Counter()
-    pattern = re.compile(r"^(\w+)_events_consumed_total\{([^}]*)\} ([0-9.e+]+)$")
+    pattern = re.compile(r"^events_consumed_total\{([^}]*)\} ([0-9.e+]+)$")
     for service in ("inventory", "leasing", "notifications"):
         text = (await api.client.get(api.url(service, "/metrics"))).text
         for line in text.splitlines():
             match = pattern.match(line)
             if not match:
                 continue
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
             if labels.get("outcome") == "duplicate":
-                found[(service, labels.get("type", ""))] += int(float(match.group(3)))
+                found[(service, labels.get("type", ""))] += int(float(match.group(2)))
     return found
 
 

@@ -179,7 +179,9 @@ def test_a_unit_page_shows_rent_and_programmes(
     assert login.get_attribute("href", timeout=TIMEOUT_MS).startswith("/login")
     login.click()
     page.wait_for_load_state()
-    assert "La connexion n'est pas encore ouverte" in page.content()
+    # The identity provider's login page, in French (ui_locales), for the portal's client.
+    assert "/realms/fabrique/" in page.url and "client_id=fabrique-portal" in page.url
+    assert page.locator("input[name=username]").count() == 1
 
 
 def test_the_language_switch_gives_english_and_is_remembered(page: Any, portal: str) -> None:
@@ -257,7 +259,7 @@ PAGES = {
     "unit": None,  # the first demo vacancy
     "programmes": "/programmes",
     "alerts": "/alerts?arrondissement=11",
-    "login": "/login",
+    "login-error": "/auth/callback?error=access_denied",
     "not-found": "/no-such-page",
     "unit-not-found": "/units/no-such-unit",
     "board-en": "/?lang=en",

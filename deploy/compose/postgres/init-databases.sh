@@ -1,10 +1,11 @@
 #!/bin/sh
-# First start of the compose PostgreSQL: one role and one database per service, each database
+# First start of the compose PostgreSQL: one role and one database per service (the portal's
+# holds its web sessions), each database
 # owned by its service's role and closed to the others (database per service), and the same
 # for Keycloak (database keycloak, its store of realms, users and sessions).
 set -eu
 
-for service in inventory leasing notifications keycloak; do
+for service in inventory leasing notifications portal keycloak; do
   variable="$(echo "${service}_DB_PASSWORD" | tr '[:lower:]' '[:upper:]')"
   password="$(printenv "$variable" || true)"
   if [ -z "$password" ]; then

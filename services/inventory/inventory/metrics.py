@@ -18,7 +18,7 @@ VACANCIES_OPENED = counter(
 )
 UNITS_BY_STATUS = gauge("inventory_units", "Units by status", ("status",))
 VACANT_PRODUCTION_M2 = gauge(
-    "inventory_vacant_production_surface_square_metres",
+    "inventory_vacant_production_surface_square_meters",
     "Production m² currently available, by arrondissement",
     ("arrondissement",),
 )

@@ -429,11 +429,11 @@ async def _moved(leaders: Callable[[], Awaitable[list[int]]], victim: int) -> li
 
 
 def publish_failures() -> float:
-    return REGISTRY.get_sample_value("inventory_outbox_publish_failures_total") or 0.0
+    return REGISTRY.get_sample_value("outbox_publish_failures_total") or 0.0
 
 
 def pending_gauge() -> float:
-    return REGISTRY.get_sample_value("inventory_outbox_pending_messages") or 0.0
+    return REGISTRY.get_sample_value("outbox_pending_events") or 0.0
 
 
 async def _all_in_sync(cluster: KafkaCluster) -> list[Any] | None:

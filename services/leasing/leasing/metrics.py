@@ -1,4 +1,5 @@
-"""Leasing business metrics: applications by status, pending offers, vacancy-to-lease time."""
+"""Leasing business metrics: applications by status, offers (and those made out of rank), the
+decisions taken on applications, and the time from a vacancy opening to its lease being signed."""
 
 from __future__ import annotations
 
@@ -7,18 +8,31 @@ import logging
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from fabkit.metrics import gauge, histogram
+from fabkit.metrics import counter, gauge, histogram
 from leasing import repository as repo
-from leasing.domain import ApplicationStatus
+from leasing.domain import ApplicationStatus, Decision
 
 log = logging.getLogger(__name__)
 
 APPLICATIONS = gauge("leasing_applications", "Applications by status", ("status",))
 OFFERS_PENDING = gauge("leasing_offers_pending", "Offers waiting for the artisan's answer")
+DECISIONS = counter(
+    "leasing_decisions_total",
+    "Decisions taken on applications (offered, rejected, offer_accepted, offer_declined, "
+    "offer_expired, withdrawn, closed)",
+    ("decision",),
+)
+OFFERS_MADE = counter(
+    "leasing_offers_made_total",
+    "Offers made, by the application's place in its vacancy's ranking when offered: first of "
+    "the applications still open, or out_of_rank (another open application ranked higher)",
+    ("ranking",),
+)
 _HOUR, _DAY = 3600.0, 86400.0
 VACANCY_TO_SIGNED_LEASE = histogram(
     "leasing_vacancy_to_signed_lease_seconds",
-    "Time from a vacancy opening to a lease on it being signed",
+    "Time from a vacancy opening to a lease on it being signed, by arrondissement and site kind",
+    ("arrondissement", "site_kind"),
     buckets=(
         60.0,
         _HOUR,
@@ -32,6 +46,15 @@ VACANCY_TO_SIGNED_LEASE = histogram(
         365 * _DAY,
     ),
 )
+for _decision in Decision:  # every decision's series exists (at 0) before the first one
+    DECISIONS.labels(_decision.value)
+for _ranking in ("first", "out_of_rank"):
+    OFFERS_MADE.labels(_ranking)
+
+
+def offer_ranking(rank: int) -> str:
+    """The `ranking` label of an offer made to the application ranked `rank` (1 = first)."""
+    return "first" if rank <= 1 else "out_of_rank"
 
 
 async def refresh_business_gauges(sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -166,6 +166,36 @@ async def ranked_applications(
     return (await session.execute(stmt)).scalars().all()
 
 
+async def open_ranks(
+    session: AsyncSession, vacancy_ids: Sequence[str]
+) -> dict[str, tuple[int, int]]:
+    """(rank, how many) of every open application of these vacancies, in the ranking order of
+    `ranked_applications`, by application id."""
+    if not vacancy_ids:
+        return {}
+    rows = await session.execute(
+        select(col(Application.id), col(Application.vacancy_id))
+        .where(
+            col(Application.vacancy_id).in_(sorted(set(vacancy_ids))),
+            col(Application.status).in_([s.value for s in OPEN_APPLICATION_STATUSES]),
+        )
+        .order_by(
+            col(Application.vacancy_id),
+            col(Application.score).desc(),
+            col(Application.submitted_at),
+            col(Application.id),
+        )
+    )
+    by_vacancy: dict[str, list[str]] = defaultdict(list)
+    for app_id, vacancy_id in rows.all():
+        by_vacancy[vacancy_id].append(app_id)
+    return {
+        app_id: (rank, len(ids))
+        for ids in by_vacancy.values()
+        for rank, app_id in enumerate(ids, start=1)
+    }
+
+
 async def decisions_of(
     session: AsyncSession, application_ids: Sequence[str]
 ) -> dict[str, list[ApplicationDecision]]:

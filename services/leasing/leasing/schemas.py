@@ -358,6 +358,19 @@ class ApplicationOut(BaseModel):
     updated_at: datetime
     lease_id: str | None = None
     decisions: list[DecisionOut] = Field(default_factory=list)
+    rank: int | None = Field(
+        default=None,
+        ge=1,
+        description="While the application is open (submitted or offered): its place among the "
+        "vacancy's open applications, ranked as GET /v1/units/{unit_id}/ranking ranks them "
+        "(score, then earliest submission, then id); 1 is first. Null once it is closed.",
+    )
+    ranked_among: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many open applications the vacancy has, this one included (with rank: "
+        '"3rd of 7"); null once it is closed.',
+    )
 
     @classmethod
     def from_model(
@@ -365,9 +378,19 @@ class ApplicationOut(BaseModel):
         app: Application,
         decisions: Sequence[ApplicationDecision] = (),
         lease_id: str | None = None,
+        rank: tuple[int, int] | None = None,
     ) -> ApplicationOut:
         kept = [DecisionOut.model_validate(d, from_attributes=True) for d in decisions]
-        return cls.model_validate({**app.model_dump(), "lease_id": lease_id, "decisions": kept})
+        place, among = rank if rank else (None, None)
+        return cls.model_validate(
+            {
+                **app.model_dump(),
+                "lease_id": lease_id,
+                "decisions": kept,
+                "rank": place,
+                "ranked_among": among,
+            }
+        )
 
 
 class ReasonIn(_In):

@@ -358,6 +358,46 @@ async def test_apply_rank_offer_accept_and_the_vacancy_closing(api: Api) -> None
     assert [(d["decision"], d["artisan_id"]) for d in decided] == [("closed", solo["id"])]
 
 
+async def test_each_applicant_reads_its_own_rank_as_the_ranking_orders_it(api: Api) -> None:
+    landlord_id, landlord = api.landlord()
+    unit = await api.vacant_unit(landlord_id, site_kind="hotel_industriel", surface_m2=100)
+    other = await api.vacant_unit(landlord_id, site_kind="hotel_industriel", surface_m2=80)
+    # submitted in this order; the SCOP with the label outranks both micro-entreprises
+    _, first_token = await api.register(legal_form="micro_entreprise", labels=[])
+    _, second_token = await api.register(legal_form="micro_entreprise", labels=[])
+    _, coop_token = await api.register(legal_form="scop", labels=["fabrique_a_paris"])
+    first_app = await api.apply(first_token, unit.unit_id)
+    assert (first_app["rank"], first_app["ranked_among"]) == (1, 1)
+    second_app = await api.apply(second_token, unit.unit_id)
+    coop_app = await api.apply(coop_token, unit.unit_id)
+    assert (coop_app["rank"], coop_app["ranked_among"]) == (1, 3)
+    await api.apply(first_token, other.unit_id)  # another vacancy: ranked apart
+
+    r = await api.client.get(f"/v1/units/{unit.unit_id}/ranking", headers=landlord)
+    order = [e["application_id"] for e in r.json()["entries"]]
+    assert order == [coop_app["id"], first_app["id"], second_app["id"]]
+    mine_of = ((coop_token, coop_app), (first_token, first_app), (second_token, second_app))
+    for token, app in mine_of:
+        r = await api.client.get(f"/v1/applications/{app['id']}", headers=token)
+        mine = r.json()
+        assert (mine["rank"], mine["ranked_among"]) == (order.index(app["id"]) + 1, 3), mine
+    r = await api.client.get("/v1/applications", headers=first_token)
+    ranks = {a["unit_id"]: (a["rank"], a["ranked_among"]) for a in r.json()["items"]}
+    assert ranks == {unit.unit_id: (2, 3), other.unit_id: (1, 1)}
+
+    # a withdrawn application leaves the ranking: it has no rank, the others move up
+    r = await api.client.post(f"/v1/applications/{coop_app['id']}/withdraw", headers=coop_token)
+    assert r.status_code == 200, r.text
+    assert r.json()["rank"] is None and r.json()["ranked_among"] is None
+    r = await api.client.get(f"/v1/applications/{second_app['id']}", headers=second_token)
+    assert (r.json()["rank"], r.json()["ranked_among"]) == (2, 2)
+    # an offered application is still in the running, and keeps its place
+    assert (await api.offer(landlord, first_app["id"])).status_code == 201
+    r = await api.client.get(f"/v1/applications/{first_app['id']}", headers=first_token)
+    assert r.json()["status"] == "offered"
+    assert (r.json()["rank"], r.json()["ranked_among"]) == (1, 2)
+
+
 async def test_an_ineligible_artisan_is_told_every_rule_it_fails(api: Api) -> None:
     landlord_id, _ = api.landlord()
     unit = await api.vacant_unit(
@@ -710,7 +750,7 @@ async def test_metrics_show_applications_and_offers(api: Api) -> None:
     text = await eventually(scraped, timeout=15)
     assert "leasing_offers_pending 1.0" in text
     assert "leasing_vacancy_to_signed_lease_seconds_bucket" in text
-    assert 'leasing_http_requests_total{method="POST",route="/v1/applications"' in text
+    assert 'http_requests_total{method="POST",route="/v1/applications"' in text
 
 
 async def test_unanswered_offers_expire_and_leases_end_at_their_end_date(

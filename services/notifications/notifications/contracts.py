@@ -329,10 +329,41 @@ Email = (
     | ApplicationDecidedEmail
     | LeaseOfferedEmail
 )
+
+
+# E-mails to guests (alerts without an account), in the language they chose ------------------
+
+
+class GuestConfirmationEmail(_Email):
+    """The double opt-in: the one e-mail a guest gets before confirming, with the link to the
+    portal's confirmation page (the only copy of the token)."""
+
+    email_type: ClassVar[str] = "guest.confirmation"
+    language: Literal["fr", "en"]
+    search_name: str
+    confirm_url: str
+    expires_at: datetime
+
+
+class GuestVacancyAlertEmail(_Email):
+    """An instant vacancy alert to a guest: no eligibility check was made, and an invitation
+    to create an account; always with the one-click unsubscribe link."""
+
+    email_type: ClassVar[str] = "guest.vacancy.opened"
+    language: Literal["fr", "en"]
+    alert: VacancyAlert
+    register_url: str
+    unsubscribe_url: str = Field(description="The signed one-click link (RFC 8058)")
+
+
+GuestEmail = GuestConfirmationEmail | GuestVacancyAlertEmail
+
 EMAILS: tuple[type[_Email], ...] = (
     VacancyOpenedEmail,
     VacancyDigestEmail,
     SubscriptionTestEmail,
     ApplicationDecidedEmail,
     LeaseOfferedEmail,
+    GuestConfirmationEmail,
+    GuestVacancyAlertEmail,
 )

@@ -90,6 +90,10 @@ class UnitFacts:
     rent_eur_m2_year: float
     allowed_trades: tuple[str, ...] = ()
     features: frozenset[str] = frozenset()
+    # None: the landlord did not give the figure, so the unit meets no minimum on it.
+    ceiling_height_m: float | None = None
+    floor_load_kg_m2: float | None = None
+    power_kva: float | None = None
 
     @property
     def feature_mask(self) -> int:
@@ -107,6 +111,9 @@ class Criteria:
     max_surface_m2: float | None = None
     max_rent_eur_m2_year: float | None = None
     features: tuple[str, ...] = ()
+    min_ceiling_height_m: float | None = None
+    min_floor_load_kg_m2: float | None = None
+    min_power_kva: float | None = None
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> Criteria:
@@ -119,6 +126,9 @@ class Criteria:
             max_surface_m2=stored.get("max_surface_m2"),
             max_rent_eur_m2_year=stored.get("max_rent_eur_m2_year"),
             features=tuple(stored.get("features") or ()),
+            min_ceiling_height_m=stored.get("min_ceiling_height_m"),
+            min_floor_load_kg_m2=stored.get("min_floor_load_kg_m2"),
+            min_power_kva=stored.get("min_power_kva"),
         )
 
 
@@ -192,6 +202,17 @@ def explain_match(criteria: Criteria, unit: UnitFacts) -> list[str] | None:
         if missing:
             return None
         why.append(f"has {', '.join(sorted(criteria.features))}")
+    for minimum, figure, unit_name in (
+        (criteria.min_ceiling_height_m, unit.ceiling_height_m, "m ceiling height"),
+        (criteria.min_floor_load_kg_m2, unit.floor_load_kg_m2, "kg/m² floor load"),
+        (criteria.min_power_kva, unit.power_kva, "kVA power"),
+    ):
+        if minimum is None:
+            continue
+        # As inventory's search: a figure the landlord left out meets no minimum.
+        if figure is None or figure < minimum:
+            return None
+        why.append(f"{_fmt(figure)} {unit_name} ≥ your minimum {_fmt(minimum)}")
     if not why:
         why.append("your search accepts every vacancy")
     return why

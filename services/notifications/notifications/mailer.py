@@ -19,6 +19,9 @@ from notifications.contracts import (
     ApplicationDecidedEmail,
     ApplicationDecidedMessage,
     Email,
+    GuestConfirmationEmail,
+    GuestEmail,
+    GuestVacancyAlertEmail,
     LeaseOfferedEmail,
     StoredMessage,
     SubscriptionTestEmail,
@@ -183,6 +186,149 @@ def render(email: Email) -> Rendered:
         "</body></html>"
     )
     return Rendered(email.subject, "\n\n".join(text_parts) + "\n", html)
+
+
+# E-mails to guests (alerts without an account), in French or English ------------------------
+
+_GUEST_TEXT = {
+    "fr": {
+        "confirm_subject": "Confirmez vos alertes Fabrique",
+        "confirm_intro": "Vous (ou quelqu'un avec votre adresse) avez demandé à recevoir par "
+        "e-mail les ateliers vacants de la recherche « {name} ».",
+        "confirm_action": "Pour recevoir ces alertes, ouvrez ce lien et confirmez : {url}",
+        "confirm_button": "Confirmer mes alertes",
+        "confirm_expiry": "Ce lien est valable jusqu'au {at} (UTC) et ne sert qu'une fois.",
+        "confirm_ignore": "Si vous n'avez rien demandé, ignorez ce message : aucune alerte ne "
+        "vous sera envoyée.",
+        "alert_subject": "Atelier disponible : {site}, {surface} m², Paris {arr}e",
+        "alert_no_check": "Ces alertes sans compte ne vérifient pas votre éligibilité aux "
+        "programmes du bailleur : un atelier annoncé ici peut vous être refusé.",
+        "alert_register": "Créez un compte Fabrique pour ne recevoir que les ateliers auxquels "
+        "vous êtes éligible et pour candidater : {url}",
+        "alert_register_link": "Créer un compte Fabrique",
+        "unsubscribe": "Ne plus recevoir ces alertes par e-mail : {url}",
+        "unsubscribe_link": "Ne plus recevoir ces alertes par e-mail",
+        "why": "Pourquoi cette alerte : ",
+        "lot": "lot",
+        "rent": "{surface} m², loyer {rent} €/m²/an (+ charges {charges} €/m²/an)",
+        "from": "Disponible à partir du {date}",
+    },
+    "en": {
+        "confirm_subject": "Confirm your Fabrique alerts",
+        "confirm_intro": "You (or someone using your address) asked to receive by e-mail the "
+        "vacant workshops of the search “{name}”.",
+        "confirm_action": "To receive these alerts, open this link and confirm: {url}",
+        "confirm_button": "Confirm my alerts",
+        "confirm_expiry": "This link is valid until {at} (UTC) and works once.",
+        "confirm_ignore": "If you asked for nothing, ignore this message: no alert will be sent "
+        "to you.",
+        "alert_subject": "Workshop available: {site}, {surface} m², Paris {arr}",
+        "alert_no_check": "Alerts without an account do not check your eligibility for the "
+        "landlord's programmes: a workshop announced here may be refused to you.",
+        "alert_register": "Create a Fabrique account to receive only the workshops you are "
+        "eligible for, and to apply: {url}",
+        "alert_register_link": "Create a Fabrique account",
+        "unsubscribe": "Stop receiving these alerts by e-mail: {url}",
+        "unsubscribe_link": "Stop receiving these alerts by e-mail",
+        "why": "Why this alert: ",
+        "lot": "unit",
+        "rent": "{surface} m², rent {rent} €/m²/year (+ charges {charges} €/m²/year)",
+        "from": "Available from {date}",
+    },
+}
+
+
+def guest_confirm_url(settings: NotificationsSettings, token: str) -> str:
+    """The portal's confirmation page for a token (the page posts the confirmation)."""
+    return f"{settings.portal_base_url.rstrip('/')}/alerts/confirm/{token}"
+
+
+def guest_register_url(settings: NotificationsSettings) -> str:
+    """Where a guest creates an account: the portal's login, which offers registration."""
+    return f"{settings.portal_base_url.rstrip('/')}/login"
+
+
+def guest_confirmation_subject(language: str) -> str:
+    return _GUEST_TEXT[language]["confirm_subject"]
+
+
+def guest_alert_email(
+    payload: dict[str, Any], language: str, unsubscribe: str, register: str
+) -> GuestVacancyAlertEmail:
+    """The values of a guest's alert e-mail, from the delivery's stored message.
+
+    ValueError (a pydantic ValidationError) when the payload is no instant vacancy alert.
+    """
+    message = VacancyOpenedWebhook.model_validate(payload)
+    unit = message.data.unit
+    subject = _GUEST_TEXT[language]["alert_subject"].format(
+        site=unit.site_name, surface=f"{unit.surface_m2:g}", arr=unit.arrondissement
+    )
+    return GuestVacancyAlertEmail(
+        subject=subject,
+        language=language,  # type: ignore[arg-type]
+        alert=message.data,
+        register_url=register,
+        unsubscribe_url=unsubscribe,
+    )
+
+
+def _guest_link(url: str, label: str) -> str:
+    return f'<a href="{escape(url, quote=True)}">{escape(label)}</a>'
+
+
+def render_guest(email: GuestEmail) -> Rendered:
+    """A guest's e-mail as plain text and HTML (escaped), in the guest's language."""
+    text = _GUEST_TEXT[email.language]
+    # (text line, HTML paragraph) pairs, in order.
+    parts: list[tuple[str, str]] = []
+    if isinstance(email, GuestConfirmationEmail):
+        intro = text["confirm_intro"].format(name=email.search_name)
+        at = email.expires_at.strftime("%Y-%m-%d %H:%M")
+        parts += [
+            (intro, escape(intro)),
+            (
+                text["confirm_action"].format(url=email.confirm_url),
+                _guest_link(email.confirm_url, text["confirm_button"]),
+            ),
+            (text["confirm_expiry"].format(at=at), escape(text["confirm_expiry"].format(at=at))),
+            (text["confirm_ignore"], escape(text["confirm_ignore"])),
+        ]
+    else:
+        unit = email.alert.unit
+        lines = [
+            f"{unit.site_name} — {text['lot']} {unit.reference}",
+            f"{unit.address}, {unit.postcode} Paris",
+            text["rent"].format(
+                surface=f"{unit.surface_m2:g}",
+                rent=f"{unit.rent_eur_m2_year:g}",
+                charges=f"{unit.charges_eur_m2_year:g}",
+            ),
+        ]
+        if unit.available_from:
+            lines.append(text["from"].format(date=unit.available_from.isoformat()))
+        lines.append(text["why"] + "; ".join(email.alert.why.criteria))
+        parts.append(("\n".join(lines), "<br>".join(escape(line) for line in lines)))
+        parts.append((text["alert_no_check"], escape(text["alert_no_check"])))
+        parts.append(
+            (
+                text["alert_register"].format(url=email.register_url),
+                _guest_link(email.register_url, text["alert_register_link"]),
+            )
+        )
+        parts.append(
+            (
+                text["unsubscribe"].format(url=email.unsubscribe_url),
+                _guest_link(email.unsubscribe_url, text["unsubscribe_link"]),
+            )
+        )
+    html = (
+        f'<!doctype html><html lang="{email.language}"><body>'
+        f'<h1 style="font-size:1.2em">{escape(email.subject)}</h1>'
+        + "".join(f"<p>{paragraph}</p>" for _, paragraph in parts)
+        + "</body></html>"
+    )
+    return Rendered(email.subject, "\n\n".join(line for line, _ in parts) + "\n", html)
 
 
 def build_message(

@@ -56,6 +56,8 @@ class Subscription(SQLModel, table=True):
     email_enabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
     feed_enabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
     disabled_reason: str | None = Field(default=None, sa_column=Column(Text))
+    # The language of this search's e-mails ("fr" or "en"); None: French.
+    language: str | None = Field(default=None, sa_column=Column(String(2)))
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
@@ -179,10 +181,60 @@ class FeedItem(SQLModel, table=True):
     read_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
 
 
+#: The owner (`Subscription.artisan_id`, `Delivery.artisan_id`) of a guest's saved searches and
+#: their deliveries: `guest:<guest subscriber id>`. No account subject has this form.
+GUEST_OWNER_PREFIX = "guest:"
+
+
+class GuestSubscriber(SQLModel, table=True):
+    """Someone who asked for e-mail alerts without an account, keyed by their (normalised)
+    address: pending until they confirm one request from the e-mail, then confirmed. Their
+    confirmed searches are `subscriptions` rows owned by `guest:<id>`."""
+
+    __tablename__ = "guest_subscribers"
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    email: str = Field(sa_column=Column(String(320), nullable=False, unique=True))
+    status: str = Field(sa_column=Column(String(12), nullable=False))
+    language: str = Field(sa_column=Column(String(2), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    confirmed_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class GuestConfirmation(SQLModel, table=True):
+    """One request for alerts awaiting its confirmation click: the search it would save and the
+    SHA-256 of the random token mailed (the token itself is kept nowhere). Single use,
+    expiring; the rows also count the confirmation mails sent, for the rate limits."""
+
+    __tablename__ = "guest_confirmations"
+    __table_args__ = (
+        Index("ix_guest_confirmations_guest", "guest_id", "created_at"),
+        Index("ix_guest_confirmations_created", "created_at"),
+    )
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    guest_id: str = Field(
+        sa_column=Column(
+            String(36), ForeignKey("guest_subscribers.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    name: str = Field(sa_column=Column(String(120), nullable=False))
+    criteria: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    language: str = Field(sa_column=Column(String(2), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(_tz(), nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    # The saved search the confirmation made.
+    subscription_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
 __all__ = [
     "Artisan",
     "Delivery",
     "FeedItem",
+    "GuestConfirmation",
+    "GuestSubscriber",
     "IdempotencyRecord",
     "OutboxMessage",
     "ProcessedEvent",

@@ -24,6 +24,8 @@ from notifications.models import (
     Artisan,
     Delivery,
     FeedItem,
+    GuestConfirmation,
+    GuestSubscriber,
     Programme,
     Subscription,
     SubscriptionTerm,
@@ -445,3 +447,71 @@ async def mark_all_read(session: AsyncSession, artisan_id: str, now: datetime) -
         .values(read_at=now)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# Guest subscribers ---------------------------------------------------------------------------
+
+
+async def get_guest_by_email(
+    session: AsyncSession, email: str, *, for_update: bool = False
+) -> GuestSubscriber | None:
+    stmt = select(GuestSubscriber).where(col(GuestSubscriber.email) == email)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def get_guest(session: AsyncSession, guest_id: str) -> GuestSubscriber | None:
+    return await session.get(GuestSubscriber, guest_id)
+
+
+async def get_guest_confirmation(
+    session: AsyncSession, token_hash: str, *, for_update: bool = False
+) -> GuestConfirmation | None:
+    stmt = select(GuestConfirmation).where(col(GuestConfirmation.token_hash) == token_hash)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def guest_confirmations_since(
+    session: AsyncSession, since: datetime, guest_id: str | None = None
+) -> tuple[int, datetime | None]:
+    """How many confirmation e-mails went out since `since` (to one guest, or to anyone), and
+    when the oldest of them did: the rate limits' window."""
+    stmt = select(func.count(), func.min(col(GuestConfirmation.created_at))).where(
+        col(GuestConfirmation.created_at) >= since
+    )
+    if guest_id is not None:
+        stmt = stmt.where(col(GuestConfirmation.guest_id) == guest_id)
+    count, oldest = (await session.execute(stmt)).one()
+    return int(count), oldest
+
+
+async def delete_guest_confirmation(session: AsyncSession, token_hash: str) -> None:
+    await session.execute(
+        delete(GuestConfirmation).where(col(GuestConfirmation.token_hash) == token_hash)
+    )
+
+
+async def subscriptions_of_owner(session: AsyncSession, owner: str) -> Sequence[Subscription]:
+    """Every subscription (deleted ones included) of one artisan or guest, for update."""
+    stmt = select(Subscription).where(col(Subscription.artisan_id) == owner).with_for_update()
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def move_deliveries(session: AsyncSession, subscription_id: str, owner: str) -> None:
+    """Give a subscription's deliveries to its new owner (their log follows the search)."""
+    await session.execute(
+        update(Delivery)
+        .where(col(Delivery.subscription_id) == subscription_id)
+        .values(artisan_id=owner)
+    )
+
+
+async def delete_guest(session: AsyncSession, guest_id: str) -> None:
+    """The guest row and (by cascade) its pending confirmations."""
+    await session.execute(
+        delete(GuestConfirmation).where(col(GuestConfirmation.guest_id) == guest_id)
+    )
+    await session.execute(delete(GuestSubscriber).where(col(GuestSubscriber.id) == guest_id))

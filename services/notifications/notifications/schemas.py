@@ -17,10 +17,36 @@ from notifications.webhooks import secret_key
 TRADE_RE = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
 Trade = Annotated[str, Field(pattern=TRADE_RE.pattern, examples=["woodwork"])]
 Arrondissement = Annotated[int, Field(ge=1, le=20)]
-Surface = Annotated[float, Field(ge=0, le=10_000, description="m²")]
+# The bounds of the portal board's filters (inventory's search parameters), so every board
+# search can be saved; a unit's own figures are bounded tighter by inventory.
+Surface = Annotated[float, Field(ge=0, le=100_000, description="m²")]
 # A webhook secret: base64 of at least 24 random bytes after its prefix (see `secret_key`).
 SECRET_PATTERN = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"  # noqa: S105
-Rent = Annotated[float, Field(ge=0, le=1_500, description="€ per m² per year, excluding charges")]
+Rent = Annotated[float, Field(ge=0, le=100_000, description="€ per m² per year, excluding charges")]
+MinCeiling = Annotated[
+    float,
+    Field(
+        ge=2,
+        le=12,
+        description="Metres; a unit whose ceiling height is unknown does not meet it.",
+    ),
+]
+MinFloorLoad = Annotated[
+    float,
+    Field(
+        ge=150,
+        le=5_000,
+        description="kg per m²; a unit whose floor load is unknown does not meet it.",
+    ),
+]
+MinPower = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=2_000,
+        description="kVA; a unit whose electrical power is unknown does not meet it.",
+    ),
+]
 
 
 def _no_repeats(values: list[Any], what: str) -> list[Any]:
@@ -43,6 +69,9 @@ class CriteriaIn(StrictInput):
     max_surface_m2: Surface | None = None
     max_rent_eur_m2_year: Rent | None = None
     features: list[Feature] = Field(default_factory=list, max_length=4)
+    min_ceiling_height_m: MinCeiling | None = None
+    min_floor_load_kg_m2: MinFloorLoad | None = None
+    min_power_kva: MinPower | None = None
     step_free_access: bool = Field(default=False, description="Same as features: step_free_access")
 
     @field_validator("arrondissements")
@@ -135,6 +164,9 @@ SUBSCRIPTION_EXAMPLE: dict[str, Any] = {
         "max_surface_m2": 250,
         "max_rent_eur_m2_year": 150,
         "features": ["goods_lift"],
+        "min_ceiling_height_m": 3.5,
+        "min_floor_load_kg_m2": 500,
+        "min_power_kva": 36,
         "step_free_access": True,
     },
     "channels": [
@@ -316,3 +348,104 @@ class MarkedRead(BaseModel):
 
 class DigestsFlushed(BaseModel):
     made_due: int
+
+
+# Alerts without an account (guest subscribers) ----------------------------------------------
+
+GuestLanguage = Literal["fr", "en"]
+
+GUEST_SUBSCRIPTION_EXAMPLE: dict[str, Any] = {
+    "email": "camille@example.org",
+    "criteria": {"arrondissements": [11, 20], "trades": ["woodwork"], "min_surface_m2": 60},
+    "language": "fr",
+    "name": "Ateliers bois, 11e et 20e, 60 m² et plus",
+}
+
+
+class GuestSubscriptionCreate(StrictInput):
+    """Ask for e-mail alerts without an account: a confirmation e-mail goes to the address,
+    and nothing else is sent to it before its link is followed and confirmed."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [GUEST_SUBSCRIPTION_EXAMPLE]})
+
+    email: EmailStr = Field(max_length=320, examples=["camille@example.org"])
+    criteria: CriteriaIn = Field(default_factory=CriteriaIn)
+    language: GuestLanguage = Field(default="fr", description="Of the e-mails: fr or en.")
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=120,
+        description="What the e-mails call this search (the portal writes the criteria in "
+        "words); a generic name when left out.",
+    )
+
+
+class GuestSubscriptionAccepted(BaseModel):
+    """The same answer whether the address is new, pending or confirmed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "confirmation_sent",
+                    "detail": "A confirmation e-mail is on its way to this address. Nothing "
+                    "else will be sent to it until its link is opened and the alerts confirmed.",
+                    "expires_in_s": 172800,
+                }
+            ]
+        }
+    )
+
+    status: Literal["confirmation_sent"] = "confirmation_sent"
+    detail: str
+    expires_in_s: int = Field(description="How long the confirmation link stays valid.")
+
+
+class GuestConfirmationOut(BaseModel):
+    """A pending request, as its confirmation page shows it (the address is not repeated)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "pending",
+                    "name": "Ateliers bois, 11e et 20e, 60 m² et plus",
+                    "criteria": GUEST_SUBSCRIPTION_EXAMPLE["criteria"],
+                    "language": "fr",
+                    "expires_at": "2026-12-03T22:00:00Z",
+                }
+            ]
+        }
+    )
+
+    status: Literal["pending"] = "pending"
+    name: str
+    criteria: dict[str, Any]
+    language: GuestLanguage
+    expires_at: datetime
+
+
+class GuestConfirmed(BaseModel):
+    """The alerts are on: the saved search made, and how to stop it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "confirmed",
+                    "subscription_id": "5b0f1c8e-3c55-4c8e-9a52-2a43c1d8b6a1",
+                    "name": "Ateliers bois, 11e et 20e, 60 m² et plus",
+                    "criteria": GUEST_SUBSCRIPTION_EXAMPLE["criteria"],
+                    "language": "fr",
+                    "unsubscribe_url": "http://127.0.0.1:8003/v1/unsubscribe/5b0f1c8e-….Zm9v",
+                }
+            ]
+        }
+    )
+
+    status: Literal["confirmed"] = "confirmed"
+    subscription_id: str
+    name: str
+    criteria: dict[str, Any]
+    language: GuestLanguage
+    unsubscribe_url: str = Field(description="The one-click link every alert e-mail carries.")

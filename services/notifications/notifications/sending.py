@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from fabkit import tracing
 from notifications import mailer
 from notifications.domain import Channel, DeliveryKind, SubscriptionStatus
-from notifications.models import Artisan, Delivery, Subscription
+from notifications.models import GUEST_OWNER_PREFIX, Artisan, Delivery, Subscription
 from notifications.settings import NotificationsSettings
 from notifications.webhooks import UnsafeUrl, post, resolve_target, signed_headers
 
@@ -50,6 +50,10 @@ class Recipient:
     webhook_enabled: bool
     email_address: str | None
     email_enabled: bool
+    # A guest's search (alerts without an account): its e-mails say that no eligibility check
+    # was made, invite to create an account, and are written in `language`.
+    guest: bool = False
+    language: str | None = None
 
     @classmethod
     def of(cls, sub: Subscription) -> Recipient:
@@ -61,6 +65,8 @@ class Recipient:
             webhook_enabled=sub.webhook_enabled,
             email_address=sub.email_address,
             email_enabled=sub.email_enabled,
+            guest=sub.artisan_id.startswith(GUEST_OWNER_PREFIX),
+            language=sub.language,
         )
 
 
@@ -196,12 +202,19 @@ class EmailSender:
             return Outcome("retry", "no e-mail address known for this artisan yet")
         unsubscribe = mailer.unsubscribe_url(self._settings, sub.id) if sub is not None else None
         try:
-            email = mailer.email_of(job.payload, unsubscribe)
+            if sub is not None and sub.guest and unsubscribe:
+                register = mailer.guest_register_url(self._settings)
+                language = sub.language or "fr"
+                rendered = mailer.render_guest(
+                    mailer.guest_alert_email(job.payload, language, unsubscribe, register)
+                )
+            else:
+                rendered = mailer.render(mailer.email_of(job.payload, unsubscribe))
         except ValidationError as exc:
             # Written by this service from the same models: retrying cannot make it readable.
             return Outcome("dead", f"the stored message cannot be rendered: {exc}"[:500])
         message = mailer.build_message(
-            self._settings, to, mailer.render(email), message_id=job.id, unsubscribe=unsubscribe
+            self._settings, to, rendered, message_id=job.id, unsubscribe=unsubscribe
         )
         try:
             with tracing.start_span(

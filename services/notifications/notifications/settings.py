@@ -70,6 +70,16 @@ class NotificationsSettings(ServiceSettings):
     smtp_timeout_s: float = Field(default=15.0, gt=0, le=120)
     mail_from: str = "Fabrique <alertes@fabrique.paris>"
 
+    # Alerts without an account (guest subscribers, double opt-in).
+    # Where people reach the portal: the confirmation link of a guest's e-mail opens its page
+    # `/alerts/confirm/{token}`, and the invitation to create an account points to it.
+    portal_base_url: str = "http://127.0.0.1:8000"
+    guest_confirmation_ttl_s: float = Field(default=48 * 3600.0, ge=60, le=30 * 86_400)
+    # Confirmation e-mails to one address within an hour; the next request gets a 429.
+    guest_confirmations_per_address_per_hour: int = Field(default=3, ge=1, le=100)
+    # Guest requests (each one mails a confirmation) accepted per minute over every address.
+    guest_requests_per_minute: int = Field(default=60, ge=1, le=100_000)
+
     @model_validator(mode="after")
     def _prod_rules(self) -> NotificationsSettings:
         if self.environment == "prod" and any(

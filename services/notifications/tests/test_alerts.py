@@ -176,7 +176,7 @@ async def test_a_vacancy_reaches_webhook_email_and_feed_exactly_once(
         assert {r.event_id for r in rows} == {event.id}
         metrics = (await svc.client.get("/metrics")).text
         assert 'notifications_vacancy_to_delivery_seconds_count{channel="webhook"}' in metrics
-        assert 'notifications_events_consumed_total{outcome="duplicate"' in metrics or (
+        assert 'events_consumed_total{outcome="duplicate"' in metrics or (
             'outcome="duplicate"' in metrics
         )
 

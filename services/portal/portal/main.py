@@ -16,7 +16,23 @@ from fabkit.tracing import install_tracing
 from portal.clients import Upstreams
 from portal.headers import SecurityHeaders
 from portal.language import LanguageMiddleware
-from portal.pages import alerts, board, errors, health, programmes, units
+from portal.pages import (
+    alerts,
+    applications,
+    auth,
+    board,
+    deliveries,
+    errors,
+    feed,
+    health,
+    me,
+    offers,
+    profile,
+    programmes,
+    searches,
+    units,
+)
+from portal.sessions import SessionManager, WebSessionMiddleware
 from portal.settings import PortalSettings
 
 HERE = Path(__file__).parent
@@ -33,10 +49,12 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.upstreams = Upstreams.open(settings)
+        app.state.sessions = SessionManager.for_settings(settings)
         try:
             yield
         finally:
             await app.state.upstreams.aclose()
+            await app.state.sessions.aclose()
 
     # The pages are HTML for people, not an API: none is in the OpenAPI document, which
     # documents only the probes.
@@ -51,14 +69,18 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install_error_pages(app)
+    auth.install(app)
     install_metrics(app, ServiceMetrics.for_service(settings.service_name))
     install_access_log(app)
     install_tracing(app, settings.service_name)
+    app.add_middleware(WebSessionMiddleware)
     app.add_middleware(LanguageMiddleware, secure_cookie=settings.environment == "prod")
     app.add_middleware(SecurityHeaders, settings=settings)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if LEAFLET_DIST.is_dir():
         app.mount("/assets/leaflet", StaticFiles(directory=LEAFLET_DIST), name="leaflet")
-    for module in (health, board, units, programmes, alerts):
+    for module in (health, board, units, programmes, alerts, auth, me, searches, feed, deliveries):
+        app.include_router(module.router)
+    for module in (profile, applications, offers):
         app.include_router(module.router)
     return app

@@ -4,6 +4,7 @@ helpers as filters."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from portal import formatting
 from portal.i18n import LOCALES, current_locale, gettext, ngettext
+from portal.sessions import web_context
 
 TEMPLATES = Path(__file__).with_name("templates")
+#: The CSRF token of the page render() is rendering (see build_environment).
+_CSRF: ContextVar[str] = ContextVar("portal_csrf_token", default="")
 
 
 _NAMERS = {
@@ -57,7 +61,9 @@ def build_environment() -> Environment:
         sort_label=formatting.sort_label,
         options=options,
     )
-    env.globals.update(locales=LOCALES)
+    # The imported csrf_field() macro has no access to the page's context: it reads the token
+    # of the page being rendered through this function.
+    env.globals.update(locales=LOCALES, current_csrf_token=lambda: _CSRF.get())
     return env
 
 
@@ -67,9 +73,13 @@ ENV = build_environment()
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
 ) -> HTMLResponse:
-    """The page in the request's language."""
+    """The page in the request's language, with ``user`` (a SignedIn, or None) and the
+    ``csrf_token`` its forms carry (``components/csrf.html``'s ``csrf_field()``)."""
     settings = request.app.state.settings
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    web = web_context(request.state)
+    csrf_token = web.csrf_token() if web is not None else ""
+    _CSRF.set(csrf_token)
     page = ENV.get_template(template).render(
         request=request,
         lang=current_locale(),
@@ -77,6 +87,8 @@ def render(
         query=query,
         tile_url=settings.tile_url,
         tile_attribution=settings.tile_attribution,
+        user=web.user if web is not None else None,
+        csrf_token=csrf_token,
         **(context or {}),
     )
     return HTMLResponse(page, status_code=status)

@@ -3,7 +3,8 @@ so a service adding a field never breaks a page."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -89,6 +90,18 @@ class Listing(_View):
     unit_id: str
     landlord_name: str
     programme_ids: list[str] = Field(default_factory=list)
+    site_name: str = ""
+    reference: str = ""
+    arrondissement: int | None = None
+    surface_m2: float | None = None
+    charges_eur_m2_year: float | None = None
+
+    @property
+    def charges_month(self) -> float | None:
+        """The unit's charges for one month, when leasing knows its surface and charges."""
+        if self.surface_m2 is None or self.charges_eur_m2_year is None:
+            return None
+        return self.charges_eur_m2_year * self.surface_m2 / 12
 
 
 class Criterion(_View):
@@ -129,3 +142,260 @@ class Catalogue(_View):
         if ids:
             return [p for p in self.programmes if p.id in ids]
         return [p for p in self.programmes if site_kind in p.site_kinds]
+
+
+# My space: leasing's answers about the signed-in artisan -------------------------------------
+
+
+class Profile(_View):
+    """The artisan's profile (leasing `ArtisanOut`)."""
+
+    id: str
+    display_name: str
+    business_name: str
+    siret: str
+    trades: list[str] = Field(default_factory=list)
+    business_created_on: date
+    legal_form: str
+    labels: list[str] = Field(default_factory=list)
+    contact_email: str
+    version: int = 0
+
+
+class CriterionPoints(_View):
+    criterion_id: str
+    kind: str
+    label: str
+    points: int
+    max_points: int
+    detail: str = ""
+
+
+class RuleFailure(_View):
+    programme_id: str
+    rule: str
+    message: str
+    required: object = None
+    actual: object = None
+
+
+class Verdict(_View):
+    """How the artisan fares under one programme of a unit."""
+
+    programme_id: str
+    name: str
+    eligible: bool
+    failures: list[RuleFailure] = Field(default_factory=list)
+    score: int
+    max_score: int
+    criteria: list[CriterionPoints] = Field(default_factory=list)
+    monthly_rent_cap_eur: float | None = None
+
+    def failure(self, rule: str) -> RuleFailure | None:
+        return next((f for f in self.failures if f.rule == rule), None)
+
+
+class Eligibility(_View):
+    unit_id: str
+    vacancy_id: str | None = None
+    open_for_applications: bool
+    evaluated_on: date
+    programmes: list[Verdict] = Field(default_factory=list)
+
+    @property
+    def eligible(self) -> list[Verdict]:
+        return [v for v in self.programmes if v.eligible]
+
+
+class DecisionView(_View):
+    decision: str
+    status_after: str
+    actor_role: str
+    reason: str | None = None
+    lease_id: str | None = None
+    decided_at: datetime
+
+
+class Application(_View):
+    id: str
+    unit_id: str
+    vacancy_id: str
+    programme_id: str
+    project: str
+    status: str
+    score: int
+    max_score: int
+    score_breakdown: list[CriterionPoints] = Field(default_factory=list)
+    submitted_at: datetime
+    updated_at: datetime
+    lease_id: str | None = None
+    decisions: list[DecisionView] = Field(default_factory=list)
+    rank: int | None = None
+    ranked_among: int | None = None
+
+    @property
+    def withdrawable(self) -> bool:
+        """Leasing lets an applicant withdraw while the application is open."""
+        return self.status in ("submitted", "offered")
+
+
+class ApplicationPage(_View):
+    items: list[Application]
+    total: int
+    limit: int
+    offset: int
+
+
+class Lease(_View):
+    """An offer (status offered) or a lease (leasing `LeaseOut`)."""
+
+    id: str
+    unit_id: str
+    application_id: str
+    programme_id: str
+    status: str
+    monthly_rent_eur: float
+    start_date: date
+    end_date: date
+    message: str | None = None
+    offered_at: datetime
+    offer_expires_at: datetime
+    signed_at: datetime | None = None
+    ended_on: date | None = None
+    end_reason: str | None = None
+
+
+class LeasePage(_View):
+    items: list[Lease]
+    total: int
+    limit: int
+    offset: int
+
+
+# My space: notifications' answers about the signed-in artisan's searches, feed and deliveries
+
+
+class Channel(_View):
+    type: str
+    enabled: bool = True
+    url: str | None = None
+    address: str | None = None
+
+
+class Subscription(_View):
+    """A saved search (notifications `SubscriptionOut`)."""
+
+    id: str
+    name: str
+    status: str
+    frequency: str = "instant"
+    criteria: dict[str, Any] = Field(default_factory=dict)
+    channels: list[Channel] = Field(default_factory=list)
+    disabled_reason: str | None = None
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+
+    def channel(self, kind: str) -> Channel | None:
+        return next((c for c in self.channels if c.type == kind), None)
+
+
+class SubscriptionCreated(Subscription):
+    """A saved search as its creation (or a webhook change) returns it: with the signing secret
+    made by that change, shown once."""
+
+    webhook_secret: str | None = None
+
+
+class SubscriptionPage(_View):
+    items: list[Subscription]
+    total: int
+    limit: int
+    offset: int
+
+
+class Delivery(_View):
+    """One message to one channel (notifications `DeliveryOut`); `id` is the `webhook-id`."""
+
+    id: str
+    event_id: str = ""
+    kind: str
+    channel: str
+    status: str
+    subscription_id: str | None = None
+    vacancy_id: str | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    last_status_code: int | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+
+class DeliveryPage(_View):
+    items: list[Delivery]
+    total: int
+    limit: int
+    offset: int
+
+
+class AlertedUnit(_View):
+    """The unit a vacancy alert is about, as the alert's body carries it."""
+
+    unit_id: str
+    reference: str = ""
+    site_name: str = ""
+    arrondissement: int | None = None
+    surface_m2: float | None = None
+    rent_eur_m2_year: float | None = None
+
+
+class FeedItem(_View):
+    """An alert in the artisan's feed (notifications `FeedItemOut`)."""
+
+    id: int
+    kind: str
+    title: str
+    body: dict[str, Any] = Field(default_factory=dict)
+    subscription_id: str | None = None
+    created_at: datetime
+    read: bool = False
+
+    @property
+    def unit(self) -> AlertedUnit | None:
+        """The vacant unit of a vacancy alert (None for other kinds, or an unreadable body)."""
+        data = self.body.get("data")
+        unit = data.get("unit") if isinstance(data, dict) else None
+        if not isinstance(unit, dict):
+            return None
+        try:
+            return AlertedUnit.model_validate(unit)
+        except ValueError:
+            return None
+
+
+class FeedPage(_View):
+    items: list[FeedItem]
+    unread: int = 0
+    next_before: int | None = None
+
+
+# Alerts without an account (notifications' guest subscriptions) ------------------------------
+
+
+class GuestPending(_View):
+    """A request for guest alerts waiting for its confirmation click."""
+
+    name: str
+    criteria: dict[str, Any] = Field(default_factory=dict)
+    language: str = "fr"
+    expires_at: datetime
+
+
+class GuestConfirmed(_View):
+    """The guest's alerts are on."""
+
+    subscription_id: str
+    name: str
+    criteria: dict[str, Any] = Field(default_factory=dict)
+    unsubscribe_url: str

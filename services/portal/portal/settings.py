@@ -29,12 +29,40 @@ class PortalSettings(BaseSettings):
     tile_url: str | None = None
     tile_attribution: str = ""
     upstream_timeout_s: float = Field(default=5.0, gt=0, le=60)
-    # Signs the web session cookie once login lands (identity provider).
+    # Keys (derived, one per purpose) for the tokens kept in the session rows, the login-flow
+    # cookie and the visitors' CSRF cookie.
     session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
+    # Login (authorization code + PKCE) at the identity provider. oidc_issuer is the realm as the
+    # browser reaches it; oidc_internal_issuer, when set, is where the portal itself reaches the
+    # same realm (discovery, token endpoint, JWKS). None: login is unavailable and says so.
+    oidc_issuer: str | None = None
+    oidc_internal_issuer: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_client_id: str = "fabrique-portal"
+    # The portal's own database: web sessions and rate-limit counters, nothing else.
+    database_url: str = "sqlite+aiosqlite:///./.run/portal.db"
+    session_idle_timeout_s: int = Field(default=1800, ge=60, le=7 * 24 * 3600)
+    session_absolute_lifetime_s: int = Field(default=12 * 3600, ge=300, le=30 * 24 * 3600)
+    # Logins started per client address and window (the guest alert form has its own limit).
+    login_rate_limit: int = Field(default=20, ge=1, le=10_000)
+    login_rate_window_s: float = Field(default=60.0, gt=0, le=24 * 3600)
+    # Requests for alerts without an account from one client address per window (notifications
+    # also limits the confirmation e-mails per address and its guest requests per minute).
+    guest_alerts_rate_limit: int = Field(default=10, ge=1, le=10_000)
+    guest_alerts_rate_window_s: float = Field(default=3600.0, gt=0, le=24 * 3600)
 
     @field_validator("inventory_url", "leasing_url", "notifications_url", "public_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("oidc_issuer", "oidc_internal_issuer", "oidc_jwks_url")
+    @classmethod
+    def _optional_http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value.rstrip("/")

@@ -92,15 +92,15 @@ def test_prod_refuses_the_development_session_secret() -> None:
 async def test_french_first_then_english_by_choice(client: httpx.AsyncClient) -> None:
     french = await client.get("/login")
     assert '<html lang="fr">' in french.text
-    assert "La connexion n'est pas encore ouverte" in french.text
+    assert "La connexion est indisponible pour le moment" in french.text
     assert french.headers["content-language"] == "fr"
     english = await client.get("/login?lang=en")
     assert '<html lang="en">' in english.text
-    assert "Login is not open yet" in english.text
+    assert "Login is unavailable right now" in english.text
     cookie = english.headers["set-cookie"]
     assert "lang=en" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     remembered = await client.get("/login", headers={"Cookie": "lang=en"})
-    assert "Login is not open yet" in remembered.text
+    assert "Login is unavailable right now" in remembered.text
     browser = await client.get("/login", headers={"Accept-Language": "en-GB,en;q=0.8"})
     assert '<html lang="en">' in browser.text
 

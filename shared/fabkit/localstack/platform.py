@@ -356,7 +356,9 @@ def _prepare(
     fixed_ports: bool,
     extra_env: dict[str, str] | None,
 ) -> ServiceProcess:
-    port = spec.port if fixed_ports and port_is_free(spec.port) else free_port()
+    if spec.name not in platform.urls:
+        _choose_ports(platform, [*load_service_specs(), spec], fixed_ports)
+    port = int(platform.urls[spec.name].rsplit(":", 1)[1])
     if postgres is not None:
         postgres.create_database(spec.name)
         db_url = postgres.url(spec.name)
@@ -390,6 +392,22 @@ def _prepare(
         **(extra_env or {}),
     }
     return ServiceProcess(spec, port, env, run_dir / f"{spec.name}.log")
+
+
+def _choose_ports(platform: Platform, specs: list[ServiceSpec], fixed_ports: bool) -> None:
+    """Give every service without one its port and URL at once, so that a service's
+    `{<name>_url}` may name one prepared after it (notifications links its guests'
+    confirmation e-mails to the portal, which comes after it)."""
+    taken = {int(url.rsplit(":", 1)[1]) for url in platform.urls.values()}
+    for spec in specs:
+        if spec.name in platform.urls:
+            continue
+        free = fixed_ports and spec.port not in taken and port_is_free(spec.port)
+        port = spec.port if free else free_port()
+        while port in taken:
+            port = free_port()
+        taken.add(port)
+        platform.urls[spec.name] = f"http://127.0.0.1:{port}"
 
 
 def _fields(template: str) -> set[str]:

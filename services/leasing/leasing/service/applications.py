@@ -115,7 +115,8 @@ async def submit_application(
         session.add(app)
         await session.flush()
         emit(session, app.id, ApplicationSubmitted(application=ApplicationSnapshot.from_model(app)))
-        body = ApplicationOut.from_model(app).model_dump(mode="json")
+        ranks = await repo.open_ranks(session, [app.vacancy_id])
+        body = ApplicationOut.from_model(app, rank=ranks.get(app.id)).model_dump(mode="json")
         return Written(201, body, location=f"/v1/applications/{app.id}")
 
     return await run_idempotent(
@@ -136,7 +137,10 @@ async def get_application(
             raise ProblemError(404, f"No application with id {application_id}.")
         decisions = await repo.decisions_of(session, [app.id])
         leases = await repo.lease_ids_of_applications(session, [app.id])
-    return ApplicationOut.from_model(app, decisions.get(app.id, []), leases.get(app.id))
+        ranks = await repo.open_ranks(session, [app.vacancy_id])
+    return ApplicationOut.from_model(
+        app, decisions.get(app.id, []), leases.get(app.id), ranks.get(app.id)
+    )
 
 
 async def list_applications(
@@ -161,11 +165,15 @@ async def list_applications(
         ids = [a.id for a in apps]
         decisions = await repo.decisions_of(session, ids)
         leases = await repo.lease_ids_of_applications(session, ids)
+        # One query for the ranks of the page's vacancies, however many the page has.
+        ranks = await repo.open_ranks(session, [a.vacancy_id for a in apps])
     return Page.of(
         apps,
         total,
         page,
-        lambda a: ApplicationOut.from_model(a, decisions.get(a.id, []), leases.get(a.id)),
+        lambda a: ApplicationOut.from_model(
+            a, decisions.get(a.id, []), leases.get(a.id), ranks.get(a.id)
+        ),
     )
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fabkit.db import on_commit
 from fabkit.errors import ProblemError
 from fabkit.events import EventPayload
 from leasing import repository as repo
@@ -16,6 +17,7 @@ from leasing.events.published import (
     ApplicationWithdrawn,
     emit,
 )
+from leasing.metrics import DECISIONS
 from leasing.models import Application, ApplicationDecision, Lease
 from leasing.service.common import Actor
 
@@ -63,6 +65,7 @@ def decide(
             lease_id=lease_id,
         )
     emit(session, app.id, payload)
+    on_commit(session, lambda: DECISIONS.labels(decision.value).inc())
 
 
 def set_lease_status(lease: Lease, status: LeaseStatus, now: datetime) -> None:

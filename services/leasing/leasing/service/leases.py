@@ -18,7 +18,7 @@ from fabkit.errors import ProblemError
 from fabkit.idempotency import Idempotency, Written, run_idempotent
 from fabkit.pagination import Page, PageParams
 from leasing import repository as repo
-from leasing.domain import ApplicationStatus, Decision, LeaseStatus
+from leasing.domain import OPEN_APPLICATION_STATUSES, ApplicationStatus, Decision, LeaseStatus
 from leasing.eligibility import (
     Catalogue,
     Programme,
@@ -34,7 +34,7 @@ from leasing.events.published import (
     LeaseSnapshot,
     emit,
 )
-from leasing.metrics import VACANCY_TO_SIGNED_LEASE
+from leasing.metrics import OFFERS_MADE, VACANCY_TO_SIGNED_LEASE, offer_ranking
 from leasing.models import Application, Lease, UnitListing
 from leasing.schemas import LeaseEndIn, LeaseOut, LeaseRenewIn, OfferCreate
 from leasing.service.common import (
@@ -178,7 +178,9 @@ async def make_offer(
         )
         session.add(lease)
         await session.flush()  # the partial unique index refuses a second open lease here
+        ranking = offer_ranking(await _rank_among_open(session, app))
         decide(session, app, Decision.OFFERED, Actor.of(principal), data.message, lease.id, now)
+        on_commit(session, lambda: OFFERS_MADE.labels(ranking).inc())
         snapshot = LeaseSnapshot.from_model(lease)
         emit(
             session,
@@ -189,6 +191,13 @@ async def make_offer(
         return Written(201, body, location=f"/v1/leases/{lease.id}")
 
     return await run_idempotent(sessions, idem, create, conflict=_open_lease_conflict(None))
+
+
+async def _rank_among_open(session: AsyncSession, app: Application) -> int:
+    """The application's place in its vacancy's ranking among the applications still open."""
+    open_statuses = [s.value for s in OPEN_APPLICATION_STATUSES]
+    ranked = await repo.ranked_applications(session, app.vacancy_id, open_statuses)
+    return next((i for i, a in enumerate(ranked, start=1) if a.id == app.id), 1)
 
 
 async def _own_offer(session: AsyncSession, principal: Principal, lease_id: str) -> Lease:
@@ -228,7 +237,11 @@ async def accept_offer(sessions: Sessions, principal: Principal, lease_id: str) 
             )
             if listing.vacancy_opened_at is not None:
                 waited = (now - listing.vacancy_opened_at).total_seconds()
-                on_commit(session, lambda: VACANCY_TO_SIGNED_LEASE.observe(max(waited, 0.0)))
+                where = (str(listing.arrondissement), listing.site_kind)
+                on_commit(
+                    session,
+                    lambda: VACANCY_TO_SIGNED_LEASE.labels(*where).observe(max(waited, 0.0)),
+                )
             return LeaseOut.from_model(lease)
     await expire_offer(sessions, lease_id, now)
     raise ProblemError(

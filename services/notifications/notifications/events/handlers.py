@@ -22,7 +22,7 @@ from notifications.events.consumed import (
     ProgrammePublishedIn,
     VacancyOpenedIn,
 )
-from notifications.service import alerts, read_models
+from notifications.service import alerts, guests, read_models
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
 
@@ -35,7 +35,10 @@ def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[Co
         await alerts.record_vacancy(session, settings, signals, event, vacancy)
 
     async def artisan_changed(session: AsyncSession, event: CloudEvent) -> None:
-        await read_models.apply_artisan(session, ArtisanEventIn.model_validate(event.data).artisan)
+        artisan = ArtisanEventIn.model_validate(event.data).artisan
+        await read_models.apply_artisan(session, artisan)
+        # An account with a guest's address: it takes the guest's searches over.
+        await guests.take_over(session, artisan)
 
     async def programme_published(session: AsyncSession, event: CloudEvent) -> None:
         await read_models.apply_programme(session, ProgrammePublishedIn.of(event.data))

@@ -44,9 +44,10 @@ from notifications.events.consumed import (
     VacancyOpenedIn,
 )
 from notifications.metrics import MATCH_DURATION
-from notifications.models import Artisan, Programme, Subscription
+from notifications.models import GUEST_OWNER_PREFIX, Artisan, Programme, Subscription
 from notifications.service import staging
 from notifications.service.common import Sessions, enabled_channels, now
+from notifications.service.guests import GUEST_ELIGIBILITY
 from notifications.service.staging import Row
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
@@ -64,6 +65,9 @@ def unit_facts(unit: UnitSnapshotIn) -> UnitFacts:
         rent_eur_m2_year=unit.rent_eur_m2_year,
         allowed_trades=tuple(unit.allowed_trades),
         features=frozenset(name for name in FEATURES if getattr(unit, name)),
+        ceiling_height_m=unit.ceiling_height_m,
+        floor_load_kg_m2=unit.floor_load_kg_m2,
+        power_kva=unit.power_kva,
     )
 
 
@@ -119,6 +123,10 @@ async def match_vacancy(session: AsyncSession, unit: UnitFacts, on: date) -> lis
         for sub in candidates:
             why = explain_match(Criteria.from_stored(sub.criteria), unit)
             if why is None:
+                continue
+            if sub.artisan_id.startswith(GUEST_OWNER_PREFIX):
+                # Alerts without an account: no profile to judge, and the e-mail says so.
+                matches.append(Match(sub, tuple(why), GUEST_ELIGIBILITY))
                 continue
             verdict = verdicts.get(sub.artisan_id)
             if verdict is None:

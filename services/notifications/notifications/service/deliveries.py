@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from fabkit.auth import Principal
 from fabkit.errors import ProblemError
 from fabkit.pagination import Page, PageParams
 from notifications import repository as repo
-from notifications.domain import DeliveryStatus
+from notifications.domain import DeliveryStatus, SubscriptionStatus
 from notifications.metrics import DELIVERIES
+from notifications.models import Delivery
 from notifications.repository import DeliveryFilter
 from notifications.schemas import DeliveryOut
 from notifications.service.common import Sessions, now, own_subscription
@@ -39,11 +42,17 @@ async def subscription_deliveries(
     return Page.of(rows, total, page, _out)
 
 
-async def redeliver(sessions: Sessions, signals: Signals, delivery_id: str) -> DeliveryOut:
-    """Send a dead delivery again, as the same message (same webhook-id), with fresh attempts."""
+async def redeliver(
+    sessions: Sessions, signals: Signals, delivery_id: str, owner: Principal | None = None
+) -> DeliveryOut:
+    """Send a dead delivery again, as the same message (same webhook-id), with fresh attempts.
+
+    With `owner`, only a delivery of that artisan's own saved search (or sent to that artisan
+    directly) is found; another's is answered like a missing one, as for subscriptions.
+    """
     async with sessions() as session, session.begin():
         delivery = await repo.get_delivery(session, delivery_id, for_update=True)
-        if delivery is None:
+        if delivery is None or (owner is not None and not await _owns(session, owner, delivery)):
             raise ProblemError(404, f"No delivery with id {delivery_id}.")
         if delivery.status != DeliveryStatus.DEAD.value:
             raise ProblemError(
@@ -56,3 +65,16 @@ async def redeliver(sessions: Sessions, signals: Signals, delivery_id: str) -> D
         signals.after_commit(session, wake_worker=True)
     DELIVERIES.labels(delivery.channel, "redelivered").inc()
     return _out(delivery)
+
+
+async def _owns(session: AsyncSession, principal: Principal, delivery: Delivery) -> bool:
+    """Whether the delivery belongs to the caller: its saved search is theirs (a search taken
+    over from a guest included), or, without a search, it was addressed to them."""
+    if delivery.subscription_id is None:
+        return delivery.artisan_id == principal.subject
+    sub = await repo.get_subscription(session, delivery.subscription_id)
+    return (
+        sub is not None
+        and sub.status != SubscriptionStatus.DELETED.value
+        and sub.artisan_id == principal.subject
+    )

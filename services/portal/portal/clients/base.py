@@ -39,13 +39,23 @@ class UpstreamNotFound(Exception):
 
 
 class UpstreamRefused(Exception):
-    """The API refused the request (4xx); `detail` is its problem+json detail."""
+    """The API refused the request (4xx); `detail` is its problem+json detail, `errors` its
+    per-field list (`field`, `message`) when it gave one, `body` the whole problem."""
 
-    def __init__(self, service: str, status: int, detail: str) -> None:
+    def __init__(
+        self,
+        service: str,
+        status: int,
+        detail: str,
+        errors: list[dict[str, Any]] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(f"{service} answered {status}: {detail}")
         self.service = service
         self.status = status
         self.detail = detail
+        self.errors = errors or []
+        self.body = body or {}
 
 
 @dataclass
@@ -98,9 +108,11 @@ async def request(
     params: Params = (),
     json: Any = None,
     headers: dict[str, str] | None = None,
+    answer_headers: dict[str, str] | None = None,
 ) -> M | None:
     """One call to a public API, with the visitor's bearer token when given; the answer read
-    as `model` (None when `model` is None or the answer has no body)."""
+    as `model` (None when `model` is None or the answer has no body). `answer_headers`, when
+    given, receives the answer's headers (an ETag, a Location)."""
     sent = dict(headers or {})
     if token is not None:
         sent["Authorization"] = f"Bearer {token}"
@@ -114,7 +126,17 @@ async def request(
     if response.status_code >= 500:
         raise UpstreamUnavailable(service, f"HTTP {response.status_code}")
     if response.status_code >= 400:
-        raise UpstreamRefused(service, response.status_code, _detail(response))
+        body = _problem(response)
+        errors = body.get("errors")
+        raise UpstreamRefused(
+            service,
+            response.status_code,
+            _detail(response),
+            errors=[e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else [],
+            body=body,
+        )
+    if answer_headers is not None:
+        answer_headers.update({k.lower(): v for k, v in response.headers.items()})
     if model is None or not response.content:
         return None
     try:
@@ -138,6 +160,14 @@ async def get(
     if answer is None:
         raise UpstreamUnavailable(service, "empty answer")
     return answer
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _detail(response: httpx.Response) -> str:

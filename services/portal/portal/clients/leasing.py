@@ -3,8 +3,28 @@ leases."""
 
 from __future__ import annotations
 
-from portal.clients.base import UpstreamNotFound, Upstreams, get, segment
-from portal.schemas import Catalogue, Listing
+from typing import Any
+
+from portal.clients.base import (
+    UpstreamNotFound,
+    Upstreams,
+    UpstreamUnavailable,
+    get,
+    request,
+    segment,
+)
+from portal.schemas import (
+    Application,
+    ApplicationPage,
+    Catalogue,
+    Eligibility,
+    Lease,
+    LeasePage,
+    Listing,
+    Profile,
+)
+
+SERVICE = "leasing"
 
 
 async def get_listing(upstreams: Upstreams, unit_id: str) -> Listing | None:
@@ -17,3 +37,176 @@ async def get_listing(upstreams: Upstreams, unit_id: str) -> Listing | None:
 
 async def get_catalogue(upstreams: Upstreams) -> Catalogue:
     return await get("leasing", upstreams.leasing, "/v1/programmes", Catalogue)
+
+
+# The signed-in artisan's profile -------------------------------------------------------------
+
+
+async def get_profile(upstreams: Upstreams, token: str) -> tuple[Profile, str] | None:
+    """The artisan's profile and its ETag; None when the account has no profile yet."""
+    headers: dict[str, str] = {}
+    try:
+        profile = await request(
+            SERVICE,
+            upstreams.leasing,
+            "GET",
+            "/v1/artisans/me",
+            Profile,
+            token=token,
+            answer_headers=headers,
+        )
+    except UpstreamNotFound:
+        return None
+    return _with_etag(profile, headers)
+
+
+async def create_profile(
+    upstreams: Upstreams, token: str, body: dict[str, Any]
+) -> tuple[Profile, str]:
+    """Register the account's profile (leasing needs the artisan role and a verified e-mail)."""
+    headers: dict[str, str] = {}
+    profile = await request(
+        SERVICE,
+        upstreams.leasing,
+        "POST",
+        "/v1/artisans",
+        Profile,
+        token=token,
+        json=body,
+        answer_headers=headers,
+    )
+    return _with_etag(profile, headers)
+
+
+async def update_profile(
+    upstreams: Upstreams, token: str, changes: dict[str, Any], etag: str
+) -> tuple[Profile, str]:
+    """Change the fields sent, only if the profile is still at `etag` (else a 412 refusal)."""
+    headers: dict[str, str] = {}
+    profile = await request(
+        SERVICE,
+        upstreams.leasing,
+        "PATCH",
+        "/v1/artisans/me",
+        Profile,
+        token=token,
+        json=changes,
+        headers={"If-Match": etag},
+        answer_headers=headers,
+    )
+    return _with_etag(profile, headers)
+
+
+def _with_etag(profile: Profile | None, headers: dict[str, str]) -> tuple[Profile, str]:
+    if profile is None:
+        raise UpstreamUnavailable(SERVICE, "empty answer")
+    return profile, headers.get("etag", f'"{profile.version}"')
+
+
+# Eligibility and applications --------------------------------------------------------------
+
+
+async def check_eligibility(upstreams: Upstreams, token: str, unit_id: str) -> Eligibility:
+    """How the artisan fares under each programme of the unit (no application made)."""
+    path = f"/v1/units/{segment(unit_id)}/eligibility"
+    return await get(SERVICE, upstreams.leasing, path, Eligibility, token=token)
+
+
+async def submit_application(
+    upstreams: Upstreams,
+    token: str,
+    *,
+    unit_id: str,
+    programme_id: str | None,
+    project: str,
+    idempotency_key: str | None,
+) -> Application:
+    """Apply to the unit's open vacancy; a form sent twice (same key) is one application."""
+    body: dict[str, Any] = {"unit_id": unit_id, "project": project}
+    if programme_id:
+        body["programme_id"] = programme_id
+    answer = await request(
+        SERVICE,
+        upstreams.leasing,
+        "POST",
+        "/v1/applications",
+        Application,
+        token=token,
+        json=body,
+        headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
+    )
+    if answer is None:
+        raise UpstreamUnavailable(SERVICE, "empty answer")
+    return answer
+
+
+async def list_applications(
+    upstreams: Upstreams,
+    token: str,
+    *,
+    unit_id: str | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> ApplicationPage:
+    params: list[tuple[str, str | int | float]] = [("limit", limit), ("offset", offset)]
+    if unit_id:
+        params.append(("unit_id", unit_id))
+    return await get(
+        SERVICE, upstreams.leasing, "/v1/applications", ApplicationPage, params, token=token
+    )
+
+
+async def get_application(upstreams: Upstreams, token: str, application_id: str) -> Application:
+    path = f"/v1/applications/{segment(application_id)}"
+    return await get(SERVICE, upstreams.leasing, path, Application, token=token)
+
+
+async def withdraw_application(
+    upstreams: Upstreams, token: str, application_id: str, reason: str | None
+) -> Application:
+    answer = await request(
+        SERVICE,
+        upstreams.leasing,
+        "POST",
+        f"/v1/applications/{segment(application_id)}/withdraw",
+        Application,
+        token=token,
+        json={"reason": reason} if reason else None,
+    )
+    if answer is None:
+        raise UpstreamUnavailable(SERVICE, "empty answer")
+    return answer
+
+
+# Offers and leases -------------------------------------------------------------------------
+
+
+async def list_leases(
+    upstreams: Upstreams, token: str, *, limit: int = 100, offset: int = 0
+) -> LeasePage:
+    params: list[tuple[str, str | int | float]] = [("limit", limit), ("offset", offset)]
+    return await get(SERVICE, upstreams.leasing, "/v1/leases", LeasePage, params, token=token)
+
+
+async def get_lease(upstreams: Upstreams, token: str, lease_id: str) -> Lease:
+    path = f"/v1/leases/{segment(lease_id)}"
+    return await get(SERVICE, upstreams.leasing, path, Lease, token=token)
+
+
+async def answer_offer(
+    upstreams: Upstreams, token: str, lease_id: str, *, accept: bool, reason: str | None = None
+) -> Lease:
+    """Accept (sign) or decline an offer."""
+    verb = "accept" if accept else "decline"
+    answer = await request(
+        SERVICE,
+        upstreams.leasing,
+        "POST",
+        f"/v1/leases/{segment(lease_id)}/{verb}",
+        Lease,
+        token=token,
+        json={"reason": reason} if (reason and not accept) else None,
+    )
+    if answer is None:
+        raise UpstreamUnavailable(SERVICE, "empty answer")
+    return answer

@@ -33,7 +33,7 @@ async def board(request: Request, upstreams: UpstreamsDep) -> HTMLResponse:
     units: list[Unit] = []
     total = 0
     refused: str | None = None
-    sites_task = asyncio.ensure_future(inventory.list_sites(upstreams))
+    sites_task = asyncio.ensure_future(inventory.map_sites(upstreams))
     try:
         if filters.valid:
             try:

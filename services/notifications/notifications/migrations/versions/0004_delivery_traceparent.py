@@ -1,7 +1,7 @@
 """deliveries keep the W3C traceparent of the event that caused them (tracing)
 
-Revision ID: 0003
-Revises: 0001
+Revision ID: 0004
+Revises: 0002
 Create Date: 2026-12-01 23:05:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0001"
+revision: str = "0004"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

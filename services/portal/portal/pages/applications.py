@@ -1,0 +1,211 @@
+"""My applications: where each stands (status, points, rank, date), every decision taken on
+it with its date and reason, and withdrawing one (with a confirmation) while it is open."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from portal import formatting
+from portal.clients import UpstreamRefused, leasing
+from portal.i18n import gettext
+from portal.pages.deps import CsrfDep, UpstreamsDep, UserDep
+from portal.rendering import render
+from portal.schemas import Application, Catalogue, Listing, Programme
+
+router = APIRouter(include_in_schema=False)
+_ = gettext
+
+PAGE_SIZE = 20
+REASON_MAX = 2000
+
+
+def status_text(status: str) -> str:
+    """An application's status in words."""
+    names = {
+        "submitted": _("Submitted: under review"),
+        "offered": _("Offer made: answer it"),
+        "accepted": _("Offer accepted: lease signed"),
+        "declined": _("Offer declined"),
+        "expired": _("Offer expired unanswered"),
+        "rejected": _("Turned down"),
+        "withdrawn": _("Withdrawn"),
+        "closed": _("Closed: the vacancy ended"),
+    }
+    return names.get(status, status)
+
+
+def status_tone(status: str) -> str:
+    """The tag's colour family: still open, good news, or over."""
+    if status in ("submitted", "offered"):
+        return "open"
+    return "good" if status == "accepted" else "closed"
+
+
+def decision_text(decision: str) -> str:
+    names = {
+        "offered": _("The landlord offered you a lease"),
+        "rejected": _("The landlord turned the application down"),
+        "offer_accepted": _("You accepted the offer: the lease is signed"),
+        "offer_declined": _("You declined the offer"),
+        "offer_expired": _("The offer expired unanswered"),
+        "withdrawn": _("You withdrew the application"),
+        "closed": _("Closed: the workshop was let or taken off the market"),
+    }
+    return names.get(decision, decision)
+
+
+def actor_text(role: str) -> str:
+    names = {
+        "artisan": _("you"),
+        "landlord": _("the landlord"),
+        "admin": _("an administrator"),
+        "system": _("the platform"),
+    }
+    return names.get(role, role)
+
+
+def rank_text(rank: int | None, among: int | None) -> str:
+    """The rank as people say it: "3e sur 7", "3rd of 7"; empty when it is not ranked."""
+    if rank is None or among is None:
+        return ""
+    return _("%(nth)s of %(total)s") % {
+        "nth": formatting.ordinal_arrondissement(rank),
+        "total": formatting.number(among),
+    }
+
+
+WORDS = {
+    "status_text": status_text,
+    "status_tone": status_tone,
+    "decision_text": decision_text,
+    "actor_text": actor_text,
+    "rank_text": rank_text,
+}
+
+
+async def _listings(upstreams: Any, unit_ids: set[str]) -> dict[str, Listing]:
+    """Leasing's listing of each unit (site, reference), those it knows."""
+    found = await asyncio.gather(
+        *(leasing.get_listing(upstreams, u) for u in sorted(unit_ids)), return_exceptions=True
+    )
+    return {x.unit_id: x for x in found if isinstance(x, Listing)}
+
+
+async def _programmes(upstreams: Any) -> dict[str, Programme]:
+    try:
+        catalogue: Catalogue = await leasing.get_catalogue(upstreams)
+    except Exception:  # names only: the page shows ids without them
+        return {}
+    return {p.id: p for p in catalogue.programmes}
+
+
+@router.get("/me/applications", response_class=HTMLResponse)
+async def my_applications(request: Request, user: UserDep, upstreams: UpstreamsDep) -> HTMLResponse:
+    try:
+        page = max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        page = 1
+    found, programmes = await asyncio.gather(
+        leasing.list_applications(
+            upstreams, user.access_token, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+        ),
+        _programmes(upstreams),
+    )
+    listings = await _listings(upstreams, {a.unit_id for a in found.items})
+    return render(
+        request,
+        "applications.html",
+        {
+            "applications": found.items,
+            "total": found.total,
+            "page": page,
+            "pages": max(1, math.ceil(found.total / PAGE_SIZE)),
+            "listings": listings,
+            "programmes": programmes,
+            **WORDS,
+        },
+    )
+
+
+async def _detail(
+    request: Request,
+    user: Any,
+    upstreams: Any,
+    application_id: str,
+    *,
+    confirm: bool = False,
+    errors: dict[str, str] | None = None,
+    reason: str = "",
+    refused: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    application: Application = await leasing.get_application(
+        upstreams, user.access_token, application_id
+    )
+    listing, programmes = await asyncio.gather(
+        leasing.get_listing(upstreams, application.unit_id), _programmes(upstreams)
+    )
+    return render(
+        request,
+        "applications_detail.html",
+        {
+            "application": application,
+            "listing": listing,
+            "programme": programmes.get(application.programme_id),
+            "confirm": confirm and application.withdrawable,
+            "errors": errors or {},
+            "reason": reason,
+            "refused": refused,
+            "done": request.query_params.get("done", ""),
+            **WORDS,
+        },
+        status=status,
+    )
+
+
+@router.get("/me/applications/{application_id}", response_class=HTMLResponse)
+async def my_application(
+    application_id: str, request: Request, user: UserDep, upstreams: UpstreamsDep
+) -> HTMLResponse:
+    return await _detail(request, user, upstreams, application_id)
+
+
+@router.get("/me/applications/{application_id}/withdraw", response_class=HTMLResponse)
+async def confirm_withdrawal(
+    application_id: str, request: Request, user: UserDep, upstreams: UpstreamsDep
+) -> HTMLResponse:
+    return await _detail(request, user, upstreams, application_id, confirm=True)
+
+
+@router.post("/me/applications/{application_id}/withdraw", response_model=None)
+async def withdraw(
+    application_id: str, request: Request, user: UserDep, upstreams: UpstreamsDep, _csrf: CsrfDep
+) -> Response:
+    form = await request.form()
+    reason = str(form.get("reason") or "").strip()
+    if len(reason) > REASON_MAX:
+        message = _("Write at most %(num)s characters (you wrote %(count)s).") % {
+            "num": REASON_MAX,
+            "count": len(reason),
+        }
+        return await _detail(
+            request, user, upstreams, application_id, confirm=True,
+            errors={"reason": message}, reason=reason, status=400,
+        )  # fmt: skip
+    try:
+        await leasing.withdraw_application(
+            upstreams, user.access_token, application_id, reason or None
+        )
+    except UpstreamRefused as exc:
+        if exc.status != 409:
+            raise
+        # Decided meanwhile (an offer accepted in another tab, the vacancy closed): say so.
+        return await _detail(
+            request, user, upstreams, application_id, refused="decided", status=409
+        )
+    return RedirectResponse(f"/me/applications/{application_id}?done=withdrawn", status_code=303)
