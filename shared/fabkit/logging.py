@@ -25,6 +25,8 @@ from typing import Any
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fabkit import tracing
+
 _SECRET_PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
     (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), "[redacted-jwt]"),
@@ -197,6 +199,7 @@ class _AccessLogMiddleware:
             await self.app(scope, receive, _send)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
+            tracing.keep_route_not_path(route)
             duration_ms = round((time.perf_counter() - start) * 1000, 2)
             level = logging.DEBUG if route in _QUIET_ROUTES and status < 400 else logging.INFO
             self.log.log(

@@ -157,8 +157,9 @@ def shutdown_tracing() -> None:
 # What spans never carry ------------------------------------------------------------------------
 
 # A query string may hold a token (the unsubscribe links, a webhook URL's own secret), and a
-# webhook URL's path may too: server spans keep the path and its route template but no query
-# string; client spans keep only the origin (the server's span names the route).
+# path may too (a confirmation link, a webhook URL): server spans keep no query string and, once
+# routed, the route template in place of the path (keep_route_not_path); client spans keep only
+# the origin (the server's span names the route).
 _SERVER_URL_KEYS = ("http.url", "url.full", "http.target")
 _CLIENT_URL_KEYS = ("http.url", "url.full")
 
@@ -196,6 +197,28 @@ def _client_request_hook(span: Any, request: Any) -> None:
 
 async def _async_client_request_hook(span: Any, request: Any) -> None:
     _client_request_hook(span, request)
+
+
+_RAW_PATH_KEYS = ("http.target", "url.path", "http.url", "url.full")
+
+
+def keep_route_not_path(route: str) -> None:
+    """Put the route template in place of the raw path on the current (server) span: a path
+    may carry a token (an unsubscribe or confirmation link). Called by the access log once
+    the route is known."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    attributes = _attributes(span)
+    for key in _RAW_PATH_KEYS:
+        value = attributes.get(key)
+        if not isinstance(value, str):
+            continue
+        if "://" in value:
+            scheme, rest = value.split("://", 1)
+            span.set_attribute(key, f"{scheme}://{rest.split('/', 1)[0]}{route}")
+        else:
+            span.set_attribute(key, route)
 
 
 # Propagation --------------------------------------------------------------------------------

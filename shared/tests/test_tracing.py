@@ -113,3 +113,31 @@ def test_queries_and_sends_without_a_parent_are_not_recorded() -> None:
     assert decision(SpanKind.CONSUMER) is Decision.RECORD_AND_SAMPLE
     assert decision(SpanKind.CLIENT, remote) is Decision.RECORD_AND_SAMPLE
     assert "AlwaysOnSampler" in sampler.get_description()
+
+
+def test_spans_keep_no_raw_path_query_string_or_webhook_path() -> None:
+    import httpx
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")  # a recording span, the global left alone
+    with tracer.start_as_current_span(
+        "GET /v1/unsubscribe/{token}",
+        attributes={
+            "http.target": "/v1/unsubscribe/s3cr3t?sig=abc",
+            "http.url": "http://notifications:8000/v1/unsubscribe/s3cr3t?sig=abc",
+            "url.query": "sig=abc",
+        },
+    ) as server:
+        tracing._server_request_hook(server, {"query_string": b"sig=abc"})
+        tracing.keep_route_not_path("/v1/unsubscribe/{token}")
+    assert server.attributes == {  # type: ignore[attr-defined]
+        "http.target": "/v1/unsubscribe/{token}",
+        "http.url": "http://notifications:8000/v1/unsubscribe/{token}",
+        "url.query": "[redacted]",
+    }
+    with tracer.start_as_current_span(
+        "POST", attributes={"http.url": "https://hooks.example:8443/T0/B0/XyZsecret?k=1"}
+    ) as client:
+        request = httpx.Request("POST", "https://hooks.example:8443/T0/B0/XyZsecret?k=1")
+        tracing._client_request_hook(client, request)
+    assert client.attributes == {"http.url": "https://hooks.example:8443"}  # type: ignore[attr-defined]

@@ -250,6 +250,10 @@ async def test_one_trace_from_the_patch_to_the_webhook(
     patch = next(s for s in spans if s.name == "PATCH /v1/units/{unit_id}")
     assert patch.service == "inventory" and patch.kind == SERVER
     assert patch.attributes.get("http.route") == "/v1/units/{unit_id}"
+    # The raw path (the unit's id) is not on the span: the route template stands in for it.
+    assert unit["id"] not in json.dumps(patch.attributes), patch.attributes
+    post_attributes = json.dumps(by_id[post_span_id].attributes)
+    assert sub.path and sub.path not in post_attributes, "a webhook URL's path stays out"
     # The outbox row was written inside the request, and published in its trace.
     inserts = [
         s
