@@ -190,6 +190,10 @@ class _AccessLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # Routed by now, and the server span still open (it ends with the response).
+                route = getattr(scope.get("route"), "path", None)
+                if route:
+                    tracing.keep_route_not_path(route)
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message = {**message, "headers": headers}
@@ -199,7 +203,6 @@ class _AccessLogMiddleware:
             await self.app(scope, receive, _send)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            tracing.keep_route_not_path(route)
             duration_ms = round((time.perf_counter() - start) * 1000, 2)
             level = logging.DEBUG if route in _QUIET_ROUTES and status < 400 else logging.INFO
             self.log.log(

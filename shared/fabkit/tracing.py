@@ -204,8 +204,8 @@ _RAW_PATH_KEYS = ("http.target", "url.path", "http.url", "url.full")
 
 def keep_route_not_path(route: str) -> None:
     """Put the route template in place of the raw path on the current (server) span: a path
-    may carry a token (an unsubscribe or confirmation link). Called by the access log once
-    the route is known."""
+    may carry a token (an unsubscribe or confirmation link). Called by the access log when the
+    response starts: routed by then, and the span still open."""
     span = trace.get_current_span()
     if not span.is_recording():
         return
