@@ -755,21 +755,23 @@ direct search, and the portal 13.2 ms reading them: 15 views/s against 125 searc
 process (`portal.clients.inventory.map_sites`, `MAP_SITES_TTL_S`; one listing in flight at a
 time, concurrent views wait for it; a failed listing is not kept), so a landlord's new
 coordinates show on the map within 2 s and one listing serves every view of that window.
-Inventory's CPU per board view fell to 7.4–9.7 ms (a direct search: 5.6–7.2 ms in the same run),
-the portal's to 8.1–11.2 ms; the ratio rose to 0.36–0.51 in the second run, which ran at a
-load average of 23 to 58 on two cores (each process got about an eighth of a core: every
-absolute figure of that run is the machine's, not the code's).
+In the two runs since (23:02 and 23:39 UTC, load average 19 to 58 on two cores: each process
+got an eighth to a sixth of a core, so every absolute figure is the machine's, not the code's)
+inventory spent 6.1–9.7 ms of CPU per board view against 5.6–7.3 ms per direct search, and
+the portal 6.5–11.2 ms per view; the wall-clock ratio swung with the other tenants' load
+(0.36, 0.43, 0.51, then 0.52, 0.79, 1.21).
 
-**What is left.** The portal's own ~8 ms per view, of which the profile (cProfile, in-process,
-inventory's app behind `httpx.ASGITransport`) gives about half to rendering the template (the
-form, its labels and options through gettext, numbers through Babel) and most of the rest to
-the HTTP client and the answer's validation. With the portal and inventory each on a core of
-their own (as deployed: separate pods), the board's peak is bounded by the slower of the two,
-about 1 / 8 ms — close to inventory's 1 / 6 ms for the search alone, i.e. a ratio near 0.7 by
-these CPU costs. That is an estimate from the CPU figures, not a measurement: the measured
-ratio on this machine stays below 0.7 and the p99 at half the peak above 50 ms, both **missed**
-here. Next steps, in the portal's rendering (not its board path): cache the locale's Babel
-formatters, pre-render the filter form's static parts per locale."""
+**What is left.** The portal's own 7–10 ms of CPU per view, of which the profile (cProfile,
+in-process, inventory's app behind `httpx.ASGITransport`) gives about half to rendering the
+template (the form, its labels and options through gettext, numbers through Babel) and most of
+the rest to the HTTP client and the answer's validation. With the portal and inventory each on
+a core of their own (as deployed: separate pods), the board's peak is bounded by the slower of
+the two, and the CPU figures put both near inventory's own cost per search: a ratio of about
+0.7 to 1. That is an estimate from the CPU counters, not a measurement on an idle machine; the
+p99 at half the peak stayed far above 50 ms in every run here (the queueing of a machine at
+twenty times its core count), so that target is **missed** on this machine and the ratio's
+verdict above is one noisy run's. Next steps, in the portal's rendering (not its board path):
+cache the locale's Babel formatters, pre-render the filter form's static parts per locale."""
 
 
 def splice_portal(doc: str, r: dict[str, Any]) -> str:

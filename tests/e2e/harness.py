@@ -45,9 +45,10 @@ UNIT_UPDATED = "inventory.unit.updated.v1"
 CHANNELS = ("webhook", "email", "feed")
 
 # Notification settings every e2e platform runs with: retries in tenths of a second instead of
-# minutes, so "delivered after retries" and "dead after the last attempt" fit in a test.
+# minutes to hours (a short retry schedule), so "delivered after retries" and "dead after the
+# last attempt" fit in a test.
 FAST_DELIVERY_ENV = {
-    "NOTIFICATIONS_DELIVERY_BACKOFF_BASE_S": "0.2",
+    "NOTIFICATIONS_DELIVERY_RETRY_SCHEDULE_S": "[0.2, 0.4, 0.8]",
     "NOTIFICATIONS_DELIVERY_BACKOFF_MAX_S": "1",
     "NOTIFICATIONS_DELIVERY_MAX_ATTEMPTS": "4",
     "NOTIFICATIONS_WEBHOOK_TIMEOUT_S": "2",

@@ -358,12 +358,30 @@ class GuestVacancyAlertEmail(_Email):
 
 GuestEmail = GuestConfirmationEmail | GuestVacancyAlertEmail
 
+
+class WebhookDisabledEmail(_Email):
+    """To the artisan whose saved search was switched off because its webhook failed every
+    attempt for days: which search, since when, the last error, and how to resume it. Stored
+    as the delivery's message and rendered in the search's language; no unsubscribe link (it
+    is about the artisan's account, not an alert)."""
+
+    email_type: ClassVar[str] = "webhook.disabled"
+    language: Literal["fr", "en"]
+    subscription: SubscriptionRef
+    webhook_host: str = Field(description="The webhook URL's host only (its path may hold a key)")
+    failing_since: datetime = Field(description="The first failed attempt with no success since")
+    disabled_at: datetime
+    last_error: str | None = Field(description="What the last attempt got, e.g. `HTTP 503`")
+    resume_url: str = Field(description="POST here with the artisan's token to resume the search")
+
+
 EMAILS: tuple[type[_Email], ...] = (
     VacancyOpenedEmail,
     VacancyDigestEmail,
     SubscriptionTestEmail,
     ApplicationDecidedEmail,
     LeaseOfferedEmail,
+    WebhookDisabledEmail,
     GuestConfirmationEmail,
     GuestVacancyAlertEmail,
 )

@@ -45,6 +45,9 @@ class DeliveryKind(StrEnum):
     APPLICATION_DECIDED = "application_decided"
     LEASE_OFFERED = "lease_offered"
     TEST = "test"
+    # To the artisan whose search was disabled because its webhook kept failing: why, and how
+    # to resume (an e-mail, whatever the search's channels).
+    WEBHOOK_DISABLED = "webhook_disabled"
 
 
 class Feature(StrEnum):
@@ -94,6 +97,7 @@ class UnitFacts:
     ceiling_height_m: float | None = None
     floor_load_kg_m2: float | None = None
     power_kva: float | None = None
+    site_id: str = ""
 
     @property
     def feature_mask(self) -> int:
@@ -114,6 +118,7 @@ class Criteria:
     min_ceiling_height_m: float | None = None
     min_floor_load_kg_m2: float | None = None
     min_power_kva: float | None = None
+    site_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> Criteria:
@@ -129,6 +134,7 @@ class Criteria:
             min_ceiling_height_m=stored.get("min_ceiling_height_m"),
             min_floor_load_kg_m2=stored.get("min_floor_load_kg_m2"),
             min_power_kva=stored.get("min_power_kva"),
+            site_ids=tuple(stored.get("site_ids") or ()),
         )
 
 
@@ -166,6 +172,10 @@ def _fmt(value: float) -> str:
 def explain_match(criteria: Criteria, unit: UnitFacts) -> list[str] | None:
     """Why `unit` fits `criteria` (one line per criterion), or None when it does not."""
     why: list[str] = []
+    if criteria.site_ids:
+        if unit.site_id not in criteria.site_ids:
+            return None
+        why.append("on a site you follow")
     if criteria.arrondissements:
         if unit.arrondissement not in criteria.arrondissements:
             return None
@@ -343,6 +353,28 @@ def retry_delay(
     """Exponential backoff with equal jitter: between half and all of min(cap, base·2^(n-1))."""
     ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
     return ceiling / 2 + rand() * ceiling / 2
+
+
+def retry_wait(
+    attempt: int,
+    schedule: Sequence[float],
+    jitter: float,
+    cap: float,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """The wait after failed attempt `attempt` (1 for the first): the schedule's delay of that
+    rank (its last one past its end), drawn within ±`jitter` of it, at most `cap` seconds."""
+    delay = schedule[min(max(attempt, 1), len(schedule)) - 1]
+    return min(cap, delay * (1 - jitter + 2 * jitter * rand()))
+
+
+def duration_words(seconds: float) -> str:
+    """`5 days`, `36 hours`, `90 seconds`: a setting's duration as a sentence says it."""
+    for unit, size in (("day", 86_400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count > 1 else ''}"
+    return f"{seconds:g} second{'s' if seconds != 1 else ''}"
 
 
 def next_digest_at(now: datetime, hour_utc: int) -> datetime:

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 DELIVERIES = counter(
     "notifications_deliveries_total",
-    "Delivery attempts by channel and outcome (delivered, retry, dead, gone, refused, cancelled)",
+    "Delivery attempts by channel and outcome (delivered, retry, dead, aborted, gone, refused, "
+    "cancelled)",
     ("channel", "outcome"),
 )
 VACANCY_TO_DELIVERY = histogram(
@@ -24,6 +25,24 @@ VACANCY_TO_DELIVERY = histogram(
     "From the vacancy opening (its opened_at) to the instant alert being delivered",
     ("channel",),
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0),
+)
+RETRIES_SCHEDULED = counter(
+    "notifications_delivery_retries_scheduled_total",
+    "Failed attempts given another one later, by channel (the wait comes from the retry schedule "
+    "or a receiver's Retry-After)",
+    ("channel",),
+)
+RETRY_WAIT = histogram(
+    "notifications_delivery_retry_wait_seconds",
+    "The wait scheduled before a delivery's next attempt",
+    ("channel",),
+    buckets=(1.0, 5.0, 30.0, 300.0, 1800.0, 7200.0, 18_000.0, 36_000.0, 86_400.0),
+)
+WEBHOOKS_DISABLED = counter(
+    "notifications_webhooks_disabled_total",
+    "Saved searches switched off by their webhook: gone (410), receiver (webhook-delivery: "
+    "disable) or failing (every attempt failed for delivery_disable_after_failing_s)",
+    ("reason",),
 )
 MATCH_DURATION = histogram(
     "notifications_match_duration_seconds", "Matching one vacancy against the saved searches"

@@ -56,6 +56,9 @@ class Subscription(SQLModel, table=True):
     email_enabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
     feed_enabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
     disabled_reason: str | None = Field(default=None, sa_column=Column(Text))
+    # When the webhook began failing with no delivered attempt since (None: it works, or has
+    # not failed yet). Failing for `delivery_disable_after_failing_s` disables the search.
+    webhook_failing_since: datetime | None = Field(default=None, sa_column=Column(_tz()))
     # The language of this search's e-mails ("fr" or "en"); None: French.
     language: str | None = Field(default=None, sa_column=Column(String(2)))
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False))

@@ -17,6 +17,7 @@ from notifications.webhooks import secret_key
 TRADE_RE = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
 Trade = Annotated[str, Field(pattern=TRADE_RE.pattern, examples=["woodwork"])]
 Arrondissement = Annotated[int, Field(ge=1, le=20)]
+SiteId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["a3f1c2d4"])]
 # The bounds of the portal board's filters (inventory's search parameters), so every board
 # search can be saved; a unit's own figures are bounded tighter by inventory.
 Surface = Annotated[float, Field(ge=0, le=100_000, description="m²")]
@@ -69,6 +70,12 @@ class CriteriaIn(StrictInput):
     max_surface_m2: Surface | None = None
     max_rent_eur_m2_year: Rent | None = None
     features: list[Feature] = Field(default_factory=list, max_length=4)
+    site_ids: list[SiteId] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Inventory site ids: a unit matches when it is on one of them (any site "
+        "when empty).",
+    )
     min_ceiling_height_m: MinCeiling | None = None
     min_floor_load_kg_m2: MinFloorLoad | None = None
     min_power_kva: MinPower | None = None
@@ -79,7 +86,7 @@ class CriteriaIn(StrictInput):
     def _arr(cls, v: list[int]) -> list[int]:
         return _no_repeats(v, "arrondissements")
 
-    @field_validator("site_kinds", "trades", "features")
+    @field_validator("site_kinds", "trades", "features", "site_ids")
     @classmethod
     def _lists(cls, v: list[Any]) -> list[Any]:
         return _no_repeats(v, "this list")

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from fabkit import tracing
-from notifications import mailer
+from notifications import disabled_email, mailer
 from notifications.domain import Channel, DeliveryKind, SubscriptionStatus
 from notifications.models import GUEST_OWNER_PREFIX, Artisan, Delivery, Subscription
 from notifications.settings import NotificationsSettings
@@ -27,7 +27,8 @@ from notifications.webhooks import UnsafeUrl, post, resolve_target, signed_heade
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one attempt came to: delivered, retry, dead, gone (410), refused or cancelled; or
+    """What one attempt came to: delivered, retry, dead, aborted (the receiver asked for no
+    retry), gone (410, or the receiver asked to be disabled), refused or cancelled; or
     released: never attempted, the claim is given back."""
 
     kind: str
@@ -116,6 +117,10 @@ def cancel_reason(job: Job) -> str | None:
     sub = job.subscription
     if sub is None or sub.status == SubscriptionStatus.DELETED.value:
         return "subscription deleted"
+    # The notice that a search was switched off goes out because it is off, by e-mail
+    # whatever the search's channels.
+    if job.kind == DeliveryKind.WEBHOOK_DISABLED.value:
+        return None
     # A test message goes out even while the subscription is paused.
     if job.kind != DeliveryKind.TEST.value and sub.status != SubscriptionStatus.ACTIVE.value:
         return f"subscription {sub.status}"
@@ -186,6 +191,22 @@ class WebhookSender:
             return Outcome("delivered", status_code=result.status_code)
         if result.status_code == 410:
             return Outcome("gone", "the endpoint answered 410 Gone", 410)
+        # Svix's delivery control, which receivers of Standard Webhooks senders know: a
+        # response header rather than a status code, so that any failure can carry it.
+        if result.control == "disable":
+            return Outcome(
+                "gone",
+                f"{result.error}: the receiver asked for no more deliveries "
+                "(webhook-delivery: disable)",
+                result.status_code,
+            )
+        if result.control == "abort-message":
+            return Outcome(
+                "aborted",
+                f"{result.error}: the receiver asked for no retry of this message "
+                "(webhook-delivery: abort-message)",
+                result.status_code,
+            )
         return Outcome("retry", result.error, result.status_code, result.retry_after_s)
 
 
@@ -197,6 +218,8 @@ class EmailSender:
 
     async def send(self, job: Job, sub: Recipient | None) -> Outcome:
         """Send to the subscription's address, else the artisan's contact address."""
+        if job.kind == DeliveryKind.WEBHOOK_DISABLED.value:
+            return await self._send_disabled_notice(job, sub)
         to = (sub.email_address if sub else None) or job.contact_email
         if not to:
             return Outcome("retry", "no e-mail address known for this artisan yet")
@@ -227,6 +250,27 @@ class EmailSender:
                 },
             ):
                 await mailer.send(self._settings, message)
+        except mailer.PermanentMailError as exc:
+            return Outcome("dead", str(exc)[:500])
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            return Outcome("retry", f"{type(exc).__name__}: {exc}"[:500])
+        return Outcome("delivered")
+
+    async def _send_disabled_notice(self, job: Job, sub: Recipient | None) -> Outcome:
+        """Tell the artisan why a search was switched off: to the search's e-mail address if
+        it has one (even with that channel off), else the artisan's contact address."""
+        to = (sub.email_address if sub else None) or job.contact_email
+        if not to:
+            return Outcome("retry", "no e-mail address known for this artisan yet")
+        try:
+            rendered = disabled_email.render(job.payload)
+        except ValidationError as exc:
+            return Outcome("dead", f"the stored message cannot be rendered: {exc}"[:500])
+        message = mailer.build_message(
+            self._settings, to, rendered, message_id=job.id, unsubscribe=None
+        )
+        try:
+            await mailer.send(self._settings, message)
         except mailer.PermanentMailError as exc:
             return Outcome("dead", str(exc)[:500])
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:

@@ -42,9 +42,26 @@ class NotificationsSettings(ServiceSettings):
     # Delivery worker.
     run_delivery_worker: bool = True
     delivery_concurrency: int = Field(default=16, ge=1, le=500)
-    delivery_max_attempts: int = Field(default=10, ge=1, le=50)
-    delivery_backoff_base_s: float = Field(default=10.0, gt=0, le=3600)
-    delivery_backoff_max_s: float = Field(default=3600.0, gt=0, le=86_400)
+    # Retries (docs/reliability.md): the wait before the 2nd, 3rd... attempt, in seconds. The
+    # default is Svix's published schedule (docs.svix.com/retries): 5 s, 5 min, 30 min, 2 h,
+    # 5 h, 10 h, 10 h, so the last of 8 attempts comes about 27.6 hours after the first. As an
+    # environment variable, a JSON list: NOTIFICATIONS_DELIVERY_RETRY_SCHEDULE_S='[0.2, 0.4]'.
+    delivery_retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18_000.0, 36_000.0, 36_000.0],
+        min_length=1,
+        max_length=49,
+    )
+    # Each wait is drawn between (1 - jitter) and (1 + jitter) times the schedule's, so that
+    # the retries of a burst do not all come back at the same instant.
+    delivery_retry_jitter: float = Field(default=0.2, ge=0, le=0.5)
+    # Attempts in all before a delivery is dead; past the end of the schedule its last wait
+    # repeats. Default: one more than the schedule's waits.
+    delivery_max_attempts: int = Field(default=8, ge=1, le=50)
+    # The longest wait between two attempts: bounds the schedule and a receiver's Retry-After.
+    delivery_backoff_max_s: float = Field(default=36_000.0, gt=0, le=86_400)
+    # A search whose webhook has failed every attempt for this long is disabled and its
+    # artisan e-mailed why (Svix's rule: 5 days); a delivered attempt resets the clock.
+    delivery_disable_after_failing_s: float = Field(default=5 * 86_400.0, gt=0, le=90 * 86_400)
     delivery_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     # A claimed delivery whose worker died becomes due again after this long (PostgreSQL;
     # on SQLite the single worker takes its own claims back at start).

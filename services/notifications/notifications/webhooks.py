@@ -14,6 +14,8 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -180,7 +182,11 @@ MAX_DRAINED_BODY = 64 * 1024
 class WebhookResult:
     status_code: int | None
     error: str | None
+    # From a 429 or 503 answer's Retry-After (seconds or an HTTP date), in seconds from now.
     retry_after_s: float | None = None
+    # The receiver's `webhook-delivery` response header, lower-cased (Svix's delivery control:
+    # `abort-message` stops the retries of this message, `disable` switches the search off).
+    control: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -206,6 +212,7 @@ async def post(
         host_header += f":{target.port}"
     status: int | None = None
     retry_after: str | None = None
+    control: str | None = None
     try:
         async with asyncio.timeout(timeout_s):
             async with client.stream(
@@ -217,6 +224,7 @@ async def post(
             ) as response:
                 status = response.status_code
                 retry_after = response.headers.get("retry-after")
+                control = response.headers.get("webhook-delivery")
                 drained = 0
                 async for chunk in response.aiter_raw():
                     drained += len(chunk)
@@ -232,10 +240,27 @@ async def post(
     assert status is not None
     if 200 <= status < 300:
         return WebhookResult(status, None)
-    return WebhookResult(status, f"HTTP {status}", _seconds(retry_after))
+    wait = _seconds(retry_after) if status in RETRY_AFTER_STATUSES else None
+    return WebhookResult(
+        status, f"HTTP {status}", wait, control.strip().lower()[:40] if control else None
+    )
+
+
+# Where Retry-After says when to come back (RFC 9110 §10.2.3); elsewhere it is ignored.
+RETRY_AFTER_STATUSES = (429, 503)
 
 
 def _seconds(retry_after: str | None) -> float | None:
-    if retry_after and retry_after.strip().isdigit():
-        return float(retry_after.strip())
-    return None
+    """Retry-After as seconds from now: delay-seconds or an HTTP date; None when unreadable."""
+    value = (retry_after or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": RFC 5322's unknown zone, read as UTC
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

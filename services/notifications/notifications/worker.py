@@ -25,20 +25,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fabkit import tracing
 from notifications import repository as repo
 from notifications.contracts import digest_body
-from notifications.domain import Channel, DeliveryStatus, SubscriptionStatus, retry_delay
-from notifications.metrics import DELIVERIES, observe_delivered
-from notifications.models import Delivery
+from notifications.disabled_email import webhook_disabled_email
+from notifications.domain import (
+    Channel,
+    DeliveryKind,
+    DeliveryStatus,
+    SubscriptionStatus,
+    duration_words,
+    retry_wait,
+)
+from notifications.metrics import (
+    DELIVERIES,
+    RETRIES_SCHEDULED,
+    RETRY_WAIT,
+    WEBHOOKS_DISABLED,
+    observe_delivered,
+)
+from notifications.models import Delivery, Subscription
 from notifications.sending import RELEASED, Job, Outcome, Senders
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
@@ -50,6 +68,8 @@ log = logging.getLogger(__name__)
 RECORD_BATCH = 500
 # A worker holds (in flight + waiting locally) at most this many rounds of sends.
 MAX_ROUNDS = 4
+# Outcomes of a webhook attempt that count as the endpoint failing (the failure clock).
+FAILED = frozenset({"retry", "dead", "aborted", "refused"})
 
 
 class DeliveryWorker:
@@ -60,10 +80,14 @@ class DeliveryWorker:
         sessions: async_sessionmaker[AsyncSession],
         settings: NotificationsSettings,
         signals: Signals,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._signals = signals
+        # What time it is for due rows, waits and the failure clock (tests move it ahead).
+        self._now = clock or (lambda: datetime.now(UTC))
+        self._counts: list[Callable[[], None]] = []
         self._concurrency = settings.delivery_concurrency
         self._skip_locked = not settings.is_sqlite
         self.senders = Senders(settings)
@@ -246,7 +270,7 @@ class DeliveryWorker:
     async def _claim(self, limit: int) -> tuple[list[Job], int]:
         """Claim up to `limit` due rows; return the jobs to send and the number of rows claimed
         (more than the jobs when digest entries were folded into one message)."""
-        now = datetime.now(UTC)
+        now = self._now()
         claimed_at = asyncio.get_running_loop().time()
         async with self._transaction() as session:
             rows = await repo.claim_due(
@@ -381,7 +405,10 @@ class DeliveryWorker:
                 self._recorded.set()
 
     async def _record(self, batch: list[tuple[Job, Outcome]]) -> None:
-        now = datetime.now(UTC)
+        now = self._now()
+        disabled: list[str] = []
+        # Counted once the transaction has committed (an outcome not written is not counted).
+        self._counts = []
         recorded: list[tuple[Job, Outcome, str, datetime | None]] = []
         async with self._transaction() as session:
             rows = await repo.deliveries_to_record(
@@ -409,6 +436,9 @@ class DeliveryWorker:
                         entry.status = leads[lead_id]
                         if entry.status == DeliveryStatus.DELIVERED.value:
                             entry.delivered_at = now
+            disabled = await self._track_failures(session, recorded, now)
+        for count in self._counts:
+            count()
         released = 0
         for job, outcome, kind, occurred_at in recorded:
             if kind == "released":
@@ -418,8 +448,14 @@ class DeliveryWorker:
                 observe_delivered(job.channel, None if job.digest else occurred_at, now)
             else:
                 DELIVERIES.labels(job.channel, kind).inc()
-            if kind in ("dead", "refused", "gone"):
+            if kind in ("dead", "aborted", "refused", "gone"):
                 log.warning("delivery %s (%s): %s — %s", job.id, job.channel, kind, outcome.error)
+        for subscription_id in disabled:
+            log.warning(
+                "subscription %s disabled: its webhook failed every attempt for %s",
+                subscription_id,
+                duration_words(self._settings.delivery_disable_after_failing_s),
+            )
         if released:
             log.info("delivery worker: gave back %d claimed deliveries, unsent", released)
 
@@ -440,38 +476,174 @@ class DeliveryWorker:
             row.status = DeliveryStatus.DELIVERED.value
             row.delivered_at = now
         elif kind == "retry" and row.attempts < self._settings.delivery_max_attempts:
-            delay = retry_delay(
+            settings = self._settings
+            wait = retry_wait(
                 row.attempts,
-                self._settings.delivery_backoff_base_s,
-                self._settings.delivery_backoff_max_s,
+                settings.delivery_retry_schedule_s,
+                settings.delivery_retry_jitter,
+                settings.delivery_backoff_max_s,
             )
-            delay = max(
-                delay, min(outcome.retry_after_s or 0, self._settings.delivery_backoff_max_s)
-            )
+            # A receiver's Retry-After (429, 503) is honoured up to the longest wait.
+            wait = max(wait, min(outcome.retry_after_s or 0, settings.delivery_backoff_max_s))
             row.status = DeliveryStatus.PENDING.value
-            row.next_attempt_at = now + timedelta(seconds=delay)
-        elif kind in ("retry", "dead", "refused"):
+            row.next_attempt_at = now + timedelta(seconds=wait)
+            channel = row.channel
+            self._counts.append(lambda: RETRIES_SCHEDULED.labels(channel).inc())
+            self._counts.append(lambda: RETRY_WAIT.labels(channel).observe(wait))
+        elif kind in ("retry", "dead", "aborted", "refused"):
             kind = "dead" if kind == "retry" else kind
             row.status = DeliveryStatus.DEAD.value
         else:  # gone or cancelled
             row.status = DeliveryStatus.CANCELLED.value
             if kind == "gone":
-                await self._disable(session, row.subscription_id, now)
+                if outcome.status_code == 410:
+                    reason, why = "gone", "Your webhook answered 410 Gone"
+                else:
+                    reason = "receiver"
+                    why = "Your webhook asked for no more deliveries (webhook-delivery: disable)"
+                await self._disable(
+                    session,
+                    row.subscription_id,
+                    now,
+                    f"{why}, so alerts were switched off. Fix the endpoint, then resume the "
+                    "subscription.",
+                    reason,
+                )
         return kind
 
     async def _disable(
-        self, session: AsyncSession, subscription_id: str | None, now: datetime
+        self,
+        session: AsyncSession,
+        subscription_id: str | None,
+        now: datetime,
+        why: str,
+        reason: str,
     ) -> None:
         if subscription_id is None:
             return
         sub = await repo.get_subscription(session, subscription_id, for_update=True)
         if sub is None or sub.status != SubscriptionStatus.ACTIVE.value:
             return
+        await self._switch_off(session, sub, now, why)
+        self._counts.append(lambda: WEBHOOKS_DISABLED.labels(reason).inc())
+
+    @staticmethod
+    async def _switch_off(
+        session: AsyncSession, sub: Subscription, now: datetime, why: str
+    ) -> None:
         sub.status = SubscriptionStatus.DISABLED.value
-        sub.disabled_reason = (
-            "Your webhook answered 410 Gone, so alerts were switched off. Fix the endpoint, "
-            "then resume the subscription."
-        )
+        sub.disabled_reason = why
+        # Resuming starts a new failure clock.
+        sub.webhook_failing_since = None
         sub.version += 1
         sub.updated_at = now
         await repo.replace_terms(session, sub.id, [])
+
+    # The failure clock ---------------------------------------------------------------------
+
+    async def _track_failures(
+        self,
+        session: AsyncSession,
+        recorded: list[tuple[Job, Outcome, str, datetime | None]],
+        now: datetime,
+    ) -> list[str]:
+        """Start, reset or check each search's webhook failure clock from this batch's
+        outcomes; switch off (and e-mail the artisan) those failing for too long. Returns
+        the ids of the searches switched off.
+
+        A delivered webhook resets its search's clock, even if another attempt of the same
+        batch failed (the endpoint works); a failed one starts it if it is not running. Only
+        the rows that change are read, locked in id order: a batch of successes to healthy
+        endpoints (the usual fan-out) reads and locks nothing.
+        """
+        webhook = [
+            (job, kind, outcome)
+            for job, outcome, kind, _ in recorded
+            if job.channel == Channel.WEBHOOK.value and job.subscription_id
+        ]
+        worked = {job.subscription_id for job, kind, _ in webhook if kind == "delivered"}
+        failed = {
+            job.subscription_id: outcome
+            for job, kind, outcome in webhook
+            if kind in FAILED and job.subscription_id not in worked
+        }
+        if not worked and not failed:
+            return []
+        stmt = (
+            select(Subscription)
+            .where(
+                col(Subscription.id).in_(worked | set(failed)),
+                or_(
+                    col(Subscription.id).in_(set(failed)),
+                    col(Subscription.webhook_failing_since).is_not(None),
+                ),
+            )
+            .order_by(col(Subscription.id))
+        )
+        if self._skip_locked:  # PostgreSQL: lock the rows changed (SQLite: one writer anyway)
+            stmt = stmt.with_for_update()
+        limit = timedelta(seconds=self._settings.delivery_disable_after_failing_s)
+        disabled = []
+        for sub in (await session.execute(stmt)).scalars():
+            if sub.id in worked:
+                sub.webhook_failing_since = None
+                continue
+            since = sub.webhook_failing_since
+            if since is None:
+                sub.webhook_failing_since = now
+                continue
+            if since.tzinfo is None:  # SQLite gives naive UTC back
+                since = since.replace(tzinfo=UTC)
+            if now - since < limit or sub.status != SubscriptionStatus.ACTIVE.value:
+                continue
+            await self._disable_failing(session, sub, since, now, failed[sub.id])
+            disabled.append(sub.id)
+        return disabled
+
+    async def _disable_failing(
+        self,
+        session: AsyncSession,
+        sub: Subscription,
+        since: datetime,
+        now: datetime,
+        last: Outcome,
+    ) -> None:
+        """Switch off a search whose webhook failed every attempt since `since`, and queue
+        the e-mail that tells its artisan why and how to resume."""
+        settings = self._settings
+        why = (
+            f"Your webhook failed every delivery attempt for more than "
+            f"{duration_words(settings.delivery_disable_after_failing_s)} (since "
+            f"{since:%Y-%m-%d %H:%M} UTC; last error: {last.error or 'none given'}), so alerts "
+            "were switched off. Fix the endpoint, then resume the subscription."
+        )
+        await self._switch_off(session, sub, now, why)
+        self._counts.append(lambda: WEBHOOKS_DISABLED.labels("failing").inc())
+        base = settings.public_base_url.rstrip("/")
+        email = webhook_disabled_email(
+            language=sub.language,
+            subscription_id=sub.id,
+            name=sub.name,
+            webhook_host=urlsplit(sub.webhook_url or "").hostname or "?",
+            failing_since=since,
+            disabled_at=now,
+            last_error=last.error,
+            resume_url=f"{base}/v1/subscriptions/{sub.id}/resume",
+        )
+        session.add(
+            Delivery(
+                id=str(uuid.uuid4()),
+                # One notice per switch-off: the version the switch-off gave the search.
+                event_id=f"webhook-disabled:{sub.id}:{sub.version}",
+                recipient_key=sub.id,
+                channel=Channel.EMAIL.value,
+                kind=DeliveryKind.WEBHOOK_DISABLED.value,
+                artisan_id=sub.artisan_id,
+                subscription_id=sub.id,
+                payload=email.model_dump(mode="json"),
+                status=DeliveryStatus.PENDING.value,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        self._signals.after_commit(session, wake_worker=True)

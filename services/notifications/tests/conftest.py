@@ -355,7 +355,7 @@ def make_settings(database_url: str, **overrides: Any) -> NotificationsSettings:
         "run_relay": False,
         "webhook_allowed_networks": LOOPBACK,
         "webhook_timeout_s": 3.0,
-        "delivery_backoff_base_s": 0.2,
+        "delivery_retry_schedule_s": [0.2, 0.4, 0.8],
         "delivery_backoff_max_s": 1.0,
         "delivery_poll_interval_s": 0.1,
         "delivery_max_attempts": 4,

@@ -28,6 +28,7 @@ from .conftest import make_settings, running
 KINDS = ["hotel_industriel", "hotel_activites", "cite_artisanale", "pepiniere"]
 TRADES = ["woodwork", "ceramics", "textile", "leather", "metalwork", "glass"]
 FEATURES = ["goods_lift", "loading_dock", "extraction", "step_free_access"]
+SITES = ["site-a", "site-b", "site-c"]
 
 
 def random_criteria(rng: random.Random) -> dict[str, Any]:
@@ -49,6 +50,8 @@ def random_criteria(rng: random.Random) -> dict[str, Any]:
         criteria["min_floor_load_kg_m2"] = rng.choice([300, 800])
     if rng.random() < 0.2:
         criteria["min_power_kva"] = rng.choice([12, 60])
+    if rng.random() < 0.15:
+        criteria["site_ids"] = rng.sample(SITES, rng.choice([1, 2]))
     return criteria
 
 
@@ -64,6 +67,7 @@ def random_unit(rng: random.Random) -> UnitFacts:
         ceiling_height_m=rng.choice([None, 2.8, 4.0, 6.0]),
         floor_load_kg_m2=rng.choice([None, 250, 500, 1000]),
         power_kva=rng.choice([None, 9, 36, 120]),
+        site_id=rng.choice(SITES),
     )
 
 
@@ -173,6 +177,7 @@ def test_the_vacancy_event_carries_the_figures_into_matching() -> None:
     snapshot = UnitSnapshotIn.model_validate(
         {
             "unit_id": "u1",
+            "site_id": "s1",
             "surface_m2": 150,
             "rent_eur_m2_year": 100,
             "site_kind": "hotel_industriel",
@@ -184,7 +189,22 @@ def test_the_vacancy_event_carries_the_figures_into_matching() -> None:
     )
     facts = alerts.unit_facts(snapshot)
     assert (facts.ceiling_height_m, facts.floor_load_kg_m2, facts.power_kva) == (4.0, 800, 36)
+    assert facts.site_id == "s1"
     assert explain_match(Criteria.from_stored(MINIMUMS), facts) is not None
+
+
+def test_a_search_on_sites_matches_units_on_those_sites_only() -> None:
+    on_a = UnitFacts("u-a", 11, "hotel_industriel", 150, 100, site_id="site-a")
+    on_b = UnitFacts("u-b", 11, "hotel_industriel", 150, 100, site_id="site-b")
+    criteria = Criteria.from_stored(
+        CriteriaIn.model_validate({"site_ids": ["site-a"]}).model_dump(mode="json")
+    )
+    assert explain_match(criteria, on_a) == ["on a site you follow"]
+    assert explain_match(criteria, on_b) is None
+    assert explain_match(Criteria(), on_b) is not None
+    for bad in (["site a"], ["x"] * 21, ["site-a", "site-a"]):
+        with pytest.raises(ValidationError):
+            CriteriaIn.model_validate({"site_ids": bad})
 
 
 def test_the_criteria_take_the_board_bounds() -> None:

@@ -1,9 +1,8 @@
 """The board's filters as a saved search's criteria (notifications' `CriteriaIn`) and back.
 
 A search saved from the board alerts on what the board shows: each filter becomes the criterion
-named in the README's table. Sorting and paging are not criteria (an alert has no order), and
-notifications has no criterion for one site, so a board search narrowed to a site is saved
-without it — `left_out` says so, and the pages tell the person rather than widen silently.
+named in the README's table (the board's one site becomes `site_ids`). Sorting and paging are not
+criteria (an alert has no order).
 Pure: no I/O; the words go through `gettext` and the locale's number format.
 """
 
@@ -13,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from portal.filters import ARRONDISSEMENTS, FEATURES, SITE_KINDS, TRADE_RE, BoardFilters
+from portal.filters import ARRONDISSEMENTS, FEATURES, ID_RE, SITE_KINDS, TRADE_RE, BoardFilters
 
 Gettext = Callable[[str], str]
 Namer = Callable[[Any], str]
@@ -33,7 +32,8 @@ BOARD_OF_CRITERION = {criterion: board for board, criterion in NUMBER_CRITERIA.i
 
 @dataclass(frozen=True)
 class Saved:
-    """The criteria of a board search, and the board filters they could not keep."""
+    """The criteria of a board search, and the board filters they could not keep (none since
+    notifications took `site_ids`; pages that warn about a left-out filter keep working)."""
 
     criteria: dict[str, Any]
     left_out: tuple[str, ...] = ()
@@ -61,16 +61,17 @@ def to_criteria(filters: BoardFilters) -> Saved:
     for board, criterion in NUMBER_CRITERIA.items():
         if board in filters.numbers:
             criteria[criterion] = filters.numbers[board]
-    left_out = ("site_id",) if filters.site_id else ()
-    return Saved(criteria, left_out)
+    if filters.site_id:
+        criteria["site_ids"] = [filters.site_id]
+    return Saved(criteria)
 
 
 def from_criteria(criteria: Mapping[str, Any]) -> Restored:
     """Board filters showing a saved search (for "see on the board" and the edit form).
 
     Values the board does not know are dropped (a search made through the API may hold
-    anything notifications accepts); a search following several trades shows its first on the
-    board, and the others in `extra_trades`.
+    anything notifications accepts); a search following several trades (or sites) shows its
+    first on the board, and the other trades in `extra_trades`.
     """
     filters = BoardFilters()
     filters.arrondissements = sorted(
@@ -83,6 +84,9 @@ def from_criteria(criteria: Mapping[str, Any]) -> Restored:
     trades = [t for t in _strs(criteria.get("trades")) if TRADE_RE.match(t)]
     if trades:
         filters.trade = trades[0]
+    sites = [i for i in _strs(criteria.get("site_ids")) if ID_RE.match(i)]
+    if sites:
+        filters.site_id = sites[0]
     for criterion, board in BOARD_OF_CRITERION.items():
         value = criteria.get(criterion)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -112,6 +116,8 @@ def describe(criteria: Mapping[str, Any], _: Gettext, names: Namers) -> list[str
     restored = from_criteria(criteria)
     f = restored.filters
     lines: list[str] = []
+    if f.site_id:
+        lines.append(_("On one site only (see it on the list)"))
     if f.arrondissements:
         lines.append(
             _("In: %(places)s")

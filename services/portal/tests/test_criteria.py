@@ -36,6 +36,7 @@ EVERY_FILTER = [
     ("site_kind", "hotel_industriel"), ("site_kind", "cite_artisanale"),
     ("feature", "goods_lift"), ("feature", "step_free_access"),
     ("min_ceiling_height_m", "4,5"), ("min_floor_load_kg_m2", "800"), ("min_power_kva", "36"),
+    ("site_id", "b7e1-site"),
 ]  # fmt: skip
 
 NAMES = Namers(
@@ -64,6 +65,7 @@ def test_every_board_filter_becomes_its_criterion() -> None:
         "min_ceiling_height_m": 4.5,
         "min_floor_load_kg_m2": 800,
         "min_power_kva": 36,
+        "site_ids": ["b7e1-site"],
     }
     accepted(saved.criteria)
 
@@ -77,6 +79,7 @@ def test_the_round_trip_gives_the_same_board_search_back() -> None:
     assert back.filters.trade == filters.trade
     assert sorted(back.filters.site_kinds) == sorted(filters.site_kinds)
     assert sorted(back.filters.features) == sorted(filters.features)
+    assert back.filters.site_id == filters.site_id
     # the "see on the board" link runs the same search again
     again = parse_filters([(k, v) for k, v in _pairs(back.filters.query())], same)
     assert to_criteria(again).criteria == to_criteria(filters).criteria
@@ -107,10 +110,12 @@ def test_each_feature_round_trips(feature: str) -> None:
     assert from_criteria(criteria).filters.features == [feature]
 
 
-def test_a_search_on_one_site_says_the_site_is_left_out() -> None:
+def test_a_search_on_one_site_keeps_the_site() -> None:
     saved = to_criteria(parse_filters([("site_id", "abc-123"), ("trade", "textile")], same))
-    assert saved.left_out == ("site_id",)
-    assert saved.criteria == {"trades": ["textile"]}
+    assert saved.criteria == {"trades": ["textile"], "site_ids": ["abc-123"]}
+    accepted(saved.criteria)
+    assert from_criteria({"site_ids": ["abc-123", "def"]}).filters.site_id == "abc-123"
+    assert from_criteria({"site_ids": ["not an id!"]}).filters.site_id is None
 
 
 def test_sorting_and_paging_are_not_criteria() -> None:
@@ -142,6 +147,7 @@ def test_criteria_made_through_the_api_are_read_tolerantly() -> None:
 def test_the_criteria_in_words() -> None:
     criteria = to_criteria(parse_filters(EVERY_FILTER, same)).criteria
     assert describe(criteria, same, NAMES) == [
+        "On one site only (see it on the list)",
         "In: Paris 11, Paris 19",
         "From 50 to 200.5 m²",
         "Rent at most 1200 € per m² per year",

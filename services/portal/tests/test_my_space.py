@@ -456,3 +456,42 @@ def test_the_profile_page_creates_edits_and_explains() -> None:
     assert "modifié entre-temps (dans un autre onglet\u00a0?)" in stale
     assert 'name="etag" value="&#34;2&#34;"' in stale
     assert 'href="#f-siret"' in stale
+
+
+# Signed out: every page of my space asks for a login, every form refuses a POST ----------------
+
+
+async def test_my_space_asks_for_a_login_and_its_forms_refuse_a_post_without_a_session(
+    tmp_path: Any,
+) -> None:
+    import asyncio
+
+    import httpx
+
+    from fabkit.localstack.ports import free_port
+    from portal.cli import migrate
+    from portal.main import create_app
+    from portal.settings import PortalSettings
+
+    down = f"http://127.0.0.1:{free_port()}"
+    database = f"sqlite+aiosqlite:///{tmp_path}/portal.db"
+    await asyncio.to_thread(migrate, database)
+    config = PortalSettings(
+        inventory_url=down, leasing_url=down, notifications_url=down, environment="test",
+        database_url=database,
+    )  # fmt: skip
+    app = create_app(config)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
+            for path in ("/me/profile", "/me/applications", "/me/applications/a1", "/me/offers",
+                         "/me/offers/l1/accept", "/me/applications/a1/withdraw"):  # fmt: skip
+                answer = await client.get(path)
+                assert answer.status_code == 303, path
+                assert answer.headers["location"].startswith("/login?next=/me/"), path
+            for path in ("/me/profile", "/units/u1/apply", "/me/offers/l1/accept",
+                         "/me/offers/l1/decline", "/me/applications/a1/withdraw"):  # fmt: skip
+                answer = await client.post(path, data={"project": "x" * 30})
+                # Signed out, nothing is sent to leasing: the login comes first.
+                assert answer.status_code == 303, (path, answer.status_code)
+                assert answer.headers["location"].startswith("/login?next="), path

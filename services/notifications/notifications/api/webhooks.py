@@ -19,12 +19,27 @@ from notifications.contracts import (
 
 router = APIRouter(tags=["webhooks"], generate_unique_id_function=operation_id)
 
+DELIVERY_CONTROL: dict[str, Any] = {
+    "webhook-delivery": {
+        "description": "On a failed answer: `abort-message` stops the retries of this message "
+        "(it is dead at once), `disable` switches the subscription off as a 410 does.",
+        "schema": {"type": "string", "enum": ["abort-message", "disable"]},
+    },
+    "Retry-After": {
+        "description": "On a 429 or 503: seconds or an HTTP date before the next attempt "
+        "(honoured up to 10 hours).",
+        "schema": {"type": "string"},
+    },
+}
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Any 2xx acknowledges the message; the body is ignored."},
     410: {"description": "Gone: the subscription is disabled until the artisan resumes it."},
     "default": {
-        "description": "Anything else (or no answer within the timeout) is retried with "
-        "exponential backoff, honouring Retry-After, then dead-lettered."
+        "description": "Anything else (or no answer within the timeout) is retried about a day "
+        "long on Svix's schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), then dead; see the "
+        "headers for what a receiver can ask. Failing every attempt for 5 days disables the "
+        "subscription.",
+        "headers": DELIVERY_CONTROL,
     },
 }
 WebhookId = Annotated[

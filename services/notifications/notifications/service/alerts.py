@@ -68,6 +68,7 @@ def unit_facts(unit: UnitSnapshotIn) -> UnitFacts:
         ceiling_height_m=unit.ceiling_height_m,
         floor_load_kg_m2=unit.floor_load_kg_m2,
         power_kva=unit.power_kva,
+        site_id=unit.site_id,
     )
 
 

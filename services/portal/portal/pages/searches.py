@@ -35,7 +35,7 @@ CRITERIA_FIELDS = (
     "min_ceiling_height_m", "min_floor_load_kg_m2", "min_power_kva", "site_id",
 )  # fmt: skip
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_API_FIELD = re.compile(r"body\.([a-z_]+)(?:\.(\d+))?(?:\.([a-z_]+))?(?:\.([a-z_]+))?")
+_API_FIELD = re.compile(r"body\.([a-z_]+)(?:\.(\d+))?(?:\.([a-z0-9_]+))?(?:\.([a-z0-9_]+))?")
 
 
 def namers() -> Namers:
@@ -210,7 +210,6 @@ def _form_page(
             "filters": form.filters,
             "action": action,
             "sub": sub,
-            "left_out": to_criteria(form.filters).left_out,
             "arrondissements": ARRONDISSEMENTS,
             "site_kinds": SITE_KINDS,
             "features": FEATURES,

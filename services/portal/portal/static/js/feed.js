@@ -17,8 +17,11 @@
     status.hidden = false;
   }
 
+  var readAll = document.getElementById("feed-read-all");
+
   function unread(n, text) {
     count.textContent = text;
+    if (readAll) readAll.hidden = n === 0;
     document.title = n > 0 ? "(" + n + ") " + baseTitle : baseTitle;
   }
 
