@@ -33,12 +33,18 @@ class Principal:
     """Who is calling: the token's subject (an id in its role's table) and its role.
 
     ``email_verified`` is what the provider says of the account's e-mail address (false for
-    service accounts, which have none). It is not part of the caller's identity: two principals
-    with the same subject and role are equal."""
+    service accounts, which have none), ``email`` that address when it is verified (None
+    otherwise). Neither is part of the caller's identity: two principals with the same subject
+    and role are equal."""
 
     subject: str
     role: Role
     email_verified: bool = field(default=False, compare=False)
+    email: str | None = field(default=None, compare=False, repr=False)
+
+    def owns_address(self, address: str) -> bool:
+        """The provider verified that this account receives mail at ``address``."""
+        return self.email is not None and self.email.casefold() == address.strip().casefold()
 
     @property
     def is_admin(self) -> bool:

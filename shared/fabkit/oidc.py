@@ -68,6 +68,7 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     granted = {str(r) for r in raw} if isinstance(raw, list) else {str(raw)}
     role = next((r for r in ROLE_PRIORITY if r.value in granted), None)
     verified = claims.get("email_verified") is True
+    email = claims.get("email") if verified and isinstance(claims.get("email"), str) else None
     if role is None:
         names = ", ".join(r.value for r in ROLE_PRIORITY)
         raise ProblemError(
@@ -84,11 +85,11 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
                 "cannot say which landlord it acts for; the account or client needs a "
                 "landlord_id (see docs/identity.md).",
             )
-        return Principal(subject=landlord, role=role, email_verified=verified)
+        return Principal(subject=landlord, role=role, email_verified=verified, email=email)
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise _unauthorized("The token has no subject ('sub' claim).")
-    return Principal(subject=subject, role=role, email_verified=verified)
+    return Principal(subject=subject, role=role, email_verified=verified, email=email)
 
 
 class JwksTokenVerifier:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlmodel import Field, SQLModel
@@ -54,6 +55,12 @@ class ArtisanProfile(SQLModel, table=True):
     legal_form: str = Field(sa_column=Column(String(40), nullable=False))
     labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     contact_email: str = Field(sa_column=Column(String(320), nullable=False))
+    # The identity provider verified that the account receives mail at contact_email (the
+    # address the profile was written with equals the token's verified e-mail).
+    contact_email_verified: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=false()),
+    )
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     registered_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))

@@ -197,6 +197,10 @@ class ArtisanOut(BaseModel):
     legal_form: LegalForm
     labels: list[Label]
     contact_email: str
+    contact_email_verified: bool = Field(
+        description="The account's verified e-mail is the contact address (the identity "
+        "provider checked it); false when the profile names another address."
+    )
     version: int
     registered_at: datetime
     updated_at: datetime

@@ -7,6 +7,7 @@ service's own consumer runner (the broker path is covered in test_consumer and t
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -169,6 +170,46 @@ async def test_registering_links_the_profile_to_the_logged_in_verified_account(a
     r = await api.client.post("/v1/artisans", json=again, headers=headers)
     assert_problem(r, 409, "already has an artisan profile", "PATCH /v1/artisans/me")
     assert await count(api, ArtisanProfile) == 1
+
+
+def token_claims(headers: dict[str, str]) -> dict[str, Any]:
+    """The claims of a bearer token the realm issued (read, not verified: the API verifies)."""
+    payload = headers["Authorization"].removeprefix("Bearer ").split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+async def test_a_contact_address_is_verified_only_when_it_is_the_accounts_own(api: Api) -> None:
+    """Notifications lets a profile take over a guest's e-mail alerts only when the identity
+    provider verified its contact address: a typed address is not proof."""
+    subject, headers = api.artisan()
+    account_email = token_claims(headers)["email"]
+    body = {
+        "display_name": "Camille Roux",
+        "business_name": "Roux Céramique",
+        "siret": siret(),
+        "trades": ["ceramics"],
+        "business_created_on": "2024-06-01",
+        "legal_form": "micro_entreprise",
+        "contact_email": "someone.else@example.org",
+    }
+    r = await api.client.post("/v1/artisans", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["contact_email_verified"] is False
+    r = await api.client.patch(
+        "/v1/artisans/me", json={"contact_email": account_email.upper()}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["contact_email_verified"] is True
+    r = await api.client.patch(
+        "/v1/artisans/me", json={"contact_email": "typed@example.org"}, headers=headers
+    )
+    assert r.json()["contact_email_verified"] is False
+    events = await api.outbox(key=subject)
+    assert [e.envelope["data"]["artisan"]["contact_email_verified"] for e in events] == [
+        False,
+        True,
+        False,
+    ]
 
 
 async def test_a_city_officer_reads_allocation_records_and_writes_nothing(api: Api) -> None:

@@ -327,13 +327,22 @@ async def test_an_account_with_the_address_takes_the_searches_over_once(
             "art-x",
         )
         await eventually(lambda: processed(svc, other.id))
+        # Nor does an account that only typed the address as its contact: the identity
+        # provider did not verify that it receives mail there.
+        typed = await producer.send(
+            topics.artisan,
+            "leasing.artisan.registered.v1",
+            artisan_event("art-t", contact_email=address, contact_email_verified=False),
+            "art-t",
+        )
+        await eventually(lambda: processed(svc, typed.id))
         async with svc.app.state.runtime.sessions() as session:
             assert (await session.execute(select(GuestSubscriber))).first() is not None
 
         registered = await producer.send(
             topics.artisan,
             "leasing.artisan.registered.v1",
-            artisan_event("art-m", contact_email="Morgan@Example.org"),
+            artisan_event("art-m", contact_email="Morgan@Example.org", contact_email_verified=True),
             "art-m",
         )
         await eventually(lambda: processed(svc, registered.id))
@@ -341,7 +350,9 @@ async def test_an_account_with_the_address_takes_the_searches_over_once(
         replay = await producer.send(
             topics.artisan,
             "leasing.artisan.updated.v1",
-            artisan_event("art-m", contact_email="morgan@example.org", version=2),
+            artisan_event(
+                "art-m", contact_email="morgan@example.org", contact_email_verified=True, version=2
+            ),
             "art-m",
         )
         await eventually(lambda: processed(svc, replay.id))

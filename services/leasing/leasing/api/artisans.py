@@ -52,7 +52,7 @@ async def update_my_profile(
     if_match: IfMatch = None,
     principal: Principal = ArtisanOnly,
 ) -> JSONResponse:
-    return respond(await artisans.update_artisan(sessions, principal.subject, payload, if_match))
+    return respond(await artisans.update_artisan(sessions, principal, payload, if_match))
 
 
 @router.get(

@@ -36,6 +36,8 @@ class ArtisanSnapshot(EventPayload):
     contact_email: str
     registered_at: datetime
     version: int
+    # Added in v1 (additive): the identity provider verified the contact address.
+    contact_email_verified: bool = False
 
     @classmethod
     def from_model(cls, a: ArtisanProfile) -> ArtisanSnapshot:
@@ -48,6 +50,7 @@ class ArtisanSnapshot(EventPayload):
             legal_form=a.legal_form,
             labels=list(a.labels),
             contact_email=a.contact_email,
+            contact_email_verified=a.contact_email_verified,
             registered_at=a.registered_at,
             version=a.version,
         )

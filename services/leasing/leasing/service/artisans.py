@@ -67,6 +67,7 @@ async def register_artisan(
                 legal_form=data.legal_form.value,
                 labels=[label.value for label in data.labels],
                 contact_email=str(data.contact_email),
+                contact_email_verified=principal.owns_address(str(data.contact_email)),
                 registered_at=now,
                 updated_at=now,
             )
@@ -100,7 +101,7 @@ async def get_artisan_by_siret(sessions: Sessions, siret: str) -> ArtisanOut:
 
 
 async def update_artisan(
-    sessions: Sessions, artisan_id: str, patch: ArtisanPatch, if_match: str | None
+    sessions: Sessions, principal: Principal, patch: ArtisanPatch, if_match: str | None
 ) -> Written:
     """Change the fields sent (If-Match guards against lost updates); an event if any changed."""
     changes = patch.model_dump(exclude_unset=True, mode="json")
@@ -111,9 +112,9 @@ async def update_artisan(
         changes["business_created_on"] = patch.business_created_on
     try:
         async with sessions() as session, session.begin():
-            artisan = await repo.get_artisan(session, artisan_id, for_update=True)
+            artisan = await repo.get_artisan(session, principal.subject, for_update=True)
             if artisan is None:
-                raise ProblemError(404, f"No artisan with id {artisan_id}.")
+                raise ProblemError(404, f"No artisan with id {principal.subject}.")
             check_if_match(if_match, artisan.version)
             changed = [k for k, v in changes.items() if getattr(artisan, k) != v]
             if not changed:
@@ -124,6 +125,8 @@ async def update_artisan(
                 raise ProblemError(409, _TAKEN_ON_UPDATE)
             for key in changed:
                 setattr(artisan, key, changes[key])
+            if "contact_email" in changed:
+                artisan.contact_email_verified = principal.owns_address(artisan.contact_email)
             artisan.version += 1
             artisan.updated_at = utcnow()
             await session.flush()

@@ -89,6 +89,7 @@ class ArtisanIn(ConsumedPayload):
     legal_form: str | None = None
     labels: list[str] = Field(default_factory=list)
     contact_email: str | None = None
+    contact_email_verified: bool = False
     registered_at: datetime | None = None
     version: int = 0
 

@@ -274,11 +274,13 @@ async def confirm(
 
 
 async def take_over(session: AsyncSession, artisan: ArtisanIn) -> int:
-    """An artisan account with this contact address exists: the confirmed guest's searches
-    become the artisan's (eligibility filtering applies from now on), searches the artisan
-    already has with the same criteria are not doubled, and the guest row goes. Idempotent:
-    a second run finds no guest. Returns how many searches moved."""
-    if not artisan.contact_email:
+    """An artisan account whose verified e-mail is this contact address exists: the confirmed
+    guest's searches become the artisan's (eligibility filtering applies from now on), searches
+    the artisan already has with the same criteria are not doubled, and the guest row goes.
+    Idempotent: a second run finds no guest. Returns how many searches moved."""
+    if not artisan.contact_email or not artisan.contact_email_verified:
+        # Only an address the identity provider verified for this account may claim a guest's
+        # searches: anyone can type someone else's address as a contact.
         return 0
     guest = await repo.get_guest_by_email(
         session, normalise_email(artisan.contact_email), for_update=True
