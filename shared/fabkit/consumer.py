@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from opentelemetry.trace import SpanKind
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fabkit import tracing
 from fabkit.events import CloudEvent, InvalidEvent, from_kafka
 from fabkit.kafka import start_with_retry
+from fabkit.logging import event_context
 from fabkit.metrics import ServiceMetrics
 from fabkit.models import ProcessedEvent
 
@@ -184,7 +187,8 @@ class ConsumerRunner:
                     outcomes.append((record.topic, event.type, "duplicate"))
                     continue
                 seen.add(event.id)
-                await handler(session, event)
+                with self._handling(record, event):
+                    await handler(session, event)
                 session.add(
                     ProcessedEvent(
                         consumer=self.group_id,
@@ -212,6 +216,44 @@ class ConsumerRunner:
                 return
             await self._dead_letter(record, producer, f"unknown event type {event.type!r}", event)
             return
+        with self._handling(record, event):
+            await self._process(record, producer, handler, event)
+
+    @contextlib.contextmanager
+    def _handling(self, record: ConsumerRecord[Any, Any], event: CloudEvent) -> Iterator[None]:
+        """Log records carry the event id; with tracing on, a CONSUMER span in the event's
+        trace (the record's `traceparent`, else its `ce_traceparent`) is current."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(event_context(event.id))
+            if tracing.tracing_enabled():
+                stack.enter_context(
+                    tracing.start_span(
+                        f"consume {event.type}",
+                        parent=tracing.context_from_headers(record.headers),
+                        kind=SpanKind.CONSUMER,
+                        attributes={
+                            "messaging.system": "kafka",
+                            "messaging.operation.type": "process",
+                            "messaging.destination.name": record.topic,
+                            "messaging.consumer.group.name": self.group_id,
+                            "messaging.destination.partition.id": str(record.partition),
+                            "messaging.kafka.offset": record.offset,
+                            "messaging.message.id": event.id,
+                            "cloudevents.event_id": event.id,
+                            "cloudevents.event_type": event.type,
+                        },
+                    )
+                )
+            yield
+
+    async def _process(
+        self,
+        record: ConsumerRecord[Any, Any],
+        producer: AIOKafkaProducer,
+        handler: Handler,
+        event: CloudEvent,
+    ) -> None:
+        topic = record.topic
         last_error = ""
         for attempt in range(1, self._max_attempts + 1):
             try:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext import asyncio as sa_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,7 +34,12 @@ def is_sqlite_url(url: str) -> bool:
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
-    """Create the service's engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    """Create the service's engine; SQLite gets WAL, foreign keys and a busy timeout.
+
+    `create_async_engine` is looked up on its module at each call, so that the SQLAlchemy
+    instrumentation (fabkit.tracing, when tracing is on) traces the engine.
+    """
+    create_async_engine = sa_asyncio.create_async_engine
     if is_sqlite_url(url):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
 

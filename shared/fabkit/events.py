@@ -1,4 +1,9 @@
-"""CloudEvents 1.0 envelope mapped to Kafka binary mode (`ce_*` headers, key = aggregate id)."""
+"""CloudEvents 1.0 envelope mapped to Kafka binary mode (`ce_*` headers, key = aggregate id).
+
+The distributed-tracing extension's `traceparent` / `tracestate` attributes (W3C Trace Context)
+name the span in which the event was staged, when tracing is on (fabkit.tracing); they travel
+as `ce_traceparent` / `ce_tracestate` like any other attribute.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +53,9 @@ class CloudEvent(BaseModel):
     subject: str | None = None
     datacontenttype: str = JSON
     data: dict[str, Any] = Field(default_factory=dict)
+    # CloudEvents distributed tracing extension (W3C Trace Context of the staging span).
+    traceparent: str | None = Field(default=None, max_length=55)
+    tracestate: str | None = Field(default=None, max_length=512)
 
     @classmethod
     def of(cls, payload: EventPayload, *, source: str, subject: str | None) -> CloudEvent:
@@ -71,7 +79,17 @@ def to_kafka_headers(event: CloudEvent) -> list[tuple[str, bytes]]:
     ]
     if event.subject is not None:
         headers.append(("ce_subject", event.subject.encode()))
+    if event.traceparent is not None:
+        headers.append(("ce_traceparent", event.traceparent.encode()))
+        if event.tracestate:
+            headers.append(("ce_tracestate", event.tracestate.encode()))
     return headers
+
+
+def envelope_of(event: CloudEvent) -> dict[str, Any]:
+    """The event as stored in an outbox row (JSON), without unset tracing attributes."""
+    unset = {name for name in ("traceparent", "tracestate") if getattr(event, name) is None}
+    return event.model_dump(mode="json", exclude=unset)
 
 
 def encode_data(event: CloudEvent) -> bytes:

@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fabkit import tracing
 from fabkit.db import on_commit
-from fabkit.events import CloudEvent, EventPayload, encode_data, to_kafka_headers
+from fabkit.events import CloudEvent, EventPayload, encode_data, envelope_of, to_kafka_headers
 from fabkit.kafka import start_with_retry
 from fabkit.metrics import ServiceMetrics
 from fabkit.models import OutboxMessage
@@ -49,20 +51,31 @@ class OutboxSignal:
         self._event.clear()
 
 
-def add_to_outbox(session: AsyncSession, *, topic: str, key: str, event: CloudEvent) -> None:
-    """Stage an event in the caller's transaction; it is published only if that commits."""
+def add_to_outbox(session: AsyncSession, *, topic: str, key: str, event: CloudEvent) -> CloudEvent:
+    """Stage an event in the caller's transaction; it is published only if that commits.
+
+    When tracing is on, the current span's `traceparent` (and `tracestate`) are stored with
+    the event (CloudEvents distributed tracing extension), so that its publication, its
+    consumers and what they do belong to the trace of the request that caused it. Returns the
+    envelope as stored.
+    """
+    if event.traceparent is None:
+        trace_headers = tracing.current_trace_headers()
+        if trace_headers:
+            event = event.model_copy(update=trace_headers)
     session.add(
         OutboxMessage(
             event_id=event.id,
             topic=topic,
             key=key,
             event_type=event.type,
-            envelope=event.model_dump(mode="json"),
+            envelope=envelope_of(event),
         )
     )
     signal = session.sync_session.info.get(OUTBOX_SIGNAL)
     if signal is not None:
         on_commit(session, signal.notify)
+    return event
 
 
 class Emitter:
@@ -90,8 +103,7 @@ class Emitter:
     def __call__(self, session: AsyncSession, key: str, payload: EventPayload) -> CloudEvent:
         """Stage `payload` keyed by its aggregate id; returns the envelope written."""
         event = CloudEvent.of(payload, source=self._source, subject=key)
-        add_to_outbox(session, topic=self.topic_of(payload), key=key, event=event)
-        return event
+        return add_to_outbox(session, topic=self.topic_of(payload), key=key, event=event)
 
 
 @dataclass(frozen=True)
@@ -248,14 +260,7 @@ class OutboxRelay:
         for row in rows:
             event = CloudEvent.model_validate(row.envelope)
             try:
-                futures.append(
-                    await producer.send(
-                        row.topic,
-                        value=encode_data(event),
-                        key=row.key.encode(),
-                        headers=to_kafka_headers(event),
-                    )
-                )
+                futures.append(await self._send_one(producer, row, event))
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 break
@@ -268,6 +273,38 @@ class OutboxRelay:
                 acked.append(row)
                 self._metrics.events_published.labels(row.topic, row.event_type).inc()
         return acked, error
+
+    async def _send_one(
+        self, producer: AIOKafkaProducer, row: _Pending, event: CloudEvent
+    ) -> asyncio.Future[Any]:
+        """Hand one row to the producer; with tracing on, in a span of the staging trace (the
+        aiokafka instrumentation's send span, and its `traceparent` header, nest in it)."""
+
+        def send() -> Any:
+            return producer.send(
+                row.topic,
+                value=encode_data(event),
+                key=row.key.encode(),
+                headers=to_kafka_headers(event),
+            )
+
+        if not tracing.tracing_enabled():
+            return await send()  # type: ignore[no-any-return]
+        parent = tracing.context_from(event.traceparent, event.tracestate)
+        with tracing.start_span(
+            f"outbox publish {row.event_type}",
+            parent=parent,
+            kind=SpanKind.INTERNAL,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": row.topic,
+                "messaging.message.id": event.id,
+                "cloudevents.event_id": event.id,
+                "cloudevents.event_type": row.event_type,
+                "fabrique.outbox.id": row.id,
+            },
+        ):
+            return await send()  # type: ignore[no-any-return]
 
     async def _mark(
         self,

@@ -84,7 +84,9 @@ def settings_env_names(service: str) -> set[str]:
     assert len(classes) == 1, f"{service}.settings should define one settings class"
     cls = classes[0]
     prefix = cls.model_config.get("env_prefix", "")
-    return {f"{prefix}{name}".upper() for name in cls.model_fields}
+    from fabkit.tracing import OTEL_VARIABLES  # read by fabkit.tracing, not by the settings
+
+    return {f"{prefix}{name}".upper() for name in cls.model_fields} | OTEL_VARIABLES
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,10 +9,11 @@ from fastapi import FastAPI
 
 from fabkit.errors import install_problem_handlers
 from fabkit.health import router as health_router
-from fabkit.logging import configure_logging
+from fabkit.logging import configure_logging, install_access_log
 from fabkit.metrics import ServiceMetrics, install_metrics
 from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
+from fabkit.tracing import install_tracing
 from inventory.api import landlords, sites, surface, units
 from inventory.events.handlers import consumer_specs
 from inventory.events.published import emit
@@ -70,6 +71,8 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_openapi(app, tags=TAGS)
     install_metrics(app, ServiceMetrics.for_service(settings.service_name))
+    install_access_log(app)
+    install_tracing(app, settings.service_name)
     app.include_router(health_router)
     for module in (landlords, sites, units, surface):
         app.include_router(module.router)

@@ -429,7 +429,9 @@ def test_ce_headers_are_described(asyncapi: dict[str, Any]) -> None:
     assert set(headers["required"]) == {
         "ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type"
     }  # fmt: skip
-    assert set(headers["properties"]) == set(headers["required"]) | {"ce_subject"}
+    # Optional: the subject, and the trace context when the producer traces (fabkit.tracing).
+    optional = {"ce_subject", "ce_traceparent", "ce_tracestate", "traceparent"}
+    assert set(headers["properties"]) == set(headers["required"]) | optional
     assert headers["properties"]["ce_specversion"]["const"] == "1.0"
 
 

@@ -10,10 +10,11 @@ from fastapi import FastAPI
 
 from fabkit.errors import install_problem_handlers
 from fabkit.health import router as health_router
-from fabkit.logging import configure_logging
+from fabkit.logging import configure_logging, install_access_log
 from fabkit.metrics import ServiceMetrics, install_metrics
 from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
+from fabkit.tracing import install_tracing
 from notifications.api import deliveries, feed, guests, subscriptions, unsubscribe, webhooks
 from notifications.events.handlers import consumer_specs
 from notifications.metrics import refresh_gauges
@@ -98,6 +99,8 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     install_openapi(app, tags=TAGS)
     webhooks.install_webhook_docs(app)
     install_metrics(app, ServiceMetrics.for_service(settings.service_name))
+    install_access_log(app)
+    install_tracing(app, settings.service_name)
     app.include_router(health_router)
     for module in (subscriptions, feed, deliveries, unsubscribe, guests):
         app.include_router(module.router)

@@ -157,6 +157,9 @@ class Delivery(SQLModel, table=True):
     last_status_code: int | None = Field(default=None, sa_column=Column(Integer))
     # When the vacancy opened: the start of the vacancy-to-delivery latency.
     occurred_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    # W3C traceparent of the span that created the delivery (tracing on): its sends join the
+    # trace of the event that caused them (fabkit.tracing).
+    traceparent: str | None = Field(default=None, sa_column=Column(String(55)))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
     delivered_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import aiosmtplib
 import httpx
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
+from fabkit import tracing
 from notifications import disabled_email, mailer
 from notifications.domain import Channel, DeliveryKind, SubscriptionStatus
 from notifications.models import GUEST_OWNER_PREFIX, Artisan, Delivery, Subscription
@@ -88,6 +90,8 @@ class Job:
     contact_email: str | None
     # Event-loop time at which the claim was made (before its transaction, so on the safe side).
     claimed_at: float
+    # The W3C traceparent the delivery was created under (None: tracing was off).
+    traceparent: str | None = None
 
     @classmethod
     def of(
@@ -104,6 +108,7 @@ class Job:
             subscription=Recipient.of(sub) if sub is not None else None,
             contact_email=artisan.contact_email if artisan is not None else None,
             claimed_at=claimed_at,
+            traceparent=row.traceparent,
         )
 
 
@@ -235,7 +240,16 @@ class EmailSender:
             self._settings, to, rendered, message_id=job.id, unsubscribe=unsubscribe
         )
         try:
-            await mailer.send(self._settings, message)
+            with tracing.start_span(
+                "smtp send",
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "server.address": self._settings.smtp_host,
+                    "server.port": self._settings.smtp_port,
+                    "fabrique.delivery.id": job.id,
+                },
+            ):
+                await mailer.send(self._settings, message)
         except mailer.PermanentMailError as exc:
             return Outcome("dead", str(exc)[:500])
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fabkit import tracing
 from notifications import repository as repo
 from notifications.contracts import digest_body
 from notifications.disabled_email import webhook_disabled_email
@@ -339,11 +340,33 @@ class DeliveryWorker:
 
     async def _deliver(self, job: Job) -> None:
         try:
-            outcome = await self.senders.attempt(job)
+            if tracing.tracing_enabled():
+                outcome = await self._traced_attempt(job)
+            else:
+                outcome = await self.senders.attempt(job)
         except Exception as exc:
             log.exception("delivery %s failed unexpectedly", job.id)
             outcome = Outcome("retry", f"{type(exc).__name__}: {exc}"[:500])
         self._record_later(job, outcome)
+
+    async def _traced_attempt(self, job: Job) -> Outcome:
+        """The attempt in a span of the trace that created the delivery (its webhook POST, with
+        its own traceparent, or its SMTP send nest in it)."""
+        with tracing.start_span(
+            f"deliver {job.channel}",
+            parent=tracing.context_from(job.traceparent),
+            attributes={
+                "fabrique.delivery.id": job.id,
+                "fabrique.delivery.channel": job.channel,
+                "fabrique.delivery.kind": job.kind,
+                "fabrique.delivery.attempt": job.attempts,
+            },
+        ) as span:
+            outcome = await self.senders.attempt(job)
+            span.set_attribute("fabrique.delivery.outcome", outcome.kind)
+            if outcome.status_code is not None:
+                span.set_attribute("http.response.status_code", outcome.status_code)
+            return outcome
 
     # Recording ------------------------------------------------------------------------------
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from fabkit.logging import configure_logging
+from fabkit.logging import configure_logging, install_access_log
 from fabkit.metrics import ServiceMetrics, install_metrics
 from fabkit.openapi import operation_id
+from fabkit.tracing import install_tracing
 from portal.clients import Upstreams
 from portal.headers import SecurityHeaders
 from portal.language import LanguageMiddleware
@@ -70,6 +71,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     errors.install_error_pages(app)
     auth.install(app)
     install_metrics(app, ServiceMetrics.for_service(settings.service_name))
+    install_access_log(app)
+    install_tracing(app, settings.service_name)
     app.add_middleware(WebSessionMiddleware)
     app.add_middleware(LanguageMiddleware, secure_cookie=settings.environment == "prod")
     app.add_middleware(SecurityHeaders, settings=settings)

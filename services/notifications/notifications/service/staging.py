@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fabkit.db import on_commit
+from fabkit.tracing import current_trace_headers
 from notifications import repository as repo
 from notifications.domain import Channel, DeliveryKind, DeliveryStatus
 from notifications.metrics import observe_delivered
@@ -47,6 +48,7 @@ def rows_for(
     """
     deliveries: list[Row] = []
     feed: list[Row] = []
+    traceparent = current_trace_headers().get("traceparent")
     for channel in channels:
         digest = digest_at is not None and channel is not Channel.FEED
         delivered = channel is Channel.FEED
@@ -69,6 +71,7 @@ def rows_for(
             "last_error": None,
             "last_status_code": None,
             "occurred_at": message.occurred_at,
+            "traceparent": traceparent,
             "created_at": at,
             "delivered_at": at if delivered else None,
         }
