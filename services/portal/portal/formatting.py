@@ -1,41 +1,72 @@
 """Numbers, money and dates for the visitor's locale (Babel), and the words for the
-platform's codes (site kinds, equipment, legal forms). Pure apart from the current locale."""
+platform's codes (site kinds, equipment, legal forms). Pure apart from the current locale.
+
+A board view formats a few dozen numbers and names a hundred and more codes: what does not
+depend on the value (Babel's parsed locale and number patterns, the translated tables of
+names) is made once per language for the process, not per call (docs/benchmarks.md, §8)."""
 
 from __future__ import annotations
 
 from datetime import date
+from functools import cache, lru_cache
 
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import NumberPattern, parse_pattern
 
-from portal.i18n import babel_locale, gettext
+from portal.i18n import babel_locale, current_locale, gettext, per_locale
 
 _ = gettext
+
+
+@cache
+def _pattern(pattern: str) -> NumberPattern:
+    return parse_pattern(pattern)
+
+
+def _decimal_pattern(value: float | int, digits: int) -> NumberPattern:
+    return _pattern("#,##0" if float(value) == int(value) else "#,##0." + "#" * digits)
 
 
 def number(value: float | int | None, digits: int = 1) -> str:
     """1 234,5 in French, 1,234.5 in English; whole numbers without decimals."""
     if value is None:
         return "—"
-    pattern = "#,##0" if float(value) == int(value) else "#,##0." + "#" * digits
-    return format_decimal(value, format=pattern, locale=babel_locale())
+    # babel.numbers.format_decimal(value, format=pattern, locale=…) with its defaults, minus
+    # parsing the pattern and the locale at each call.
+    return _decimal_pattern(value, digits).apply(
+        value, babel_locale(), decimal_quantization=True, group_separator=True,
+        numbering_system="latn",
+    )  # fmt: skip
 
 
 def euros(value: float, cents: bool = False) -> str:
     """1 234 € (or 1 234,50 € with cents) in French, €1,234 in English."""
-    fmt = None if cents else "¤#,##0" if babel_locale().language == "en" else "#,##0\xa0¤"
-    return format_currency(value, "EUR", format=fmt, locale=babel_locale(), currency_digits=cents)
+    locale = babel_locale()
+    if cents:
+        pattern = locale.currency_formats["standard"]
+    else:
+        pattern = _pattern("¤#,##0" if locale.language == "en" else "#,##0\xa0¤")
+    # babel.numbers.format_currency(value, "EUR", format=…, locale=…, currency_digits=cents).
+    return pattern.apply(
+        value, locale, currency="EUR", currency_digits=cents, decimal_quantization=True,
+        group_separator=True, numbering_system="latn",
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=4096)
+def _long_date(value: date, locale: str) -> str:
+    return format_date(value, format="long", locale=babel_locale())
 
 
 def day(value: date | None) -> str:
     if value is None:
         return _("now")
-    return format_date(value, format="long", locale=babel_locale())
+    return _long_date(value, current_locale())
 
 
 def ordinal_arrondissement(n: int) -> str:
     """1er, 2e … in French; 1st, 2nd … in English."""
-    if babel_locale().language == "fr":
+    if current_locale() == "fr":
         return f"{n}er" if n == 1 else f"{n}e"
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -45,8 +76,9 @@ def arrondissement(n: int) -> str:
     return _("%(nth)s arrondissement") % {"nth": ordinal_arrondissement(n)}
 
 
-def site_kind(code: str) -> str:
-    names = {
+@per_locale
+def _site_kind_names() -> dict[str, str]:
+    return {
         "hotel_industriel": _("Hôtel industriel"),
         "hotel_activites": _("Hôtel d'activités"),
         "cite_artisanale": _("Cité artisanale"),
@@ -54,21 +86,29 @@ def site_kind(code: str) -> str:
         "pepiniere": _("Business incubator (pépinière)"),
         "other": _("Other site"),
     }
-    return names.get(code, code)
 
 
-def feature(code: str) -> str:
-    names = {
+def site_kind(code: str) -> str:
+    return _site_kind_names().get(code, code)
+
+
+@per_locale
+def _feature_names() -> dict[str, str]:
+    return {
         "goods_lift": _("Goods lift"),
         "loading_dock": _("Loading dock"),
         "extraction": _("Air extraction"),
         "step_free_access": _("Step-free access"),
     }
-    return names.get(code, code)
 
 
-def legal_form(code: str) -> str:
-    names = {
+def feature(code: str) -> str:
+    return _feature_names().get(code, code)
+
+
+@per_locale
+def _legal_form_names() -> dict[str, str]:
+    return {
         "ei": _("sole trader (EI)"),
         "micro_entreprise": _("micro-enterprise"),
         "eurl": "EURL",
@@ -82,21 +122,29 @@ def legal_form(code: str) -> str:
         "cooperative_artisanale": _("artisans' cooperative"),
         "association": _("association"),
     }
-    return names.get(code, code)
 
 
-def label(code: str) -> str:
-    names = {
+def legal_form(code: str) -> str:
+    return _legal_form_names().get(code, code)
+
+
+@per_locale
+def _label_names() -> dict[str, str]:
+    return {
         "fabrique_a_paris": _("“Fabriqué à Paris” label"),
         "esus": _("ESUS approval (social utility)"),
         "epv": _("Living Heritage Company (EPV) label"),
         "metiers_d_art": _("craft trades (métiers d'art)"),
     }
-    return names.get(code, code)
 
 
-def trade(code: str) -> str:
-    names = {
+def label(code: str) -> str:
+    return _label_names().get(code, code)
+
+
+@per_locale
+def _trade_names() -> dict[str, str]:
+    return {
         "woodwork": _("woodwork"),
         "cabinetmaking": _("cabinetmaking"),
         "ceramics": _("ceramics"),
@@ -114,7 +162,10 @@ def trade(code: str) -> str:
         "fashion": _("fashion"),
         "design": _("design"),
     }
-    return names.get(code, code.replace("_", " "))
+
+
+def trade(code: str) -> str:
+    return _trade_names().get(code, code.replace("_", " "))
 
 
 KNOWN_TRADES = (
@@ -124,8 +175,9 @@ KNOWN_TRADES = (
 )  # fmt: skip
 
 
-def sort_label(code: str) -> str:
-    names = {
+@per_locale
+def _sort_label_names() -> dict[str, str]:
+    return {
         "rent": _("Rent, lowest first"),
         "-rent": _("Rent, highest first"),
         "surface": _("Surface, smallest first"),
@@ -133,4 +185,7 @@ def sort_label(code: str) -> str:
         "available_from": _("Available soonest"),
         "updated": _("Recently updated"),
     }
-    return names.get(code, code)
+
+
+def sort_label(code: str) -> str:
+    return _sort_label_names().get(code, code)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import gettext as gettext_module
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from babel import Locale
 from babel.messages.catalog import Catalog
@@ -25,6 +26,7 @@ LOCALES = ("fr", "en")
 DEFAULT_LOCALE = "fr"
 LOCALE_DIR = Path(__file__).with_name("locale")
 LANG_COOKIE = "lang"
+T = TypeVar("T")
 
 _current: ContextVar[str] = ContextVar("portal_locale", default=DEFAULT_LOCALE)
 
@@ -83,16 +85,37 @@ def current_locale() -> str:
     return _current.get()
 
 
+@cache
+def _babel_locale(locale: str) -> Locale:
+    return Locale.parse(locale)
+
+
 def babel_locale() -> Locale:
-    return Locale.parse(current_locale())
+    """The Babel locale of the request (parsed once per language for the process)."""
+    return _babel_locale(current_locale())
 
 
 def gettext(message: str) -> str:
-    return translations(current_locale()).gettext(message)
+    return translations(_current.get()).gettext(message)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
-    return translations(current_locale()).ngettext(singular, plural, n)
+    return translations(_current.get()).ngettext(singular, plural, n)
+
+
+def per_locale(build: Callable[[], T]) -> Callable[[], T]:
+    """`build()` once per language: for tables of translated words the pages look up many
+    times per view (the catalogs are fixed for the process, so the table is too)."""
+    built: dict[str, T] = {}
+
+    def table() -> T:
+        locale = _current.get()
+        found = built.get(locale)
+        if found is None:
+            found = built[locale] = build()
+        return found
+
+    return table
 
 
 # Extraction: the templates through Jinja2's extractor, the Python modules through Babel's.

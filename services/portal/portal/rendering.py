@@ -10,7 +10,15 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.runtime import Context
+from markupsafe import Markup
 
 from portal import formatting
 from portal.i18n import LOCALES, current_locale, gettext, ngettext
@@ -31,10 +39,48 @@ _NAMERS = {
 }
 
 
+_OPTIONS: dict[tuple[str, str, tuple[object, ...]], list[tuple[str, str]]] = {}
+
+
 def options(codes: Iterable[object], kind: str) -> list[tuple[str, str]]:
-    """(value, label) pairs for a form control, labels in the page's language."""
-    namer = _NAMERS[kind]
-    return [(str(code), namer(code)) for code in codes]  # type: ignore[operator]
+    """(value, label) pairs for a form control, labels in the page's language. Made once per
+    language and list of codes (the board's form has about sixty options on every view); the
+    list is shared, so a template must not change it (they only read or concatenate it)."""
+    codes = tuple(codes)
+    key = (current_locale(), kind, codes)
+    found = _OPTIONS.get(key)
+    if found is None:
+        namer = _NAMERS[kind]
+        found = [(str(code), namer(code)) for code in codes]  # type: ignore[operator]
+        if len(_OPTIONS) < 1024:  # codes come from the code base, plus one typed trade
+            _OPTIONS[key] = found
+    return found
+
+
+def _new_gettext(autoescape_cache: dict[tuple[str, bool, str], str]) -> Any:
+    """Jinja2's newstyle ``gettext`` (jinja2.ext._make_new_gettext: the translation, made
+    Markup when autoescaping, then always ``% variables``), called directly as ``_`` rather
+    than through the i18n extension's alias and two ``Context.call`` hops; a message without
+    variables is kept per language, as it always renders the same."""
+
+    @pass_context
+    def _gettext(context: Context, string: str, /, **variables: Any) -> str:
+        autoescape = context.eval_ctx.autoescape
+        if not variables:
+            key = (current_locale(), autoescape, string)
+            found = autoescape_cache.get(key)
+            if found is None:
+                rv = gettext(string)
+                # The catalogs' messages are the code base's own markup, as in Jinja2's
+                # i18n extension; the variables are escaped by Markup's % operator.
+                found = autoescape_cache[key] = (Markup(rv) if autoescape else rv) % {}  # noqa: S704
+            return found
+        rv = gettext(string)
+        if autoescape:
+            rv = Markup(rv)  # noqa: S704
+        return rv % variables  # type: ignore[no-any-return]
+
+    return _gettext
 
 
 def build_environment() -> Environment:
@@ -45,8 +91,14 @@ def build_environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates ship with the code: no stat() of every template (and of each
+        # imported component) on every render to see whether it changed.
+        auto_reload=False,
     )
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    # Templates only hold literal message ids, so this cache is bounded by the catalogs.
+    fast_gettext = _new_gettext({})
+    env.globals.update(gettext=fast_gettext, _=fast_gettext)
     env.filters.update(
         number=formatting.number,
         euros=formatting.euros,
