@@ -7,6 +7,7 @@ names) is made once per language for the process, not per call (docs/benchmarks.
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from functools import cache, lru_cache
 
@@ -42,6 +43,16 @@ def number(value: float | int | None, digits: int = 1) -> str:
 def euros(value: float, cents: bool = False) -> str:
     """1 234 € (or 1 234,50 € with cents) in French, €1,234 in English."""
     locale = babel_locale()
+    if not cents and _plain_amount(value):
+        # What Babel makes of these two patterns for a non-negative amount (the board's rents,
+        # twenty a view): the whole number, then the symbol placed as the pattern says.
+        # Babel's currency path also looks up the currency's plural name on every call;
+        # tests/test_formatting.py checks that this is the same text over many amounts.
+        whole = _pattern("#,##0").apply(
+            value, locale, decimal_quantization=True, group_separator=True,
+            numbering_system="latn",
+        )  # fmt: skip
+        return f"€{whole}" if locale.language == "en" else f"{whole}\xa0€"
     if cents:
         pattern = locale.currency_formats["standard"]
     else:
@@ -51,6 +62,15 @@ def euros(value: float, cents: bool = False) -> str:
         value, locale, currency="EUR", currency_digits=cents, decimal_quantization=True,
         group_separator=True, numbering_system="latn",
     )  # fmt: skip
+
+
+def _plain_amount(value: float) -> bool:
+    return (
+        isinstance(value, int | float)
+        and math.isfinite(value)
+        and math.copysign(1.0, value) > 0
+        and current_locale() in ("fr", "en")
+    )
 
 
 @lru_cache(maxsize=4096)
