@@ -18,7 +18,7 @@ from jinja2 import (
     select_autoescape,
 )
 from jinja2.runtime import Context
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from portal import formatting
 from portal.i18n import LOCALES, current_locale, gettext, ngettext
@@ -55,6 +55,56 @@ def options(codes: Iterable[object], kind: str) -> list[tuple[str, str]]:
         if len(_OPTIONS) < 1024:  # codes come from the code base, plus one typed trade
             _OPTIONS[key] = found
     return found
+
+
+# (macro, name, options) → each option's HTML, unticked and ticked: the controls of the board's
+# filter form (some sixty) are the same for every view of a language but for which are ticked.
+_CONTROLS: dict[tuple[str, str, tuple[Any, ...]], list[tuple[Any, str, str]]] = {}
+
+_CHECKBOX = (
+    '      <div class="checkbox">\n'
+    '        <input class="checkbox-input" id="f-{name}-{value}" name="{name}" type="checkbox"'
+    ' value="{value}"{ticked}>\n'
+    '        <label class="checkbox-label" for="f-{name}-{value}">{text}</label>\n'
+    "      </div>"
+)
+_OPTION = '    <option value="{value}"{ticked}>{text}</option>'
+
+
+def _controls(kind: str, name: str, options: Iterable[Any]) -> list[tuple[Any, str, str]]:
+    rows = list(options)
+    try:
+        key = (kind, name, tuple(tuple(row) for row in rows))
+        found = _CONTROLS.get(key)
+    except TypeError:  # unhashable values: made for this call only
+        key, found = None, None
+    if found is None:
+        template, ticked = (_CHECKBOX, " checked") if kind == "checkbox" else (_OPTION, " selected")
+        found = []
+        for value, text in rows:
+            parts = {"name": escape(name), "value": escape(value), "text": escape(text)}
+            plain, marked = (template.format(**parts, ticked=t) for t in ("", ticked))
+            found.append((value, plain, marked))
+        if key is not None and len(_CONTROLS) < 512:
+            _CONTROLS[key] = found
+    return found
+
+
+def checkbox_items(name: str, options: Iterable[Any], selected: Any) -> Markup:
+    """The checkboxes of components/checkboxes.html, one per option, ticked when the value is
+    in ``selected``: the same HTML as the template's loop, each option escaped once per
+    language instead of on every view. Lines joined without the last line break."""
+    rows = _controls("checkbox", name, options)
+    html = "\n".join(checked if value in selected else plain for value, plain, checked in rows)
+    return Markup(html)  # noqa: S704 - made of escaped values only
+
+
+def select_options(name: str, options: Iterable[Any], selected: Any) -> Markup:
+    """The <option>s of components/select.html (``selected`` is the chosen value), as the
+    template's loop writes them; see checkbox_items."""
+    rows = _controls("option", name, options)
+    html = "\n".join(chosen if value == selected else plain for value, plain, chosen in rows)
+    return Markup(html)  # noqa: S704 - made of escaped values only
 
 
 def _new_gettext(autoescape_cache: dict[tuple[str, bool, str], str]) -> Any:
@@ -115,7 +165,12 @@ def build_environment() -> Environment:
     )
     # The imported csrf_field() macro has no access to the page's context: it reads the token
     # of the page being rendered through this function.
-    env.globals.update(locales=LOCALES, current_csrf_token=lambda: _CSRF.get())
+    env.globals.update(
+        locales=LOCALES,
+        current_csrf_token=lambda: _CSRF.get(),
+        checkbox_items=checkbox_items,
+        select_options=select_options,
+    )
     return env
 
 
