@@ -743,7 +743,7 @@ def _portal(x: dict[str, Any], m: dict[str, Any], command: str) -> str:
 PORTAL_NOTES = """**What it costs.** A board view is one inventory search (the same query as the
 direct call), the sites for the map, and the page: the portal parses the filters, reads the
 JSON answer into its models (pydantic), and renders a ~23 KB page with Jinja2 — the filter form
-alone has some sixty controls, and one view looks up ~480 translated strings. The last column
+alone has some sixty controls. The last column
 is the robust figure on a shared machine: CPU time per request, from each process's own CPU
 counters over the peak phase, whatever share of the cores the other tenants left.
 
@@ -761,17 +761,50 @@ inventory spent 6.1–9.7 ms of CPU per board view against 5.6–7.3 ms per dire
 the portal 6.5–11.2 ms per view; the wall-clock ratio swung with the other tenants' load
 (0.36, 0.43, 0.51, then 0.52, 0.79, 1.21).
 
-**What is left.** The portal's own 7–10 ms of CPU per view, of which the profile (cProfile,
-in-process, inventory's app behind `httpx.ASGITransport`) gives about half to rendering the
-template (the form, its labels and options through gettext, numbers through Babel) and most of
-the rest to the HTTP client and the answer's validation. With the portal and inventory each on
-a core of their own (as deployed: separate pods), the board's peak is bounded by the slower of
-the two, and the CPU figures put both near inventory's own cost per search: a ratio of about
-0.7 to 1. That is an estimate from the CPU counters, not a measurement on an idle machine; the
-p99 at half the peak stayed far above 50 ms in every run here (the queueing of a machine at
-twenty times its core count), so that target is **missed** on this machine and the ratio's
-verdict above is one noisy run's. Next steps, in the portal's rendering (not its board path):
-cache the locale's Babel formatters, pre-render the filter form's static parts per locale."""
+**What changed (2026-12-02, the board's rendering).** Profiled in-process (the portal's ASGI app
+against the bench's real inventory over 10,000 units, the 64 board searches; cProfile, and
+py-spy sampling for the shares), a view cost 13.0 ms of CPU, 7.4 ms of it in `render()`: ~620
+gettext calls (each `site_kind`, `trade`, `feature` call rebuilt its whole table of translated
+names: 6 to 16 lookups per code named), Jinja2's i18n alias going through two `Context.call`
+hops per `_()`, Babel parsing the locale and the number pattern on every `number`/`euros` call
+and looking up the currency's plural name for every amount (38 µs each, twenty a view), the
+sixty form controls escaped afresh, and a template `stat()` per render (`auto_reload`). Now
+(`portal.formatting`, `portal.i18n.per_locale`, `portal.rendering`): name tables, option
+lists and constant messages are made once per language; Babel locales and patterns are parsed
+once; whole-euro amounts skip the currency-name lookup (9 µs; `test_formatting.py` checks every
+shortcut against Babel's own functions over thousands of values, fr and en); each checkbox and
+`<option>` is escaped once per language and option list (`checkbox_items`, `select_options`);
+`auto_reload=False`. Same HTML for the same data (36 board pages, fr and en, valid and invalid
+filters, compared byte for byte). In-process, same machine, same minute: 13.0 → 6.0–7.2 ms of
+CPU per view (the test client's side included), `render()` 7.4 → 2.4–3.0 ms. In the bench's
+processes the last column now takes each closed-loop level's own CPU (`bench/portal.py`); the
+runs before divided the whole peak phase's CPU by the best level's rate, which understates it
+(the same formula on a first run after the change, 00:23 UTC, gave 4.6–5.3 ms per view against
+6.5–11.2 ms in the runs of 2026-12-01 and ~10 ms at 00:10 UTC). Measured per level, a board
+view costs the portal 6.1–7.7 ms and inventory 6.2–7.4 ms, a direct search 5.4–6.5 ms. Checked and left: no database or
+session work on an anonymous view (the session is read only with a session cookie; a guest
+CSRF token is one HMAC), keep-alive to inventory (one pooled `httpx` client per app), the
+security-header and language middlewares (a few µs). The load generator is not what limits
+the portal: it reports 0.7–2.4 % of CPU 1 for both targets in both runs. The py-spy profile's top entries
+after the change, as shares of the in-process run: `render()` 23 % (Markupsafe escaping of
+the page's values the largest part), the inventory call 14 % (httpx request building and URL
+merging, the connection pool; pydantic `validate_json` about 1 %); the rest is the ASGI stack
+and the in-process test client.
+
+**What is left.** The wall-clock ratio is still below the 0.7 target and swings with the
+machine: 0.52 (0.39, 0.52, 0.65) at 00:23 UTC, 0.32 (0.32, 0.97, 0.30) in this run, against
+about 0.3 at 00:10 UTC before the change. The portal, pinned to CPU 1, shares that core with
+the other tenants of this machine (`ps` during the run: a CI run's services, Keycloaks and
+brokers busy there) and got 29–71 % of it, while inventory's direct searches got 70–95 % of
+CPU 0. By the CPU counters a board view now costs the portal about what it costs inventory,
+so with a core each (as deployed) the board's peak would be bounded by inventory's share of
+it: a ratio of about 0.8 (5.4–6.5 ms per direct search against 6.2–7.4 ms per board view) —
+an estimate from the counters, not a measurement on an idle machine. The p99 at half the peak
+is missed by inventory's direct search too on this machine (89–255 ms, one run of 6.9 s), so
+that target is the machine's queueing, not the board's. Next in the portal: the remaining
+markup escaping of the unit cards and site list, and httpx's per-request URL and header
+building for the search; in inventory, why a board view's search costs it ~1 ms more than the
+same search sent directly (the map's site listing every 2 s is part of it)."""
 
 
 def splice_portal(doc: str, r: dict[str, Any]) -> str:
