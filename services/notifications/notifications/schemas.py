@@ -19,14 +19,18 @@ Trade = Annotated[str, Field(pattern=TRADE_RE.pattern, examples=["woodwork"])]
 Arrondissement = Annotated[int, Field(ge=1, le=20)]
 SiteId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["a3f1c2d4"])]
 # The bounds of the portal board's filters (inventory's search parameters), so every board
-# search can be saved; a unit's own figures are bounded tighter by inventory.
-Surface = Annotated[float, Field(ge=0, le=100_000, description="m²")]
+# search can be saved; a unit's own figures are bounded tighter by inventory. Numbers are strict:
+# JSON numbers only (lax mode would read `false` as 0 and "60" as 60).
+Surface = Annotated[float, Field(strict=True, ge=0, le=100_000, description="m²")]
 # A webhook secret: base64 of at least 24 random bytes after its prefix (see `secret_key`).
 SECRET_PATTERN = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"  # noqa: S105
-Rent = Annotated[float, Field(ge=0, le=100_000, description="€ per m² per year, excluding charges")]
+Rent = Annotated[
+    float, Field(strict=True, ge=0, le=100_000, description="€ per m² per year, excluding charges")
+]
 MinCeiling = Annotated[
     float,
     Field(
+        strict=True,
         ge=2,
         le=12,
         description="Metres; a unit whose ceiling height is unknown does not meet it.",
@@ -35,6 +39,7 @@ MinCeiling = Annotated[
 MinFloorLoad = Annotated[
     float,
     Field(
+        strict=True,
         ge=150,
         le=5_000,
         description="kg per m²; a unit whose floor load is unknown does not meet it.",
@@ -43,6 +48,7 @@ MinFloorLoad = Annotated[
 MinPower = Annotated[
     float,
     Field(
+        strict=True,
         ge=0,
         le=2_000,
         description="kVA; a unit whose electrical power is unknown does not meet it.",

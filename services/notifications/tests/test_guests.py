@@ -263,6 +263,10 @@ async def test_bad_requests_are_explained(sqlite_url: str, smtp: Smtp) -> None:
         assert_problem(await ask(svc, "a@example.org", language="de"), 422, "language")
         r = await ask(svc, "a@example.org", criteria={"arrondissements": [21]})
         assert_problem(r, 422, "arrondissements")
+        # Numbers are JSON numbers: false is not 0, nor "60" 60 (found by the schema fuzzer).
+        for wrong in (False, "60"):
+            r = await ask(svc, "a@example.org", criteria={"min_surface_m2": wrong})
+            assert_problem(r, 422, "min_surface_m2")
         assert smtp.mailbox.messages == []
 
 
