@@ -59,20 +59,36 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+def new_tab(browser: Any, *, bypass_csp: bool = False, console_errors: bool = True) -> Any:
+    """A French-speaking visitor's tab in a context of its own (no session, no Keycloak SSO);
+    script errors (and, with ``console_errors``, console errors: CSP violations among them) are
+    collected in ``tab.problems``. ``bypass_csp`` only lets axe-core's injected script in:
+    test_portal_public checks the CSP itself. Close it with ``tab.context.close()``."""
+    context = browser.new_context(viewport=DESKTOP, locale="fr-FR", bypass_csp=bypass_csp)
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    tab.problems = []
+    if console_errors:
+        tab.on("console", lambda m: tab.problems.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: tab.problems.append(str(e)))
+    return tab
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A French-speaking visitor's tab; CSP violations and script errors are collected."""
-    context = browser.new_context(viewport=DESKTOP, locale="fr-FR")
-    context.set_default_timeout(TIMEOUT_MS)
-    tab = context.new_page()
-    tab.problems = []  # type: ignore[attr-defined]
-    tab.on(
-        "console",
-        lambda m: tab.problems.append(m.text) if m.type == "error" else None,  # type: ignore[attr-defined]
-    )
-    tab.on("pageerror", lambda e: tab.problems.append(str(e)))  # type: ignore[attr-defined]
+    tab = new_tab(browser)
     yield tab
-    context.close()
+    tab.context.close()
+
+
+@pytest.fixture
+def axe_tab(browser: Any) -> Iterator[Any]:
+    """A tab that axe-core can be injected into (CSP bypassed); script errors are collected,
+    console lines are not (a refused form's 4xx answer is logged there on purpose)."""
+    tab = new_tab(browser, bypass_csp=True, console_errors=False)
+    yield tab
+    tab.context.close()
 
 
 def axe_violations(tab: Any) -> list[dict[str, Any]]:
@@ -98,6 +114,25 @@ def screenshot(tab: Any, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     tab.screenshot(path=str(path), full_page=True)
     return path
+
+
+SIZES = {"desktop": DESKTOP, "phone": PHONE, "zoom200": ZOOMED}
+EVERY_SIZE = tuple(SIZES)
+
+
+def check_page(tab: Any, name: str, sizes: tuple[str, ...] = ("desktop", "phone")) -> None:
+    """At each size (of ``SIZES``): a screenshot ``<name>-<size>``, no sideways scrolling, and
+    no axe-core violation (axe-core is not run at 200 % zoom: the layout is the phone's)."""
+    before = tab.viewport_size
+    for label in sizes:
+        tab.set_viewport_size(SIZES[label])
+        screenshot(tab, f"{name}-{label}")
+        if label != "zoom200":
+            violations = axe_violations(tab)
+            assert violations == [], f"{name} at {label}: {violations}"
+        wide = tab.evaluate("document.documentElement.scrollWidth")
+        assert wide <= SIZES[label]["width"], f"{name} scrolls sideways at {label} ({wide} px)"
+    tab.set_viewport_size(before)
 
 
 def log_in(tab: Any, portal_url: str, username: str, password: str) -> None:

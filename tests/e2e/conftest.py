@@ -29,7 +29,7 @@ from fabkit.localstack.platform import Platform
 from fabkit.localstack.platform import start_platform as launch
 from fabkit.testing import STARTED, fail_or_skip
 
-from .browser import browser, page  # noqa: F401 - the browser tests' fixtures
+from .browser import axe_tab, browser, page  # noqa: F401 - the browser tests' fixtures
 from .containers import containers_usable, mode, start_platform_on_containers
 from .harness import FAST_DELIVERY_ENV, KEYCLOAKS, SCALE, Api, Counts, Mailbox, ReceiverHub
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
@@ -31,7 +30,7 @@ from fabkit.auth import Role
 from fabkit.localstack.platform import Platform
 from fabkit.oidc_testing import login_with_pkce
 
-from .browser import DESKTOP, PHONE, TIMEOUT_MS, axe_violations, log_in, screenshot
+from .browser import TIMEOUT_MS, check_page, log_in
 from .harness import (
     MAX_ATTEMPTS,
     Receiver,
@@ -74,35 +73,6 @@ def receiver(receiver_hub: ReceiverHub) -> SwitchableReceiver:
     asyncio.run_coroutine_threadsafe(made._start(), receiver_hub.loop).result(10)
     receiver_hub.receivers.append(made)
     return made
-
-
-@pytest.fixture
-def tab(browser: Any) -> Iterator[Any]:
-    """A French-speaking tab whose context lets axe-core's injected script tag past the
-    portal's CSP (the last step checks the feed's script under the real CSP, in `page`)."""
-    context = browser.new_context(viewport=DESKTOP, locale="fr-FR", bypass_csp=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    opened = context.new_page()
-    opened.problems = []  # type: ignore[attr-defined]
-    opened.on("pageerror", lambda e: opened.problems.append(str(e)))  # type: ignore[attr-defined]
-    yield opened
-    context.close()
-
-
-def checked(tab: Any, name: str, *, phone: bool = False) -> None:
-    """A screenshot and no axe-core violation (and, with `phone`, the same at 360 px with no
-    sideways scrolling)."""
-    screenshot(tab, f"alerts-{name}")
-    violations = axe_violations(tab)
-    assert violations == [], f"{name}: {violations}"
-    if phone:
-        size = tab.viewport_size
-        tab.set_viewport_size(PHONE)
-        screenshot(tab, f"alerts-{name}-360")
-        assert axe_violations(tab) == [], f"{name} at 360 px"
-        wide = tab.evaluate("document.documentElement.scrollWidth")
-        assert wide <= PHONE["width"], f"{name} scrolls sideways at 360 px ({wide} px)"
-        tab.set_viewport_size(size)
 
 
 def sign_in_at_provider(tab: Any, portal: str) -> None:
@@ -211,9 +181,9 @@ def reload_until(tab: Any, what: str, ready: Any, timeout: float = 60.0) -> None
 
 
 def test_camille_saves_a_search_gets_the_alert_live_and_sends_a_dead_webhook_again(
-    tab: Any, page: Any, portal: str, e2e_platform: Platform, receiver: SwitchableReceiver
+    axe_tab: Any, page: Any, portal: str, e2e_platform: Platform, receiver: SwitchableReceiver
 ) -> None:
-    strict, page = page, tab
+    strict, page = page, axe_tab
     trade = tag("alerts")
     hook_path = f"/hooks/{uuid.uuid4().hex[:12]}"
     board = {"trade": trade, "min_surface": "50", "min_power_kva": "30", "sort": "-surface"}
@@ -232,7 +202,7 @@ def test_camille_saves_a_search_gets_the_alert_live_and_sends_a_dead_webhook_aga
     assert page.locator("#f-min_surface").input_value() == "50"
     assert page.locator("#f-min_power_kva").input_value() == "30"
     assert page.locator("#f-channel-feed").is_checked()
-    checked(page, "new-search", phone=True)
+    check_page(page, "alerts-new-search")
 
     # 2. A refusal is explained beside its field.
     page.fill("#f-name", "Céramique, tout Paris")
@@ -243,7 +213,7 @@ def test_camille_saves_a_search_gets_the_alert_live_and_sends_a_dead_webhook_aga
     assert "Saisissez une adresse web" in page.locator("#f-webhook_url-error").inner_text()
     assert page.locator("#f-webhook_url").get_attribute("aria-invalid") == "true"
     assert page.locator(".error-summary").count() == 1
-    checked(page, "new-search-error")
+    check_page(page, "alerts-new-search-error", ("desktop",))
 
     # 3. Saved with the feed and the webhook: the secret is shown once.
     page.fill("#f-webhook_url", receiver.url(hook_path))
@@ -254,7 +224,7 @@ def test_camille_saves_a_search_gets_the_alert_live_and_sends_a_dead_webhook_aga
     assert secret.startswith("whsec_") and len(secret) > 30
     assert "webhook-signature" in page.locator("main").inner_text()
     receiver.secrets[hook_path] = secret
-    checked(page, "secret")
+    check_page(page, "alerts-secret", ("desktop",))
     page.get_by_role("link", name="J'ai copié le secret : retour à mes recherches").click()
     page.wait_for_url(f"{portal}/me/searches")
     assert secret not in page.content()
@@ -269,14 +239,14 @@ def test_camille_saves_a_search_gets_the_alert_live_and_sends_a_dead_webhook_aga
     assert receiver.url(hook_path) in text
     search_id = card.get_attribute("data-search-id")
     assert search_id
-    checked(page, "searches", phone=True)
+    check_page(page, "alerts-searches")
 
     # 4. Edit: the name changes, the webhook keeps its secret (no new one shown).
     card.get_by_role("link", name="Modifier").click()
     page.wait_for_url(f"{portal}/me/searches/{search_id}/edit")
     assert page.locator("#f-min_power_kva").input_value() == "30"
     assert secret not in page.content()
-    checked(page, "edit-search")
+    check_page(page, "alerts-edit-search", ("desktop",))
     page.fill("#f-name", "Céramique, grands ateliers")
     page.get_by_role("button", name="Enregistrer les modifications").click()
     page.wait_for_url(f"{portal}/me/searches?done=changed")
@@ -311,7 +281,7 @@ def test_camille_saves_a_search_gets_the_alert_live_and_sends_a_dead_webhook_aga
     )
     assert page.locator(".feed-region").get_attribute("aria-live") == "polite"
     assert page.title().startswith("(")
-    checked(page, "feed", phone=True)
+    check_page(page, "alerts-feed")
 
     # 7. Marked read with a plain form.
     item.get_by_role("button", name="Marquer comme lue").click()
@@ -342,7 +312,7 @@ def test_camille_saves_a_search_gets_the_alert_live_and_sends_a_dead_webhook_aga
     assert len(hits) == MAX_ATTEMPTS, [h.answered for h in hits]
     assert all(h.verified for h in hits), "signed with the secret the page showed once"
     assert all(h.answered == 503 for h in hits)
-    checked(page, "deliveries")
+    check_page(page, "alerts-deliveries", ("desktop",))
 
     # 9. Up again: "Envoyer à nouveau" delivers it under the same webhook-id.
     receiver.down = False
@@ -356,14 +326,14 @@ def test_camille_saves_a_search_gets_the_alert_live_and_sends_a_dead_webhook_aga
     assert ok[0].payload()["data"]["unit"]["unit_id"] == unit_id
     page.goto(f"{portal}/me/deliveries")
     assert page.locator(f'tr.delivery-delivered[data-delivery-id="{webhook_id}"]').count() == 1
-    checked(page, "all-deliveries", phone=True)
+    check_page(page, "alerts-all-deliveries")
 
     # 10. Delete, after a confirmation step.
     page.goto(f"{portal}/me/searches")
     card = page.locator(f'.search-card[data-search-id="{search_id}"]')
     card.get_by_role("link", name="Supprimer").click()
     page.wait_for_url(f"{portal}/me/searches/{search_id}/delete")
-    checked(page, "delete-search")
+    check_page(page, "alerts-delete-search", ("desktop",))
     page.get_by_role("button", name="Oui, supprimer cette recherche").click()
     page.wait_for_url(f"{portal}/me/searches?done=deleted")
     assert page.locator(f'.search-card[data-search-id="{search_id}"]').count() == 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,7 +26,7 @@ import pytest
 from fabkit.auth import Role
 from fabkit.localstack.platform import Platform
 
-from .browser import DESKTOP, PHONE, TIMEOUT_MS, axe_violations, screenshot
+from .browser import check_page
 from .harness import Mail, Mailbox, bearer, identities, tag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -39,35 +38,6 @@ NO_CHECK = "ne vérifient pas votre éligibilité"
 def portal(platform: Platform) -> str:
     assert "portal" in platform.services, "deploy/services.json does not start the portal"
     return platform.services["portal"].url
-
-
-@pytest.fixture
-def tab(browser: Any) -> Iterator[Any]:
-    """A French-speaking tab whose context lets axe-core's injected script past the CSP;
-    script errors are collected."""
-    context = browser.new_context(viewport=DESKTOP, locale="fr-FR", bypass_csp=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    opened = context.new_page()
-    opened.problems = []  # type: ignore[attr-defined]
-    opened.on("pageerror", lambda e: opened.problems.append(str(e)))  # type: ignore[attr-defined]
-    yield opened
-    context.close()
-
-
-def checked(tab: Any, name: str, *, phone: bool = False) -> None:
-    """A screenshot and no axe-core violation; with `phone`, the same at 360 px without
-    sideways scrolling."""
-    screenshot(tab, f"guest-{name}")
-    violations = axe_violations(tab)
-    assert violations == [], f"{name}: {violations}"
-    if phone:
-        size = tab.viewport_size
-        tab.set_viewport_size(PHONE)
-        screenshot(tab, f"guest-{name}-360")
-        assert axe_violations(tab) == [], f"{name} at 360 px"
-        wide = tab.evaluate("document.documentElement.scrollWidth")
-        assert wide <= PHONE["width"], f"{name} scrolls sideways at 360 px ({wide} px)"
-        tab.set_viewport_size(size)
 
 
 class Landlord:
@@ -143,8 +113,9 @@ def text_of(mail: Mail, subtype: str) -> str:
 
 
 def test_a_guest_confirms_from_the_mail_gets_one_alert_and_unsubscribes(
-    tab: Any, portal: str, platform: Platform
+    axe_tab: Any, portal: str, platform: Platform
 ) -> None:
+    tab = axe_tab
     assert platform.mail is not None, "the platform runs no mail catcher"
     mailbox = Mailbox(platform.mail.folder)
     address = f"invite.{uuid.uuid4().hex[:8]}@example.org"
@@ -161,7 +132,7 @@ def test_a_guest_confirms_from_the_mail_gets_one_alert_and_unsubscribes(
     search = tab.locator("#f-criteria").inner_text()
     assert "19" in search and "60" in search, search
     assert "Aucune" in tab.content() or "aucune vérification d'éligibilité" in tab.content()
-    checked(tab, "form", phone=True)
+    check_page(tab, "guest-form")
 
     # 2. Without an address: the message is beside the field, and nothing is sent.
     tab.get_by_role("button", name="M'envoyer l'e-mail de confirmation").click()
@@ -170,14 +141,14 @@ def test_a_guest_confirms_from_the_mail_gets_one_alert_and_unsubscribes(
     assert "Saisissez l'adresse e-mail" in error
     assert tab.locator("#f-email").get_attribute("aria-invalid") == "true"
     assert tab.locator(".error-summary a[href='#f-email']").count() == 1
-    checked(tab, "form-error")
+    check_page(tab, "guest-form-error", ("desktop",))
 
     # 3. With the address: "check your mailbox".
     tab.locator("#f-email").fill(address)
     tab.get_by_role("button", name="M'envoyer l'e-mail de confirmation").click()
     tab.wait_for_url(f"{portal}/alerts/sent")
     assert tab.locator("h1").inner_text() == "Consultez votre messagerie"
-    checked(tab, "sent")
+    check_page(tab, "guest-sent", ("desktop",))
     [confirmation] = wait_for("the confirmation e-mail", lambda: mailbox.to(address))
     assert confirmation.subject == "Confirmez vos alertes Fabrique"
     assert "List-Unsubscribe" not in confirmation.message
@@ -194,15 +165,15 @@ def test_a_guest_confirms_from_the_mail_gets_one_alert_and_unsubscribes(
     assert link.group(0) in text_of(confirmation, "html")
     tab.goto(link.group(0))
     assert tab.locator("h1").inner_text() == "Confirmez vos alertes par e-mail"
-    checked(tab, "confirm")
+    check_page(tab, "guest-confirm", ("desktop",))
     tab.goto(link.group(0))  # opened twice (as a mail scanner would): still to confirm
     tab.get_by_role("button", name="Confirmer").click()
     tab.wait_for_load_state()
     assert tab.locator("h1").inner_text() == "Vos alertes par e-mail sont confirmées"
-    checked(tab, "confirmed")
+    check_page(tab, "guest-confirmed", ("desktop",))
     tab.goto(link.group(0))  # single use
     assert tab.locator("h1").inner_text() == "Ces alertes sont déjà confirmées"
-    checked(tab, "link-used")
+    check_page(tab, "guest-link-used", ("desktop",))
 
     # 6. A landlord opens a matching vacancy: the alert e-mail arrives.
     unit = landlord.open_vacancy(trade)
@@ -223,11 +194,11 @@ def test_a_guest_confirms_from_the_mail_gets_one_alert_and_unsubscribes(
 
     # 7. The unsubscribe link (notifications' page: reading it changes nothing, its button does).
     tab.goto(unsubscribe)
-    checked(tab, "unsubscribe")
+    check_page(tab, "guest-unsubscribe", ("desktop",))
     tab.get_by_role("button", name="Ne plus recevoir ces alertes par e-mail").click()
     tab.wait_for_load_state()
     assert tab.locator("h1").inner_text() == "Désabonnement enregistré"
-    checked(tab, "unsubscribed")
+    check_page(tab, "guest-unsubscribed", ("desktop",))
     received = len(mailbox.to(address))
     landlord.open_vacancy(trade)
     time.sleep(15)

@@ -29,7 +29,14 @@ import pytest
 from fabkit.auth import Role
 from fabkit.localstack.platform import Platform
 
-from .browser import DESKTOP, PHONE, TIMEOUT_MS, ZOOMED, axe_violations, log_in, screenshot
+from .browser import (
+    DESKTOP,
+    EVERY_SIZE,
+    TIMEOUT_MS,
+    check_page,
+    log_in,
+    new_tab,
+)
 from .harness import Mailbox, identities, luhn_siret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -48,17 +55,10 @@ def portal(platform: Platform) -> str:
 
 @pytest.fixture
 def tab(browser: Any) -> Iterator[Any]:
-    """A French-speaking visitor's own browser (no session, no Keycloak SSO); script errors
-    are collected in ``tab.problems``. The CSP is bypassed only so that axe-core can be
-    injected (test_portal_public checks the CSP itself)."""
-    context = browser.new_context(viewport=DESKTOP, locale="fr-FR", bypass_csp=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    page.problems = []
-    page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: page.problems.append(str(e)))
-    yield page
-    context.close()
+    """A tab axe-core can be injected into, collecting console errors too (``tab.problems``)."""
+    opened = new_tab(browser, bypass_csp=True)
+    yield opened
+    opened.context.close()
 
 
 class Landlord:
@@ -88,21 +88,6 @@ class Landlord:
             f"{response.text[:600]}"
         )
         return response.json()
-
-
-def check_page(tab: Any, name: str) -> None:
-    """A screenshot at 1280 px, 360 px and 200 % zoom (640 px), axe-core at the first two, and
-    no sideways scrolling at any."""
-    for size, label in ((DESKTOP, "desktop"), (PHONE, "phone"), (ZOOMED, "zoom200")):
-        tab.set_viewport_size(size)
-        screenshot(tab, f"journey-{name}-{label}")
-        if size is not ZOOMED:
-            violations = axe_violations(tab)
-            assert violations == [], f"{name} at {label}: {violations}"
-        assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
-            f"{name} scrolls sideways at {label}"
-        )
-    tab.set_viewport_size(DESKTOP)
 
 
 def wait_until(probe: Callable[[], Any], what: str, timeout: float = 60) -> Any:
@@ -160,7 +145,7 @@ def create_profile(tab: Any, portal: str, address: str) -> None:
     tab.wait_for_url(portal + "/me/profile")
     assert tab.locator("h1").inner_text() == "Créer mon profil"
     assert tab.locator("#f-contact_email").input_value() == address
-    check_page(tab, "profile-new")
+    check_page(tab, "journey-profile-new", EVERY_SIZE)
 
     # A first try with mistakes: each is explained beside its field, nothing is registered.
     tab.fill("#f-business_name", "Moreau Céramique")
@@ -175,7 +160,7 @@ def create_profile(tab: Any, portal: str, address: str) -> None:
     assert "Choisissez au moins un métier." in problems
     assert tab.locator("#f-siret").get_attribute("aria-invalid") == "true"
     assert tab.locator("#f-business_name").input_value() == "Moreau Céramique", "kept as typed"
-    check_page(tab, "profile-errors")
+    check_page(tab, "journey-profile-errors", EVERY_SIZE)
 
     tab.fill("#f-display_name", "Atelier Inès Moreau")
     tab.fill("#f-siret", spaced(luhn_siret()))
@@ -187,7 +172,7 @@ def create_profile(tab: Any, portal: str, address: str) -> None:
     tab.wait_for_url(portal + "/me/profile?done=created")
     assert "Votre profil est créé" in tab.locator(".banner-success").inner_text()
     assert tab.locator("h1").inner_text() == "Mon profil"
-    check_page(tab, "profile-created")
+    check_page(tab, "journey-profile-created", EVERY_SIZE)
 
 
 def stale_edit_from_another_tab(tab: Any, portal: str) -> None:
@@ -206,7 +191,7 @@ def stale_edit_from_another_tab(tab: Any, portal: str) -> None:
     assert "modifié entre-temps (dans un autre onglet\u00a0?)" in warning
     assert tab.locator("#f-display_name").input_value() == "Atelier Moreau & Fils"
     assert tab.locator("#f-business_name").input_value() == "Moreau Céramique", "current version"
-    check_page(tab, "profile-stale")
+    check_page(tab, "journey-profile-stale", EVERY_SIZE)
     # Saved again on the current version, the change goes through.
     tab.fill("#f-business_name", "Moreau Céramique SCOP")
     tab.get_by_role("button", name="Enregistrer mes modifications").click()
@@ -283,7 +268,7 @@ def test_an_artisan_registers_applies_and_signs_the_lease_offered(
         alert.wait_for(timeout=90_000)
         assert tab.locator("#feed-list > li").count() == before + 1
         assert "atelier P19" in alert.inner_text()
-        check_page(tab, "feed-alert")
+        check_page(tab, "journey-feed-alert", EVERY_SIZE)
 
         # Eligibility on the unit page, once leasing has heard of the vacancy.
         def eligible() -> bool:
@@ -296,7 +281,7 @@ def test_an_artisan_registers_applies_and_signs_the_lease_offered(
         assert section.locator(".rule-passed").count() >= 1
         assert section.locator(".rule-failed").count() == 0
         assert "Mon total" in section.locator("table").first.inner_text()
-        check_page(tab, "unit-eligible")
+        check_page(tab, "journey-unit-eligible", EVERY_SIZE)
 
         # Applying: the project is checked in words first, then the application is made.
         tab.fill("#f-project", "Trop court")
@@ -310,10 +295,10 @@ def test_an_artisan_registers_applies_and_signs_the_lease_offered(
         summary = tab.locator("main dl").first.inner_text()
         assert "Envoyée\u00a0: en cours d'examen" in summary
         assert "1er sur 1" in summary
-        check_page(tab, "application")
+        check_page(tab, "journey-application", EVERY_SIZE)
         tab.goto(portal + "/me/applications")
         assert "1er sur 1" in tab.locator(".card-list").inner_text()
-        check_page(tab, "applications")
+        check_page(tab, "journey-applications", EVERY_SIZE)
 
         # The landlord offers a lease through leasing's API.
         start = datetime.now(UTC).date() + timedelta(days=30)
@@ -335,10 +320,10 @@ def test_an_artisan_registers_applies_and_signs_the_lease_offered(
         assert "960,00\xa0€ par mois, hors charges" in terms
         assert "200,00\xa0€ par mois" in terms  # charges: 25 €/m²/year × 96 m² / 12
         assert "<b>au rez-de-chaussée</b>" in terms, "the landlord's message is shown as text"
-        check_page(tab, "offers")
+        check_page(tab, "journey-offers", EVERY_SIZE)
         card.get_by_role("link", name="Accepter et signer…").click()
         tab.wait_for_url(portal + f"/me/offers/{offered['id']}/accept")
-        check_page(tab, "offer-accept")
+        check_page(tab, "journey-offer-accept", EVERY_SIZE)
         # Still offered until the person confirms.
         lease = landlord.ok(landlord.call("GET", "leasing", f"/v1/leases/{offered['id']}"))
         assert lease["status"] == "offered"
@@ -346,7 +331,7 @@ def test_an_artisan_registers_applies_and_signs_the_lease_offered(
         tab.wait_for_url(portal + "/me/offers?done=signed")
         assert "Le bail est signé" in tab.locator(".banner-success").inner_text()
         assert "Signé\u00a0: bail en cours" in tab.locator("#leases-title + ul").inner_text()
-        check_page(tab, "lease-signed")
+        check_page(tab, "journey-lease-signed", EVERY_SIZE)
 
         lease = landlord.ok(landlord.call("GET", "leasing", f"/v1/leases/{offered['id']}"))
         assert lease["status"] == "active" and lease["signed_at"], lease
@@ -426,7 +411,7 @@ def test_the_rules_failed_in_words_a_withdrawal_and_a_declined_offer(
         assert "Vous ne pouvez pas candidater" in section
         assert tab.locator("#f-project").count() == 0
         assert "Vous n'êtes éligible à aucun des programmes" in tab.locator("aside").inner_text()
-        check_page(tab, "unit-not-eligible")
+        check_page(tab, "journey-unit-not-eligible", EVERY_SIZE)
         camille.close()
 
         # Malik's cooperative is eligible under both: it chooses one, applies, then withdraws.
@@ -448,7 +433,7 @@ def test_the_rules_failed_in_words_a_withdrawal_and_a_declined_offer(
         tab.locator("aside").get_by_role("link", name="Voir ma candidature").click()
         tab.get_by_role("link", name="Retirer ma candidature").click()
         tab.wait_for_url(portal + f"/me/applications/{withdrawn_id}/withdraw")
-        check_page(tab, "application-withdraw")
+        check_page(tab, "journey-application-withdraw", EVERY_SIZE)
         tab.fill("#f-reason", "Nous avons trouvé un atelier plus proche de nos clients.")
         tab.get_by_role("button", name="Oui, retirer ma candidature").click()
         tab.wait_for_url(portal + f"/me/applications/{withdrawn_id}?done=withdrawn")
@@ -457,7 +442,7 @@ def test_the_rules_failed_in_words_a_withdrawal_and_a_declined_offer(
         assert "Vous avez retiré la candidature (par vous)" in page_text
         assert "plus classée (close)" in page_text
         assert tab.get_by_role("link", name="Retirer ma candidature").count() == 0
-        check_page(tab, "application-withdrawn")
+        check_page(tab, "journey-application-withdrawn", EVERY_SIZE)
         mine = landlord.ok(landlord.call("GET", "leasing", f"/v1/applications/{withdrawn_id}"))
         assert mine["status"] == "withdrawn" and mine["rank"] is None
         assert mine["decisions"][-1]["reason"].startswith("Nous avons trouvé")
@@ -485,7 +470,7 @@ def test_the_rules_failed_in_words_a_withdrawal_and_a_declined_offer(
         tab.wait_for_url(portal + "/me/offers?done=declined")
         assert "Vous avez refusé l'offre" in tab.locator(".banner-success").inner_text()
         assert "Offre refusée" in tab.locator("#past-title + ul").inner_text()
-        check_page(tab, "offer-declined")
+        check_page(tab, "journey-offer-declined", EVERY_SIZE)
         lease = landlord.ok(landlord.call("GET", "leasing", f"/v1/leases/{offer['id']}"))
         assert lease["status"] == "declined", lease
         malik.close()
