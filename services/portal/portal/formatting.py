@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 from datetime import date
 from functools import cache, lru_cache
+from typing import Any
 
 from babel.dates import format_date
 from babel.numbers import NumberPattern, parse_pattern
 
+from portal.criteria import Namers, describe
 from portal.i18n import babel_locale, current_locale, gettext, per_locale
 
 _ = gettext
@@ -209,3 +211,16 @@ def _sort_label_names() -> dict[str, str]:
 
 def sort_label(code: str) -> str:
     return _sort_label_names().get(code, code)
+
+
+def criteria_words(criteria: dict[str, Any]) -> list[str]:
+    """A saved search's criteria in the page's language, one line each."""
+    namers = Namers(
+        number=number,
+        euros=euros,
+        arrondissement=arrondissement,
+        site_kind=site_kind,
+        trade=trade,
+        feature=feature,
+    )
+    return describe(criteria, gettext, namers)

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from portal import formatting
 from portal.clients import UpstreamNotFound, UpstreamRefused, notifications
-from portal.criteria import Namers, describe, to_criteria
+from portal.criteria import to_criteria
 from portal.filters import BoardFilters, parse_filters
 from portal.i18n import current_locale, gettext
 from portal.pages.deps import CsrfDep, UpstreamsDep
@@ -31,22 +31,6 @@ CRITERIA_FIELDS = (
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 EMAIL_MAX = 320
 NAME_MAX = 120
-
-
-def _namers() -> Namers:
-    return Namers(
-        number=formatting.number,
-        euros=formatting.euros,
-        arrondissement=formatting.arrondissement,
-        site_kind=formatting.site_kind,
-        trade=formatting.trade,
-        feature=formatting.feature,
-    )
-
-
-def words(criteria: dict[str, Any]) -> list[str]:
-    """The criteria in the page's language, one line each."""
-    return describe(criteria, gettext, _namers())
 
 
 def search_name(lines: list[str]) -> str:
@@ -97,7 +81,7 @@ class GuestForm:
             "email": self.email,
             "criteria": to_criteria(self.filters).criteria,
             "language": self.language,
-            "name": search_name(words(to_criteria(self.filters).criteria)),
+            "name": search_name(formatting.criteria_words(to_criteria(self.filters).criteria)),
         }
 
 
@@ -110,7 +94,7 @@ def _form_page(request: Request, form: GuestForm, status: int = 200) -> HTMLResp
             "form": form,
             "filters": form.filters,
             "hidden": [(k, v) for k, v in form.filters.query_items() if k in CRITERIA_FIELDS],
-            "words": words(saved.criteria) if form.filters.valid else [],
+            "words": formatting.criteria_words(saved.criteria) if form.filters.valid else [],
             "left_out": saved.left_out,
             "languages": [("fr", "Français"), ("en", "English")],
         },
@@ -201,7 +185,7 @@ async def confirm_page(request: Request, token: str, upstreams: UpstreamsDep) ->
     page = render(
         request,
         "alerts_confirm.html",
-        {"pending": pending, "words": words(pending.criteria), "token": token},
+        {"pending": pending, "words": formatting.criteria_words(pending.criteria), "token": token},
     )
     page.headers["Cache-Control"] = "no-store"
     return page
@@ -220,7 +204,7 @@ async def confirm_alerts(
     page = render(
         request,
         "alerts_confirmed.html",
-        {"confirmed": confirmed, "words": words(confirmed.criteria)},
+        {"confirmed": confirmed, "words": formatting.criteria_words(confirmed.criteria)},
     )
     page.headers["Cache-Control"] = "no-store"
     return page

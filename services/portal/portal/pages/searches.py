@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from portal import clients, formatting
 from portal.clients import notifications
-from portal.criteria import Namers, Saved, describe, from_criteria, to_criteria
+from portal.criteria import Saved, from_criteria, to_criteria
 from portal.filters import ARRONDISSEMENTS, FEATURES, SITE_KINDS, BoardFilters, parse_filters
 from portal.formatting import KNOWN_TRADES
 from portal.i18n import gettext
@@ -36,22 +36,6 @@ CRITERIA_FIELDS = (
 )  # fmt: skip
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _API_FIELD = re.compile(r"body\.([a-z_]+)(?:\.(\d+))?(?:\.([a-z0-9_]+))?(?:\.([a-z0-9_]+))?")
-
-
-def namers() -> Namers:
-    return Namers(
-        number=formatting.number,
-        euros=formatting.euros,
-        arrondissement=formatting.arrondissement,
-        site_kind=formatting.site_kind,
-        trade=formatting.trade,
-        feature=formatting.feature,
-    )
-
-
-def criteria_words(criteria: dict[str, Any]) -> list[str]:
-    """A saved search's criteria in the page's language."""
-    return describe(criteria, gettext, namers())
 
 
 def board_link(criteria: dict[str, Any]) -> str:
@@ -244,7 +228,12 @@ async def my_searches(request: Request, user: UserDep, upstreams: UpstreamsDep) 
 
     lasts = await asyncio.gather(*(last(s) for s in subs))
     rows = [
-        {"sub": s, "words": criteria_words(s.criteria), "board": board_link(s.criteria), "last": d}
+        {
+            "sub": s,
+            "words": formatting.criteria_words(s.criteria),
+            "board": board_link(s.criteria),
+            "last": d,
+        }
         for s, d in zip(subs, lasts, strict=True)
     ]
     return render(
@@ -341,7 +330,9 @@ async def confirm_delete(
 ) -> HTMLResponse:
     sub = await notifications.get_subscription(upstreams, user.access_token, subscription_id)
     return render(
-        request, "searches_delete.html", {"sub": sub, "words": criteria_words(sub.criteria)}
+        request,
+        "searches_delete.html",
+        {"sub": sub, "words": formatting.criteria_words(sub.criteria)},
     )
 
 
