@@ -224,3 +224,13 @@ def criteria_words(criteria: dict[str, Any]) -> list[str]:
         feature=feature,
     )
     return describe(criteria, gettext, namers)
+
+
+def too_long(text: str, limit: int) -> str | None:
+    """The message beside a text field written past its limit, or None."""
+    if len(text) <= limit:
+        return None
+    return gettext("Write at most %(num)s characters (you wrote %(count)s).") % {
+        "num": limit,
+        "count": len(text),
+    }

@@ -60,3 +60,12 @@ def test_name_tables_follow_the_language() -> None:
     assert formatting.trade("new_trade") == "new trade"
     set_locale("fr")
     assert formatting.trade("leather") == "maroquinerie"
+
+
+def test_too_long_names_the_limit_and_the_count() -> None:
+    set_locale("fr")
+    assert formatting.too_long("x" * 10, 10) is None
+    assert (
+        formatting.too_long("x" * 11, 10)
+        == "Écrivez au plus 10 caractères (vous en avez écrit 11)."
+    )

@@ -188,11 +188,8 @@ async def withdraw(
 ) -> Response:
     form = await request.form()
     reason = str(form.get("reason") or "").strip()
-    if len(reason) > REASON_MAX:
-        message = _("Write at most %(num)s characters (you wrote %(count)s).") % {
-            "num": REASON_MAX,
-            "count": len(reason),
-        }
+    message = formatting.too_long(reason, REASON_MAX)
+    if message is not None:
         return await _detail(
             request, user, upstreams, application_id, confirm=True,
             errors={"reason": message}, reason=reason, status=400,

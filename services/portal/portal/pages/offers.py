@@ -12,6 +12,7 @@ from babel.dates import format_datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from portal import formatting
 from portal.clients import UpstreamRefused, leasing
 from portal.i18n import babel_locale, gettext
 from portal.pages.deps import CsrfDep, UpstreamsDep, UserDep
@@ -142,11 +143,8 @@ async def decline(
 ) -> Response:
     form = await request.form()
     reason = str(form.get("reason") or "").strip()
-    if len(reason) > REASON_MAX:
-        message = _("Write at most %(num)s characters (you wrote %(count)s).") % {
-            "num": REASON_MAX,
-            "count": len(reason),
-        }
+    message = formatting.too_long(reason, REASON_MAX)
+    if message is not None:
         return await _offers_page(
             request, user, upstreams, errors={lease_id: message}, reasons={lease_id: reason},
             status=400,

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from portal import formatting
 from portal.clients import UpstreamNotFound, UpstreamRefused, inventory, leasing
 from portal.i18n import gettext
 from portal.pages.deps import CsrfDep, OptionalUserDep, SignedIn, UpstreamsDep, UserDep
@@ -52,12 +53,7 @@ def check_project(project: str) -> str | None:
         return _("Describe your project: what you will make in this workshop, and with whom.")
     if len(project) < PROJECT_MIN:
         return _("Write at least %(num)s characters about your project.") % {"num": PROJECT_MIN}
-    if len(project) > PROJECT_MAX:
-        return _("Write at most %(num)s characters (you wrote %(count)s).") % {
-            "num": PROJECT_MAX,
-            "count": len(project),
-        }
-    return None
+    return formatting.too_long(project, PROJECT_MAX)
 
 
 async def _standing(upstreams: Any, user: SignedIn, unit_id: str) -> Standing:
