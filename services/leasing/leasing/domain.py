@@ -1,8 +1,10 @@
-"""Pure leasing rules: legal forms, labels, SIRET checks and the life cycles of applications
-and leases."""
+"""Pure leasing rules: legal forms, labels, SIRET checks and the life cycles of calls for
+applications, applications and leases."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 # The site kinds of inventory's unit events (`unit.site_kind`): leasing keeps its own copy so
@@ -55,6 +57,7 @@ class Label(StrEnum):
 
 
 class ApplicationStatus(StrEnum):
+    DRAFT = "draft"  # saved, not yet submitted: never ranked
     SUBMITTED = "submitted"
     OFFERED = "offered"
     ACCEPTED = "accepted"
@@ -112,13 +115,14 @@ DECISION_FROM: dict[Decision, frozenset[ApplicationStatus]] = {
     Decision.OFFER_ACCEPTED: frozenset({ApplicationStatus.OFFERED}),
     Decision.OFFER_DECLINED: frozenset({ApplicationStatus.OFFERED}),
     Decision.OFFER_EXPIRED: frozenset({ApplicationStatus.OFFERED}),
-    Decision.WITHDRAWN: OPEN_APPLICATION_STATUSES,
-    Decision.CLOSED: OPEN_APPLICATION_STATUSES,
+    # A draft may be withdrawn, and closes with its vacancy.
+    Decision.WITHDRAWN: OPEN_APPLICATION_STATUSES | {ApplicationStatus.DRAFT},
+    Decision.CLOSED: OPEN_APPLICATION_STATUSES | {ApplicationStatus.DRAFT},
 }
 
 
 class TransitionError(ValueError):
-    """A change the life cycle of an application or a lease does not allow."""
+    """A change the life cycle of a call, an application or a lease does not allow."""
 
 
 def check_decision(current: ApplicationStatus, decision: Decision) -> ApplicationStatus:
@@ -130,6 +134,92 @@ def check_decision(current: ApplicationStatus, decision: Decision) -> Applicatio
             f"that needs an application that is: {allowed}."
         )
     return DECISION_STATUS[decision]
+
+
+# Calls for applications -----------------------------------------------------------------------
+
+
+class CallStatus(StrEnum):
+    """A vacancy is let through a call: it opens, closes (the ranking frozen), is reviewed,
+    decided, and its results published; or it is cancelled when the vacancy goes first."""
+
+    SCHEDULED = "scheduled"  # opens later
+    OPEN = "open"  # takes applications
+    CLOSED = "closed"  # the ranking is frozen
+    UNDER_REVIEW = "under_review"  # the first offer or rejection, or the landlord's start
+    DECIDED = "decided"  # a lease signed, or nobody chosen
+    RESULTS_PUBLISHED = "results_published"
+    CANCELLED = "cancelled"  # the vacancy closed before a decision
+
+
+class CallEvent(StrEnum):
+    """What moves a call on."""
+
+    OPEN = "open"  # the clock passed opens_at
+    CLOSE = "close"  # the clock passed closes_at
+    REVIEW = "review"  # the landlord starts the review (or the first offer / rejection)
+    DECIDE = "decide"  # a lease signed, or the landlord records nobody is chosen
+    PUBLISH = "publish"  # the results are published
+    CANCEL = "cancel"  # the vacancy closed (or was withdrawn) before a decision
+
+
+CALL_TRANSITIONS: dict[CallEvent, tuple[frozenset[CallStatus], CallStatus]] = {
+    CallEvent.OPEN: (frozenset({CallStatus.SCHEDULED}), CallStatus.OPEN),
+    CallEvent.CLOSE: (frozenset({CallStatus.OPEN}), CallStatus.CLOSED),
+    CallEvent.REVIEW: (frozenset({CallStatus.CLOSED}), CallStatus.UNDER_REVIEW),
+    CallEvent.DECIDE: (
+        frozenset({CallStatus.CLOSED, CallStatus.UNDER_REVIEW}),
+        CallStatus.DECIDED,
+    ),
+    CallEvent.PUBLISH: (frozenset({CallStatus.DECIDED}), CallStatus.RESULTS_PUBLISHED),
+    CallEvent.CANCEL: (
+        frozenset({CallStatus.SCHEDULED, CallStatus.OPEN, CallStatus.CLOSED, CallStatus.UNDER_REVIEW}),
+        CallStatus.CANCELLED,
+    ),
+}
+
+# Calls whose dates may still move (PATCH opens_at / closes_at).
+CALL_DATES_EDITABLE = frozenset({CallStatus.SCHEDULED, CallStatus.OPEN})
+# Calls where the landlord may offer or reject: the ranking is frozen and nothing decided yet.
+CALL_OFFERABLE = frozenset({CallStatus.CLOSED, CallStatus.UNDER_REVIEW})
+# Calls still to be decided (a vacancy closing cancels them).
+CALL_UNDECIDED = frozenset(
+    {CallStatus.SCHEDULED, CallStatus.OPEN, CallStatus.CLOSED, CallStatus.UNDER_REVIEW}
+)
+
+
+def call_transition(current: CallStatus, event: CallEvent) -> CallStatus:
+    """The call's status after `event`, or TransitionError."""
+    allowed, after = CALL_TRANSITIONS[event]
+    if current not in allowed:
+        names = ", ".join(sorted(s.value for s in allowed))
+        raise TransitionError(
+            f"A call that is '{current}' cannot {event.value}; that needs a call that is: {names}."
+        )
+    return after
+
+
+def status_at(opens_at: datetime, now: datetime) -> CallStatus:
+    """Where a new call (or a scheduled one whose opening moved) stands by the clock; closing
+    is the worker's, since it freezes the ranking."""
+    if now < opens_at:
+        return CallStatus.SCHEDULED
+    return CallStatus.OPEN
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One submitted application as the frozen ranking orders it."""
+
+    application_id: str
+    score: int
+    submitted_at: datetime
+
+
+def frozen_order(entries: list[Ranked]) -> list[Ranked]:
+    """The published tie-break: higher score first, then earlier submission, then id (so two
+    replicas freezing the same call write the same ranking)."""
+    return sorted(entries, key=lambda e: (-e.score, e.submitted_at, e.application_id))
 
 
 # SIRET ----------------------------------------------------------------------------------------

@@ -134,6 +134,11 @@ class Application(SQLModel, table=True):
     )
     submitted_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    # The call for applications of the vacancy (null for applications made before calls).
+    call_id: str | None = Field(
+        default=None,
+        sa_column=Column(String(36), ForeignKey("calls.id"), index=True),
+    )
 
 
 class ApplicationDecision(SQLModel, table=True):
@@ -156,6 +161,9 @@ class ApplicationDecision(SQLModel, table=True):
     reason: str | None = Field(default=None, sa_column=Column(Text))
     lease_id: str | None = Field(default=None, sa_column=Column(String(36)))
     decided_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    # The published out-of-rank ground (programme catalogue `out_of_rank_grounds`) of an offer
+    # to someone other than the first in rank, or of a rejection; the free text is `reason`.
+    ground: str | None = Field(default=None, sa_column=Column(String(60)))
 
 
 class Lease(SQLModel, table=True):
@@ -206,6 +214,65 @@ class Lease(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
 
 
+class Call(SQLModel, table=True):
+    """A call for applications: how one vacancy is let, from opening to published results."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_status_closes", "status", "closes_at"),
+        Index("ix_calls_status_opens", "status", "opens_at"),
+        Index("ix_calls_unit", "unit_id"),
+        Index("ix_calls_landlord", "landlord_id"),
+        CheckConstraint("closes_at > opens_at", name="closes_after_opening"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    vacancy_id: str = Field(sa_column=Column(String(36), nullable=False, unique=True))
+    unit_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("unit_listings.unit_id"), nullable=False)
+    )
+    landlord_id: str = Field(sa_column=Column(String(36), nullable=False))
+    status: str = Field(sa_column=Column(String(20), nullable=False))
+    opens_at: datetime = Field(sa_column=Column(_tz(), nullable=False))
+    closes_at: datetime = Field(sa_column=Column(_tz(), nullable=False))
+    # The programme catalogue version in force when the call opened: its ranking uses it.
+    catalogue_version: int = Field(sa_column=Column(Integer, nullable=False))
+    ranking_frozen_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    decided_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    results_published_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    appeals_close_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class CallRanking(SQLModel, table=True):
+    """One submitted application's place in its call's ranking, frozen at closing."""
+
+    __tablename__ = "call_rankings"
+    __table_args__ = (
+        UniqueConstraint("call_id", "rank", name="uq_call_rankings_call_rank"),
+        CheckConstraint("rank >= 1", name="rank_positive"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    call_id: str = Field(sa_column=Column(String(36), ForeignKey("calls.id"), nullable=False))
+    application_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("applications.id"), nullable=False, unique=True)
+    )
+    rank: int = Field(sa_column=Column(Integer, nullable=False))
+    score: int = Field(sa_column=Column(Integer, nullable=False))
+    max_score: int = Field(sa_column=Column(Integer, nullable=False))
+    # The grid's lines as evaluated from the call's catalogue version at freeze.
+    score_breakdown: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    programme_id: str = Field(sa_column=Column(String(60), nullable=False))
+
+
 class ProgrammePublication(SQLModel, table=True):
     """The last programme catalogue published (one row): start-up republishes on change."""
 
@@ -223,6 +290,8 @@ __all__ = [
     "Application",
     "ApplicationDecision",
     "ArtisanProfile",
+    "Call",
+    "CallRanking",
     "IdempotencyRecord",
     "Lease",
     "OutboxMessage",

@@ -22,6 +22,8 @@ LEASING_TABLES = {
     "applications",
     "application_decisions",
     "leases",
+    "calls",
+    "call_rankings",
     "programme_publications",
     "outbox_messages",
     "processed_events",
