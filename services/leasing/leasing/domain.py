@@ -163,6 +163,11 @@ class CallEvent(StrEnum):
     CANCEL = "cancel"  # the vacancy closed (or was withdrawn) before a decision
 
 
+# Calls still to be decided (a vacancy closing cancels them).
+CALL_UNDECIDED = frozenset(
+    {CallStatus.SCHEDULED, CallStatus.OPEN, CallStatus.CLOSED, CallStatus.UNDER_REVIEW}
+)
+
 CALL_TRANSITIONS: dict[CallEvent, tuple[frozenset[CallStatus], CallStatus]] = {
     CallEvent.OPEN: (frozenset({CallStatus.SCHEDULED}), CallStatus.OPEN),
     CallEvent.CLOSE: (frozenset({CallStatus.OPEN}), CallStatus.CLOSED),
@@ -172,20 +177,13 @@ CALL_TRANSITIONS: dict[CallEvent, tuple[frozenset[CallStatus], CallStatus]] = {
         CallStatus.DECIDED,
     ),
     CallEvent.PUBLISH: (frozenset({CallStatus.DECIDED}), CallStatus.RESULTS_PUBLISHED),
-    CallEvent.CANCEL: (
-        frozenset({CallStatus.SCHEDULED, CallStatus.OPEN, CallStatus.CLOSED, CallStatus.UNDER_REVIEW}),
-        CallStatus.CANCELLED,
-    ),
+    CallEvent.CANCEL: (CALL_UNDECIDED, CallStatus.CANCELLED),
 }
 
 # Calls whose dates may still move (PATCH opens_at / closes_at).
 CALL_DATES_EDITABLE = frozenset({CallStatus.SCHEDULED, CallStatus.OPEN})
 # Calls where the landlord may offer or reject: the ranking is frozen and nothing decided yet.
 CALL_OFFERABLE = frozenset({CallStatus.CLOSED, CallStatus.UNDER_REVIEW})
-# Calls still to be decided (a vacancy closing cancels them).
-CALL_UNDECIDED = frozenset(
-    {CallStatus.SCHEDULED, CallStatus.OPEN, CallStatus.CLOSED, CallStatus.UNDER_REVIEW}
-)
 
 
 def call_transition(current: CallStatus, event: CallEvent) -> CallStatus:
