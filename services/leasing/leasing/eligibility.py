@@ -81,6 +81,50 @@ class Rules(_Frozen):
     renewable_times: int = Field(default=0, ge=0, le=10)
 
 
+class OutOfRankGround(_Frozen):
+    """A published reason for offering to someone other than the top-ranked applicant, or for
+    rejecting an application; the landlord adds free text to it."""
+
+    id: str = Field(pattern=SLUG)
+    label: str = Field(min_length=3, max_length=200)
+    description: str = Field(default="", max_length=1000)
+
+
+# The grounds a programme publishes when its file names none: the reasons French social
+# landlords' allocation committees commonly record for passing over the first in rank.
+DEFAULT_OUT_OF_RANK_GROUNDS: tuple[OutOfRankGround, ...] = (
+    OutOfRankGround(
+        id="unreachable",
+        label="The applicant could not be reached",
+        description="The applicant did not answer the offer's contact attempts within the "
+        "period the landlord set.",
+    ),
+    OutOfRankGround(
+        id="guarantees_missing",
+        label="Guarantees or insurance missing",
+        description="The applicant could not provide the security deposit, a guarantor or the "
+        "professional insurance the lease requires.",
+    ),
+    OutOfRankGround(
+        id="technical_unfit",
+        label="The project does not fit the unit's technical limits",
+        description="The activity needs more than the unit offers (floor load, power, "
+        "ventilation, noise, hazardous materials).",
+    ),
+    OutOfRankGround(
+        id="jury_decision",
+        label="Reasoned decision of the jury",
+        description="The call's jury chose another applicant and recorded its reasons in the "
+        "minutes of its session.",
+    ),
+    OutOfRankGround(
+        id="applicant_withdrew",
+        label="The applicant is no longer available",
+        description="The applicant told the landlord they no longer want or can take the unit.",
+    ),
+)
+
+
 class Programme(_Frozen):
     id: str = Field(pattern=SLUG)
     name: str = Field(min_length=3, max_length=200)
@@ -88,6 +132,19 @@ class Programme(_Frozen):
     site_kinds: list[str] = Field(min_length=1)
     rules: Rules
     scoring: list[Criterion] = Field(min_length=1)
+    call_days: int = Field(
+        default=21, ge=1, le=180, description="days a call for applications stays open"
+    )
+    appeal_days: int = Field(
+        default=60, ge=1, le=365, description="days to appeal once a call's results are out"
+    )
+    out_of_rank_grounds: list[OutOfRankGround] = Field(
+        default_factory=lambda: list(DEFAULT_OUT_OF_RANK_GROUNDS), min_length=1, max_length=30
+    )
+
+    def ground(self, ground_id: str) -> OutOfRankGround | None:
+        """The published out-of-rank ground with this id, if the programme has it."""
+        return next((g for g in self.out_of_rank_grounds if g.id == ground_id), None)
 
     @field_validator("site_kinds")
     @classmethod
@@ -104,6 +161,9 @@ class Programme(_Frozen):
         ids = [c.id for c in self.scoring]
         if len(set(ids)) != len(ids):
             raise ValueError(f"programme {self.id!r}: two scoring criteria share an id")
+        grounds = [g.id for g in self.out_of_rank_grounds]
+        if len(set(grounds)) != len(grounds):
+            raise ValueError(f"programme {self.id!r}: two out-of-rank grounds share an id")
         total = sum(c.points for c in self.scoring)
         if total > MAX_GRID_POINTS:
             # One scale for every grid, so applications to one unit under different

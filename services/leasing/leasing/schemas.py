@@ -28,7 +28,14 @@ from leasing.domain import (
     LegalForm,
     siret_problem,
 )
-from leasing.eligibility import SLUG, Catalogue, Criterion, Rules, programmes_for
+from leasing.eligibility import (
+    SLUG,
+    Catalogue,
+    Criterion,
+    OutOfRankGround,
+    Rules,
+    programmes_for,
+)
 from leasing.models import Application, ApplicationDecision, ArtisanProfile, Lease, UnitListing
 from leasing.programmes import content_hash
 
@@ -217,6 +224,12 @@ class ProgrammeOut(BaseModel):
     rules: Rules
     scoring: list[Criterion]
     max_points: int
+    call_days: int = Field(description="Days a call for applications stays open by default")
+    appeal_days: int = Field(description="Days to appeal once a call's results are published")
+    out_of_rank_grounds: list[OutOfRankGround] = Field(
+        description="Published reasons for offering to someone other than the first in rank, "
+        "or for rejecting an application"
+    )
 
 
 class CatalogueOut(BaseModel):
