@@ -28,8 +28,39 @@ def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
     )
 
 
-def make_consumer(bootstrap: str, group_id: str, client_id: str, *topics: str) -> AIOKafkaConsumer:
-    """A group consumer whose offsets move only when the caller commits them."""
+#: The broker's bounds on a member's session (group.min/max.session.timeout.ms defaults).
+SESSION_TIMEOUT_MS_MIN = 6000
+SESSION_TIMEOUT_MS_MAX = 300000
+#: Without a setting: the session a member gets (a dead member's partitions wait this long).
+DEFAULT_SESSION_TIMEOUT_MS = 10000
+DEFAULT_HEARTBEAT_INTERVAL_MS = 1000
+
+
+def make_consumer(
+    bootstrap: str,
+    group_id: str,
+    client_id: str,
+    *topics: str,
+    group_instance_id: str | None = None,
+    session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+    heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
+) -> AIOKafkaConsumer:
+    """A group consumer whose offsets move only when the caller commits them.
+
+    ``group_instance_id`` makes it a static member (KIP-345): a process that comes back under
+    the same id within ``session_timeout_ms`` gets its partitions back without a rebalance,
+    but it does not leave the group when it stops, so its partitions wait for the session to
+    expire before another member takes them (docs/operations.md, "Replicas")."""
+    if not SESSION_TIMEOUT_MS_MIN <= session_timeout_ms <= SESSION_TIMEOUT_MS_MAX:
+        raise ValueError(
+            f"session_timeout_ms {session_timeout_ms} is outside the broker's bounds "
+            f"[{SESSION_TIMEOUT_MS_MIN}, {SESSION_TIMEOUT_MS_MAX}]"
+        )
+    if heartbeat_interval_ms * 3 > session_timeout_ms:
+        raise ValueError(
+            f"heartbeat_interval_ms {heartbeat_interval_ms} must be at most a third of "
+            f"session_timeout_ms {session_timeout_ms}"
+        )
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -39,8 +70,9 @@ def make_consumer(bootstrap: str, group_id: str, client_id: str, *topics: str) -
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_records=200,
-        session_timeout_ms=10000,
-        heartbeat_interval_ms=1000,
+        group_instance_id=group_instance_id or None,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=heartbeat_interval_ms,
         retry_backoff_ms=200,
     )
 

@@ -177,8 +177,13 @@ class Platform:
     keycloak: KeycloakServer | None = None
     # Each prepared service's URL, for the `{<name>_url}` placeholders of the services after it.
     urls: dict[str, str] = field(default_factory=dict)
+    # Further processes of a service on the same database and broker (start_replica).
+    replicas: dict[str, list[ServiceProcess]] = field(default_factory=dict)
 
     def stop(self) -> None:
+        for extra in self.replicas.values():
+            for replica in extra:
+                replica.stop()
         for service in reversed(list(self.services.values())):
             service.stop()
         if self.keycloak is not None:
@@ -270,6 +275,33 @@ def start_platform(
     finally:
         background.shutdown(wait=False)
     return platform
+
+
+def start_replica(
+    platform: Platform, name: str, env: dict[str, str] | None = None, *, start: bool = True
+) -> ServiceProcess:
+    """One more process of service `name`: the same settings (database, broker, identity
+    provider, public URLs) on another port, its own log; `env` overrides some (a Kafka
+    client or group instance id). Its relay, consumers and workers share the database's work
+    with the first process's. Platform.stop stops it; the caller may stop it sooner."""
+    first = platform.services[name]
+    extra = platform.replicas.setdefault(name, [])
+    number = len(extra) + 2
+    port = free_port()
+    taken = {s.port for s in platform.services.values()}
+    taken |= {r.port for rs in platform.replicas.values() for r in rs}
+    while port in taken:
+        port = free_port()
+    replica = ServiceProcess(
+        first.spec,
+        port,
+        {**first.env, **(env or {})},
+        first.log_path.with_name(f"{name}-{number}.log"),
+    )
+    extra.append(replica)
+    if start:
+        replica.start()
+    return replica
 
 
 def _start_keycloak(server: KeycloakServer, mail: MailCatcher) -> KeycloakServer:
