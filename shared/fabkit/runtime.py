@@ -142,7 +142,12 @@ def build_runtime(
 
 def _consumer_factory(settings: ServiceSettings, spec: ConsumerSpec, client_id: str) -> Callable:  # type: ignore[type-arg]
     def factory():  # type: ignore[no-untyped-def]
-        return make_consumer(settings.kafka_bootstrap, spec.group_id, client_id, *spec.topics)
+        return make_consumer(
+            settings.kafka_bootstrap, spec.group_id, client_id, *spec.topics,
+            group_instance_id=settings.kafka_group_instance_id,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        )  # fmt: skip
 
     return factory
 

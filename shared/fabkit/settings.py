@@ -40,6 +40,14 @@ class ServiceSettings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./fabrique.db"
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_client_id: str | None = None
+    #: Static group membership (KIP-345): the pod's name in a StatefulSet, so a restarted pod
+    #: gets its partitions back without a rebalance (docs/operations.md, "Replicas").
+    kafka_group_instance_id: str | None = Field(
+        default=None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$"
+    )
+    #: How long a silent member keeps its partitions (the broker allows 6 s to 5 min).
+    kafka_session_timeout_ms: int = Field(default=10000, ge=6000, le=300000)
+    kafka_heartbeat_interval_ms: int = Field(default=1000, ge=100, le=10000)
     oidc_issuer: str = DEV_OIDC_ISSUER
     oidc_audience: str = OIDC_AUDIENCE
     oidc_jwks_url: str | None = None
@@ -50,6 +58,16 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_s: float = Field(default=0.2, ge=0, le=60)
     run_relay: bool = True
     run_consumers: bool = True
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> ServiceSettings:
+        if self.kafka_heartbeat_interval_ms * 3 > self.kafka_session_timeout_ms:
+            raise ValueError(
+                f"kafka_heartbeat_interval_ms ({self.kafka_heartbeat_interval_ms}) must be at "
+                f"most a third of kafka_session_timeout_ms ({self.kafka_session_timeout_ms}): "
+                "lower the interval or lengthen the session"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_identity_in_prod(self) -> ServiceSettings:
