@@ -29,7 +29,7 @@ from bench import machine, say
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / ".run" / "bench" / "results.json"
-SECTIONS = ["pipeline", "matching", "latency", "api", "memory", "portal", "fanout"]
+SECTIONS = ["pipeline", "matching", "latency", "api", "memory", "portal", "fanout", "rebalance"]
 PLATFORM_SECTIONS = {"latency", "api", "memory", "portal", "fanout"}
 
 
@@ -120,6 +120,9 @@ def main() -> int:
     )
     parser.add_argument("--sustained-seconds", type=float, default=20.0)
     parser.add_argument(
+        "--rebalance-repeats", type=int, default=2, help="rebalance: runs per case and setting"
+    )
+    parser.add_argument(
         "--postgres",
         action="store_true",
         help="also run latency, api and fanout on a PostgreSQL platform (report section 7)",
@@ -171,6 +174,15 @@ def main() -> int:
 
             say("matching: cost per vacancy vs number of saved searches")
             results["matching"] = asyncio.run(_section(matching.run(work, args.matching_sizes)))
+        if "rebalance" in only:
+            from bench import rebalance
+
+            say("rebalance: a group's pause when a member is killed, restarted or stopped")
+            results["rebalance"] = asyncio.run(
+                _section(rebalance.run(work, args.rebalance_repeats))
+            )
+            if "error" not in results["rebalance"]:
+                print(rebalance.render(results["rebalance"]), flush=True)
         if only & PLATFORM_SECTIONS:
             results["platform"] = asyncio.run(_section(run_platform(args, only, work)))
         if args.postgres and only & {"latency", "api", "fanout"}:
