@@ -15,7 +15,7 @@ from fabkit.metrics import ServiceMetrics, install_metrics
 from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
 from fabkit.tracing import install_tracing
-from leasing.api import applications, artisans, leases, programmes, units
+from leasing.api import applications, artisans, leases, programmes, stats, units
 from leasing.events.handlers import consumer_specs
 from leasing.events.published import emit
 from leasing.metrics import refresh_business_gauges
@@ -50,6 +50,12 @@ TAGS = [
         "name": "leases",
         "description": "The artisan accepts or declines an offer; a signed lease ends, is "
         "terminated or renewed within its programme's limits.",
+    },
+    {
+        "name": "stats",
+        "description": "Letting statistics for city officers and admins: vacancies open now, "
+        "lets and the days from a vacancy's opening to its lease, by arrondissement and site "
+        "kind. Read-only.",
     },
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
@@ -102,4 +108,5 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
     app.include_router(health_router)
     for module in (programmes, artisans, units, applications, leases):
         app.include_router(module.router)
+    app.include_router(stats.router)
     return app

@@ -21,6 +21,7 @@ from leasing.models import (
     Application,
     ApplicationDecision,
     ArtisanProfile,
+    Call,
     Lease,
     ProgrammePublication,
     UnitListing,
@@ -329,3 +330,65 @@ async def get_publication(
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().first()
+
+
+# Letting statistics (officers) -------------------------------------------------------------
+
+
+async def open_vacancies(session: AsyncSession) -> list[tuple[int, str, datetime | None]]:
+    """(arrondissement, site kind, opened at) of every vacancy open now."""
+    stmt = select(
+        col(UnitListing.arrondissement),
+        col(UnitListing.site_kind),
+        col(UnitListing.vacancy_opened_at),
+    ).where(
+        col(UnitListing.vacancy_id).is_not(None),
+        col(UnitListing.status) == "available",
+        # A vacancy whose lease is signed is let, though inventory has not closed it yet.
+        ~select(col(Lease.id))
+        .where(
+            col(Lease.vacancy_id) == col(UnitListing.vacancy_id),
+            col(Lease.signed_at).is_not(None),
+        )
+        .exists(),
+    )
+    return [(a, k, o) for a, k, o in (await session.execute(stmt)).all()]
+
+
+async def signed_leases(
+    session: AsyncSession, start: datetime, end: datetime
+) -> list[tuple[str, int, str, datetime]]:
+    """(vacancy id, arrondissement, site kind, signed at) of the leases signed in [start, end),
+    whatever became of them since."""
+    stmt = (
+        select(
+            col(Lease.vacancy_id),
+            col(UnitListing.arrondissement),
+            col(UnitListing.site_kind),
+            col(Lease.signed_at),
+        )
+        .join(UnitListing, col(UnitListing.unit_id) == col(Lease.unit_id))
+        .where(col(Lease.signed_at) >= start, col(Lease.signed_at) < end)
+    )
+    return [(v, a, k, s) for v, a, k, s in (await session.execute(stmt)).all()]
+
+
+async def vacancy_openings(session: AsyncSession, vacancy_ids: set[str]) -> dict[str, datetime]:
+    """When each of these vacancies opened, where leasing knows it: its call was made when
+    the vacancy opened (`created_at`; `opens_at` when the call opened with the vacancy, which
+    is earlier than leasing hearing of it), else the listing, which keeps the opening of its
+    vacancy until inventory closes it."""
+    if not vacancy_ids:
+        return {}
+    wanted = sorted(vacancy_ids)
+    calls = select(col(Call.vacancy_id), col(Call.opens_at), col(Call.created_at)).where(
+        col(Call.vacancy_id).in_(wanted)
+    )
+    found = {v: min(o, c) for v, o, c in (await session.execute(calls)).all()}
+    listed = select(col(UnitListing.vacancy_id), col(UnitListing.vacancy_opened_at)).where(
+        col(UnitListing.vacancy_id).in_(wanted),
+        col(UnitListing.vacancy_opened_at).is_not(None),
+    )
+    for v, o in (await session.execute(listed)).all():
+        found.setdefault(v, o)
+    return found

@@ -586,3 +586,32 @@ class LeaseRenewIn(_In):
     model_config = ConfigDict(json_schema_extra={"examples": [{"end_date": "2030-12-31"}]})
 
     end_date: IsoDate
+
+
+class LettingFigures(BaseModel):
+    """Vacancies and time to let for one arrondissement, one site kind, or the whole city."""
+
+    key: str = Field(description="The arrondissement (1–20), the site kind, or `all`")
+    open_vacancies: int = Field(description="Vacancies open now")
+    open_days_median: float | None = Field(
+        description="Median days the open vacancies have been open so far (null: none open)"
+    )
+    lets: int = Field(description="Leases signed in the period")
+    timed_lets: int = Field(
+        description="Lets whose vacancy opening leasing knows (the time to let is over these)"
+    )
+    days_to_let_median: float | None = Field(
+        description="Median days from the vacancy opening to the lease signed (null: no let)"
+    )
+    days_to_let_mean: float | None = Field(description="Mean of the same, in days")
+
+
+class LettingStats(BaseModel):
+    """Vacancies open now and lets in a period, by arrondissement and by site kind."""
+
+    since: date = Field(description="First day of the period (UTC)")
+    until: date = Field(description="Last day of the period (UTC), included")
+    as_of: datetime = Field(description="When the open vacancies were counted")
+    total: LettingFigures
+    by_arrondissement: list[LettingFigures] = Field(description="Arrondissements with figures")
+    by_site_kind: list[LettingFigures] = Field(description="Site kinds with figures")
