@@ -27,6 +27,7 @@ from portal.pages import (
     health,
     me,
     offers,
+    officer,
     profile,
     programmes,
     searches,
@@ -83,4 +84,5 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         app.include_router(module.router)
     for module in (profile, applications, offers):
         app.include_router(module.router)
+    app.include_router(officer.router)
     return app

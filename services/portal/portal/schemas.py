@@ -399,3 +399,56 @@ class GuestConfirmed(_View):
     name: str
     criteria: dict[str, Any] = Field(default_factory=dict)
     unsubscribe_url: str
+
+
+# City officers: the production-surface ledger (inventory) and letting statistics (leasing) ---
+
+
+class SurfaceTotal(_View):
+    key: str
+    label: str
+    production_m2: float
+    units: int
+
+
+class SurfaceReport(_View):
+    """Production m² by arrondissement (or site), now or at an instant."""
+
+    by: str
+    at: datetime | None = None
+    total_production_m2: float
+    rows: list[SurfaceTotal] = Field(default_factory=list)
+
+
+class SurfacePoint(_View):
+    day: date
+    production_m2: float
+
+
+class SurfaceHistory(_View):
+    """Production m² at the end of each day it changed (a step series)."""
+
+    arrondissement: int | None = None
+    site_id: str | None = None
+    points: list[SurfacePoint] = Field(default_factory=list)
+
+
+class LettingFigures(_View):
+    key: str
+    open_vacancies: int
+    open_days_median: float | None = None
+    lets: int
+    timed_lets: int = 0
+    days_to_let_median: float | None = None
+    days_to_let_mean: float | None = None
+
+
+class LettingStats(_View):
+    """Vacancies open now and lets in a period, by arrondissement and by site kind."""
+
+    since: date
+    until: date
+    as_of: datetime
+    total: LettingFigures
+    by_arrondissement: list[LettingFigures] = Field(default_factory=list)
+    by_site_kind: list[LettingFigures] = Field(default_factory=list)

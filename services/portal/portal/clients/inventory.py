@@ -9,7 +9,7 @@ import weakref
 import httpx
 
 from portal.clients.base import API_PAGE_MAX, Params, Upstreams, get, segment
-from portal.schemas import SitePage, Unit, UnitPage
+from portal.schemas import SitePage, SurfaceHistory, SurfaceReport, Unit, UnitPage
 
 
 async def search_units(upstreams: Upstreams, params: Params, limit: int, offset: int) -> UnitPage:
@@ -70,3 +70,23 @@ async def map_sites(upstreams: Upstreams) -> SitePage:
         sites = await list_sites(upstreams)
         _map_sites[client] = (time.monotonic() + MAP_SITES_TTL_S, sites)
         return sites
+
+
+async def surface_report(upstreams: Upstreams) -> SurfaceReport:
+    """Production m² by arrondissement now (public)."""
+    return await get(
+        "inventory",
+        upstreams.inventory,
+        "/v1/production-surface",
+        SurfaceReport,
+        [("by", "arrondissement")],
+    )
+
+
+async def surface_history(upstreams: Upstreams, arrondissement: int | None) -> SurfaceHistory:
+    """Production m² day by day, of one arrondissement or of Paris (public): the whole ledger,
+    so that the value in force when a period starts is known."""
+    params = [("arrondissement", arrondissement)] if arrondissement is not None else []
+    return await get(
+        "inventory", upstreams.inventory, "/v1/production-surface/history", SurfaceHistory, params
+    )

@@ -20,6 +20,7 @@ from portal.schemas import (
     Eligibility,
     Lease,
     LeasePage,
+    LettingStats,
     Listing,
     Profile,
 )
@@ -210,3 +211,15 @@ async def answer_offer(
     if answer is None:
         raise UpstreamUnavailable(SERVICE, "empty answer")
     return answer
+
+
+async def letting_stats(upstreams: Upstreams, token: str, since: str, until: str) -> LettingStats:
+    """Open vacancies and time to let by arrondissement and site kind (officers, admins)."""
+    return await get(
+        "leasing",
+        upstreams.leasing,
+        "/v1/stats/letting",
+        LettingStats,
+        [("since", since), ("until", until)],
+        token=token,
+    )
