@@ -15,20 +15,24 @@ from fabkit.metrics import ServiceMetrics, install_metrics
 from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
 from fabkit.tracing import install_tracing
-from leasing.api import applications, artisans, leases, programmes, stats, units
+from leasing.api import applications, artisans, calls, leases, programmes, stats, units
 from leasing.events.handlers import consumer_specs
 from leasing.events.published import emit
 from leasing.metrics import refresh_business_gauges
 from leasing.programmes import load_catalogue
+from leasing.service import calls as call_service
 from leasing.service import leases as lease_service
 from leasing.service import programmes as programme_service
+from leasing.service.common import CLOCK
 from leasing.settings import LeasingSettings
 
 TAGS = [
     {
         "name": "programmes",
         "description": "The published programmes: eligibility rules, rent caps and the scoring "
-        "grid every allocation follows. Public.",
+        "grid every allocation follows. Public to read; city officers and admins change them "
+        "(If-Match on the catalogue version), each change a new catalogue version, kept and "
+        "published.",
     },
     {
         "name": "artisans",
@@ -40,6 +44,13 @@ TAGS = [
         "name": "units",
         "description": "Units as inventory published them, the eligibility check of an artisan "
         "and the landlord's ranking of a vacancy's applications.",
+    },
+    {
+        "name": "calls",
+        "description": "Calls for applications: a vacancy is let through a call that opens, "
+        "closes at its closing date with the ranking frozen, is reviewed, decided and its "
+        "results published. Dates and counts are public; the ranking is the landlord's, "
+        "officers' and admins'.",
     },
     {
         "name": "applications",
@@ -67,6 +78,7 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
     # A broken programme file stops the service here, before it takes any request.
     catalogue = load_catalogue(settings.programmes_file)
     emit.bind_source(settings.event_source)
+    CLOCK.use(settings.clock_file)
     base_lifespan = runtime_lifespan(lambda: build_runtime(settings, consumer_specs(settings)))
 
     @contextlib.asynccontextmanager
@@ -74,7 +86,13 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
         async with base_lifespan(app):
             runtime = app.state.runtime
             if settings.publish_programmes:
-                await programme_service.publish_programmes(runtime.sessions, catalogue)
+                await programme_service.seed_programmes(runtime.sessions, catalogue)
+            # The database holds the catalogue; the file's serves only until it is stored.
+            catalogues = programme_service.CatalogueCache(
+                runtime.read_sessions, catalogue, settings.catalogue_ttl_s
+            )
+            await catalogues.refresh()
+            app.state.catalogues = catalogues
             runtime.refresh_gauges(refresh_business_gauges, settings.gauge_refresh_s)
             if settings.run_sweeper:
                 # Safe in several replicas at once: each offer or lease changes under a row lock.
@@ -84,6 +102,17 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
                             runtime.sessions, runtime.stop, settings.sweep_interval_s
                         ),
                         name="sweeper",
+                    )
+                )
+            if settings.run_call_worker:
+                # Safe in several replicas at once: each call moves under a row lock that the
+                # other replicas' workers skip.
+                runtime.tasks.append(
+                    asyncio.create_task(
+                        call_service.run_call_worker(
+                            runtime.sessions, catalogue, runtime.stop, settings.call_tick_s
+                        ),
+                        name="call-worker",
                     )
                 )
             yield
@@ -99,14 +128,13 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
-    app.state.catalogue = catalogue
     install_problem_handlers(app)
     install_openapi(app, tags=TAGS)
     install_metrics(app, ServiceMetrics.for_service(settings.service_name))
     install_access_log(app)
     install_tracing(app, settings.service_name)
     app.include_router(health_router)
-    for module in (programmes, artisans, units, applications, leases):
+    for module in (programmes, artisans, units, calls, applications, leases):
         app.include_router(module.router)
     app.include_router(stats.router)
     return app

@@ -16,14 +16,17 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fabkit.pagination import PageParams, paginate
-from leasing.domain import OPEN_APPLICATION_STATUSES, LeaseStatus
+from leasing.domain import OPEN_APPLICATION_STATUSES, ApplicationStatus, LeaseStatus
+from leasing.eligibility import Catalogue
 from leasing.models import (
     Application,
     ApplicationDecision,
     ArtisanProfile,
     Call,
+    CallRanking,
     Lease,
     ProgrammePublication,
+    ProgrammeVersion,
     UnitListing,
 )
 
@@ -141,12 +144,13 @@ async def list_applications(
 async def open_applications_of_vacancy(
     session: AsyncSession, vacancy_id: str
 ) -> Sequence[Application]:
-    """The applications still open on a vacancy, row-locked, in id order."""
+    """The applications still open on a vacancy (drafts included), row-locked, in id order."""
+    statuses = [s.value for s in OPEN_APPLICATION_STATUSES | {ApplicationStatus.DRAFT}]
     stmt = (
         select(Application)
         .where(
             col(Application.vacancy_id) == vacancy_id,
-            col(Application.status).in_([s.value for s in OPEN_APPLICATION_STATUSES]),
+            col(Application.status).in_(statuses),
         )
         .order_by(col(Application.id))
         .with_for_update()
@@ -332,6 +336,35 @@ async def get_publication(
     return (await session.execute(stmt)).scalars().first()
 
 
+async def current_catalogue_version(session: AsyncSession) -> int | None:
+    """The catalogue version in force (one primary-key read: the catalogue caches' check)."""
+    stmt = select(col(ProgrammePublication.catalogue_version)).where(
+        col(ProgrammePublication.id) == 1
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def get_programme_version(session: AsyncSession, version: int) -> ProgrammeVersion | None:
+    """One stored catalogue version, body included."""
+    stmt = select(ProgrammeVersion).where(col(ProgrammeVersion.version) == version)
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def get_catalogue_version(session: AsyncSession, version: int) -> Catalogue | None:
+    """The programme catalogue as it was at `version` (a call ranks under the one it opened
+    with); None when no such version is stored."""
+    row = await get_programme_version(session, version)
+    return Catalogue.model_validate(row.body) if row is not None else None
+
+
+async def list_programme_versions(
+    session: AsyncSession, page: PageParams
+) -> tuple[Sequence[ProgrammeVersion], int]:
+    """Stored catalogue versions, newest first."""
+    stmt = select(ProgrammeVersion).order_by(col(ProgrammeVersion.version).desc())
+    return await paginate(session, stmt, page)
+
+
 # Letting statistics (officers) -------------------------------------------------------------
 
 
@@ -392,3 +425,142 @@ async def vacancy_openings(session: AsyncSession, vacancy_ids: set[str]) -> dict
     for v, o in (await session.execute(listed)).all():
         found.setdefault(v, o)
     return found
+
+
+# Calls for applications --------------------------------------------------------------------
+
+
+async def get_call(
+    session: AsyncSession, call_id: str, *, for_update: bool = False, skip_locked: bool = False
+) -> Call | None:
+    """One call by id, row-locked when `for_update` (skipped when another holds it and
+    `skip_locked`: the worker of another replica is on it)."""
+    stmt = select(Call).where(col(Call.id) == call_id)
+    if for_update:
+        stmt = stmt.with_for_update(skip_locked=skip_locked)
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def get_call_of_vacancy(
+    session: AsyncSession, vacancy_id: str, *, for_update: bool = False
+) -> Call | None:
+    """The call of a vacancy, row-locked when `for_update`."""
+    stmt = select(Call).where(col(Call.vacancy_id) == vacancy_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def calls_by_id(session: AsyncSession, ids: set[str]) -> dict[str, Call]:
+    """The calls of these ids, by id."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(Call).where(col(Call.id).in_(sorted(ids))))
+    return {c.id: c for c in rows.scalars()}
+
+
+@dataclass(frozen=True)
+class CallSearch:
+    """Filters of the call list; an empty filter does not restrict."""
+
+    statuses: Sequence[str] = ()
+    unit_id: str | None = None
+    landlord_id: str | None = None
+
+
+async def list_calls(
+    session: AsyncSession, q: CallSearch, page: PageParams
+) -> tuple[Sequence[Call], int]:
+    """One page of the matching calls, the latest closing date first, and how many match."""
+    stmt = select(Call)
+    if q.statuses:
+        stmt = stmt.where(col(Call.status).in_(q.statuses))
+    if q.unit_id:
+        stmt = stmt.where(col(Call.unit_id) == q.unit_id)
+    if q.landlord_id:
+        stmt = stmt.where(col(Call.landlord_id) == q.landlord_id)
+    ordered = stmt.order_by(col(Call.closes_at).desc(), col(Call.id))
+    return await paginate(session, ordered, page)
+
+
+async def due_call_ids(
+    session: AsyncSession, status: str, now: datetime, limit: int
+) -> list[str]:
+    """Scheduled calls whose opening passed, or open calls whose closing passed (by `status`),
+    the earliest date first."""
+    when = col(Call.opens_at) if status == "scheduled" else col(Call.closes_at)
+    stmt = (
+        select(col(Call.id))
+        .where(col(Call.status) == status, when <= now)
+        .order_by(when)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def applications_of_call(
+    session: AsyncSession, call_id: str, statuses: Sequence[str], *, for_update: bool = False
+) -> Sequence[Application]:
+    """The applications of a call in these statuses (all when empty), in id order."""
+    stmt = select(Application).where(col(Application.call_id) == call_id)
+    if statuses:
+        stmt = stmt.where(col(Application.status).in_(statuses))
+    stmt = stmt.order_by(col(Application.id))
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def count_applications_of_calls(
+    session: AsyncSession, call_ids: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """How many applications each call has in each status, by call id."""
+    if not call_ids:
+        return {}
+    rows = await session.execute(
+        select(col(Application.call_id), col(Application.status), func.count())
+        .where(col(Application.call_id).in_(sorted(set(call_ids))))
+        .group_by(col(Application.call_id), col(Application.status))
+    )
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for call_id, status, count in rows.all():
+        out[call_id][status] = count
+    return out
+
+
+async def frozen_ranking(
+    session: AsyncSession, call_id: str
+) -> list[tuple[CallRanking, Application]]:
+    """A call's frozen ranking, first first, with each line's application as it is now."""
+    rows = await session.execute(
+        select(CallRanking, Application)
+        .join(Application, col(Application.id) == col(CallRanking.application_id))
+        .where(col(CallRanking.call_id) == call_id)
+        .order_by(col(CallRanking.rank))
+    )
+    return [(r, a) for r, a in rows.tuples().all()]
+
+
+async def rankings_of_applications(
+    session: AsyncSession, application_ids: Sequence[str]
+) -> dict[str, tuple[CallRanking, int]]:
+    """The frozen ranking line of each of these applications, and how many its call ranked."""
+    if not application_ids:
+        return {}
+    lines = (
+        await session.execute(
+            select(CallRanking).where(col(CallRanking.application_id).in_(application_ids))
+        )
+    ).scalars().all()
+    if not lines:
+        return {}
+    sizes = dict(
+        (
+            await session.execute(
+                select(col(CallRanking.call_id), func.count())
+                .where(col(CallRanking.call_id).in_({r.call_id for r in lines}))
+                .group_by(col(CallRanking.call_id))
+            )
+        ).tuples().all()
+    )
+    return {r.application_id: (r, sizes[r.call_id]) for r in lines}

@@ -6,9 +6,10 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -16,6 +17,7 @@ from pydantic import (
     GetJsonSchemaHandler,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import JsonDict, JsonSchemaValue
 from pydantic_core import CoreSchema
@@ -23,6 +25,7 @@ from pydantic_core import CoreSchema
 from fabkit.schemas import IsoDate, StrictInput
 from leasing.domain import (
     ApplicationStatus,
+    CallStatus,
     Label,
     LeaseStatus,
     LegalForm,
@@ -33,10 +36,20 @@ from leasing.eligibility import (
     Catalogue,
     Criterion,
     OutOfRankGround,
+    Programme,
     Rules,
     programmes_for,
 )
-from leasing.models import Application, ApplicationDecision, ArtisanProfile, Lease, UnitListing
+from leasing.models import (
+    Application,
+    ApplicationDecision,
+    ArtisanProfile,
+    Call,
+    CallRanking,
+    Lease,
+    ProgrammeVersion,
+    UnitListing,
+)
 from leasing.programmes import content_hash
 
 # 14 digits, spaced as printed if one likes; the Luhn check is done by _normalise_siret.
@@ -233,13 +246,140 @@ class ProgrammeOut(BaseModel):
 
 
 class CatalogueOut(BaseModel):
+    version: int | None = Field(
+        default=None,
+        description="The catalogue version in force (also the ETag to send in If-Match when "
+        "changing a programme); null only before the first version is stored",
+    )
     config_hash: str = Field(description="SHA-256 of the catalogue; changes when any rule does")
     programmes: list[ProgrammeOut]
 
     @classmethod
-    def of(cls, catalogue: Catalogue) -> CatalogueOut:
+    def of(cls, catalogue: Catalogue, version: int | None = None) -> CatalogueOut:
         return cls(
+            version=version,
             config_hash=content_hash(catalogue),
+            programmes=[
+                ProgrammeOut.model_validate(p, from_attributes=True) for p in catalogue.programmes
+            ],
+        )
+
+
+_PROGRAMME_EXAMPLE: dict[str, Any] = {
+    "id": "ateliers-bois-paris-est",
+    "name": "Ateliers bois Paris Est",
+    "description": "Woodworking workshops in the east of Paris for young businesses.",
+    "site_kinds": ["hotel_activites"],
+    "call_days": 21,
+    "appeal_days": 60,
+    "rules": {
+        "max_business_age_years": 5,
+        "requires_trade_match": True,
+        "rent_cap_eur_m2_year": 160.0,
+        "max_residency_months": 36,
+        "renewable_times": 0,
+    },
+    "scoring": [
+        {
+            "id": "young_business",
+            "kind": "business_age",
+            "label": "Business created less than two years ago",
+            "under_years": 2,
+            "points": 40,
+        },
+        {
+            "id": "trade_fit",
+            "kind": "trade_match",
+            "label": "One of the applicant's trades is allowed in the unit",
+            "points": 30,
+        },
+        {
+            "id": "waiting_time",
+            "kind": "waiting_time",
+            "label": "Time waiting since registration (1 point a month)",
+            "points_per_month": 1,
+            "points": 30,
+        },
+    ],
+    "out_of_rank_grounds": [
+        {
+            "id": "guarantees_missing",
+            "label": "Guarantees or insurance missing",
+            "description": "The applicant could not provide the guarantees the lease requires.",
+        },
+        {"id": "jury_decision", "label": "Reasoned decision of the jury"},
+    ],
+    "note": "New programme voted by the Conseil de Paris on 12 November.",
+}
+
+
+class ProgrammeIn(Programme):
+    """A whole programme in the rule language (as `GET /v1/programmes/{id}` shows it), and
+    why it changes."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_PROGRAMME_EXAMPLE]})
+
+    note: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=500,
+        description="Why the catalogue changes; kept with the new catalogue version",
+    )
+
+    # What GET answers can be sent back as is: max_points is computed, so it is taken when
+    # it matches the grid and refused when it does not.
+    sent_max_points: int | None = Field(
+        default=None,
+        alias="max_points",
+        exclude=True,
+        description="Computed (the sum of the grid's points): leave it out, or send back the "
+        "value you read",
+    )
+
+    @model_validator(mode="after")
+    def _max_points_is_the_grid(self) -> ProgrammeIn:
+        if self.sent_max_points is not None and self.sent_max_points != self.max_points:
+            raise ValueError(
+                f"max_points is the sum of the grid's points ({self.max_points}), not "
+                f"{self.sent_max_points}; leave it out."
+            )
+        return self
+
+    def programme(self) -> Programme:
+        """The programme alone, as the catalogue stores it."""
+        return Programme.model_validate(self.model_dump(exclude={"note", "sent_max_points"}))
+
+
+class ProgrammeVersionSummary(BaseModel):
+    version: int
+    config_hash: str
+    programme_ids: list[str]
+    created_by: str = Field(
+        description="The officer's or admin's account id, or `seed` for the programme file"
+    )
+    created_at: datetime
+    note: str | None
+
+    @classmethod
+    def of(cls, row: ProgrammeVersion) -> ProgrammeVersionSummary:
+        return cls(
+            version=row.version,
+            config_hash=row.config_hash,
+            programme_ids=[p["id"] for p in row.body["programmes"]],
+            created_by=row.created_by,
+            created_at=row.created_at,
+            note=row.note,
+        )
+
+
+class ProgrammeVersionOut(ProgrammeVersionSummary):
+    programmes: list[ProgrammeOut]
+
+    @classmethod
+    def of(cls, row: ProgrammeVersion) -> ProgrammeVersionOut:
+        catalogue = Catalogue.model_validate(row.body)
+        return cls(
+            **ProgrammeVersionSummary.of(row).model_dump(),
             programmes=[
                 ProgrammeOut.model_validate(p, from_attributes=True) for p in catalogue.programmes
             ],
@@ -347,6 +487,28 @@ class ApplicationCreate(_In):
         description="What you will make in this workshop, and with whom.",
         examples=["Stoneware tableware for Paris restaurants; two kilns, one apprentice."],
     )
+    draft: bool = Field(
+        default=False,
+        description="Save a draft (also while the call is scheduled): not ranked, submitted "
+        "later with POST /v1/applications/{id}/submit while the call is open.",
+    )
+
+
+class ApplicationSubmitIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"project": "Stoneware tableware for Paris restaurants; two kilns, one apprentice."}
+            ]
+        }
+    )
+
+    project: str | None = Field(
+        default=None,
+        min_length=20,
+        max_length=4000,
+        description="The project to submit, if it changed since the draft was saved.",
+    )
 
 
 class DecisionOut(BaseModel):
@@ -357,6 +519,41 @@ class DecisionOut(BaseModel):
     reason: str | None
     lease_id: str | None
     decided_at: datetime
+    ground: str | None = Field(
+        default=None,
+        description="The published out-of-rank ground of an offer to someone other than the "
+        "first in rank, or of a rejection (GET /v1/programmes lists them); `reason` is the text.",
+    )
+
+
+class ApplicationCallOut(BaseModel):
+    """Where an application stands in its call: the call's status and, once the ranking is
+    frozen, its rank and points."""
+
+    call_id: str
+    status: CallStatus
+    opens_at: datetime
+    closes_at: datetime
+    rank: int | None = Field(default=None, description="Frozen rank (1 is first), once closed")
+    ranked_among: int | None = Field(default=None, description="How many the call ranked")
+    score: int | None = Field(default=None, description="Points in the frozen ranking")
+    max_score: int | None = None
+    criteria: list[CriterionPoints] = Field(
+        default_factory=list, description="Points per criterion, as the frozen ranking counted"
+    )
+
+    @classmethod
+    def of(cls, call: Call, line: tuple[CallRanking, int] | None) -> ApplicationCallOut:
+        out = cls(
+            call_id=call.id, status=CallStatus(call.status), opens_at=call.opens_at,
+            closes_at=call.closes_at,
+        )
+        if line is not None:
+            ranked, among = line
+            out.rank, out.ranked_among = ranked.rank, among
+            out.score, out.max_score = ranked.score, ranked.max_score
+            out.criteria = [CriterionPoints(**c) for c in ranked.score_breakdown]
+        return out
 
 
 class ApplicationOut(BaseModel):
@@ -388,6 +585,12 @@ class ApplicationOut(BaseModel):
         description="How many open applications the vacancy has, this one included (with rank: "
         '"3rd of 7"); null once it is closed.',
     )
+    call_id: str | None = Field(default=None, description="The call for applications")
+    call: ApplicationCallOut | None = Field(
+        default=None,
+        description="The call's status and dates, and this application's frozen rank and "
+        "points once the call closed",
+    )
 
     @classmethod
     def from_model(
@@ -396,6 +599,7 @@ class ApplicationOut(BaseModel):
         decisions: Sequence[ApplicationDecision] = (),
         lease_id: str | None = None,
         rank: tuple[int, int] | None = None,
+        call: ApplicationCallOut | None = None,
     ) -> ApplicationOut:
         kept = [DecisionOut.model_validate(d, from_attributes=True) for d in decisions]
         place, among = rank if rank else (None, None)
@@ -406,6 +610,7 @@ class ApplicationOut(BaseModel):
                 "decisions": kept,
                 "rank": place,
                 "ranked_among": among,
+                "call": call,
             }
         )
 
@@ -427,6 +632,13 @@ class RejectIn(_In):
 
     reason: str = Field(
         min_length=10, max_length=2000, description="Told to the applicant: say why."
+    )
+    ground: str | None = Field(
+        default=None,
+        pattern=SLUG,
+        max_length=60,
+        description="One of the programme's published grounds (GET /v1/programmes, "
+        "out_of_rank_grounds); required for an application of a call.",
     )
 
 
@@ -480,6 +692,28 @@ class RankingOut(BaseModel):
 # Offers and leases -------------------------------------------------------------------------
 
 
+class OutOfRankIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ground": "technical_unfit",
+                    "explanation": "The first applicant's kilns need 60 kVA; the unit has 36.",
+                }
+            ]
+        }
+    )
+
+    ground: str = Field(
+        pattern=SLUG,
+        max_length=60,
+        description="One of the programme's published out_of_rank_grounds (GET /v1/programmes)",
+    )
+    explanation: str = Field(
+        min_length=10, max_length=2000, description="Why, in words: recorded and published"
+    )
+
+
 class OfferCreate(_In):
     model_config = ConfigDict(
         json_schema_extra={
@@ -520,6 +754,11 @@ class OfferCreate(_In):
     start_date: IsoDate
     end_date: IsoDate
     message: str | None = Field(default=None, max_length=2000)
+    out_of_rank: OutOfRankIn | None = Field(
+        default=None,
+        description="Required to offer to anyone but the first in the call's frozen ranking "
+        "still in the running: a published ground and your explanation, shown in the results.",
+    )
 
     @field_validator("monthly_rent_eur", mode="before")
     @classmethod
@@ -615,3 +854,303 @@ class LettingStats(BaseModel):
     total: LettingFigures
     by_arrondissement: list[LettingFigures] = Field(description="Arrondissements with figures")
     by_site_kind: list[LettingFigures] = Field(description="Site kinds with figures")
+
+
+# Calls for applications ----------------------------------------------------------------------
+
+
+class CallCounts(BaseModel):
+    applications: int = Field(description="Applications submitted (drafts not counted)")
+    drafts: int = Field(description="Drafts saved, not yet submitted")
+    ranked: int = Field(description="Lines of the frozen ranking (0 until the call closes)")
+
+
+class CallOut(BaseModel):
+    """A call for applications, as anyone may see it: dates, status, counts, never a name."""
+
+    id: str
+    vacancy_id: str
+    unit_id: str
+    landlord_id: str
+    status: CallStatus
+    opens_at: datetime
+    closes_at: datetime
+    catalogue_version: int = Field(description="The programme catalogue version it opened under")
+    ranking_frozen_at: datetime | None
+    decided_at: datetime | None
+    results_published_at: datetime | None
+    appeals_close_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    counts: CallCounts
+
+    @classmethod
+    def of(cls, call: Call, by_status: dict[str, int], ranked: int) -> CallOut:
+        drafts = by_status.get(ApplicationStatus.DRAFT.value, 0)
+        counts = CallCounts(
+            applications=sum(by_status.values()) - drafts, drafts=drafts, ranked=ranked
+        )
+        return cls.model_validate({**call.model_dump(), "counts": counts})
+
+
+class CallPatch(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"opens_at": "2027-01-04T09:00:00Z", "closes_at": "2027-01-25T18:00:00Z"}]
+        }
+    )
+
+    opens_at: AwareDatetime | None = Field(
+        default=None, description="Only while the call is scheduled (not yet open)"
+    )
+    closes_at: AwareDatetime | None = Field(
+        default=None, description="While scheduled or open; never in the past"
+    )
+
+
+class CallDecideIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "outcome": "unawarded",
+                    "reason": "No applicant's project fits the unit's floor load.",
+                }
+            ]
+        }
+    )
+
+    outcome: Literal["unawarded"] = Field(
+        description="Nobody is chosen (a signed lease decides the call by itself)"
+    )
+    reason: str = Field(min_length=10, max_length=2000, description="Why: told to applicants")
+
+
+class CallRankingEntry(BaseModel):
+    rank: int
+    application_id: str
+    status: ApplicationStatus
+    in_the_running: bool = Field(description="Still submitted: can be offered the unit")
+    programme_id: str
+    score: int
+    max_score: int
+    criteria: list[CriterionPoints]
+    submitted_at: datetime
+    applicant: ApplicantSummary
+    decisions: list[DecisionOut]
+
+
+class CallRankingOut(BaseModel):
+    call_id: str
+    status: CallStatus
+    ranking_frozen_at: datetime | None
+    order: str = (
+        "score (highest first) from the call's catalogue version, then earliest submission, "
+        "then application id"
+    )
+    entries: list[CallRankingEntry]
+
+
+# Juries, published results and appeals ---------------------------------------------------------
+
+
+class JuryMemberIn(_In):
+    name: str = Field(min_length=2, max_length=120, description="Published with the results")
+    organisation: str = Field(min_length=2, max_length=200, description="Published")
+    role: str = Field(min_length=2, max_length=120, description="e.g. chair, elected member")
+    conflict_of_interest: bool = Field(
+        default=False, description="A declared conflict recuses the member from this call"
+    )
+    declaration: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="What the conflict is (required with conflict_of_interest); never published",
+    )
+
+
+class JuryIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "members": [
+                        {
+                            "name": "Claire Martin",
+                            "organisation": "Ville de Paris, DAE",
+                            "role": "chair",
+                        },
+                        {
+                            "name": "Paul Durand",
+                            "organisation": "Ateliers de Paris",
+                            "role": "member",
+                            "conflict_of_interest": True,
+                            "declaration": "Mentored one applicant in 2025.",
+                        },
+                    ],
+                    "session_date": "2027-02-03",
+                    "minutes": "The jury read the ranking and the four projects.",
+                    "decision": "The jury follows the ranking: the first ranked is chosen.",
+                }
+            ]
+        }
+    )
+
+    members: list[JuryMemberIn] = Field(min_length=1, max_length=30)
+    session_date: IsoDate
+    minutes: str = Field(
+        min_length=10, max_length=20000, description="Kept for the landlord, officers, admins"
+    )
+    decision: str = Field(
+        min_length=10,
+        max_length=5000,
+        description="Published with the results: write it without applicants' names",
+    )
+
+
+class JuryMemberOut(BaseModel):
+    name: str
+    organisation: str
+    role: str
+    conflict_of_interest: bool
+    recused: bool = Field(description="A declared conflict recuses the member from this call")
+    declaration: str | None
+
+
+class JuryOut(BaseModel):
+    """A call's jury as its landlord, officers and admins see it."""
+
+    call_id: str
+    members: list[JuryMemberOut]
+    session_date: date
+    minutes: str
+    decision: str
+    recorded_by: str
+    recorded_at: datetime
+    version: int
+
+
+class PublicJuryMember(BaseModel):
+    """Jury members act in a public capacity: name, organisation and role are published."""
+
+    name: str
+    organisation: str
+    role: str
+    recused: bool
+
+
+class PublicJury(BaseModel):
+    members: list[PublicJuryMember]
+    session_date: date
+    decision: str
+
+
+class ResultCriterionOut(BaseModel):
+    criterion_id: str
+    label: str
+    points: int
+    max_points: int
+
+
+class DepartureOut(BaseModel):
+    """A decision that did not follow the ranking's order."""
+
+    decision: str = Field(description="offered (out of rank) or rejected")
+    ground: str = Field(description="The published ground's id (GET /v1/programmes)")
+    ground_label: str
+    explanation: str | None = Field(description="The landlord's text given with the ground")
+
+
+class ResultRowOut(BaseModel):
+    candidate: str = Field(description="The applicant by rank only: never a name")
+    rank: int
+    score: int
+    max_score: int
+    criteria: list[ResultCriterionOut]
+    outcome: str = Field(
+        description="leased, offered, offer_declined, offer_expired, rejected, withdrawn, "
+        "not_chosen (decided without them) or not_reached"
+    )
+    order_followed: bool
+    departures: list[DepartureOut]
+
+
+class CallResultsOut(BaseModel):
+    """A call's published results: anonymised, public."""
+
+    call_id: str
+    unit_id: str
+    status: CallStatus
+    catalogue_version: int
+    closes_at: datetime
+    ranking_frozen_at: datetime | None
+    decided_at: datetime | None
+    results_published_at: datetime
+    appeals_close_at: datetime
+    outcome: str = Field(description="leased (a lease was signed) or unawarded")
+    ranked: int = Field(description="How many applications the frozen ranking holds")
+    order: str = (
+        "score (highest first) from the call's catalogue version, then earliest submission, "
+        "then application id"
+    )
+    rows: list[ResultRowOut]
+    jury: PublicJury | None
+
+
+class ResultsSummaryOut(BaseModel):
+    call_id: str
+    unit_id: str
+    results_published_at: datetime
+    appeals_close_at: datetime
+
+
+class AppealIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "grounds": "My ESUS label was not counted although my profile carries it "
+                    "since March."
+                }
+            ]
+        }
+    )
+
+    grounds: str = Field(
+        min_length=20, max_length=5000, description="What you contest in the results, and why"
+    )
+
+
+class AppealAnswerIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "outcome": "dismissed",
+                    "answer": "The label was added after the call closed; the ranking uses "
+                    "the profile as it stood at closing.",
+                }
+            ]
+        }
+    )
+
+    outcome: Literal["upheld", "dismissed"] = Field(
+        description="upheld: the appellant is right; dismissed: the results stand"
+    )
+    answer: str = Field(min_length=10, max_length=5000, description="Told to the appellant")
+
+
+class AppealOut(BaseModel):
+    id: str
+    application_id: str
+    call_id: str
+    artisan_id: str
+    landlord_id: str
+    status: str = Field(description="filed, then answered")
+    grounds: str
+    filed_at: datetime
+    outcome: str | None
+    answer: str | None
+    answered_by: str | None
+    answered_at: datetime | None
+    version: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from fabkit.settings import ServiceSettings
@@ -22,7 +22,16 @@ class LeasingSettings(ServiceSettings):
         description="Programme configuration (TOML or JSON); the packaged one if unset",
     )
     publish_programmes: bool = Field(
-        default=True, description="Publish the programme catalogue at start-up when it changed"
+        default=True,
+        description="At start-up, store and publish the programme file's catalogue as version 1 "
+        "when the database holds none (the database is the source afterwards)",
+    )
+    catalogue_ttl_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="How long a process serves the programme catalogue before checking its "
+        "version in the database again: a change made in another replica is seen within this",
     )
     offer_ttl_hours: float = Field(default=168.0, gt=0, le=24 * 90)
     run_sweeper: bool = Field(
@@ -33,3 +42,21 @@ class LeasingSettings(ServiceSettings):
         default=30.0, gt=0, le=3600, description="How often expired offers and leases are closed"
     )
     gauge_refresh_s: float = Field(default=5.0, gt=0, le=600)
+    clock_file: Path | None = Field(
+        default=None,
+        description="Tests only: a file holding a time shift in seconds (or an ISO instant) "
+        "that leasing's clock adds, so a call's closing date can pass; unset in production",
+    )
+    run_call_worker: bool = Field(
+        default=True,
+        description="Open and close calls for applications as their dates pass, in this process",
+    )
+    call_tick_s: float = Field(
+        default=5.0, gt=0, le=3600, description="How often calls are opened and closed"
+    )
+
+    @model_validator(mode="after")
+    def _no_clock_shift_in_prod(self) -> LeasingSettings:
+        if self.environment == "prod" and self.clock_file is not None:
+            raise ValueError("LEASING_CLOCK_FILE shifts leasing's clock: tests only, never prod")
+        return self

@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from inventory.events.published import (
 from leasing.cli import migrate
 from leasing.domain import luhn_valid
 from leasing.main import create_app
+from leasing.service import calls
 from leasing.settings import LeasingSettings
 
 UNIT_TOPIC = "inventory.unit.events"
@@ -264,9 +265,34 @@ class Api:
         assert r.status_code == 201, r.text
         return r.json()  # type: ignore[no-any-return]
 
+    async def close_call(self, call_id: str) -> dict[str, Any]:
+        """Close a call now: its closing date moved a second ahead (PATCH, as its landlord
+        could), then the closing worker's pass at that instant freezes the ranking."""
+        r = await self.client.get(f"/v1/calls/{call_id}")
+        assert r.status_code == 200, r.text
+        if r.json()["status"] != "open":
+            return r.json()  # type: ignore[no-any-return]
+        closes_at = datetime.now(UTC) + timedelta(seconds=1)
+        r = await self.client.patch(
+            f"/v1/calls/{call_id}",
+            json={"closes_at": closes_at.isoformat()},
+            headers={**self.admin, "If-Match": r.headers["ETag"]},
+        )
+        assert r.status_code == 200, r.text
+        current = (await self.app.state.catalogues.current()).catalogue
+        await calls.tick(self.sessions, current, now=closes_at)
+        r = await self.client.get(f"/v1/calls/{call_id}")
+        assert r.json()["status"] == "closed", r.text
+        return r.json()  # type: ignore[no-any-return]
+
     async def offer(
         self, headers: dict[str, str], application_id: str, **fields: Any
     ) -> httpx.Response:
+        """Offer on an application, closing its call first if still open (offers come once
+        the ranking is frozen)."""
+        r = await self.client.get(f"/v1/applications/{application_id}", headers=self.admin)
+        if r.status_code == 200 and r.json()["call"] and r.json()["call"]["status"] == "open":
+            await self.close_call(r.json()["call_id"])
         today = datetime.now(UTC).date()
         body = {
             "monthly_rent_eur": 900,

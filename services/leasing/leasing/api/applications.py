@@ -23,6 +23,7 @@ from leasing.domain import ApplicationStatus
 from leasing.schemas import (
     ApplicationCreate,
     ApplicationOut,
+    ApplicationSubmitIn,
     LeaseOut,
     OfferCreate,
     ReasonIn,
@@ -48,7 +49,8 @@ LEASE_LINKS = links("lease_id", "getLease", "acceptOffer", "declineOffer")
     "",
     status_code=201,
     response_model=ApplicationOut,
-    summary="Apply to a unit's open vacancy (422 lists every eligibility rule you fail)",
+    summary="Apply to a unit's open vacancy while its call is open, or save a draft (422 lists "
+    "every eligibility rule you fail)",
     responses={201: {"headers": _CREATED_HEADERS, "links": APPLICATION_LINKS}},
 )
 async def submit_application(
@@ -98,6 +100,22 @@ async def get_application(
 
 
 @router.post(
+    "/{application_id}/submit",
+    response_model=ApplicationOut,
+    summary="Submit your draft while the call is open (409 says when it opens or closed)",
+)
+async def submit_draft(
+    application_id: str,
+    sessions: SessionsDep,
+    catalogue: CatalogueDep,
+    payload: ApplicationSubmitIn | None = None,
+    principal: Principal = ArtisanOnly,
+) -> ApplicationOut:
+    data = payload or ApplicationSubmitIn()
+    return await applications.submit_draft(sessions, catalogue, principal, application_id, data)
+
+
+@router.post(
     "/{application_id}/withdraw", response_model=ApplicationOut, summary="Withdraw your application"
 )
 async def withdraw_application(
@@ -117,10 +135,11 @@ async def reject_application(
     application_id: str,
     payload: RejectIn,
     sessions: SessionsDep,
+    catalogue: CatalogueDep,
     principal: Principal = OwnerOrAdmin,
 ) -> ApplicationOut:
     return await applications.reject_application(
-        sessions, principal, application_id, payload.reason
+        sessions, catalogue, principal, application_id, payload.reason, payload.ground
     )
 
 
@@ -128,7 +147,8 @@ async def reject_application(
     "/{application_id}/offer",
     status_code=201,
     response_model=LeaseOut,
-    summary="Offer a lease to the applicant (rent within the programme's cap)",
+    summary="Offer a lease once the call closed: to the first in rank still in the running, or "
+    "to another with out_of_rank (rent within the programme's cap)",
     responses={201: {"headers": _CREATED_HEADERS, "links": LEASE_LINKS}},
 )
 async def make_offer(

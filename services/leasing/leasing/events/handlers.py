@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from fabkit.consumer import Handler, TopicHandlers
 from fabkit.events import CloudEvent
 from fabkit.runtime import ConsumerSpec
+from leasing.eligibility import Catalogue
 from leasing.events.consumed import (
     UNIT_TOPIC,
     UnitChanged,
@@ -18,7 +19,8 @@ from leasing.events.consumed import (
     VacancyOpened,
 )
 from leasing.events.published import DLQ_TOPIC
-from leasing.service import listings
+from leasing.programmes import load_catalogue
+from leasing.service import calls, listings
 from leasing.settings import LeasingSettings
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,17 @@ async def on_vacancy_opened(session: AsyncSession, event: CloudEvent) -> None:
         session, view.unit.model_dump(), vacancy=(view.vacancy_id, view.opened_at)
     )
     _log_stale(applied, event)
+
+
+def opens_calls(catalogue: Catalogue) -> Handler:
+    """on_vacancy_opened, then the vacancy's call for applications (once per vacancy)."""
+
+    async def on_vacancy_opened_with_call(session: AsyncSession, event: CloudEvent) -> None:
+        await on_vacancy_opened(session, event)
+        view = VacancyOpened.model_validate(event.data)
+        await calls.open_for_vacancy(session, catalogue, view.unit.unit_id, view.vacancy_id)
+
+    return on_vacancy_opened_with_call
 
 
 async def on_vacancy_closed(session: AsyncSession, event: CloudEvent) -> None:
@@ -73,10 +86,14 @@ UNIT_HANDLERS: dict[str, Handler] = {
 
 def consumer_specs(settings: LeasingSettings) -> list[ConsumerSpec]:
     """Leasing's consumer group: inventory's unit events, poison to leasing's dead letters."""
+    handlers = dict(UNIT_HANDLERS)
+    handlers["inventory.unit.vacancy_opened.v1"] = opens_calls(
+        load_catalogue(settings.programmes_file)
+    )
     return [
         ConsumerSpec(
             group_id=settings.consumer_group,
-            topics={UNIT_TOPIC: TopicHandlers(handlers=dict(UNIT_HANDLERS))},
+            topics={UNIT_TOPIC: TopicHandlers(handlers=handlers)},
             dlq_topic=DLQ_TOPIC,
         )
     ]

@@ -11,12 +11,13 @@ from datetime import date, datetime
 from fabkit.events import EventPayload
 from fabkit.outbox import Emitter
 from leasing.eligibility import Programme
-from leasing.models import Application, ArtisanProfile, Lease
+from leasing.models import Appeal, Application, ArtisanProfile, Call, Lease
 
 ARTISAN_TOPIC = "leasing.artisan.events"
 APPLICATION_TOPIC = "leasing.application.events"
 LEASE_TOPIC = "leasing.lease.events"
 PROGRAMME_TOPIC = "leasing.programme.events"
+CALL_TOPIC = "leasing.call.events"
 DLQ_TOPIC = "leasing.dlq"
 
 
@@ -121,6 +122,9 @@ class ApplicationDecided(EventPayload):
     decided_by_role: str
     decided_at: datetime
     lease_id: str | None
+    # Added in v1 (additive): the published out-of-rank ground of an offer to someone other
+    # than the first in rank, or of a rejection (the free text is `reason`).
+    ground: str | None = None
 
 
 # Leases (key: UNIT id, so the lease events of one unit stay in order) --------------------------
@@ -284,6 +288,154 @@ class ProgrammePublished(EventPayload):
     published_at: datetime
 
 
+# Calls for applications (key: call id) ---------------------------------------------------------
+
+
+class CallSnapshot(EventPayload):
+    """A call as everyone may know it: dates and status, never an applicant's name."""
+
+    call_id: str
+    vacancy_id: str
+    unit_id: str
+    landlord_id: str
+    status: str
+    opens_at: datetime
+    closes_at: datetime
+    catalogue_version: int
+    version: int
+
+    @classmethod
+    def from_model(cls, call: Call) -> CallSnapshot:
+        return cls(
+            call_id=call.id,
+            vacancy_id=call.vacancy_id,
+            unit_id=call.unit_id,
+            landlord_id=call.landlord_id,
+            status=call.status,
+            opens_at=call.opens_at,
+            closes_at=call.closes_at,
+            catalogue_version=call.catalogue_version,
+            version=call.version,
+        )
+
+
+class RankedApplication(EventPayload):
+    """One line of a frozen ranking: the applicant (artisan_id) learns their place."""
+
+    application_id: str
+    artisan_id: str
+    rank: int
+    score: int
+    max_score: int
+
+
+class CallOpened(EventPayload):
+    event_type = "leasing.call.opened.v1"
+    call: CallSnapshot
+    opened_at: datetime
+
+
+class CallClosed(EventPayload):
+    """The closing date passed: applications stopped and the ranking was frozen."""
+
+    event_type = "leasing.call.closed.v1"
+    call: CallSnapshot
+    closed_at: datetime
+    ranking: list[RankedApplication]
+
+
+class CallDecided(EventPayload):
+    """A lease was signed (outcome `leased`), or the landlord recorded that nobody is chosen
+    (`unawarded`, with the reason); every ranked applicant is listed to be told."""
+
+    event_type = "leasing.call.decided.v1"
+    call: CallSnapshot
+    outcome: str
+    decided_at: datetime
+    application_id: str | None
+    lease_id: str | None
+    reason: str | None
+    ranking: list[RankedApplication]
+
+
+class CallCancelled(EventPayload):
+    """The vacancy closed before the call was decided."""
+
+    event_type = "leasing.call.cancelled.v1"
+    call: CallSnapshot
+    cancelled_at: datetime
+    reason: str
+
+
+# Published results and appeals (key: call id, so a call's results and appeals stay in order) ----
+
+
+class ResultLine(EventPayload):
+    """One ranked applicant (artisan_id) of published results: their rank and outcome."""
+
+    application_id: str
+    artisan_id: str
+    rank: int
+    score: int
+    max_score: int
+    outcome: str
+
+
+class CallResultsPublished(EventPayload):
+    """A decided call's anonymised results were published; every ranked applicant is listed to
+    be told their rank and outcome, and may appeal until `appeals_close_at`."""
+
+    event_type = "leasing.call.results_published.v1"
+    call: CallSnapshot
+    published_at: datetime
+    appeals_close_at: datetime
+    outcome: str
+    results: list[ResultLine]
+
+
+class AppealSnapshot(EventPayload):
+    """An appeal without its text (the appellant's own words stay in leasing)."""
+
+    appeal_id: str
+    application_id: str
+    call_id: str
+    artisan_id: str
+    landlord_id: str
+    status: str
+    filed_at: datetime
+    outcome: str | None
+    answered_at: datetime | None
+
+    @classmethod
+    def from_model(cls, a: Appeal) -> AppealSnapshot:
+        return cls(
+            appeal_id=a.id,
+            application_id=a.application_id,
+            call_id=a.call_id,
+            artisan_id=a.artisan_id,
+            landlord_id=a.landlord_id,
+            status=a.status,
+            filed_at=a.filed_at,
+            outcome=a.outcome,
+            answered_at=a.answered_at,
+        )
+
+
+class AppealFiled(EventPayload):
+    event_type = "leasing.appeal.filed.v1"
+    appeal: AppealSnapshot
+
+
+class AppealAnswered(EventPayload):
+    """An officer answered an appeal: the appellant (appeal.artisan_id) is told the answer."""
+
+    event_type = "leasing.appeal.answered.v1"
+    appeal: AppealSnapshot
+    answer: str
+    answered_by_role: str
+    answered_at: datetime
+
+
 ALL_PAYLOADS: tuple[type[EventPayload], ...] = (
     ArtisanRegistered,
     ArtisanUpdated,
@@ -295,6 +447,13 @@ ALL_PAYLOADS: tuple[type[EventPayload], ...] = (
     LeaseEnded,
     LeaseRenewed,
     ProgrammePublished,
+    CallOpened,
+    CallClosed,
+    CallDecided,
+    CallCancelled,
+    CallResultsPublished,
+    AppealFiled,
+    AppealAnswered,
 )
 TOPIC_OF: dict[str, str] = {
     ArtisanRegistered.event_type: ARTISAN_TOPIC,
@@ -307,6 +466,13 @@ TOPIC_OF: dict[str, str] = {
     LeaseEnded.event_type: LEASE_TOPIC,
     LeaseRenewed.event_type: LEASE_TOPIC,
     ProgrammePublished.event_type: PROGRAMME_TOPIC,
+    CallOpened.event_type: CALL_TOPIC,
+    CallClosed.event_type: CALL_TOPIC,
+    CallDecided.event_type: CALL_TOPIC,
+    CallCancelled.event_type: CALL_TOPIC,
+    CallResultsPublished.event_type: CALL_TOPIC,
+    AppealFiled.event_type: CALL_TOPIC,
+    AppealAnswered.event_type: CALL_TOPIC,
 }
 # The source is bound to the configured one at start-up (main.create_app, cli).
 emit = Emitter("/fabrique/leasing", TOPIC_OF)

@@ -1,5 +1,7 @@
-"""Applications: an artisan applies (under the best programme it qualifies for) or withdraws;
-the unit's landlord sees them ranked by the published grid and rejects them."""
+"""Applications: an artisan applies (under the best programme it qualifies for) while the
+vacancy's call is open, or saves a draft and submits it later, or withdraws; the unit's landlord
+sees them ranked by the published grid and, once the call closed, rejects them on a published
+ground."""
 
 from __future__ import annotations
 
@@ -12,11 +14,26 @@ from fabkit.errors import ProblemError
 from fabkit.idempotency import Idempotency, Written, run_idempotent
 from fabkit.pagination import Page, PageParams
 from leasing import repository as repo
-from leasing.domain import OPEN_APPLICATION_STATUSES, ApplicationStatus, Decision
-from leasing.eligibility import Catalogue, Programme, best_programme, programmes_for, score
+from leasing.domain import OPEN_APPLICATION_STATUSES, ApplicationStatus, CallStatus, Decision
+from leasing.eligibility import (
+    Catalogue,
+    Programme,
+    best_programme,
+    failed_rules,
+    programmes_for,
+    score,
+)
 from leasing.events.published import ApplicationSnapshot, ApplicationSubmitted, emit
 from leasing.models import Application, UnitListing
-from leasing.schemas import ApplicationCreate, ApplicationOut, RankingEntry, RankingOut
+from leasing.schemas import (
+    ApplicationCallOut,
+    ApplicationCreate,
+    ApplicationOut,
+    ApplicationSubmitIn,
+    RankingEntry,
+    RankingOut,
+)
+from leasing.service import calls
 from leasing.service.common import (
     AVAILABLE,
     Actor,
@@ -85,6 +102,14 @@ async def submit_application(
             raise ProblemError(404, "No artisan profile for this token; register first.")
         listing = await _open_listing(session, data.unit_id)
         assert listing.vacancy_id is not None  # _open_listing refuses a unit without one
+        call = await repo.get_call_of_vacancy(session, listing.vacancy_id)
+        if call is not None:
+            if not data.draft:
+                calls.check_open(call, now)
+            elif call.status not in (CallStatus.SCHEDULED, CallStatus.OPEN) or (
+                now >= call.closes_at
+            ):
+                calls.check_open(call, now)  # closed: says so, with the closing date
         applicant, facts = applicant_of(artisan), facts_of(listing)
         candidates = _candidates(catalogue, data.programme_id, listing)
         programme, failures = best_programme(candidates, applicant, facts, now.date())
@@ -105,19 +130,26 @@ async def submit_application(
             landlord_id=listing.landlord_id,
             programme_id=programme.id,
             project=data.project,
-            status=ApplicationStatus.SUBMITTED.value,
+            status=(ApplicationStatus.DRAFT if data.draft else ApplicationStatus.SUBMITTED).value,
             score=points.total,
             max_score=points.max_total,
             score_breakdown=[c.as_dict() for c in points.criteria],
             submitted_at=now,
             updated_at=now,
+            call_id=call.id if call is not None else None,
         )
         session.add(app)
         await session.flush()
-        emit(session, app.id, ApplicationSubmitted(application=ApplicationSnapshot.from_model(app)))
+        if not data.draft:  # a draft is the applicant's own until submitted
+            emit(
+                session,
+                app.id,
+                ApplicationSubmitted(application=ApplicationSnapshot.from_model(app)),
+            )
         ranks = await repo.open_ranks(session, [app.vacancy_id])
-        body = ApplicationOut.from_model(app, rank=ranks.get(app.id)).model_dump(mode="json")
-        return Written(201, body, location=f"/v1/applications/{app.id}")
+        place = ApplicationCallOut.of(call, None) if call is not None else None
+        out = ApplicationOut.from_model(app, rank=ranks.get(app.id), call=place)
+        return Written(201, out.model_dump(mode="json"), location=f"/v1/applications/{app.id}")
 
     return await run_idempotent(
         sessions,
@@ -125,6 +157,74 @@ async def submit_application(
         create,
         conflict="You already applied to this vacancy (one application each).",
     )
+
+
+async def submit_draft(
+    sessions: Sessions,
+    catalogue: Catalogue,
+    principal: Principal,
+    application_id: str,
+    data: ApplicationSubmitIn,
+) -> ApplicationOut:
+    """Submit a saved draft while its call is open; eligibility and points are checked anew."""
+    async with sessions() as session, session.begin():
+        now = utcnow()
+        app = await repo.get_application(session, application_id, for_update=True)
+        if app is None or app.artisan_id != principal.subject:
+            raise ProblemError(404, f"No application with id {application_id}.")
+        if app.status != ApplicationStatus.DRAFT:
+            raise ProblemError(
+                409, f"This application is {app.status}; only a draft can be submitted."
+            )
+        call = await calls.call_of(session, app, lock=False)
+        if call is not None:
+            calls.check_open(call, now)
+        listing = await _open_listing(session, app.unit_id)
+        if listing.vacancy_id != app.vacancy_id:
+            raise ProblemError(409, "The vacancy this draft was saved for has closed.")
+        programme = catalogue.get(app.programme_id)
+        if programme is None:
+            raise ProblemError(
+                409,
+                f"Programme {app.programme_id!r} is no longer published; withdraw this draft "
+                "and apply again.",
+            )
+        artisan = await repo.get_artisan(session, app.artisan_id)
+        assert artisan is not None  # artisans are never deleted while they have applications
+        applicant, facts = applicant_of(artisan), facts_of(listing)
+        failures = failed_rules(programme, applicant, facts, now.date())
+        if failures:
+            raise ProblemError(
+                422,
+                "You are no longer eligible: " + " ".join(f.message for f in failures),
+                title="Not eligible",
+                errors=[f.as_dict() for f in failures],
+            )
+        points = score(programme, applicant, facts, now.date())
+        if data.project is not None:
+            app.project = data.project
+        app.status = ApplicationStatus.SUBMITTED.value
+        app.score, app.max_score = points.total, points.max_total
+        app.score_breakdown = [c.as_dict() for c in points.criteria]
+        app.submitted_at = app.updated_at = now
+        await session.flush()
+        emit(session, app.id, ApplicationSubmitted(application=ApplicationSnapshot.from_model(app)))
+        ranks = await repo.open_ranks(session, [app.vacancy_id])
+        place = ApplicationCallOut.of(call, None) if call is not None else None
+    return ApplicationOut.from_model(app, rank=ranks.get(app.id), call=place)
+
+
+async def _call_places(
+    session: AsyncSession, apps: Sequence[Application]
+) -> dict[str, ApplicationCallOut]:
+    """Each application's call and frozen place, by application id."""
+    found = await repo.calls_by_id(session, {a.call_id for a in apps if a.call_id})
+    lines = await repo.rankings_of_applications(session, [a.id for a in apps if a.call_id])
+    return {
+        a.id: ApplicationCallOut.of(found[a.call_id], lines.get(a.id))
+        for a in apps
+        if a.call_id and a.call_id in found
+    }
 
 
 async def get_application(
@@ -138,8 +238,9 @@ async def get_application(
         decisions = await repo.decisions_of(session, [app.id])
         leases = await repo.lease_ids_of_applications(session, [app.id])
         ranks = await repo.open_ranks(session, [app.vacancy_id])
+        places = await _call_places(session, [app])
     return ApplicationOut.from_model(
-        app, decisions.get(app.id, []), leases.get(app.id), ranks.get(app.id)
+        app, decisions.get(app.id, []), leases.get(app.id), ranks.get(app.id), places.get(app.id)
     )
 
 
@@ -167,12 +268,13 @@ async def list_applications(
         leases = await repo.lease_ids_of_applications(session, ids)
         # One query for the ranks of the page's vacancies, however many the page has.
         ranks = await repo.open_ranks(session, [a.vacancy_id for a in apps])
+        places = await _call_places(session, apps)
     return Page.of(
         apps,
         total,
         page,
         lambda a: ApplicationOut.from_model(
-            a, decisions.get(a.id, []), leases.get(a.id), ranks.get(a.id)
+            a, decisions.get(a.id, []), leases.get(a.id), ranks.get(a.id), places.get(a.id)
         ),
     )
 
@@ -194,17 +296,46 @@ async def withdraw_application(
 
 
 async def reject_application(
-    sessions: Sessions, principal: Principal, application_id: str, reason: str
+    sessions: Sessions,
+    catalogue: Catalogue,
+    principal: Principal,
+    application_id: str,
+    reason: str,
+    ground: str | None,
 ) -> ApplicationOut:
-    """The unit's landlord turns an application down, saying why."""
+    """The unit's landlord turns an application down, saying why; in a call, once it closed
+    and on one of the programme's published grounds."""
     now = utcnow()
     async with sessions() as session, session.begin():
         app = await repo.get_application(session, application_id, for_update=True)
         if app is None:
             raise ProblemError(404, f"No application with id {application_id}.")
         check_landlord(principal, app.landlord_id)
+        call = await calls.call_of(session, app)
+        if call is not None:
+            calls.check_judged(call, "applications are rejected")
+            programme = catalogue.get(app.programme_id)
+            if ground is None:
+                grounds = programme.out_of_rank_grounds if programme else []
+                raise ProblemError(
+                    422,
+                    "A rejection in a call for applications needs a published ground: send "
+                    "ground, one of: " + ", ".join(g.id for g in grounds) + ".",
+                )
+            if programme is not None:
+                calls.check_ground(programme, ground)
+            calls.start_review(session, call, now)
         lease_id = await withdraw_offer(session, app, reason, now)
-        decide(session, app, Decision.REJECTED, Actor.of(principal), reason, lease_id, now)
+        decide(
+            session,
+            app,
+            Decision.REJECTED,
+            Actor.of(principal),
+            reason,
+            lease_id,
+            now,
+            ground=ground,
+        )
         await session.flush()
         decisions = await repo.decisions_of(session, [app.id])
     return ApplicationOut.from_model(app, decisions.get(app.id, []), lease_id)

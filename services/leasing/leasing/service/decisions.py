@@ -30,8 +30,11 @@ def decide(
     reason: str | None,
     lease_id: str | None,
     now: datetime,
+    *,
+    ground: str | None = None,
 ) -> None:
-    """Apply a decision to an application, keep it, and tell the applicant (an event)."""
+    """Apply a decision to an application, keep it, and tell the applicant (an event); an
+    out-of-rank offer or a rejection in a call carries its published ground."""
     try:
         status = check_decision(ApplicationStatus(app.status), decision)
     except TransitionError as exc:
@@ -48,6 +51,7 @@ def decide(
             reason=reason,
             lease_id=lease_id,
             decided_at=now,
+            ground=ground,
         )
     )
     snapshot = ApplicationSnapshot.from_model(app)
@@ -63,6 +67,7 @@ def decide(
             decided_by_role=actor.role,
             decided_at=now,
             lease_id=lease_id,
+            ground=ground,
         )
     emit(session, app.id, payload)
     on_commit(session, lambda: DECISIONS.labels(decision.value).inc())

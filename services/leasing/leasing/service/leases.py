@@ -1,5 +1,7 @@
-"""Offers and leases: the landlord offers within the programme's rent cap, the artisan accepts
-or declines, a signed lease ends or is renewed, and the sweeper closes what time ran out on."""
+"""Offers and leases: once a call closed, the landlord offers to the first in its frozen
+ranking (or, on a published ground, to another) within the programme's rent cap; the artisan
+accepts (the call is decided) or declines (the next in rank gets the same terms); a signed
+lease ends or is renewed, and the sweeper closes what time ran out on."""
 
 from __future__ import annotations
 
@@ -18,7 +20,13 @@ from fabkit.errors import ProblemError
 from fabkit.idempotency import Idempotency, Written, run_idempotent
 from fabkit.pagination import Page, PageParams
 from leasing import repository as repo
-from leasing.domain import OPEN_APPLICATION_STATUSES, ApplicationStatus, Decision, LeaseStatus
+from leasing.domain import (
+    CALL_OFFERABLE,
+    OPEN_APPLICATION_STATUSES,
+    ApplicationStatus,
+    Decision,
+    LeaseStatus,
+)
 from leasing.eligibility import (
     Catalogue,
     Programme,
@@ -35,8 +43,9 @@ from leasing.events.published import (
     emit,
 )
 from leasing.metrics import OFFERS_MADE, VACANCY_TO_SIGNED_LEASE, offer_ranking
-from leasing.models import Application, Lease, UnitListing
+from leasing.models import Application, Call, Lease, UnitListing
 from leasing.schemas import LeaseEndIn, LeaseOut, LeaseRenewIn, OfferCreate
+from leasing.service import calls
 from leasing.service.common import (
     SYSTEM,
     Actor,
@@ -97,6 +106,37 @@ class _Offerable:
     app: Application
     listing: UnitListing
     programme: Programme
+    call: Call | None
+    ground: str | None  # the published ground of an offer out of rank
+
+
+async def _check_rank(
+    session: AsyncSession, call: Call, app: Application, programme: Programme, data: OfferCreate
+) -> str | None:
+    """The out-of-rank ground the offer needs (None for the first in rank), or a 422."""
+    place = await calls.standing(session, call, app)
+    if place.first is not None and place.first.id == app.id:
+        if data.out_of_rank is not None:
+            raise ProblemError(
+                422,
+                "This applicant is the first in rank still in the running; an offer to them "
+                "needs no out_of_rank reason: leave it out.",
+            )
+        return None
+    if data.out_of_rank is None:
+        first = place.first
+        assert first is not None  # this application is submitted and ranked, so one is first
+        artisan = await repo.get_artisan(session, first.artisan_id)
+        name = artisan.display_name if artisan else first.artisan_id
+        raise ProblemError(
+            422,
+            f"{name} (application {first.id}, rank {place.first_rank}) comes first in the "
+            f"call's frozen ranking and is still in the running; this applicant is rank "
+            f"{place.rank}. Offer to them first, or send out_of_rank with one of the "
+            "programme's published grounds and your explanation.",
+        )
+    calls.check_ground(programme, data.out_of_rank.ground)
+    return data.out_of_rank.ground
 
 
 async def _offerable(
@@ -108,10 +148,16 @@ async def _offerable(
     today: date,
 ) -> _Offerable:
     """The application, its unit and its programme, once every check of an offer passed."""
-    app = await repo.get_application(session, application_id, for_update=True)
-    if app is None:
+    found = await repo.get_application(session, application_id)
+    if found is None:
         raise ProblemError(404, f"No application with id {application_id}.")
-    check_landlord(principal, app.landlord_id)
+    check_landlord(principal, found.landlord_id)
+    # The call's row lock first: offers (and passes to the next) on one call queue there.
+    call = await calls.call_of(session, found)
+    if call is not None:
+        calls.check_judged(call, "offers are made")
+    app = await repo.get_application(session, application_id, for_update=True)
+    assert app is not None  # applications are never deleted
     listing = await repo.get_listing(session, app.unit_id)
     assert listing is not None  # an application is only made on a known unit
     programme = catalogue.get(app.programme_id)
@@ -140,7 +186,14 @@ async def _offerable(
             "The applicant is no longer eligible: " + " ".join(f.message for f in failures),
             errors=[f.as_dict() for f in failures],
         )
-    return _Offerable(app, listing, programme)
+    ground = None
+    if call is not None:
+        ground = await _check_rank(session, call, app, programme, data)
+    elif data.out_of_rank is not None:
+        raise ProblemError(
+            422, "This application was made before calls for applications; send no out_of_rank."
+        )
+    return _Offerable(app, listing, programme, call, ground)
 
 
 async def make_offer(
@@ -179,7 +232,19 @@ async def make_offer(
         session.add(lease)
         await session.flush()  # the partial unique index refuses a second open lease here
         ranking = offer_ranking(await _rank_among_open(session, app))
-        decide(session, app, Decision.OFFERED, Actor.of(principal), data.message, lease.id, now)
+        reason = data.out_of_rank.explanation if data.out_of_rank else data.message
+        decide(
+            session,
+            app,
+            Decision.OFFERED,
+            Actor.of(principal),
+            reason,
+            lease.id,
+            now,
+            ground=ok.ground,
+        )
+        if ok.call is not None:
+            calls.start_review(session, ok.call, now)
         on_commit(session, lambda: OFFERS_MADE.labels(ranking).inc())
         snapshot = LeaseSnapshot.from_model(lease)
         emit(
@@ -191,6 +256,64 @@ async def make_offer(
         return Written(201, body, location=f"/v1/leases/{lease.id}")
 
     return await run_idempotent(sessions, idem, create, conflict=_open_lease_conflict(None))
+
+
+async def _pass_to_next(
+    session: AsyncSession, app: Application, ended: Lease, now: datetime
+) -> None:
+    """A declined or expired offer in a call goes, on the same terms, to the next in rank still
+    in the running; when none is left the call waits for its landlord."""
+    call = await calls.call_of(session, app)
+    if call is None or call.status not in CALL_OFFERABLE:
+        return
+    following = await calls.next_in_rank(session, call)
+    if following is None:
+        return
+    await session.flush()  # the ended offer leaves the unit's one open lease first
+    lease = Lease(
+        id=new_id(),
+        unit_id=following.unit_id,
+        vacancy_id=following.vacancy_id,
+        application_id=following.id,
+        artisan_id=following.artisan_id,
+        landlord_id=following.landlord_id,
+        programme_id=following.programme_id,
+        status=LeaseStatus.OFFERED.value,
+        monthly_rent_cents=ended.monthly_rent_cents,
+        start_date=ended.start_date,
+        end_date=ended.end_date,
+        message=ended.message,
+        offered_by=f"{SYSTEM.role}:{SYSTEM.id}",
+        offered_at=now,
+        offer_expires_at=now + (ended.offer_expires_at - ended.offered_at),
+        updated_at=now,
+    )
+    session.add(lease)
+    await session.flush()
+    reason = (
+        f"The offer to the applicant before you in rank was {ended.status}; it passes to you "
+        "on the same terms."
+    )
+    decide(session, following, Decision.OFFERED, SYSTEM, reason, lease.id, now)
+    ranking = offer_ranking(await _rank_among_open(session, following))
+    on_commit(session, lambda: OFFERS_MADE.labels(ranking).inc())
+    emit(
+        session,
+        lease.unit_id,
+        LeaseOffered(
+            lease=LeaseSnapshot.from_model(lease), artisan_id=lease.artisan_id, offered_at=now
+        ),
+    )
+
+
+async def _lock_call_of_lease(session: AsyncSession, lease_id: str) -> None:
+    """Take the row lock of the lease's call before any other, in the order offers take them."""
+    lease = await repo.get_lease(session, lease_id)
+    if lease is None:
+        return
+    app = await repo.get_application(session, lease.application_id)
+    if app is not None:
+        await calls.call_of(session, app)
 
 
 async def _rank_among_open(session: AsyncSession, app: Application) -> int:
@@ -219,6 +342,7 @@ async def accept_offer(sessions: Sessions, principal: Principal, lease_id: str) 
     """The artisan signs: the lease becomes active and inventory will mark the unit leased."""
     now = utcnow()
     async with sessions() as session, session.begin():
+        await _lock_call_of_lease(session, lease_id)
         lease = await _own_offer(session, principal, lease_id)
         expired = lease.offer_expires_at <= now
         if not expired:
@@ -230,6 +354,17 @@ async def accept_offer(sessions: Sessions, principal: Principal, lease_id: str) 
             set_lease_status(lease, LeaseStatus.ACTIVE, now)
             lease.signed_at = now
             decide(session, app, Decision.OFFER_ACCEPTED, Actor.of(principal), None, lease.id, now)
+            call = await calls.call_of(session, app)
+            if call is not None and call.status in CALL_OFFERABLE:
+                await calls.decide_call(
+                    session,
+                    call,
+                    now,
+                    outcome="leased",
+                    application_id=app.id,
+                    lease_id=lease.id,
+                    reason=None,
+                )
             emit(
                 session,
                 lease.unit_id,
@@ -257,11 +392,13 @@ async def decline_offer(
     """The artisan declines the offer; the application records why."""
     now = utcnow()
     async with sessions() as session, session.begin():
+        await _lock_call_of_lease(session, lease_id)
         lease = await _own_offer(session, principal, lease_id)
         app = await _application_of(session, lease)
         set_lease_status(lease, LeaseStatus.DECLINED, now)
         lease.end_reason = reason
         decide(session, app, Decision.OFFER_DECLINED, Actor.of(principal), reason, lease.id, now)
+        await _pass_to_next(session, app, lease, now)
         return LeaseOut.from_model(lease)
 
 
@@ -269,6 +406,7 @@ async def expire_offer(sessions: Sessions, lease_id: str, now: datetime | None =
     """Expire one offer if it is still open and past its deadline."""
     now = now or utcnow()
     async with sessions() as session, session.begin():
+        await _lock_call_of_lease(session, lease_id)
         lease = await repo.get_lease(session, lease_id, for_update=True)
         if lease is None or lease.status != LeaseStatus.OFFERED:
             return False
@@ -279,6 +417,7 @@ async def expire_offer(sessions: Sessions, lease_id: str, now: datetime | None =
         reason = "The offer was not answered in time."
         lease.end_reason = reason
         decide(session, app, Decision.OFFER_EXPIRED, SYSTEM, reason, lease.id, now)
+        await _pass_to_next(session, app, lease, now)
     return True
 
 

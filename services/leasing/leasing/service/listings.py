@@ -30,6 +30,7 @@ from leasing.schemas import (
     ProgrammeVerdict,
     RuleFailureOut,
 )
+from leasing.service import calls
 from leasing.service.common import (
     AVAILABLE,
     SYSTEM,
@@ -142,6 +143,7 @@ def _closed_reason(status: str) -> str:
 
 async def _close_vacancy(session: AsyncSession, vacancy_id: str, reason: str) -> None:
     now = utcnow()
+    await calls.cancel_for_vacancy(session, vacancy_id, reason)
     for app in await repo.open_applications_of_vacancy(session, vacancy_id):
         lease_id = await withdraw_offer(session, app, reason, now)
         decide(session, app, Decision.CLOSED, SYSTEM, reason, lease_id, now)
