@@ -84,6 +84,9 @@ RULES: dict[tuple[str, str, str], Rule] = {
         ("landlord", "admin"), {"landlord": 403}
     ),
     ("inventory", "PATCH", "/v1/units/{unit_id}"): Rule(("landlord", "admin"), {"landlord": 403}),
+    ("inventory", "POST", "/v1/sites/{site_id}/units/import"): Rule(
+        ("landlord", "admin"), {"landlord": 403}
+    ),
     ("leasing", "POST", "/v1/artisans"): Rule(("artisan",)),
     ("leasing", "PATCH", "/v1/artisans/me"): Rule(("artisan",)),
     ("leasing", "POST", "/v1/applications"): Rule(("artisan",)),
@@ -250,6 +253,9 @@ class Fixture:
             ),
             ("inventory", "POST", "/v1/sites/{site_id}/units"): Target(
                 {"site_id": self.site_a}, unit_body, ("inventory", f"/v1/sites/{self.site_a}", "")
+            ),
+            ("inventory", "POST", "/v1/sites/{site_id}/units/import"): Target(
+                {"site_id": self.site_a}, None, ("inventory", f"/v1/sites/{self.site_a}", "")
             ),
             ("inventory", "PATCH", "/v1/units/{unit_id}"): Target(
                 {"unit_id": self.unit_a},
@@ -624,3 +630,35 @@ async def test_key_rotation_needs_no_service_restart(
     for service in ("inventory", "leasing", "notifications"):
         proc = platform.services[service].proc
         assert proc is not None and proc.poll() is None, f"{service} restarted or died"
+
+
+#: Reads that only some roles may make (everything else a service answers to a GET is public
+#: or scoped to the caller's own records): (service, path) -> the roles allowed.
+RESTRICTED_READS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("leasing", "/v1/stats/letting"): ("officer", "admin"),
+}
+
+
+async def test_restricted_reads_refuse_the_other_roles(
+    e2e_platform: Platform, api_for: Callable[[Platform], Api]
+) -> None:
+    """Each restricted read answers its roles (200) and refuses the others (403, naming the
+    roles allowed), a missing token (401) and a token signed by nobody the services trust."""
+    api = api_for(e2e_platform)
+    tokens = {
+        role: await asyncio.to_thread(api.identities.token, Role(role), f"e2e-reader-{role}")
+        for role in ALL_ROLES
+    }
+    wrong: list[str] = []
+    for (service, path), allowed in sorted(RESTRICTED_READS.items()):
+        url = api.url(service, path)
+        answers = {"no token": await api.client.get(url)}
+        for role, token in tokens.items():
+            answers[role] = await api.client.get(url, headers=bearer(token))
+        for caller, response in answers.items():
+            expected = 200 if caller in allowed else 401 if caller == "no token" else 403
+            if response.status_code != expected:
+                wrong.append(f"GET {service}{path} by {caller}: {response.status_code}")
+            elif expected == 403 and not all(r in response.json()["detail"] for r in allowed):
+                wrong.append(f"GET {service}{path} by {caller}: {response.json()['detail']}")
+    assert not wrong, "\n".join(wrong)

@@ -489,3 +489,43 @@ class SurfaceHistory(BaseModel):
     arrondissement: int | None
     site_id: str | None
     points: list[SurfacePoint]
+
+
+# CSV import of units -------------------------------------------------------------------
+
+
+class ImportProblem(BaseModel):
+    column: str | None = Field(description="The column at fault, or null for the whole row.")
+    code: str = Field(
+        description="What is wrong, for translation: a pydantic error type (missing, "
+        "greater_than_equal, less_than_equal, string_pattern_mismatch, enum, …) or one of "
+        "not_a_number, not_an_integer, not_a_boolean, too_many_cells, reference_taken, refused.",
+        examples=["greater_than"],
+    )
+    reason: str = Field(description="The problem as a sentence (English).")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The bound or value the reason names, e.g. {gt: 0}."
+    )
+
+
+class ImportedRow(BaseModel):
+    line: int = Field(description="The row's line in the file (the header is line 1).")
+    reference: str
+    unit_id: str = Field(description="The new unit's id (not kept when dry_run is true).")
+    status: UnitStatus
+
+
+class RefusedRow(BaseModel):
+    line: int
+    reference: str | None
+    problems: list[ImportProblem]
+
+
+class ImportReport(BaseModel):
+    site_id: str
+    atomic: bool
+    dry_run: bool
+    rows: int = Field(description="Data rows read (blank lines are skipped).")
+    written: bool = Field(description="Whether the accepted rows were written.")
+    accepted: list[ImportedRow]
+    refused: list[RefusedRow]

@@ -51,6 +51,9 @@ def test_every_request_body_has_a_whole_example(spec: dict[str, Any]) -> None:
         if body is None:
             continue
         bodies += 1
+        if "text/csv" in body["content"]:  # the CSV import: a sample file, not a JSON schema
+            assert body["content"]["text/csv"]["example"].startswith("reference,")
+            continue
         ref = body["content"]["application/json"]["schema"]
         name = (ref.get("$ref") or ref["anyOf"][0]["$ref"]).rsplit("/", 1)[-1]
         examples = schemas[name].get("examples")
@@ -59,7 +62,7 @@ def test_every_request_body_has_a_whole_example(spec: dict[str, Any]) -> None:
         for example in examples:
             errors = list(Draft202012Validator(document).iter_errors(example))
             assert not errors, f"{name} example is not valid: {errors[0].message}"
-    assert bodies == 5
+    assert bodies == 6
 
 
 def test_headers_are_documented_where_they_are_sent(spec: dict[str, Any]) -> None:

@@ -58,46 +58,54 @@ async def create_unit(
     """Add a unit to a site; one created available opens a vacancy at once."""
 
     async def create(session: AsyncSession) -> Written:
-        site = await repo.get_site(session, site_id)
-        if site is None:
-            raise ProblemError(404, f"No site with id {site_id}.")
-        check_owner(principal, site.landlord_id, "site")
-        if await repo.unit_reference_taken(session, site.id, data.reference):
-            raise ProblemError(
-                409, f"Site {site.name!r} already has a unit with reference {data.reference!r}."
-            )
-        landlord = await _landlord_of(session, site.landlord_id)
-        status = UnitStatus(data.status)
-        unit = Unit(
-            id=new_id(),
-            site_id=site.id,
-            landlord_id=site.landlord_id,
-            arrondissement=site.arrondissement,
-            site_kind=site.kind,
-            **data.model_dump(exclude={"use_class", "status"}),
-            use_class=data.use_class.value,
-            status=status.value,
-            current_vacancy_id=new_id() if status is UnitStatus.AVAILABLE else None,
-        )
-        session.add(unit)
-        await session.flush()
-        await repo.replace_trades(session, unit.id, data.allowed_trades)
-        snapshot = UnitSnapshot.of(unit, site, landlord)
-        emit(session, unit.id, UnitRegistered(unit=snapshot))
-        if unit.current_vacancy_id:
-            _open_vacancy(session, unit, snapshot)
-        prod = production_surface(data.use_class, unit.surface_m2, status)
-        if prod > 0:
-            record_surface(session, principal, unit, "registered", prod, prod, None)
-        await publish_ledger(session)
-        return Written(
-            201,
-            UnitOut.of(unit, site).model_dump(mode="json"),
-            etag=etag_of(unit.version),
-            location=f"/v1/units/{unit.id}",
-        )
+        return await insert_unit(session, principal, site_id, data)
 
     return await run_idempotent(sessions, idem, create)
+
+
+async def insert_unit(
+    session: AsyncSession, principal: Principal, site_id: str, data: UnitCreate
+) -> Written:
+    """Check and write one new unit with its events in the caller's transaction (POST and
+    the CSV import share it, so a row is checked exactly as one unit sent alone)."""
+    site = await repo.get_site(session, site_id)
+    if site is None:
+        raise ProblemError(404, f"No site with id {site_id}.")
+    check_owner(principal, site.landlord_id, "site")
+    if await repo.unit_reference_taken(session, site.id, data.reference):
+        raise ProblemError(
+            409, f"Site {site.name!r} already has a unit with reference {data.reference!r}."
+        )
+    landlord = await _landlord_of(session, site.landlord_id)
+    status = UnitStatus(data.status)
+    unit = Unit(
+        id=new_id(),
+        site_id=site.id,
+        landlord_id=site.landlord_id,
+        arrondissement=site.arrondissement,
+        site_kind=site.kind,
+        **data.model_dump(exclude={"use_class", "status"}),
+        use_class=data.use_class.value,
+        status=status.value,
+        current_vacancy_id=new_id() if status is UnitStatus.AVAILABLE else None,
+    )
+    session.add(unit)
+    await session.flush()
+    await repo.replace_trades(session, unit.id, data.allowed_trades)
+    snapshot = UnitSnapshot.of(unit, site, landlord)
+    emit(session, unit.id, UnitRegistered(unit=snapshot))
+    if unit.current_vacancy_id:
+        _open_vacancy(session, unit, snapshot)
+    prod = production_surface(data.use_class, unit.surface_m2, status)
+    if prod > 0:
+        record_surface(session, principal, unit, "registered", prod, prod, None)
+    await publish_ledger(session)
+    return Written(
+        201,
+        UnitOut.of(unit, site).model_dump(mode="json"),
+        etag=etag_of(unit.version),
+        location=f"/v1/units/{unit.id}",
+    )
 
 
 # Reading ---------------------------------------------------------------------------------
