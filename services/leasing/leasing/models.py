@@ -274,7 +274,8 @@ class CallRanking(SQLModel, table=True):
 
 
 class ProgrammePublication(SQLModel, table=True):
-    """The last programme catalogue published (one row): start-up republishes on change."""
+    """The catalogue version in force (one row, the head of `programme_versions`): every
+    change of the catalogue locks it, so two changes never take the same version number."""
 
     __tablename__ = "programme_publications"
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
@@ -299,3 +300,21 @@ __all__ = [
     "ProgrammePublication",
     "UnitListing",
 ]
+class ProgrammeVersion(SQLModel, table=True):
+    """One programme catalogue as it was published: every version is kept, so a call ranks
+    under the version it opened with and auditors can read any past rule."""
+
+    __tablename__ = "programme_versions"
+    __table_args__ = (CheckConstraint("version >= 1", name="version_positive"),)
+
+    version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    config_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    # The whole catalogue, eligibility.Catalogue's JSON: {"programmes": [...]}.
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # The token subject (officer, admin) of the change, or "seed" for the programme file.
+    created_by: str = Field(sa_column=Column(String(100), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    note: str | None = Field(default=None, sa_column=Column(String(500)))
+
+
+    "ProgrammeVersion",

@@ -28,6 +28,7 @@ LEASING_TABLES = {
     "outbox_messages",
     "processed_events",
     "idempotency_keys",
+    "programme_versions",
 }
 
 

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from fabkit.http import IdempotencyKey, IfMatch, respond
 from fabkit.idempotency import idempotency_of as idempotency
 from leasing.eligibility import Catalogue
+from leasing.service.programmes import CatalogueCache
 from leasing.settings import LeasingSettings
 
 
@@ -23,8 +24,16 @@ def get_settings(request: Request) -> LeasingSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_catalogue(request: Request) -> Catalogue:
-    return request.app.state.catalogue  # type: ignore[no-any-return]
+def get_catalogues(request: Request) -> CatalogueCache:
+    return request.app.state.catalogues  # type: ignore[no-any-return]
+
+
+async def get_catalogue(
+    catalogues: Annotated[CatalogueCache, Depends(get_catalogues)],
+) -> Catalogue:
+    # The database holds the catalogue; the cache re-checks its version every
+    # LEASING_CATALOGUE_TTL_S, so a change made in another replica is served within that.
+    return (await catalogues.current()).catalogue
 
 
 def links(parameter: str, *operation_ids: str) -> dict[str, Any]:
@@ -38,15 +47,18 @@ def links(parameter: str, *operation_ids: str) -> dict[str, Any]:
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 SettingsDep = Annotated[LeasingSettings, Depends(get_settings)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
+CataloguesDep = Annotated[CatalogueCache, Depends(get_catalogues)]
 
 
 __all__ = [
     "CatalogueDep",
+    "CataloguesDep",
     "IdempotencyKey",
     "IfMatch",
     "SessionsDep",
     "SettingsDep",
     "get_catalogue",
+    "get_catalogues",
     "get_sessions",
     "get_settings",
     "idempotency",
