@@ -287,19 +287,6 @@ class ProgrammePublication(SQLModel, table=True):
     published_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
 
 
-__all__ = [
-    "Application",
-    "ApplicationDecision",
-    "ArtisanProfile",
-    "Call",
-    "CallRanking",
-    "IdempotencyRecord",
-    "Lease",
-    "OutboxMessage",
-    "ProcessedEvent",
-    "ProgrammePublication",
-    "UnitListing",
-]
 class ProgrammeVersion(SQLModel, table=True):
     """One programme catalogue as it was published: every version is kept, so a call ranks
     under the version it opened with and auditors can read any past rule."""
@@ -317,4 +304,17 @@ class ProgrammeVersion(SQLModel, table=True):
     note: str | None = Field(default=None, sa_column=Column(String(500)))
 
 
+__all__ = [
+    "Application",
+    "ApplicationDecision",
+    "ArtisanProfile",
+    "Call",
+    "CallRanking",
+    "IdempotencyRecord",
+    "Lease",
+    "OutboxMessage",
+    "ProcessedEvent",
+    "ProgrammePublication",
     "ProgrammeVersion",
+    "UnitListing",
+]
