@@ -25,6 +25,7 @@ from portal.pages import (
     errors,
     feed,
     health,
+    landlord,
     me,
     offers,
     officer,
@@ -85,4 +86,5 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     for module in (profile, applications, offers):
         app.include_router(module.router)
     app.include_router(officer.router)
+    app.include_router(landlord.router)
     return app

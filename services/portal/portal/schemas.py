@@ -452,3 +452,60 @@ class LettingStats(_View):
     total: LettingFigures
     by_arrondissement: list[LettingFigures] = Field(default_factory=list)
     by_site_kind: list[LettingFigures] = Field(default_factory=list)
+
+
+# A landlord's back office --------------------------------------------------------------
+
+
+class OwnSite(Site):
+    """A site as its landlord edits it (with the version its ETag carries)."""
+
+    landlord_id: str
+    version: int
+
+
+class OwnSitePage(_View):
+    items: list[OwnSite]
+    total: int
+
+
+class OwnUnit(Unit):
+    """A unit as its landlord edits it."""
+
+    version: int
+    vacancy_id: str | None = None
+
+
+class OwnUnitPage(_View):
+    items: list[OwnUnit]
+    total: int
+
+
+class ImportProblem(_View):
+    column: str | None = None
+    code: str
+    reason: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ImportedRow(_View):
+    line: int
+    reference: str
+    unit_id: str
+    status: str
+
+
+class RefusedRow(_View):
+    line: int
+    reference: str | None = None
+    problems: list[ImportProblem]
+
+
+class ImportReport(_View):
+    site_id: str
+    atomic: bool
+    dry_run: bool
+    rows: int
+    written: bool
+    accepted: list[ImportedRow]
+    refused: list[RefusedRow]

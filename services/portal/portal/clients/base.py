@@ -107,6 +107,7 @@ async def request(
     token: str | None = None,
     params: Params = (),
     json: Any = None,
+    content: bytes | None = None,
     headers: dict[str, str] | None = None,
     answer_headers: dict[str, str] | None = None,
 ) -> M | None:
@@ -117,7 +118,9 @@ async def request(
     if token is not None:
         sent["Authorization"] = f"Bearer {token}"
     try:
-        response = await client.request(method, path, params=list(params), json=json, headers=sent)
+        response = await client.request(
+            method, path, params=list(params), json=json, content=content, headers=sent
+        )
     except httpx.HTTPError as exc:
         log.warning("%s unreachable for %s %s: %s", service, method, path, type(exc).__name__)
         raise UpstreamUnavailable(service, type(exc).__name__) from exc

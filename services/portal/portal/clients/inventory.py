@@ -5,11 +5,31 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from typing import Any
 
 import httpx
 
-from portal.clients.base import API_PAGE_MAX, Params, Upstreams, get, segment
-from portal.schemas import SitePage, SurfaceHistory, SurfaceReport, Unit, UnitPage
+from portal.clients.base import (
+    API_PAGE_MAX,
+    Params,
+    UpstreamRefused,
+    Upstreams,
+    get,
+    request,
+    segment,
+)
+from portal.schemas import (
+    ImportReport,
+    OwnSite,
+    OwnSitePage,
+    OwnUnit,
+    OwnUnitPage,
+    SitePage,
+    SurfaceHistory,
+    SurfaceReport,
+    Unit,
+    UnitPage,
+)
 
 
 async def search_units(upstreams: Upstreams, params: Params, limit: int, offset: int) -> UnitPage:
@@ -90,3 +110,94 @@ async def surface_history(upstreams: Upstreams, arrondissement: int | None) -> S
     return await get(
         "inventory", upstreams.inventory, "/v1/production-surface/history", SurfaceHistory, params
     )
+
+
+# A landlord's back office: their sites and units, written with their own token -----------
+
+
+async def list_own_sites(upstreams: Upstreams, landlord_id: str) -> OwnSitePage:
+    """The landlord's sites (up to 100: the largest landlord has a few dozen)."""
+    params: Params = [("landlord_id", landlord_id), ("limit", API_PAGE_MAX)]
+    return await get("inventory", upstreams.inventory, "/v1/sites", OwnSitePage, params)
+
+
+async def get_own_site(upstreams: Upstreams, site_id: str) -> tuple[OwnSite, str]:
+    """A site and its ETag (sent back in If-Match)."""
+    seen: dict[str, str] = {}
+    site = await request(
+        "inventory", upstreams.inventory, "GET", f"/v1/sites/{segment(site_id)}", OwnSite,
+        answer_headers=seen,
+    )  # fmt: skip
+    assert site is not None
+    return site, seen.get("etag", "")
+
+
+async def update_site(
+    upstreams: Upstreams, token: str, site_id: str, body: dict[str, Any], etag: str
+) -> OwnSite:
+    site = await request(
+        "inventory", upstreams.inventory, "PATCH", f"/v1/sites/{segment(site_id)}", OwnSite,
+        token=token, json=body, headers={"If-Match": etag} if etag else None,
+    )  # fmt: skip
+    assert site is not None
+    return site
+
+
+async def list_site_units(upstreams: Upstreams, site_id: str) -> OwnUnitPage:
+    """Every unit of a site, whatever its status (up to 100), by reference."""
+    params: Params = [("site_id", site_id), ("limit", API_PAGE_MAX)]
+    page = await get("inventory", upstreams.inventory, "/v1/units", OwnUnitPage, params)
+    return OwnUnitPage(items=sorted(page.items, key=lambda u: u.reference), total=page.total)
+
+
+async def get_own_unit(upstreams: Upstreams, unit_id: str) -> tuple[OwnUnit, str]:
+    """A unit and its ETag."""
+    seen: dict[str, str] = {}
+    unit = await request(
+        "inventory", upstreams.inventory, "GET", f"/v1/units/{segment(unit_id)}", OwnUnit,
+        answer_headers=seen,
+    )  # fmt: skip
+    assert unit is not None
+    return unit, seen.get("etag", "")
+
+
+async def create_unit(
+    upstreams: Upstreams, token: str, site_id: str, body: dict[str, Any], key: str
+) -> OwnUnit:
+    unit = await request(
+        "inventory", upstreams.inventory, "POST", f"/v1/sites/{segment(site_id)}/units", OwnUnit,
+        token=token, json=body, headers={"Idempotency-Key": key},
+    )  # fmt: skip
+    assert unit is not None
+    return unit
+
+
+async def update_unit(
+    upstreams: Upstreams, token: str, unit_id: str, body: dict[str, Any], etag: str
+) -> OwnUnit:
+    """PATCH with If-Match: a stale ETag is an UpstreamRefused with status 412."""
+    unit = await request(
+        "inventory", upstreams.inventory, "PATCH", f"/v1/units/{segment(unit_id)}", OwnUnit,
+        token=token, json=body, headers={"If-Match": etag} if etag else None,
+    )  # fmt: skip
+    assert unit is not None
+    return unit
+
+
+async def import_units(
+    upstreams: Upstreams, token: str, site_id: str, csv: bytes, *, dry_run: bool, atomic: bool
+) -> ImportReport:
+    """The import's report; with atomic, a refused file's report comes in the 422 too."""
+    params: Params = [("dry_run", str(dry_run).lower()), ("atomic", str(atomic).lower())]
+    try:
+        report = await request(
+            "inventory", upstreams.inventory, "POST",
+            f"/v1/sites/{segment(site_id)}/units/import", ImportReport,
+            token=token, params=params, content=csv, headers={"Content-Type": "text/csv"},
+        )  # fmt: skip
+    except UpstreamRefused as exc:
+        if exc.status == 422 and "refused" in exc.body and "accepted" in exc.body:
+            return ImportReport.model_validate(exc.body)
+        raise
+    assert report is not None
+    return report
