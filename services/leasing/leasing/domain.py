@@ -156,6 +156,7 @@ class CallEvent(StrEnum):
     """What moves a call on."""
 
     OPEN = "open"  # the clock passed opens_at
+    RESCHEDULE = "reschedule"  # the landlord moves the opening of a call nobody applied to yet
     CLOSE = "close"  # the clock passed closes_at
     REVIEW = "review"  # the landlord starts the review (or the first offer / rejection)
     DECIDE = "decide"  # a lease signed, or the landlord records nobody is chosen
@@ -170,6 +171,7 @@ CALL_UNDECIDED = frozenset(
 
 CALL_TRANSITIONS: dict[CallEvent, tuple[frozenset[CallStatus], CallStatus]] = {
     CallEvent.OPEN: (frozenset({CallStatus.SCHEDULED}), CallStatus.OPEN),
+    CallEvent.RESCHEDULE: (frozenset({CallStatus.OPEN}), CallStatus.SCHEDULED),
     CallEvent.CLOSE: (frozenset({CallStatus.OPEN}), CallStatus.CLOSED),
     CallEvent.REVIEW: (frozenset({CallStatus.CLOSED}), CallStatus.UNDER_REVIEW),
     CallEvent.DECIDE: (

@@ -860,7 +860,10 @@ class LettingStats(BaseModel):
 
 
 class CallCounts(BaseModel):
-    applications: int = Field(description="Applications submitted (drafts not counted)")
+    applications: int = Field(
+        description="Applications other than open drafts, whatever became of them (a draft the "
+        "closing found unsubmitted is counted here, closed)"
+    )
     drafts: int = Field(description="Drafts saved, not yet submitted")
     ranked: int = Field(description="Lines of the frozen ranking (0 until the call closes)")
 
@@ -902,7 +905,9 @@ class CallPatch(_In):
     )
 
     opens_at: AwareDatetime | None = Field(
-        default=None, description="Only while the call is scheduled (not yet open)"
+        default=None,
+        description="While the call is scheduled, or open with nobody applied yet (it is then "
+        "scheduled again until that date)",
     )
     closes_at: AwareDatetime | None = Field(
         default=None, description="While scheduled or open; never in the past"

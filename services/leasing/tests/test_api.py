@@ -611,6 +611,8 @@ async def test_offer_terms_are_checked_and_nothing_is_half_written(api: Api) -> 
     unit = await api.vacant_unit(landlord_id, site_kind="ateliers_de_paris", surface_m2=40)
     _, token = await api.register()
     app = await api.apply(token, unit.unit_id)
+    _, other = await api.register()
+    other_app = await api.apply(other, unit.unit_id)
     start = today()
     cases = [
         ({"monthly_rent_eur": 400.01}, 422, "400.00"),
@@ -632,8 +634,6 @@ async def test_offer_terms_are_checked_and_nothing_is_half_written(api: Api) -> 
 
     r = await api.offer(landlord, app["id"], monthly_rent_eur=400, end_date=good_end)
     assert r.status_code == 201, r.text
-    _, other = await api.register()
-    other_app = await api.apply(other, unit.unit_id)
     r = await api.offer(landlord, other_app["id"], monthly_rent_eur=300, end_date=good_end)
     assert_problem(r, 409, "open offer")
     assert_problem(
@@ -648,7 +648,7 @@ async def test_decline_reject_and_withdraw_free_the_unit_for_the_next_offer(api:
     people = [await api.register() for _ in range(4)]
     apps = [await api.apply(token, unit.unit_id) for _, token in people]
 
-    # declined by the artisan
+    # declined by the artisan: the offer passes to the next in rank, on the same terms
     lease = (await api.offer(landlord, apps[0]["id"])).json()
     r = await api.client.post(
         f"/v1/leases/{lease['id']}/decline",
@@ -661,11 +661,16 @@ async def test_decline_reject_and_withdraw_free_the_unit_for_the_next_offer(api:
         409,
         "declined",
     )
+    r = await api.client.get(f"/v1/applications/{apps[1]['id']}", headers=people[1][1])
+    assert r.json()["status"] == "offered" and r.json()["decisions"][-1]["actor_role"] == "system"
+    passed = (await api.client.get(f"/v1/leases/{r.json()['lease_id']}", headers=landlord)).json()
+    assert passed["monthly_rent_eur"] == lease["monthly_rent_eur"]
+    assert passed["end_date"] == lease["end_date"]
     # rejected by the landlord while offered: the offer is taken back
-    lease = (await api.offer(landlord, apps[1]["id"])).json()
+    lease = passed
     r = await api.client.post(
         f"/v1/applications/{apps[1]['id']}/reject",
-        json={"reason": "The project needs a loading dock"},
+        json={"reason": "The project needs a loading dock", "ground": "technical_unfit"},
         headers=landlord,
     )
     assert r.status_code == 200 and r.json()["status"] == "rejected"
@@ -692,6 +697,7 @@ async def test_decline_reject_and_withdraw_free_the_unit_for_the_next_offer(api:
     assert [d["decision"] for d in decisions] == ["offered", "rejected"]
     assert decisions[1]["reason"] == "The project needs a loading dock"
     assert decisions[1]["actor_id"] == landlord_id
+    assert decisions[1]["ground"] == "technical_unfit"
     r = await api.client.get(
         f"/v1/units/{unit.unit_id}/ranking", params={"include_closed": True}, headers=landlord
     )
@@ -819,15 +825,19 @@ async def test_unanswered_offers_expire_and_leases_end_at_their_end_date(
         assert r.json()["status"] == "expired"
         assert r.json()["decisions"][-1]["actor_role"] == "system"
 
-        # the sweeper closes offers nobody answers
-        lease = (await api.offer(landlord, slow_app["id"])).json()
+        # the expired offer passed to the next in rank; the sweeper closes offers nobody answers
+        r = await api.client.get(f"/v1/applications/{slow_app['id']}", headers=slow)
+        assert r.json()["status"] == "offered", r.text
+        lease = {"id": r.json()["lease_id"]}
         await asyncio.sleep(2.1)
         assert await leases.sweep(api.sessions) == 1
         r = await api.client.get(f"/v1/leases/{lease['id']}", headers=slow)
         assert r.json()["status"] == "expired"
 
-        # and ends signed leases whose end date has passed
-        lease = (await api.offer(landlord, quick_app["id"])).json()
+        # and ends signed leases whose end date has passed (the offer passed on again)
+        r = await api.client.get(f"/v1/applications/{quick_app['id']}", headers=quick)
+        assert r.json()["status"] == "offered", r.text
+        lease = {"id": r.json()["lease_id"]}
         r = await api.client.post(f"/v1/leases/{lease['id']}/accept", headers=quick)
         assert r.status_code == 200, r.text
         async with api.sessions() as session, session.begin():

@@ -33,7 +33,15 @@ async def test_fifty_concurrent_offers_then_acceptances_make_exactly_one_lease(a
         _, token = await api.register()
         applicants.append((token, await api.apply(token, unit.unit_id)))
 
-    offers = await asyncio.gather(*(api.offer(landlord, app["id"]) for _, app in applicants))
+    # The call closes; every offer but the one to the first in rank gives a published ground.
+    await api.close_call(applicants[0][1]["call_id"])
+    ground = {"ground": "jury_decision", "explanation": "The jury chose this project in session."}
+    offers = await asyncio.gather(
+        *(
+            api.offer(landlord, app["id"], **({"out_of_rank": ground} if i else {}))
+            for i, (_, app) in enumerate(applicants)
+        )
+    )
 
     statuses = Counter(r.status_code for r in offers)
     assert statuses == {201: 1, 409: N - 1}, [r.text for r in offers if r.status_code >= 500]
@@ -63,6 +71,8 @@ async def test_the_database_refuses_a_second_open_lease(api: Api) -> None:
     unit = await api.vacant_unit(landlord_id)
     _, token = await api.register()
     app = await api.apply(token, unit.unit_id)
+    _, other_token = await api.register()
+    other_app = await api.apply(other_token, unit.unit_id)
     assert (await api.offer(landlord, app["id"])).status_code == 201
     (offered,) = await leases_of(api, unit.unit_id)
     now = datetime.now(UTC)
@@ -87,8 +97,6 @@ async def test_the_database_refuses_a_second_open_lease(api: Api) -> None:
             updated_at=now,
         )
 
-    _, other_token = await api.register()
-    other_app = await api.apply(other_token, unit.unit_id)
     for status in ("offered", "active"):
         lease = twin(status)
         lease.application_id = other_app["id"]

@@ -460,10 +460,15 @@ async def patch_call(
                 f"This call is {status}; its dates can change only while it is scheduled or open.",
             )
         opens_at, closes_at = patch.opens_at or call.opens_at, patch.closes_at or call.closes_at
-        if patch.opens_at is not None and status is not CallStatus.SCHEDULED:
-            raise ProblemError(
-                409, "This call is already open; only its closing date (closes_at) can move."
-            )
+        reschedule = status is CallStatus.OPEN and patch.opens_at is not None
+        if reschedule:
+            counts = (await repo.count_applications_of_calls(session, [call.id])).get(call.id)
+            if counts or opens_at <= now:
+                raise ProblemError(
+                    409,
+                    "This call is open and has applications (or the new opening is not in the "
+                    "future); only its closing date (closes_at) can move now.",
+                )
         if closes_at <= now:
             raise ProblemError(
                 422,
@@ -482,7 +487,9 @@ async def patch_call(
         call.opens_at, call.closes_at = opens_at, closes_at
         call.version += 1
         call.updated_at = now
-        if status is CallStatus.SCHEDULED and status_at(opens_at, now) is CallStatus.OPEN:
+        if reschedule:
+            _move(call, CallEvent.RESCHEDULE, now)
+        elif status is CallStatus.SCHEDULED and status_at(opens_at, now) is CallStatus.OPEN:
             _move(call, CallEvent.OPEN, now)
             emit(session, call.id, CallOpened(call=CallSnapshot.from_model(call), opened_at=now))
         await session.flush()
