@@ -224,6 +224,14 @@ class RulesSnapshot(EventPayload):
     renewable_times: int
 
 
+class GroundSnapshot(EventPayload):
+    """A published reason for offering out of rank (or rejecting)."""
+
+    id: str
+    label: str
+    description: str
+
+
 class ProgrammeSnapshot(EventPayload):
     programme_id: str
     name: str
@@ -232,6 +240,10 @@ class ProgrammeSnapshot(EventPayload):
     rules: RulesSnapshot
     scoring: list[CriterionSnapshot]
     max_points: int
+    # Calls for applications (added in v1; absent from events published before them).
+    call_days: int | None = None
+    appeal_days: int | None = None
+    out_of_rank_grounds: list[GroundSnapshot] | None = None
 
     @classmethod
     def from_programme(cls, p: Programme) -> ProgrammeSnapshot:
@@ -269,6 +281,12 @@ class ProgrammeSnapshot(EventPayload):
                 for c in p.scoring
             ],
             max_points=p.max_points,
+            call_days=p.call_days,
+            appeal_days=p.appeal_days,
+            out_of_rank_grounds=[
+                GroundSnapshot(id=g.id, label=g.label, description=g.description)
+                for g in p.out_of_rank_grounds
+            ],
         )
 
 
