@@ -15,7 +15,17 @@ from fabkit.metrics import ServiceMetrics, install_metrics
 from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
 from fabkit.tracing import install_tracing
-from leasing.api import applications, artisans, calls, leases, programmes, stats, units
+from leasing.api import (
+    appeals,
+    applications,
+    artisans,
+    calls,
+    leases,
+    programmes,
+    results,
+    stats,
+    units,
+)
 from leasing.events.handlers import consumer_specs
 from leasing.events.published import emit
 from leasing.metrics import refresh_business_gauges
@@ -51,6 +61,13 @@ TAGS = [
         "closes at its closing date with the ranking frozen, is reviewed, decided and its "
         "results published. Dates and counts are public; the ranking is the landlord's, "
         "officers' and admins'.",
+    },
+    {
+        "name": "results",
+        "description": "A call's jury (members named: they act in a public capacity; a "
+        "declared conflict recuses the member), its anonymised published results (candidates "
+        "by rank, points per criterion, outcome, the published ground wherever the order was "
+        "not followed) and the applicants' appeals, answered by city officers.",
     },
     {
         "name": "applications",
@@ -137,4 +154,6 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
     for module in (programmes, artisans, units, calls, applications, leases):
         app.include_router(module.router)
     app.include_router(stats.router)
+    app.include_router(results.router)
+    app.include_router(appeals.router)
     return app

@@ -273,6 +273,70 @@ class CallRanking(SQLModel, table=True):
     programme_id: str = Field(sa_column=Column(String(60), nullable=False))
 
 
+class JuryMember(SQLModel, table=True):
+    """A member of a call's jury; a declared conflict of interest recuses them from it.
+    Members act in a public capacity: their names and organisations are published."""
+
+    __tablename__ = "jury_members"
+    __table_args__ = (UniqueConstraint("call_id", "position", name="uq_jury_members_position"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    call_id: str = Field(sa_column=Column(String(36), ForeignKey("calls.id"), nullable=False))
+    position: int = Field(sa_column=Column(Integer, nullable=False))
+    name: str = Field(sa_column=Column(String(120), nullable=False))
+    organisation: str = Field(sa_column=Column(String(200), nullable=False))
+    role: str = Field(sa_column=Column(String(120), nullable=False))
+    conflict_of_interest: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    declaration: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class JurySession(SQLModel, table=True):
+    """The jury's session of a call (one per call): its date, minutes and decision."""
+
+    __tablename__ = "jury_sessions"
+
+    call_id: str = Field(sa_column=Column(String(36), ForeignKey("calls.id"), primary_key=True))
+    session_date: date = Field(sa_column=Column(Date, nullable=False))
+    minutes: str = Field(sa_column=Column(Text, nullable=False))
+    decision: str = Field(sa_column=Column(Text, nullable=False))
+    recorded_by: str = Field(sa_column=Column(String(120), nullable=False))
+    recorded_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+
+
+class Appeal(SQLModel, table=True):
+    """An applicant's appeal against a call's published results (one per application), and
+    the officer's answer."""
+
+    __tablename__ = "appeals"
+    __table_args__ = (
+        Index("ix_appeals_call", "call_id", "filed_at"),
+        Index("ix_appeals_artisan", "artisan_id", "filed_at"),
+        Index("ix_appeals_landlord", "landlord_id", "filed_at"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    application_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("applications.id"), nullable=False, unique=True)
+    )
+    call_id: str = Field(sa_column=Column(String(36), ForeignKey("calls.id"), nullable=False))
+    artisan_id: str = Field(sa_column=Column(String(36), nullable=False))
+    landlord_id: str = Field(sa_column=Column(String(36), nullable=False))
+    status: str = Field(sa_column=Column(String(20), nullable=False))
+    grounds: str = Field(sa_column=Column(Text, nullable=False))
+    filed_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    outcome: str | None = Field(default=None, sa_column=Column(String(20)))
+    answer: str | None = Field(default=None, sa_column=Column(Text))
+    answered_by: str | None = Field(default=None, sa_column=Column(String(120)))
+    answered_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+
+
 class ProgrammePublication(SQLModel, table=True):
     """The catalogue version in force (one row, the head of `programme_versions`): every
     change of the catalogue locks it, so two changes never take the same version number."""
@@ -305,12 +369,15 @@ class ProgrammeVersion(SQLModel, table=True):
 
 
 __all__ = [
+    "Appeal",
     "Application",
     "ApplicationDecision",
     "ArtisanProfile",
     "Call",
     "CallRanking",
     "IdempotencyRecord",
+    "JuryMember",
+    "JurySession",
     "Lease",
     "OutboxMessage",
     "ProcessedEvent",

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,11 +19,14 @@ from fabkit.pagination import PageParams, paginate
 from leasing.domain import OPEN_APPLICATION_STATUSES, ApplicationStatus, LeaseStatus
 from leasing.eligibility import Catalogue
 from leasing.models import (
+    Appeal,
     Application,
     ApplicationDecision,
     ArtisanProfile,
     Call,
     CallRanking,
+    JuryMember,
+    JurySession,
     Lease,
     ProgrammePublication,
     ProgrammeVersion,
@@ -564,3 +567,86 @@ async def rankings_of_applications(
         ).tuples().all()
     )
     return {r.application_id: (r, sizes[r.call_id]) for r in lines}
+
+
+# Juries, published results and appeals ------------------------------------------------------
+
+
+async def jury_of(
+    session: AsyncSession, call_id: str, *, for_update: bool = False
+) -> tuple[JurySession | None, list[JuryMember]]:
+    """A call's jury session (row-locked when `for_update`) and its members in order."""
+    stmt = select(JurySession).where(col(JurySession.call_id) == call_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    jury = (await session.execute(stmt)).scalars().first()
+    members = await session.execute(
+        select(JuryMember)
+        .where(col(JuryMember.call_id) == call_id)
+        .order_by(col(JuryMember.position))
+    )
+    return jury, list(members.scalars().all())
+
+
+async def replace_jury_members(
+    session: AsyncSession, call_id: str, members: Sequence[JuryMember]
+) -> None:
+    """The call's jury members become `members` (the previous list is dropped)."""
+    await session.execute(delete(JuryMember).where(col(JuryMember.call_id) == call_id))
+    await session.flush()
+    session.add_all(members)
+    await session.flush()
+
+
+async def list_published_results(
+    session: AsyncSession, page: PageParams
+) -> tuple[Sequence[Call], int]:
+    """One page of the calls whose results are published, the latest published first."""
+    stmt = (
+        select(Call)
+        .where(col(Call.results_published_at).is_not(None))
+        .order_by(col(Call.results_published_at).desc(), col(Call.id))
+    )
+    return await paginate(session, stmt, page)
+
+
+async def get_appeal(
+    session: AsyncSession, appeal_id: str, *, for_update: bool = False
+) -> Appeal | None:
+    """One appeal by id, row-locked when `for_update`."""
+    stmt = select(Appeal).where(col(Appeal.id) == appeal_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def appeal_of_application(session: AsyncSession, application_id: str) -> Appeal | None:
+    """The appeal filed against an application's results, if any."""
+    stmt = select(Appeal).where(col(Appeal.application_id) == application_id)
+    return (await session.execute(stmt)).scalars().first()
+
+
+@dataclass(frozen=True)
+class AppealSearch:
+    """Filters of the appeal list; None does not restrict."""
+
+    artisan_id: str | None = None
+    landlord_id: str | None = None
+    call_id: str | None = None
+    status: str | None = None
+
+
+async def list_appeals(
+    session: AsyncSession, q: AppealSearch, page: PageParams
+) -> tuple[Sequence[Appeal], int]:
+    """One page of the matching appeals, the latest filed first, and how many match."""
+    stmt = select(Appeal)
+    if q.artisan_id:
+        stmt = stmt.where(col(Appeal.artisan_id) == q.artisan_id)
+    if q.landlord_id:
+        stmt = stmt.where(col(Appeal.landlord_id) == q.landlord_id)
+    if q.call_id:
+        stmt = stmt.where(col(Appeal.call_id) == q.call_id)
+    if q.status:
+        stmt = stmt.where(col(Appeal.status) == q.status)
+    return await paginate(session, stmt.order_by(col(Appeal.filed_at).desc(), col(Appeal.id)), page)
