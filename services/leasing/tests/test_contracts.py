@@ -30,6 +30,7 @@ from leasing.events.published import (
     ALL_PAYLOADS,
     APPLICATION_TOPIC,
     ARTISAN_TOPIC,
+    CALL_TOPIC,
     DLQ_TOPIC,
     LEASE_TOPIC,
     PROGRAMME_TOPIC,
@@ -47,12 +48,13 @@ REGENERATE = (
     "(….v2) published alongside the old one."
 )
 PAYLOADS = {cls.event_type: cls for cls in ALL_PAYLOADS}
-LEASING_TOPICS = {ARTISAN_TOPIC, APPLICATION_TOPIC, LEASE_TOPIC, PROGRAMME_TOPIC}
+LEASING_TOPICS = {ARTISAN_TOPIC, APPLICATION_TOPIC, LEASE_TOPIC, PROGRAMME_TOPIC, CALL_TOPIC}
 KEYS = {
     ARTISAN_TOPIC: "ArtisanKey",
     APPLICATION_TOPIC: "ApplicationKey",
     LEASE_TOPIC: "LeaseUnitKey",
     PROGRAMME_TOPIC: "ProgrammeKey",
+    CALL_TOPIC: "CallKey",
 }
 
 
