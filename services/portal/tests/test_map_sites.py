@@ -1,6 +1,8 @@
 """The board's map reuses inventory's sites list for MAP_SITES_TTL_S seconds: one listing per
 window however many views ask, concurrent views wait for one listing, a failed listing is not
-kept. Against inventory's own app (SQLite, its demo seed) in-process."""
+kept; for MAP_SITES_GRACE_S after the window views get the previous list while one listing
+runs in the background, never a list older than that. Against inventory's own app (SQLite,
+its demo seed) in-process."""
 
 from __future__ import annotations
 
@@ -74,10 +76,59 @@ async def test_one_listing_serves_the_window_then_a_fresh_one(
     now[0] += client.MAP_SITES_TTL_S - 0.1
     assert await client.map_sites(ups) is first
     assert len(listings) == pages, "within the window the list is reused"
+    # Past the window: the view is answered at once with the list it had, and one listing
+    # runs in the background; the views after it get the fresh list.
     now[0] += 0.2
-    again = await client.map_sites(ups)
+    assert await client.map_sites(ups) is first
+    assert await client.map_sites(ups) is first, "one refresh in flight, not one per view"
+    refresh = client._refreshing[ups.inventory]
+    again = await refresh
     assert again is not first and [s.id for s in again.items] == [s.id for s in first.items]
-    assert len(listings) == 2 * pages, "after the window the sites are listed again"
+    assert len(listings) == 2 * pages, "after the window the sites are listed again, once"
+    assert await client.map_sites(ups) is again
+    assert ups.inventory not in client._refreshing
+
+
+async def test_a_list_past_the_grace_is_never_shown(
+    upstreams: tuple[Upstreams, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ups, listings = upstreams
+    now = [5000.0]
+    monkeypatch.setattr(client.time, "monotonic", lambda: now[0])
+    first = await client.map_sites(ups)
+    pages = len(listings)
+    now[0] += client.MAP_SITES_TTL_S + client.MAP_SITES_GRACE_S + 0.1
+    fresh = await client.map_sites(ups)
+    assert fresh is not first, "too old to show while refreshing: the view waits for a listing"
+    assert len(listings) == 2 * pages
+    assert ups.inventory not in client._refreshing
+
+
+async def test_a_failed_refresh_is_not_kept(
+    upstreams: tuple[Upstreams, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ups, _ = upstreams
+    now = [9000.0]
+    monkeypatch.setattr(client.time, "monotonic", lambda: now[0])
+    first = await client.map_sites(ups)
+    kept = client._map_sites[ups.inventory]
+    now[0] += client.MAP_SITES_TTL_S + 0.1
+    # inventory stops answering: the background listing fails, the view still has the list
+    real = ups.inventory.send
+
+    async def down(*args: object, **kwargs: object) -> httpx.Response:
+        raise httpx.ConnectError("inventory is down")
+
+    monkeypatch.setattr(ups.inventory, "send", down)
+    assert await client.map_sites(ups) is first
+    assert await client._refreshing[ups.inventory] is None, "the failure is not kept"
+    assert client._map_sites[ups.inventory] == kept
+    # past the grace the view waits for a listing, and says inventory is down
+    now[0] += client.MAP_SITES_GRACE_S
+    with pytest.raises(UpstreamUnavailable):
+        await client.map_sites(ups)
+    monkeypatch.setattr(ups.inventory, "send", real)
+    assert (await client.map_sites(ups)) is not first
 
 
 async def test_concurrent_views_wait_for_one_listing(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from typing import Any
@@ -12,8 +13,10 @@ import httpx
 from portal.clients.base import (
     API_PAGE_MAX,
     Params,
+    UpstreamNotFound,
     UpstreamRefused,
     Upstreams,
+    UpstreamUnavailable,
     get,
     request,
     segment,
@@ -30,6 +33,8 @@ from portal.schemas import (
     Unit,
     UnitPage,
 )
+
+log = logging.getLogger(__name__)
 
 
 async def search_units(upstreams: Upstreams, params: Params, limit: int, offset: int) -> UnitPage:
@@ -67,29 +72,62 @@ async def list_sites(upstreams: Upstreams, limit: int = 500) -> SitePage:
 #: this many seconds, and under load one listing serves every board view of that window
 #: instead of two more inventory calls per view (docs/benchmarks.md, section 8).
 MAP_SITES_TTL_S = 2.0
-# One entry per inventory client (i.e. per app): (monotonic expiry, sites), and a lock so that
-# concurrent board views wait for one listing rather than each starting its own.
+#: For this long after the window a view is given the previous list at once while one listing
+#: runs in the background (stale-while-revalidate): no view waits for the refresh, so the map
+#: is at most MAP_SITES_TTL_S + MAP_SITES_GRACE_S old. Past that a view waits for a listing.
+MAP_SITES_GRACE_S = 2.0
+# One entry per inventory client (i.e. per app): (monotonic expiry, sites), a lock so that
+# concurrent views wait for one listing rather than each starting its own, and the background
+# refresh in flight (kept here so that it is not collected before it ends).
 _map_sites: weakref.WeakKeyDictionary[httpx.AsyncClient, tuple[float, SitePage]] = (
     weakref.WeakKeyDictionary()
 )
 _map_locks: weakref.WeakKeyDictionary[httpx.AsyncClient, asyncio.Lock] = weakref.WeakKeyDictionary()
+_refreshing: weakref.WeakKeyDictionary[httpx.AsyncClient, asyncio.Task[SitePage | None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def map_sites(upstreams: Upstreams) -> SitePage:
-    """`list_sites()` for the board's map, reused for `MAP_SITES_TTL_S` seconds. A failed
-    listing is not kept: the next view asks again (and the page says the service is down)."""
+    """`list_sites()` for the board's map, reused for `MAP_SITES_TTL_S` seconds, then served
+    while it is refreshed for up to `MAP_SITES_GRACE_S` more. A failed listing is not kept:
+    the next view asks again (and, once the list is too old, the page says the service is
+    down)."""
     client = upstreams.inventory
     cached = _map_sites.get(client)
-    if cached is not None and cached[0] > time.monotonic():
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    if cached is not None and cached[0] + MAP_SITES_GRACE_S > now:
+        if client not in _refreshing:
+            _refreshing[client] = asyncio.ensure_future(_refresh(upstreams))
         return cached[1]
     lock = _map_locks.setdefault(client, asyncio.Lock())
     async with lock:
         cached = _map_sites.get(client)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        sites = await list_sites(upstreams)
-        _map_sites[client] = (time.monotonic() + MAP_SITES_TTL_S, sites)
-        return sites
+        return await _list_and_keep(upstreams)
+
+
+async def _list_and_keep(upstreams: Upstreams) -> SitePage:
+    sites = await list_sites(upstreams)
+    _map_sites[upstreams.inventory] = (time.monotonic() + MAP_SITES_TTL_S, sites)
+    return sites
+
+
+async def _refresh(upstreams: Upstreams) -> SitePage | None:
+    """The background listing of the grace period; a failure is logged (no task is left with
+    an exception nobody reads) and never kept: the next view past the window tries again."""
+    client = upstreams.inventory
+    try:
+        async with _map_locks.setdefault(client, asyncio.Lock()):
+            return await _list_and_keep(upstreams)
+    except (UpstreamUnavailable, UpstreamNotFound, UpstreamRefused) as exc:
+        log.warning("the map's sites could not be refreshed: %s", type(exc).__name__)
+        return None
+    finally:
+        _refreshing.pop(client, None)
 
 
 async def surface_report(upstreams: Upstreams) -> SurfaceReport:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from portal import clients, formatting
-from portal.clients import inventory
+from portal.clients import Upstreams, inventory
 from portal.filters import (
     ARRONDISSEMENTS,
     FEATURES,
@@ -20,7 +20,6 @@ from portal.filters import (
 )
 from portal.formatting import KNOWN_TRADES
 from portal.i18n import gettext
-from portal.pages.deps import UpstreamsDep
 from portal.rendering import render
 from portal.schemas import Site, Unit
 
@@ -28,7 +27,11 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/", response_class=HTMLResponse)
-async def board(request: Request, upstreams: UpstreamsDep) -> HTMLResponse:
+async def board(request: Request) -> HTMLResponse:
+    # The app's clients read here rather than through `UpstreamsDep`: a plain `def` dependency
+    # runs in FastAPI's thread pool, a hand-off to a worker thread and back on every view
+    # (about a tenth of the board's CPU under load; docs/benchmarks.md, section 8).
+    upstreams: Upstreams = request.app.state.upstreams
     filters = parse_filters(request.query_params.multi_items(), gettext, formatting.number)
     units: list[Unit] = []
     total = 0
