@@ -48,7 +48,9 @@ def _body_schemas(openapi: dict[str, Any]) -> set[str]:
 def test_every_request_body_has_a_whole_example(openapi: dict[str, Any]) -> None:
     schemas = openapi["components"]["schemas"]
     bodies = _body_schemas(openapi)
-    assert len(bodies) == 8, bodies
+    # the eight bodies before calls, and the calls' (other pieces add theirs)
+    assert len(bodies) >= 11, bodies
+    assert {"ApplicationCreate", "ApplicationSubmitIn", "CallPatch", "CallDecideIn"} <= set(bodies)
     for name in bodies:
         examples = schemas[name].get("examples")
         assert examples, f"{name} has no example"
