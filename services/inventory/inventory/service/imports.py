@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,7 +202,8 @@ def _cell(column: str, cell: str) -> Any:
             column, "not_a_boolean", f"{column} must be true or false (yes/no), not {cell!r}."
         )
     if column in _LISTS:
-        return [t.strip() for t in cell.split(";") if t.strip()]
+        # ';' as documented; ',' too, which a semicolon-separated file leaves in the cell.
+        return [t.strip() for t in re.split(r"[;,]", cell) if t.strip()]
     return cell
 
 
