@@ -9,6 +9,7 @@ import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -220,6 +221,33 @@ def fill_writes(counts: Counts, world: World, events: EventCheck) -> None:
 PROJECT = "Hand-made furniture for the neighbourhood; one bench, one apprentice, open on Saturdays."
 
 
+async def close_call(
+    api: Api, landlord: str, call_id: str, *, ahead_s: float = 2.0, timeout: float = 60
+) -> dict[str, Any]:
+    """Close a call for applications the honest way: its landlord moves the closing date a
+    couple of seconds ahead (PATCH with If-Match), then leasing's closing worker, passing that
+    date, closes it and freezes its ranking."""
+    url = api.url("leasing", f"/v1/calls/{call_id}")
+    current = await api.client.get(url)
+    call = check(current, 200)
+    if call["status"] == "open":
+        closes_at = datetime.now(UTC) + timedelta(seconds=ahead_s)
+        check(
+            await api.write(
+                "PATCH", "leasing", f"/v1/calls/{call_id}", landlord,
+                json={"closes_at": closes_at.isoformat()},
+                headers={"If-Match": current.headers["ETag"]},
+            ),
+            200,
+        )  # fmt: skip
+
+    async def closed() -> Any:
+        found = check(await api.client.get(url), 200)
+        return found if found["status"] != "open" else None
+
+    return await eventually(closed, timeout=timeout, what="the closing worker to close the call")  # type: ignore[no-any-return]
+
+
 async def lease_unit(
     api: Api, landlord: str, unit_id: str, vacancy_id: str, artisan: Any
 ) -> dict[str, Any]:
@@ -237,6 +265,7 @@ async def lease_unit(
         ),
         201,
     )  # fmt: skip
+    await close_call(api, landlord, application["call_id"])
     start = today()
     lease = check(
         await api.write(

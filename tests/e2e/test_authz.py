@@ -5,7 +5,8 @@ OpenAPI, so a new endpoint cannot be forgotten: an unclassified one fails this t
   another realm, expired, for another audience, ``alg=none``, with a tampered payload, and
   signed HS256 with the retired development secret — (401, each with its reason);
 - with a valid token (real grants on the platform's Keycloak) of each role it does not allow,
-  the city officer's among them: officers never write (403);
+  the city officer's among them: officers never write (403), except the programmes, the city's
+  own policy, which officers and admins change;
 - with the token of another owner of the right role: another landlord (403: units are public,
   so is who owns them) or another artisan (404: the existence of someone else's application,
   lease, search or feed item is not disclosed), as the services' READMEs say;
@@ -49,11 +50,12 @@ from .harness import (
     today,
     wait_caught_up,
 )
-from .scenario import PROJECT, World
+from .scenario import PROJECT, World, close_call
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 WRITE_METHODS = {"post", "put", "patch", "delete"}
+PROGRAMME = "ateliers-de-paris-incubator"
 ALL_ROLES = ("admin", "officer", "landlord", "artisan")
 # Public by design: the one-click unsubscribe link, whose signed token is the credential (a
 # tampered one must be refused); a guest's request for e-mail alerts (anyone may ask: it only
@@ -88,6 +90,9 @@ RULES: dict[tuple[str, str, str], Rule] = {
         ("landlord", "admin"), {"landlord": 403}
     ),
     ("leasing", "POST", "/v1/artisans"): Rule(("artisan",)),
+    ("leasing", "POST", "/v1/programmes"): Rule(("officer", "admin")),
+    ("leasing", "PUT", "/v1/programmes/{programme_id}"): Rule(("officer", "admin")),
+    ("leasing", "DELETE", "/v1/programmes/{programme_id}"): Rule(("officer", "admin")),
     ("leasing", "PATCH", "/v1/artisans/me"): Rule(("artisan",)),
     ("leasing", "POST", "/v1/applications"): Rule(("artisan",)),
     ("leasing", "POST", "/v1/applications/{application_id}/withdraw"): Rule(
@@ -107,6 +112,26 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("leasing", "POST", "/v1/leases/{lease_id}/renew"): Rule(
         ("landlord", "admin"), {"landlord": 403}
     ),
+    ("leasing", "PUT", "/v1/calls/{call_id}/jury"): Rule(("landlord", "admin"), {"landlord": 403}),
+    ("leasing", "PATCH", "/v1/calls/{call_id}"): Rule(("landlord", "admin"), {"landlord": 403}),
+    ("leasing", "POST", "/v1/calls/{call_id}/review"): Rule(
+        ("landlord", "admin"), {"landlord": 403}
+    ),
+    ("leasing", "POST", "/v1/calls/{call_id}/decide"): Rule(
+        ("landlord", "admin"), {"landlord": 403}
+    ),
+    ("leasing", "POST", "/v1/applications/{application_id}/submit"): Rule(
+        ("artisan",), {"artisan": 404}
+    ),
+    ("leasing", "POST", "/v1/calls/{call_id}/results"): Rule(
+        ("landlord", "admin"), {"landlord": 403}
+    ),
+    ("leasing", "POST", "/v1/applications/{application_id}/appeal"): Rule(
+        ("artisan",), {"artisan": 404}
+    ),
+    # Answering is the city's: officers write here (and admins); roles are checked before the
+    # appeal is looked up, so an appeal id nobody filed serves as the target.
+    ("leasing", "POST", "/v1/appeals/{appeal_id}/answer"): Rule(("officer", "admin")),
     ("notifications", "POST", "/v1/subscriptions"): Rule(("artisan",)),
     ("notifications", "PATCH", "/v1/subscriptions/{subscription_id}"): Rule(
         ("artisan",), {"artisan": 404}
@@ -198,6 +223,7 @@ class Fixture:
             ),
             201,
         )  # fmt: skip
+        await close_call(api, self.landlord_a, applied["call_id"])
         start = today()
         self.offered_lease = check(
             await api.write(
@@ -209,6 +235,14 @@ class Fixture:
         )["id"]  # fmt: skip
         active = await _lease_under(api, self.landlord_a, units[2], self.artisan_a)
         self.active_lease = active["id"]
+        # The call of A's application (unit 0): its jury, its results and A's appeal.
+        self.call_a = check(
+            await api.client.get(
+                api.url("leasing", f"/v1/applications/{self.application}"),
+                headers=bearer(self.artisan_a.token),
+            ),
+            200,
+        )["call_id"]
         self.renew_to = months_later(start, 18).isoformat()
         # A feed item and a delivery of A's search (from the three vacancies).
         observed = await world.book.settle(timeout=60, quiet=0)
@@ -220,6 +254,11 @@ class Fixture:
         token = link.rsplit("/", 1)[1]
         self.tampered_unsubscribe = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
         await wait_caught_up(platform.broker.bootstrap, "notifications", ["leasing.artisan.events"])
+        # A programme as GET answers it, changed so that a PUT by an officer would succeed.
+        self.programme = check(
+            await api.client.get(api.url("leasing", f"/v1/programmes/{PROGRAMME}")), 200
+        )
+        self.programme["rules"]["rent_cap_eur_m2_year"] -= 1
 
     def target(self, key: tuple[str, str, str]) -> Target:
         a_token = self.artisan_a.token
@@ -263,8 +302,55 @@ class Fixture:
                 ("inventory", f"/v1/units/{self.unit_a}", ""),
             ),
             ("leasing", "PATCH", "/v1/artisans/me"): Target({}, {"display_name": "Hijacked"}),
+            ("leasing", "POST", "/v1/programmes"): Target(
+                {}, {**self.programme, "id": "intruder-programme", "max_points": None}
+            ),
+            ("leasing", "PUT", "/v1/programmes/{programme_id}"): Target(
+                {"programme_id": PROGRAMME}, self.programme
+            ),
+            ("leasing", "DELETE", "/v1/programmes/{programme_id}"): Target(
+                {"programme_id": PROGRAMME}, None
+            ),
             ("leasing", "POST", "/v1/applications"): Target(
                 {}, {"unit_id": self.world.units[3]["id"], "project": PROJECT}
+            ),
+            ("leasing", "PUT", "/v1/calls/{call_id}/jury"): Target(
+                {"call_id": self.call_a},
+                {
+                    "members": [{"name": "Intruder", "organisation": "Nobody", "role": "chair"}],
+                    "session_date": today_.isoformat(),
+                    "minutes": "Minutes written by an intruder.",
+                    "decision": "A decision written by an intruder.",
+                },
+            ),
+            ("leasing", "POST", "/v1/calls/{call_id}/results"): Target(
+                {"call_id": self.call_a}, None
+            ),
+            ("leasing", "POST", "/v1/applications/{application_id}/appeal"): Target(
+                {"application_id": self.application},
+                {"grounds": "An appeal written by someone else than the applicant."},
+            ),
+            ("leasing", "POST", "/v1/appeals/{appeal_id}/answer"): Target(
+                {"appeal_id": str(uuid.uuid4())},
+                {"outcome": "upheld", "answer": "An answer written by an intruder."},
+            ),
+            ("leasing", "PATCH", "/v1/calls/{call_id}"): Target(
+                {"call_id": self.call_a},
+                {"closes_at": months_later(today_, 2).isoformat() + "T12:00:00Z"},
+                ("leasing", f"/v1/calls/{self.call_a}", ""),
+            ),
+            ("leasing", "POST", "/v1/calls/{call_id}/review"): Target(
+                {"call_id": self.call_a}, None, ("leasing", f"/v1/calls/{self.call_a}", "")
+            ),
+            ("leasing", "POST", "/v1/calls/{call_id}/decide"): Target(
+                {"call_id": self.call_a},
+                {"outcome": "unawarded", "reason": "Decided by an intruder, not the landlord."},
+                ("leasing", f"/v1/calls/{self.call_a}", ""),
+            ),
+            ("leasing", "POST", "/v1/applications/{application_id}/submit"): Target(
+                {"application_id": self.application},
+                None,
+                ("leasing", f"/v1/applications/{self.application}", a_token),
             ),
             ("leasing", "POST", "/v1/applications/{application_id}/withdraw"): Target(
                 {"application_id": self.application},
@@ -368,6 +454,7 @@ class Fixture:
         subs_a = await get("notifications", "/v1/subscriptions", self.artisan_a.token, limit=100)
         subs_b = await get("notifications", "/v1/subscriptions", self.artisan_b.token, limit=100)
         return {
+            "programmes": await get("leasing", "/v1/programmes"),
             "landlords": sorted(x["id"] for x in await get("inventory", "/v1/landlords", admin)),
             "sites": (await get("inventory", "/v1/sites", limit=1))["total"],
             "site": await get("inventory", f"/v1/sites/{self.site_a}"),
@@ -386,6 +473,12 @@ class Fixture:
                 for unit in self.world.units
                 for x in (
                     await get("leasing", "/v1/applications", admin, unit_id=unit["id"], limit=100)
+                )["items"]
+            ],
+            "calls": [
+                (c["id"], c["status"], c["version"], c["closes_at"])
+                for c in (
+                    await get("leasing", "/v1/calls", landlord_id=self.landlord_a_id, limit=100)
                 )["items"]
             ],
             "leases": [
@@ -427,6 +520,7 @@ async def _lease_under(api: Api, landlord: str, unit_id: str, artisan: Any) -> d
         ),
         201,
     )  # fmt: skip
+    await close_call(api, landlord, application["call_id"])
     start = today()
     lease = check(
         await api.write(
@@ -474,6 +568,7 @@ async def test_every_write_endpoint_refuses_the_wrong_callers(
         platform.broker.bootstrap,
         "inventory.unit.events", "inventory.site.events", "inventory.surface.events",
         "leasing.artisan.events", "leasing.application.events", "leasing.lease.events",
+        "leasing.programme.events",
     )  # fmt: skip
 
     attempts: list[tuple[str, str, str, str, int, int]] = []  # ..., caller, expected, got
@@ -530,7 +625,7 @@ async def test_every_write_endpoint_refuses_the_wrong_callers(
 
     keys = {u["id"] for u in world.units} | {
         fixture.site_a, fixture.artisan_a.id, fixture.artisan_b.id, fixture.application,
-        fixture.landlord_a_id,
+        fixture.landlord_a_id, PROGRAMME, "intruder-programme",
     }  # fmt: skip
     leaked = [
         (r.topic, dict(r.headers).get("ce_type"))

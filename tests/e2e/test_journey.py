@@ -15,6 +15,7 @@ import pytest
 from fabkit.localstack.platform import Platform
 
 from .conftest import database_of
+from .scenario import close_call
 from .harness import (
     UNIT_TOPIC,
     AlertBook,
@@ -143,6 +144,8 @@ async def test_vacancy_to_lease_and_back(
     scores = [e["score"] for e in ranking["entries"]]
     assert ranked == [applications[camille.id]["id"], applications[bois.id]["id"]], ranking
     assert scores == sorted(scores, reverse=True) and scores[0] > scores[1], scores
+    # The call closes (its closing date moved a moment ahead); the ranking freezes.
+    await close_call(api, landlord, applications[camille.id]["call_id"])
     start = today()
     lease = check(
         await api.write(

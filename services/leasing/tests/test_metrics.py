@@ -34,16 +34,17 @@ async def test_offers_out_of_rank_decisions_and_time_to_let(api: Api) -> None:
     }
 
     # the landlord offers to the second of the ranking: out of rank; the artisan declines
-    r = await api.offer(landlord, second["id"])
+    ground = {"ground": "jury_decision", "explanation": "The jury preferred the second project."}
+    r = await api.offer(landlord, second["id"], out_of_rank=ground)
     assert r.status_code == 201, r.text
     r = await api.client.post(
         f"/v1/leases/{r.json()['id']}/decline", json={"reason": "Too far"}, headers=second_token
     )
     assert r.status_code == 200, r.text
-    # then to the first, who signs
-    r = await api.offer(landlord, first["id"])
-    assert r.status_code == 201, r.text
-    r = await api.client.post(f"/v1/leases/{r.json()['id']}/accept", headers=first_token)
+    # the offer passes to the first in rank, who signs
+    r = await api.client.get(f"/v1/applications/{first['id']}", headers=first_token)
+    assert r.json()["status"] == "offered", r.text
+    r = await api.client.post(f"/v1/leases/{r.json()['lease_id']}/accept", headers=first_token)
     assert r.status_code == 200, r.text
 
     after = {
