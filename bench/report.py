@@ -694,8 +694,8 @@ def _portal(x: dict[str, Any], m: dict[str, Any], command: str) -> str:
         "",
         "| target | run | peak req/s (connections) | p99 at peak ms | half-peak req/s | "
         "p50 / p99 at half peak ms | CPU % of a core at peak (inventory, portal) | "
-        "CPU ms per request (inventory, portal) |",
-        "|---|---|---|---|---|---|---|---|",
+        "CPU ms per request (inventory, portal) | load (1 min: peak, half) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     names = {"inventory": "inventory `GET /v1/units`", "portal": "portal `/` (board)"}
     for name, runs in x["runs"].items():
@@ -707,7 +707,8 @@ def _portal(x: dict[str, Any], m: dict[str, Any], command: str) -> str:
                 f"| {names[name]} | #{i} | {_f(peak['rps'])} ({peak['connections']}) | "
                 f"{_f(peak['p99_ms'], 1)} | {_f(half['rps'])} | {_f(half['p50_ms'], 1)} / "
                 f"{_f(half['p99_ms'], 1)} | {cpu.get('inventory', '?')}, {cpu.get('portal', '?')} "
-                f"| {_f(per[0], 1)}, {_f(per[1], 1)} |"
+                f"| {_f(per[0], 1)}, {_f(per[1], 1)} | {_f(peak.get('load'), 1)}, "
+                f"{_f(half.get('load'), 1)} |"
             )
     portal, inv = x["median"]["portal"], x["median"]["inventory"]
     out += [
@@ -791,20 +792,71 @@ the page's values the largest part), the inventory call 14 % (httpx request buil
 merging, the connection pool; pydantic `validate_json` about 1 %); the rest is the ASGI stack
 and the in-process test client.
 
-**What is left.** The wall-clock ratio is still below the 0.7 target and swings with the
-machine: 0.52 (0.39, 0.52, 0.65) at 00:23 UTC, 0.32 (0.32, 0.97, 0.30) in this run, against
-about 0.3 at 00:10 UTC before the change. The portal, pinned to CPU 1, shares that core with
-the other tenants of this machine (`ps` during the run: a CI run's services, Keycloaks and
-brokers busy there) and got 29–71 % of it, while inventory's direct searches got 70–95 % of
-CPU 0. By the CPU counters a board view now costs the portal about what it costs inventory,
-so with a core each (as deployed) the board's peak would be bounded by inventory's share of
-it: a ratio of about 0.8 (5.4–6.5 ms per direct search against 6.2–7.4 ms per board view) —
-an estimate from the counters, not a measurement on an idle machine. The p99 at half the peak
-is missed by inventory's direct search too on this machine (89–255 ms, one run of 6.9 s), so
-that target is the machine's queueing, not the board's. Next in the portal: the remaining
-markup escaping of the unit cards and site list, and httpx's per-request URL and header
-building for the search; in inventory, why a board view's search costs it ~1 ms more than the
-same search sent directly (the map's site listing every 2 s is part of it)."""
+**What changed (2026-12-02 06:00 UTC, the board's requests).** Profiled with py-spy (a dev
+dependency now: `py-spy record --nonblocking -r 200 -f raw --pid <portal>`) on the bench's
+running portal under a closed loop of 8 connections, then in-process (the portal's ASGI app,
+every middleware, against the bench's real inventory; 64 board views per round, CPU by
+`time.process_time`, the code before and after run in turns in the same minutes). Top frames
+of the running portal before, as shares of its samples: the inventory call 29 % (httpx 25 %:
+request and URL building, the connection pool, h11, and `SocketStream.send` 9 % self, the
+loopback write), `render()` 27 %, and `threading.Condition.wait` / `notify` 12 %:
+`board()` took its clients through `UpstreamsDep`, a plain `def` dependency, which FastAPI runs
+in its thread pool (`solve_dependencies → run_in_threadpool → Queue.put → Condition.notify`),
+so every view went to a worker thread and back. The board reads `request.app.state.upstreams`
+itself now: in-process 8.78 → 7.71 and 7.06 → 6.52 ms of CPU per view (medians of 5 rounds, two
+pairs, load 17–27: the machine's load inflates both sides alike). Every other page that takes
+`UpstreamsDep`, `UserDep` or `SettingsDep` (`pages/deps.py`, plain `def`) pays the same hop.
+The map's sites: at the end of each 2-second window every view in flight waited for one
+listing (two inventory calls queued behind the searches), a stall of the whole pipeline every
+2 s that lands in the half-peak p99. They are now served stale-while-revalidate: for
+`MAP_SITES_GRACE_S` (2 s) past the window a view gets the list it had at once while one listing
+runs in the background, so a map is at most 4 s old (it was 2 s plus a listing's time); past
+the grace a view waits for a fresh listing as before, and a failed refresh is logged, never
+kept (`tests/test_map_sites.py`). Checked and left as they are: uvicorn already runs uvloop and
+httptools (`uvicorn[standard]`; the portal's `/proc/<pid>/maps` has `uvloop/loop…so` and
+`httptools/parser…so`) without uvicorn's access log (fabkit writes its own line); JSON is read
+by pydantic-core's `validate_json` (2.6 % of samples: orjson would not help); the page is one
+22.9 KB write; the board asks inventory once per view (and the map's listing once per window);
+`render()` is 1.7 ms of CPU per view in-process, the unit cards about a quarter of it.
+
+**Why inventory's own p99 at half its peak is high** (124.5 ms in the quiet 01:16 run, 118–244
+ms in the two runs of 05:56 and 06:27). Not the garbage collector: inventory's app in-process over the bench's database,
+1,920 of these searches, ran 13 generation-0 collections (0.13 ms median, 0.2 ms at most), one
+of generation 1 (0.9 ms), none of generation 2; `gc.freeze()` after warm-up changed nothing.
+Its gauges (two aggregates over the 10,048 units every 5 s) take 10 ms of CPU on its core: a
+few requests delayed by at most that, every 5 s. The load generator is not it (1–3 % of CPU 1).
+The tail is the machine's scheduling: the same searches in-process one at a time, nothing
+concurrent, had p50 4.2 ms and p99 49 ms at load 18. Pinning makes it worse on a shared
+machine: inventory pinned to CPU 0 waits for that core whenever another tenant's process runs
+there, even with CPU 1 idle. Inventory also costs more CPU per board view than per direct
+search because the board sends it fewer requests at a time: one search alone costs it 8.0 ms
+of CPU against 4.4 ms under a closed loop of 4 (the event loop's wake-ups and aiosqlite's
+thread hand-offs are paid per request instead of per batch); its idle work (relay, consumer,
+gauges: 1.3 % of a core) and the map's listing (20 ms per window) add 0.2–0.4 ms per view.
+
+**Before and after, in the bench's processes.** The last run on a quiet machine (01:16 UTC,
+load 1.4, before these changes): portal 126/s, inventory 217/s, ratio 0.58 (0.58, 0.58, 0.63),
+p99 at half the peak 83.6 ms (inventory's own 124.5 ms), CPU per board view 6.3–7.0 ms in the
+portal. Before these two changes, this morning (05:56 UTC, load 8–12):
+portal 59/s, inventory 130/s, ratio 0.47 (0.16, 0.47, 0.86), p99 at half the peak 1,691 ms;
+CPU per board view 5.6–6.2 ms in the portal, 5.2–6.7 ms in inventory, 4.2–7.0 ms per direct
+search. After (the table above, 06:27 UTC, load 33–52: each process got a sixth of a core,
+inventory's direct search 17/s instead of 130–233/s): ratio 0.84 (0.88, 0.84, 0.80), p99 at half
+the peak 454 ms; CPU per board view 9.9–11.1 ms in the portal, 11.7–13.5 ms in inventory,
+8.5–11.5 ms per direct search — every CPU figure about twice the quieter run's, so the ratio of
+0.84 is that of two starved processes, not a measurement of the code, and the target is not
+claimed as met. What compares across the two runs is the portal's CPU per view against
+inventory's per direct search: 1.18 before, 1.04 after (medians). The first paint is the
+machine's too: 2,116 ms cold and 636 ms warm (medians) at this load, 328 and 104 ms for the same
+page on the quiet 01:16 run.
+
+**What is left.** The wall-clock targets cannot be judged on this machine while other tenants
+keep it at a load of 15–50 on two cores (see the load column): the ratio and p99 swing with
+them; a run on a quiet machine is still owed. Next in the portal, by the
+profile: httpx is a quarter of a view (~1.5 ms; building a request alone is ~0.2–0.3 ms, the
+rest the pool, h11 and anyio's socket layer), so a lean keep-alive HTTP/1.1 client for the
+board's search would be the largest single gain; then the plain-`def` dependencies of
+`pages/deps.py` for the other pages, and the unit cards' markup (~0.4 ms)."""
 
 
 def splice_portal(doc: str, r: dict[str, Any]) -> str:
