@@ -124,6 +124,14 @@ class Rules(_View):
     renewable_times: int = 0
 
 
+class OutOfRankGround(_View):
+    """A published reason for not following the ranking's order."""
+
+    id: str
+    label: str
+    description: str = ""
+
+
 class Programme(_View):
     id: str
     name: str
@@ -132,6 +140,7 @@ class Programme(_View):
     rules: Rules
     scoring: list[Criterion]
     max_points: int
+    out_of_rank_grounds: list[OutOfRankGround] = Field(default_factory=list)
 
 
 class Catalogue(_View):
@@ -509,3 +518,115 @@ class ImportReport(_View):
     written: bool
     accepted: list[ImportedRow]
     refused: list[RefusedRow]
+
+
+# City officers: calls for applications, their results and appeals (leasing) ---------------
+
+
+class CallCounts(_View):
+    applications: int = 0
+    drafts: int = 0
+    ranked: int = 0
+
+
+class Call(_View):
+    """A call for applications as leasing publishes it (dates, status, counts; no names)."""
+
+    id: str
+    vacancy_id: str
+    unit_id: str
+    landlord_id: str
+    status: str
+    opens_at: datetime
+    closes_at: datetime
+    catalogue_version: int = 1
+    ranking_frozen_at: datetime | None = None
+    decided_at: datetime | None = None
+    results_published_at: datetime | None = None
+    appeals_close_at: datetime | None = None
+    counts: CallCounts = Field(default_factory=CallCounts)
+
+
+class CallPage(_View):
+    items: list[Call]
+    total: int
+    limit: int
+    offset: int
+
+
+class RankedDecision(_View):
+    decision: str
+    status_after: str
+    actor_role: str
+    reason: str | None = None
+    ground: str | None = None
+    decided_at: datetime
+
+
+class RankedApplicant(_View):
+    display_name: str = ""
+    business_name: str = ""
+
+
+class CallRankingLine(_View):
+    rank: int
+    application_id: str
+    status: str
+    score: int
+    max_score: int
+    applicant: RankedApplicant = Field(default_factory=RankedApplicant)
+    decisions: list[RankedDecision] = Field(default_factory=list)
+
+
+class CallRanking(_View):
+    """The ranking frozen at closing, with names and decisions (landlord, officer, admin)."""
+
+    call_id: str
+    status: str
+    ranking_frozen_at: datetime | None = None
+    entries: list[CallRankingLine] = Field(default_factory=list)
+
+
+class Departure(_View):
+    decision: str
+    ground: str
+    ground_label: str = ""
+    explanation: str | None = None
+
+
+class ResultRow(_View):
+    candidate: str
+    rank: int
+    score: int
+    max_score: int
+    outcome: str
+    order_followed: bool = True
+    departures: list[Departure] = Field(default_factory=list)
+
+
+class CallResults(_View):
+    """A call's published results: anonymised, public."""
+
+    call_id: str
+    outcome: str
+    results_published_at: datetime
+    appeals_close_at: datetime
+    ranked: int = 0
+    rows: list[ResultRow] = Field(default_factory=list)
+
+
+class Appeal(_View):
+    id: str
+    application_id: str
+    call_id: str
+    status: str
+    grounds: str
+    filed_at: datetime
+    outcome: str | None = None
+    answer: str | None = None
+    answered_at: datetime | None = None
+
+
+class AppealPage(_View):
+    items: list[Appeal]
+    total: int

@@ -11,15 +11,29 @@ from typing import Any
 import pytest
 
 from portal.i18n import set_locale
+from portal.pages.offers import moment
 from portal.pages.officer import (
     HistoryQuery,
+    call_status_text,
     clip,
     letting_cells,
     letting_view,
+    out_of_rank,
+    outcome_text,
     surface_view,
 )
 from portal.rendering import ENV
-from portal.schemas import LettingFigures, LettingStats, SurfaceHistory, SurfaceReport
+from portal.schemas import (
+    Appeal,
+    Call,
+    CallPage,
+    CallRanking,
+    CallResults,
+    LettingFigures,
+    LettingStats,
+    SurfaceHistory,
+    SurfaceReport,
+)
 from portal.sessions import SignedIn
 
 TODAY = date(2026, 12, 1)
@@ -172,3 +186,138 @@ def test_letting_page_tables_and_chart() -> None:
 def test_an_artisan_gets_a_page_that_says_who_these_pages_are_for() -> None:
     html = page("officer/forbidden.html", "/officer/surface")
     assert "réservées aux agents de la Ville" in html
+
+
+# Calls for applications ---------------------------------------------------------------------
+
+WHEN = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
+
+
+def a_call(**fields: Any) -> Call:
+    base: dict[str, Any] = {
+        "id": "c1",
+        "vacancy_id": "v1",
+        "unit_id": "u1",
+        "landlord_id": "l1",
+        "status": "results_published",
+        "opens_at": WHEN,
+        "closes_at": WHEN,
+        "ranking_frozen_at": WHEN,
+        "decided_at": WHEN,
+        "results_published_at": WHEN,
+        "appeals_close_at": WHEN,
+        "counts": {"applications": 3, "drafts": 0, "ranked": 3},
+    }
+    return Call.model_validate({**base, **fields})
+
+
+def a_ranking() -> CallRanking:
+    def line(rank: int, name: str, decisions: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "rank": rank,
+            "application_id": f"a{rank}",
+            "status": "submitted",
+            "score": 50 - rank,
+            "max_score": 100,
+            "applicant": {"display_name": name, "business_name": name},
+            "decisions": decisions,
+        }
+
+    offer = {
+        "decision": "offered",
+        "status_after": "offered",
+        "actor_role": "landlord",
+        "reason": "The first applicant's kilns need 60 kVA; <b>the unit</b> has 36.",
+        "ground": "technical_unfit",
+        "decided_at": WHEN,
+    }
+    plain = {**offer, "ground": None, "reason": None, "decision": "submitted"}
+    return CallRanking.model_validate(
+        {
+            "call_id": "c1",
+            "status": "results_published",
+            "entries": [line(1, "Atelier Roux", [plain]), line(2, "Bois Debout", [offer])],
+        }
+    )
+
+
+def test_out_of_rank_decisions_come_with_their_ground_in_words() -> None:
+    found = out_of_rank(a_ranking(), {"technical_unfit": "The unit cannot take the equipment"})
+    assert [(d.rank, d.applicant, d.decision, d.ground) for d in found] == [
+        (2, "Bois Debout", "offered", "The unit cannot take the equipment")
+    ]
+    assert out_of_rank(None, {}) == []
+    assert call_status_text("under_review") == "En cours d'examen"
+
+
+def test_call_page_shows_departures_results_and_appeals_escaped() -> None:
+    results = CallResults.model_validate(
+        {
+            "call_id": "c1",
+            "outcome": "leased",
+            "results_published_at": WHEN,
+            "appeals_close_at": WHEN,
+            "ranked": 2,
+            "rows": [
+                {"candidate": "Candidat 1", "rank": 1, "score": 49, "max_score": 100,
+                 "outcome": "not_chosen", "order_followed": True, "departures": []},
+                {"candidate": "Candidat 2", "rank": 2, "score": 48, "max_score": 100,
+                 "outcome": "leased", "order_followed": False,
+                 "departures": [{"decision": "offered", "ground": "technical_unfit",
+                                 "ground_label": "Équipement impossible",
+                                 "explanation": "60 kVA"}]},
+            ],
+        }
+    )  # fmt: skip
+    appeal = Appeal.model_validate(
+        {
+            "id": "ap1",
+            "application_id": "a1",
+            "call_id": "c1",
+            "status": "answered",
+            "grounds": "My <i>kilns</i> only need 30 kVA.",
+            "filed_at": WHEN,
+            "outcome": "dismissed",
+            "answer": "The datasheet says 60 kVA.",
+            "answered_at": WHEN,
+        }
+    )
+    html = page(
+        "officer/call.html",
+        "/officer/calls/c1",
+        call=a_call(),
+        listing=None,
+        ranking=a_ranking(),
+        results=results,
+        appeals=[appeal],
+        departures=out_of_rank(a_ranking(), {"technical_unfit": "Équipement impossible"}),
+        call_status_text=call_status_text,
+        outcome_text=outcome_text,
+        moment=moment,
+    )
+    assert "Bois Debout" in html and "Équipement impossible" in html
+    assert "&lt;b&gt;the unit&lt;/b&gt;" in html and "&lt;i&gt;kilns&lt;/i&gt;" in html
+    assert "Candidat 2" in html and "60 kVA" in html
+    assert "Recours rejeté" in html and "The datasheet says 60 kVA." in html
+    assert "3 novembre 2026, 10:30" in html
+
+
+def test_calls_list_links_each_call() -> None:
+    calls = CallPage.model_validate(
+        {"items": [a_call().model_dump()], "total": 1, "limit": 50, "offset": 0}
+    )
+    html = page(
+        "officer/calls.html",
+        "/officer/calls",
+        calls=calls,
+        listings={"c1": None},
+        status="",
+        status_options=[("", "Tous les statuts")],
+        page_number=1,
+        pages=1,
+        errors={},
+        call_status_text=call_status_text,
+        moment=moment,
+    )
+    assert 'href="/officer/calls/c1"' in html
+    assert "Résultats publiés" in html

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from portal.clients.base import (
+    API_PAGE_MAX,
     UpstreamNotFound,
+    UpstreamRefused,
     Upstreams,
     UpstreamUnavailable,
     get,
@@ -14,8 +16,14 @@ from portal.clients.base import (
     segment,
 )
 from portal.schemas import (
+    Appeal,
+    AppealPage,
     Application,
     ApplicationPage,
+    Call,
+    CallPage,
+    CallRanking,
+    CallResults,
     Catalogue,
     Eligibility,
     Lease,
@@ -223,3 +231,71 @@ async def letting_stats(upstreams: Upstreams, token: str, since: str, until: str
         [("since", since), ("until", until)],
         token=token,
     )
+
+
+async def list_calls(
+    upstreams: Upstreams, token: str, status: str | None, limit: int, offset: int
+) -> CallPage:
+    """Calls for applications, newest first as leasing lists them (public; asked with the
+    officer's token all the same)."""
+    params: list[tuple[str, str | int]] = [("limit", limit), ("offset", offset)]
+    if status:
+        params.append(("status", status))
+    return await get("leasing", upstreams.leasing, "/v1/calls", CallPage, params, token=token)
+
+
+async def get_call(upstreams: Upstreams, token: str, call_id: str) -> Call:
+    return await get(
+        "leasing", upstreams.leasing, f"/v1/calls/{segment(call_id)}", Call, token=token
+    )
+
+
+async def call_ranking(upstreams: Upstreams, token: str, call_id: str) -> CallRanking | None:
+    """The frozen ranking with names and decisions; None while the call has none."""
+    try:
+        return await get(
+            "leasing",
+            upstreams.leasing,
+            f"/v1/calls/{segment(call_id)}/ranking",
+            CallRanking,
+            token=token,
+        )
+    except UpstreamNotFound:
+        return None
+    except UpstreamRefused as exc:
+        if exc.status == 409:  # not frozen, or not published, yet
+            return None
+        raise
+
+
+async def call_results(upstreams: Upstreams, call_id: str) -> CallResults | None:
+    """The published results (public); None until they are published."""
+    try:
+        return await get(
+            "leasing", upstreams.leasing, f"/v1/calls/{segment(call_id)}/results", CallResults
+        )
+    except UpstreamNotFound:
+        return None
+    except UpstreamRefused as exc:
+        if exc.status == 409:  # not frozen, or not published, yet
+            return None
+        raise
+
+
+async def call_appeals(upstreams: Upstreams, token: str, call_id: str) -> list[Appeal]:
+    """Every appeal against a call's results, with its answer (officers and admins see all)."""
+    found: list[Appeal] = []
+    offset = 0
+    while True:
+        page = await get(
+            "leasing",
+            upstreams.leasing,
+            "/v1/appeals",
+            AppealPage,
+            [("call_id", call_id), ("limit", API_PAGE_MAX), ("offset", offset)],
+            token=token,
+        )
+        found.extend(page.items)
+        offset += API_PAGE_MAX
+        if offset >= page.total or not page.items:
+            return found

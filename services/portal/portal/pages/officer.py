@@ -18,8 +18,15 @@ from portal import charts, formatting
 from portal.clients import inventory, leasing
 from portal.i18n import gettext
 from portal.pages.deps import UpstreamsDep, UserDep
+from portal.pages.offers import moment
 from portal.rendering import render
-from portal.schemas import LettingFigures, LettingStats, SurfaceHistory, SurfaceReport
+from portal.schemas import (
+    CallRanking,
+    LettingFigures,
+    LettingStats,
+    SurfaceHistory,
+    SurfaceReport,
+)
 from portal.sessions import SignedIn
 
 router = APIRouter(include_in_schema=False)
@@ -179,7 +186,9 @@ def surface_view(
         "choice": query,
         "period_text": period_label(query.period),
         "period_options": [(code, period_label(code)) for code in PERIODS],
-        "arrondissement_options": [(str(n), formatting.arrondissement(n)) for n in range(1, 21)],
+        "arrondissement_options": [
+            (str(n), formatting.ordinal_arrondissement(n)) for n in range(1, 21)
+        ],
         "max_series": MAX_SERIES,
         "errors": query.errors,
     }
@@ -272,3 +281,153 @@ def letting_view(stats: LettingStats, period: str, errors: dict[str, str]) -> di
         "has_timed": bool(timed),
         "errors": errors,
     }
+
+
+# Calls for applications: every call, its results, the offers out of rank, the appeals ------
+
+CALLS_PAGE_SIZE = 50
+CALL_STATUSES = (
+    "scheduled",
+    "open",
+    "closed",
+    "under_review",
+    "decided",
+    "results_published",
+    "cancelled",
+)
+
+
+def call_status_text(status: str) -> str:
+    """A call's status in words."""
+    names = {
+        "scheduled": _("Scheduled: opens later"),
+        "open": _("Open for applications"),
+        "closed": _("Closed: ranking frozen"),
+        "under_review": _("Under review"),
+        "decided": _("Decided"),
+        "results_published": _("Results published"),
+        "cancelled": _("Cancelled"),
+    }
+    return names.get(status, status)
+
+
+def outcome_text(outcome: str) -> str:
+    """What became of a candidate, or of a call, in words."""
+    names = {
+        "leased": _("Lease signed"),
+        "offered": _("Offered"),
+        "offer_declined": _("Offer declined"),
+        "offer_expired": _("Offer expired"),
+        "rejected": _("Turned down"),
+        "withdrawn": _("Withdrawn"),
+        "not_chosen": _("Not chosen"),
+        "not_reached": _("Not reached"),
+        "unawarded": _("Nobody chosen"),
+        "upheld": _("Appeal upheld"),
+        "dismissed": _("Appeal dismissed"),
+        "filed": _("Waiting for an answer"),
+        "answered": _("Answered"),
+    }
+    return names.get(outcome, outcome)
+
+
+@dataclass(frozen=True)
+class OutOfRank:
+    """A decision that did not follow the frozen ranking: an offer to someone below a
+    candidate still in the running, or a rejection, with its published ground and text."""
+
+    rank: int
+    applicant: str
+    decision: str
+    ground: str
+    reason: str
+    decided_at: datetime
+
+
+def out_of_rank(ranking: CallRanking | None, grounds: dict[str, str]) -> list[OutOfRank]:
+    """The decisions of a ranking that carry an out-of-rank ground (a landlord's offer past
+    the first in the running, or a rejection), in the order they were taken."""
+    found = []
+    for line in ranking.entries if ranking is not None else []:
+        for d in line.decisions:
+            if d.ground:
+                found.append(
+                    OutOfRank(
+                        rank=line.rank,
+                        applicant=line.applicant.display_name,
+                        decision=d.decision,
+                        ground=grounds.get(d.ground, d.ground),
+                        reason=d.reason or "",
+                        decided_at=d.decided_at,
+                    )
+                )
+    return sorted(found, key=lambda o: o.decided_at)
+
+
+@router.get("/officer/calls", response_class=HTMLResponse)
+async def calls_page(request: Request, user: UserDep, upstreams: UpstreamsDep) -> HTMLResponse:
+    if not is_reader(user):
+        return refused(request)
+    errors: dict[str, str] = {}
+    status = request.query_params.get("status") or None
+    if status is not None and status not in CALL_STATUSES:
+        errors["status"] = _("Choose one of the statuses in the list.")
+        status = None
+    raw_page = request.query_params.get("page", "1")
+    number = int(raw_page) if raw_page.isdigit() and int(raw_page) >= 1 else 1
+    calls = await leasing.list_calls(
+        upstreams, user.access_token, status, CALLS_PAGE_SIZE, (number - 1) * CALLS_PAGE_SIZE
+    )
+    listings = await asyncio.gather(
+        *(leasing.get_listing(upstreams, c.unit_id) for c in calls.items)
+    )
+    return render(
+        request,
+        "officer/calls.html",
+        {
+            "calls": calls,
+            "listings": dict(zip([c.id for c in calls.items], listings, strict=True)),
+            "status": status or "",
+            "status_options": [("", _("Every status"))]
+            + [(s, call_status_text(s)) for s in CALL_STATUSES],
+            "page_number": number,
+            "pages": max(1, -(-calls.total // CALLS_PAGE_SIZE)),
+            "errors": errors,
+            "call_status_text": call_status_text,
+            "moment": moment,
+        },
+        status=400 if errors else 200,
+    )
+
+
+@router.get("/officer/calls/{call_id}", response_class=HTMLResponse)
+async def call_page(
+    call_id: str, request: Request, user: UserDep, upstreams: UpstreamsDep
+) -> HTMLResponse:
+    if not is_reader(user):
+        return refused(request)
+    token = user.access_token
+    call = await leasing.get_call(upstreams, token, call_id)
+    listing, ranking, results, appeals, catalogue = await asyncio.gather(
+        leasing.get_listing(upstreams, call.unit_id),
+        leasing.call_ranking(upstreams, token, call.id),
+        leasing.call_results(upstreams, call.id),
+        leasing.call_appeals(upstreams, token, call.id),
+        leasing.get_catalogue(upstreams),
+    )
+    grounds = {g.id: g.label for p in catalogue.programmes for g in p.out_of_rank_grounds}
+    return render(
+        request,
+        "officer/call.html",
+        {
+            "call": call,
+            "listing": listing,
+            "ranking": ranking,
+            "results": results,
+            "appeals": appeals,
+            "departures": out_of_rank(ranking, grounds),
+            "call_status_text": call_status_text,
+            "outcome_text": outcome_text,
+            "moment": moment,
+        },
+    )
