@@ -26,6 +26,7 @@ from portal.pages import (
     feed,
     health,
     landlord,
+    landlord_calls,
     me,
     offers,
     officer,
@@ -87,4 +88,5 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(officer.router)
     app.include_router(landlord.router)
+    app.include_router(landlord_calls.router)
     return app

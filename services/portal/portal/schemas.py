@@ -630,3 +630,26 @@ class Appeal(_View):
 class AppealPage(_View):
     items: list[Appeal]
     total: int
+
+
+class LandlordRankingLine(_View):
+    """A line of a call's frozen ranking as its landlord decides on it: points per criterion."""
+
+    rank: int
+    application_id: str
+    status: str
+    in_the_running: bool = False
+    programme_id: str = ""
+    score: int
+    max_score: int
+    criteria: list[CriterionPoints] = Field(default_factory=list)
+    submitted_at: datetime | None = None
+    applicant: RankedApplicant = Field(default_factory=RankedApplicant)
+    decisions: list[RankedDecision] = Field(default_factory=list)
+
+
+class LandlordRanking(_View):
+    call_id: str
+    status: str
+    ranking_frozen_at: datetime | None = None
+    entries: list[LandlordRankingLine] = Field(default_factory=list)

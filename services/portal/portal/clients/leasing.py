@@ -26,6 +26,7 @@ from portal.schemas import (
     CallResults,
     Catalogue,
     Eligibility,
+    LandlordRanking,
     Lease,
     LeasePage,
     LettingStats,
@@ -299,3 +300,46 @@ async def call_appeals(upstreams: Upstreams, token: str, call_id: str) -> list[A
         offset += API_PAGE_MAX
         if offset >= page.total or not page.items:
             return found
+
+
+# A landlord's calls: the ranking they decide on, offers and rejections ------------------------
+
+
+async def landlord_calls(upstreams: Upstreams, token: str, landlord_id: str) -> CallPage:
+    """The landlord's calls (up to 100), newest first."""
+    params: list[tuple[str, str | int]] = [("landlord_id", landlord_id), ("limit", API_PAGE_MAX)]
+    return await get("leasing", upstreams.leasing, "/v1/calls", CallPage, params, token=token)
+
+
+async def landlord_ranking(
+    upstreams: Upstreams, token: str, call_id: str
+) -> LandlordRanking | None:
+    """The frozen ranking with points per criterion; None while the call is not closed."""
+    try:
+        return await get(
+            "leasing", upstreams.leasing, f"/v1/calls/{segment(call_id)}/ranking",
+            LandlordRanking, token=token,
+        )  # fmt: skip
+    except UpstreamRefused as exc:
+        if exc.status == 409:
+            return None
+        raise
+
+
+async def offer_lease(
+    upstreams: Upstreams, token: str, application_id: str, body: dict[str, Any], key: str
+) -> None:
+    """Offer the unit to an applicant (terms, and the out-of-rank ground when it skips one)."""
+    await request(
+        SERVICE, upstreams.leasing, "POST", f"/v1/applications/{segment(application_id)}/offer",
+        token=token, json=body, headers={"Idempotency-Key": key},
+    )  # fmt: skip
+
+
+async def reject_application(
+    upstreams: Upstreams, token: str, application_id: str, body: dict[str, Any]
+) -> None:
+    await request(
+        SERVICE, upstreams.leasing, "POST", f"/v1/applications/{segment(application_id)}/reject",
+        token=token, json=body,
+    )  # fmt: skip

@@ -43,7 +43,7 @@ def landlord_of(user: SignedIn) -> str | None:
     return landlord if isinstance(landlord, str) and landlord else None
 
 
-def _staff(user: SignedIn) -> None:
+def staff(user: SignedIn) -> None:
     if "landlord" not in user.roles and "admin" not in user.roles:
         raise HTTPException(403)
 
@@ -94,7 +94,7 @@ def _refusal(form: Any, exc: UpstreamRefused, labels: dict[str, str]) -> None:
 
 @router.get("/landlord", response_class=HTMLResponse)
 async def my_sites(request: Request, upstreams: UpstreamsDep, user: UserDep) -> HTMLResponse:
-    _staff(user)
+    staff(user)
     landlord = landlord_of(user)
     sites = await inventory.list_own_sites(upstreams, landlord) if landlord else None
     return render(request, "landlord/sites.html", {"sites": sites, "landlord_id": landlord})
@@ -104,7 +104,7 @@ async def my_sites(request: Request, upstreams: UpstreamsDep, user: UserDep) -> 
 async def site_units(
     site_id: str, request: Request, upstreams: UpstreamsDep, user: UserDep
 ) -> HTMLResponse:
-    _staff(user)
+    staff(user)
     site, _etag = await _own_site(upstreams, user, site_id)
     units = await inventory.list_site_units(upstreams, site_id)
     done = request.query_params.get("done", "")
@@ -137,7 +137,7 @@ def _site_page(
 async def edit_site(
     site_id: str, request: Request, upstreams: UpstreamsDep, user: UserDep
 ) -> HTMLResponse:
-    _staff(user)
+    staff(user)
     site, etag = await _own_site(upstreams, user, site_id)
     return _site_page(request, site, forms.SiteForm.of(site), etag)
 
@@ -146,7 +146,7 @@ async def edit_site(
 async def save_site(
     site_id: str, request: Request, upstreams: UpstreamsDep, user: UserDep, _csrf: CsrfDep
 ) -> Response:
-    _staff(user)
+    staff(user)
     sent = await request.form()
     site, current_etag = await _own_site(upstreams, user, site_id)
     form = forms.read_site_form(sent)
@@ -204,7 +204,7 @@ def _unit_page(
 async def edit_unit(
     unit_id: str, request: Request, upstreams: UpstreamsDep, user: UserDep
 ) -> HTMLResponse:
-    _staff(user)
+    staff(user)
     unit, etag = await _own_unit(upstreams, user, unit_id)
     site, _etag = await _own_site(upstreams, user, unit.site_id)
     return _unit_page(request, site, unit, forms.UnitForm.of(unit), etag)
@@ -214,7 +214,7 @@ async def edit_unit(
 async def save_unit(
     unit_id: str, request: Request, upstreams: UpstreamsDep, user: UserDep, _csrf: CsrfDep
 ) -> Response:
-    _staff(user)
+    staff(user)
     sent = await request.form()
     unit, current_etag = await _own_unit(upstreams, user, unit_id)
     site, _etag = await _own_site(upstreams, user, unit.site_id)
@@ -244,7 +244,7 @@ async def save_unit(
 async def new_unit(
     site_id: str, request: Request, upstreams: UpstreamsDep, user: UserDep
 ) -> HTMLResponse:
-    _staff(user)
+    staff(user)
     site, _etag = await _own_site(upstreams, user, site_id)
     return _unit_page(request, site, None, forms.UnitForm.new())
 
@@ -253,7 +253,7 @@ async def new_unit(
 async def create_unit(
     site_id: str, request: Request, upstreams: UpstreamsDep, user: UserDep, _csrf: CsrfDep
 ) -> Response:
-    _staff(user)
+    staff(user)
     sent = await request.form()
     site, _etag = await _own_site(upstreams, user, site_id)
     form = forms.read_unit_form(sent, creating=True)
@@ -314,7 +314,7 @@ _COLUMNS = (
 async def import_form(
     site_id: str, request: Request, upstreams: UpstreamsDep, user: UserDep
 ) -> HTMLResponse:
-    _staff(user)
+    staff(user)
     site, _etag = await _own_site(upstreams, user, site_id)
     return _import_page(request, site)
 
@@ -323,7 +323,7 @@ async def import_form(
 async def import_file(
     site_id: str, request: Request, upstreams: UpstreamsDep, user: UserDep, _csrf: CsrfDep
 ) -> Response:
-    _staff(user)
+    staff(user)
     sent = await request.form()
     site, _etag = await _own_site(upstreams, user, site_id)
     upload = sent.get("file")
