@@ -265,12 +265,99 @@ class LeaseOfferedMessage(_Message):
     data: LeaseOffered
 
 
+class CallResults(_Contract):
+    """A call's results were published: the applicant's own rank, points and outcome."""
+
+    call_id: str
+    unit_id: str
+    application_id: str
+    rank: int
+    ranked_among: int
+    score: int | None = None
+    max_score: int | None = None
+    outcome: str = Field(examples=["leased", "not_chosen", "rejected"])
+    appeals_close_at: datetime | None = None
+
+
+class CallResultsMessage(_Message):
+    """The stored message of a call's published results (feed body, e-mail data)."""
+
+    message_type: ClassVar[str] = "call.results_published"
+    type: Literal["call.results_published"] = "call.results_published"
+    data: CallResults
+
+
+class AppealAnswered(_Contract):
+    """An officer answered the applicant's appeal against a call's results."""
+
+    appeal_id: str
+    call_id: str
+    application_id: str
+    outcome: str | None = Field(default=None, examples=["upheld", "dismissed"])
+    answer: str
+    answered_at: datetime | None = None
+
+
+class AppealAnsweredMessage(_Message):
+    """The stored message of an appeal's answer (feed body, e-mail data)."""
+
+    message_type: ClassVar[str] = "appeal.answered"
+    type: Literal["appeal.answered"] = "appeal.answered"
+    data: AppealAnswered
+
+
+class CallClosed(_Contract):
+    """A call for applications closed: the applicant's rank in the frozen ranking."""
+
+    call_id: str
+    unit_id: str
+    application_id: str
+    rank: int
+    ranked_among: int
+    score: int | None = None
+    max_score: int | None = None
+    closed_at: datetime | None = None
+
+
+class CallClosedMessage(_Message):
+    """The stored message of a call's closing (feed body, e-mail data)."""
+
+    message_type: ClassVar[str] = "call.closed"
+    type: Literal["call.closed"] = "call.closed"
+    data: CallClosed
+
+
+class CallDecided(_Contract):
+    """A call for applications was decided: the unit leased (to this applicant or another),
+    or nobody chosen."""
+
+    call_id: str
+    unit_id: str
+    application_id: str
+    outcome: str = Field(examples=["leased", "unawarded"])
+    chosen: bool = Field(description="This applicant signed the lease")
+    reason: str | None = None
+    decided_at: datetime | None = None
+
+
+class CallDecidedMessage(_Message):
+    """The stored message of a call's decision (feed body, e-mail data)."""
+
+    message_type: ClassVar[str] = "call.decided"
+    type: Literal["call.decided"] = "call.decided"
+    data: CallDecided
+
+
 StoredMessage = Annotated[
     VacancyOpenedWebhook
     | VacancyDigestWebhook
     | SubscriptionTestWebhook
     | ApplicationDecidedMessage
-    | LeaseOfferedMessage,
+    | LeaseOfferedMessage
+    | CallResultsMessage
+    | AppealAnsweredMessage
+    | CallClosedMessage
+    | CallDecidedMessage,
     Field(discriminator="type"),
 ]
 
@@ -322,12 +409,44 @@ class LeaseOfferedEmail(_Email):
     offer: LeaseOffered
 
 
+class CallResultsEmail(_Email):
+    """A call's published results, to one of its applicants."""
+
+    email_type: ClassVar[str] = "call.results_published"
+    results: CallResults
+
+
+class AppealAnsweredEmail(_Email):
+    """The answer to an appeal, to the appellant."""
+
+    email_type: ClassVar[str] = "appeal.answered"
+    appeal: AppealAnswered
+
+
+class CallClosedEmail(_Email):
+    """A call's closing, to one of its ranked applicants: their rank."""
+
+    email_type: ClassVar[str] = "call.closed"
+    closing: CallClosed
+
+
+class CallDecidedEmail(_Email):
+    """A call's decision, to one of its ranked applicants."""
+
+    email_type: ClassVar[str] = "call.decided"
+    decision: CallDecided
+
+
 Email = (
     VacancyOpenedEmail
     | VacancyDigestEmail
     | SubscriptionTestEmail
     | ApplicationDecidedEmail
     | LeaseOfferedEmail
+    | CallResultsEmail
+    | AppealAnsweredEmail
+    | CallClosedEmail
+    | CallDecidedEmail
 )
 
 
@@ -381,6 +500,10 @@ EMAILS: tuple[type[_Email], ...] = (
     SubscriptionTestEmail,
     ApplicationDecidedEmail,
     LeaseOfferedEmail,
+    CallResultsEmail,
+    AppealAnsweredEmail,
+    CallClosedEmail,
+    CallDecidedEmail,
     WebhookDisabledEmail,
     GuestConfirmationEmail,
     GuestVacancyAlertEmail,

@@ -44,6 +44,10 @@ class DeliveryKind(StrEnum):
     VACANCY_ALERT = "vacancy_alert"
     APPLICATION_DECIDED = "application_decided"
     LEASE_OFFERED = "lease_offered"
+    CALL_RESULTS = "call_results"  # a call's results published: the applicant's rank
+    APPEAL_ANSWERED = "appeal_answered"
+    CALL_CLOSED = "call_closed"  # a call closed: the applicant's frozen rank
+    CALL_DECIDED = "call_decided"  # a call decided: leased to someone, or nobody chosen
     TEST = "test"
     # To the artisan whose search was disabled because its webhook kept failing: why, and how
     # to resume (an e-mail, whatever the search's channels).

@@ -16,8 +16,16 @@ import aiosmtplib
 from pydantic import TypeAdapter
 
 from notifications.contracts import (
+    AppealAnsweredEmail,
+    AppealAnsweredMessage,
     ApplicationDecidedEmail,
     ApplicationDecidedMessage,
+    CallClosedEmail,
+    CallClosedMessage,
+    CallDecidedEmail,
+    CallDecidedMessage,
+    CallResultsEmail,
+    CallResultsMessage,
     Email,
     GuestConfirmationEmail,
     GuestEmail,
@@ -110,6 +118,28 @@ def email_of(payload: dict[str, Any], unsubscribe: str | None) -> Email:
             decision=message.data,
             unsubscribe_url=unsubscribe,
         )
+    if isinstance(message, CallResultsMessage):
+        return CallResultsEmail(
+            subject="Résultats de l'appel à candidatures : votre rang",
+            results=message.data,
+            unsubscribe_url=unsubscribe,
+        )
+    if isinstance(message, CallClosedMessage):
+        return CallClosedEmail(
+            subject="Appel à candidatures clos : votre rang",
+            closing=message.data,
+            unsubscribe_url=unsubscribe,
+        )
+    if isinstance(message, CallDecidedMessage):
+        return CallDecidedEmail(
+            subject="Appel à candidatures : la décision est prise",
+            decision=message.data,
+            unsubscribe_url=unsubscribe,
+        )
+    if isinstance(message, AppealAnsweredMessage):
+        return AppealAnsweredEmail(
+            subject="Réponse à votre recours", appeal=message.data, unsubscribe_url=unsubscribe
+        )
     return LeaseOfferedEmail(
         subject="Un bail vous est proposé", offer=message.data, unsubscribe_url=unsubscribe
     )
@@ -141,6 +171,34 @@ def _alert_lines(alert: VacancyAlert) -> list[str]:
     return lines
 
 
+_OUTCOME_FR = {
+    "leased": "le bail vous est attribué",
+    "offered": "une offre vous est faite",
+    "offer_declined": "vous avez décliné l'offre",
+    "offer_expired": "l'offre a expiré sans réponse",
+    "rejected": "votre candidature n'a pas été retenue",
+    "withdrawn": "vous avez retiré votre candidature",
+    "not_chosen": "votre candidature n'a pas été retenue",
+    "not_reached": "l'atelier a été attribué avant votre rang",
+}
+
+
+def _results_lines(email: CallResultsEmail) -> list[str]:
+    r = email.results
+    lines = [
+        "Les résultats de l'appel à candidatures auquel vous avez répondu sont publiés.",
+        f"Votre rang : {r.rank} sur {r.ranked_among}",
+    ]
+    if r.score is not None:
+        lines.append(f"Vos points : {r.score} / {r.max_score or '?'}")
+    lines.append(f"Décision : {_OUTCOME_FR.get(r.outcome, r.outcome)}.")
+    if r.appeals_close_at:
+        lines.append(
+            f"Vous pouvez former un recours jusqu'au {r.appeals_close_at.isoformat()} (UTC)."
+        )
+    return lines
+
+
 def _blocks(email: Email) -> list[list[str]]:
     if isinstance(email, VacancyOpenedEmail):
         return [_alert_lines(email.alert)]
@@ -156,6 +214,31 @@ def _blocks(email: Email) -> list[list[str]]:
         if decided.reason:
             lines.append(f"Motif : {decided.reason}")
         return [lines]
+    if isinstance(email, CallResultsEmail):
+        return [_results_lines(email)]
+    if isinstance(email, CallClosedEmail):
+        c = email.closing
+        lines = [
+            "L'appel à candidatures auquel vous avez répondu est clos ; le classement est figé.",
+            f"Votre rang : {c.rank} sur {c.ranked_among}",
+        ]
+        if c.score is not None:
+            lines.append(f"Vos points : {c.score} / {c.max_score or '?'}")
+        return [lines]
+    if isinstance(email, CallDecidedEmail):
+        d = email.decision
+        if d.outcome == "leased":
+            said = "le bail vous est attribué." if d.chosen else "l'atelier est attribué."
+        else:
+            said = "aucune candidature n'a été retenue."
+        lines = [f"La décision de l'appel à candidatures est prise : {said}"]
+        if d.reason:
+            lines.append(f"Motif : {d.reason}")
+        return [lines]
+    if isinstance(email, AppealAnsweredEmail):
+        appeal = email.appeal
+        verdict = {"upheld": "fondé", "dismissed": "rejeté"}.get(appeal.outcome or "", "examiné")
+        return [[f"Votre recours a été {verdict}.", f"Réponse : {appeal.answer}"]]
     offer = email.offer
     lines = ["Un bail vous est proposé pour un atelier."]
     if offer.monthly_rent_eur is not None:

@@ -19,6 +19,7 @@ ARTISAN_TOPIC = "leasing.artisan.events"
 PROGRAMME_TOPIC = "leasing.programme.events"
 APPLICATION_TOPIC = "leasing.application.events"
 LEASE_TOPIC = "leasing.lease.events"
+CALL_TOPIC = "leasing.call.events"
 
 VACANCY_OPENED = "inventory.unit.vacancy_opened.v1"
 UNIT_TYPES_IGNORED = frozenset(
@@ -34,6 +35,10 @@ ARTISAN_UPDATED = "leasing.artisan.updated.v1"
 PROGRAMME_PUBLISHED = "leasing.programme.published.v1"
 APPLICATION_DECIDED = "leasing.application.decided.v1"
 LEASE_OFFERED = "leasing.lease.offered.v1"
+CALL_RESULTS_PUBLISHED = "leasing.call.results_published.v1"
+APPEAL_ANSWERED = "leasing.appeal.answered.v1"
+CALL_CLOSED = "leasing.call.closed.v1"
+CALL_DECIDED = "leasing.call.decided.v1"
 
 
 class UnitSnapshotIn(ConsumedPayload):
@@ -162,3 +167,77 @@ class LeaseOfferedIn(ConsumedPayload):
 
     lease: LeaseIn
     artisan_id: str
+
+
+# Calls for applications: results and appeals --------------------------------------------------
+
+
+class CallIn(ConsumedPayload):
+    call_id: str
+    unit_id: str
+
+
+class ResultLineIn(ConsumedPayload):
+    application_id: str
+    artisan_id: str
+    rank: int
+    score: int | None = None
+    max_score: int | None = None
+    outcome: str
+
+
+class CallResultsPublishedIn(ConsumedPayload):
+    """A call's results were published: each ranked applicant is told their rank and outcome."""
+
+    call: CallIn
+    published_at: datetime | None = None
+    appeals_close_at: datetime | None = None
+    results: list[ResultLineIn] = Field(default_factory=list)
+
+
+class AppealIn(ConsumedPayload):
+    appeal_id: str
+    application_id: str
+    call_id: str
+    artisan_id: str
+    outcome: str | None = None
+
+
+class AppealAnsweredIn(ConsumedPayload):
+    """An officer answered an appeal: the appellant is told the answer."""
+
+    appeal: AppealIn
+    answer: str
+    answered_at: datetime | None = None
+
+
+class CallRefIn(ConsumedPayload):
+    call_id: str
+    unit_id: str = ""
+
+
+class RankedIn(ConsumedPayload):
+    application_id: str
+    artisan_id: str
+    rank: int
+    score: int | None = None
+    max_score: int | None = None
+
+
+class CallClosedIn(ConsumedPayload):
+    """A call closed: every ranked applicant is told their rank."""
+
+    call: CallRefIn
+    closed_at: datetime | None = None
+    ranking: list[RankedIn] = Field(default_factory=list)
+
+
+class CallDecidedIn(ConsumedPayload):
+    """A call was decided: every ranked applicant is told."""
+
+    call: CallRefIn
+    outcome: str
+    application_id: str | None = None
+    reason: str | None = None
+    decided_at: datetime | None = None
+    ranking: list[RankedIn] = Field(default_factory=list)

@@ -9,20 +9,28 @@ from fabkit.consumer import Handler, TopicHandlers
 from fabkit.events import CloudEvent
 from fabkit.runtime import ConsumerSpec
 from notifications.events.consumed import (
+    APPEAL_ANSWERED,
     APPLICATION_DECIDED,
     ARTISAN_REGISTERED,
     ARTISAN_UPDATED,
+    CALL_CLOSED,
+    CALL_DECIDED,
+    CALL_RESULTS_PUBLISHED,
     LEASE_OFFERED,
     PROGRAMME_PUBLISHED,
     UNIT_TYPES_IGNORED,
     VACANCY_OPENED,
+    AppealAnsweredIn,
     ApplicationDecidedIn,
     ArtisanEventIn,
+    CallClosedIn,
+    CallDecidedIn,
+    CallResultsPublishedIn,
     LeaseOfferedIn,
     ProgrammePublishedIn,
     VacancyOpenedIn,
 )
-from notifications.service import alerts, guests, read_models
+from notifications.service import alerts, calls, guests, read_models, results
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
 
@@ -51,6 +59,21 @@ def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[Co
         offered = LeaseOfferedIn.model_validate(event.data)
         await alerts.record_applicant_message(session, signals, event, offered)
 
+    async def call_results_published(session: AsyncSession, event: CloudEvent) -> None:
+        published = CallResultsPublishedIn.model_validate(event.data)
+        await results.record_results(session, signals, event, published)
+
+    async def appeal_answered(session: AsyncSession, event: CloudEvent) -> None:
+        answered = AppealAnsweredIn.model_validate(event.data)
+        await results.record_appeal_answer(session, signals, event, answered)
+
+    async def call_closed(session: AsyncSession, event: CloudEvent) -> None:
+        await calls.record_closing(session, signals, event, CallClosedIn.model_validate(event.data))
+
+    async def call_decided(session: AsyncSession, event: CloudEvent) -> None:
+        decided = CallDecidedIn.model_validate(event.data)
+        await calls.record_decision(session, signals, event, decided)
+
     def only(type_: str, handler: Handler, namespace: str) -> TopicHandlers:
         return TopicHandlers(handlers={type_: handler}, ignored_prefixes=(namespace,))
 
@@ -69,6 +92,17 @@ def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[Co
             APPLICATION_DECIDED, application_decided, "leasing.application."
         ),
         settings.lease_topic: only(LEASE_OFFERED, lease_offered, "leasing.lease."),
+        # A call's life and its appeals share one topic (key: call id); what is not handled
+        # here is skipped, never dead-lettered.
+        settings.call_topic: TopicHandlers(
+            handlers={
+                CALL_CLOSED: call_closed,
+                CALL_DECIDED: call_decided,
+                CALL_RESULTS_PUBLISHED: call_results_published,
+                APPEAL_ANSWERED: appeal_answered,
+            },
+            ignored_prefixes=("leasing.call.", "leasing.appeal."),
+        ),
     }
     return [
         ConsumerSpec(group_id=settings.consumer_group, topics=topics, dlq_topic=settings.dlq_topic)
