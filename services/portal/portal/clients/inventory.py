@@ -13,10 +13,8 @@ import httpx
 from portal.clients.base import (
     API_PAGE_MAX,
     Params,
-    UpstreamNotFound,
     UpstreamRefused,
     Upstreams,
-    UpstreamUnavailable,
     get,
     request,
     segment,
@@ -123,7 +121,7 @@ async def _refresh(upstreams: Upstreams) -> SitePage | None:
     try:
         async with _map_locks.setdefault(client, asyncio.Lock()):
             return await _list_and_keep(upstreams)
-    except (UpstreamUnavailable, UpstreamNotFound, UpstreamRefused) as exc:
+    except Exception as exc:  # the API's refusals, and a client closed by the app's shutdown
         log.warning("the map's sites could not be refreshed: %s", type(exc).__name__)
         return None
     finally:
