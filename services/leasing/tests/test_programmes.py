@@ -330,3 +330,14 @@ async def test_two_replicas_starting_at_once_seed_one_version(
         assert len(await programme_events(api)) == 3
         await api.app.state.catalogues.refresh()
         assert (await catalogue(api))[0]["version"] == 1
+
+
+async def test_a_failed_version_check_serves_the_catalogue_held(tmp_path: Any) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/leasing.db")
+    try:
+        held = load_catalogue()
+        cache = CatalogueCache(make_session_factory(engine), held, 0.0)
+        current = await cache.current()  # the database cannot be opened
+        assert current.version is None and current.catalogue is held
+    finally:
+        await engine.dispose()

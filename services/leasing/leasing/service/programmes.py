@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fabkit.auth import Principal
@@ -78,7 +78,17 @@ class CatalogueCache:
             return self._current
         async with self._lock:
             if self._clock() - self._checked >= self._ttl_s:
-                await self.refresh()
+                try:
+                    await self.refresh()
+                except (OSError, SQLAlchemyError) as exc:
+                    # The catalogue held stays right until a change: serve it, try again after
+                    # the TTL. A request that needs the database fails on its own read anyway.
+                    self._checked = self._clock()
+                    log.warning(
+                        "catalogue version check failed (%s); serving version %s",
+                        type(exc).__name__,
+                        self._current.version,
+                    )
         return self._current
 
     async def refresh(self) -> None:
