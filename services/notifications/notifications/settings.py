@@ -11,6 +11,7 @@ from fabkit.settings import ServiceSettings
 from notifications.events.consumed import (
     APPLICATION_TOPIC,
     ARTISAN_TOPIC,
+    CALL_TOPIC,
     LEASE_TOPIC,
     PROGRAMME_TOPIC,
     UNIT_TOPIC,
@@ -32,6 +33,7 @@ class NotificationsSettings(ServiceSettings):
     programme_topic: str = PROGRAMME_TOPIC
     application_topic: str = APPLICATION_TOPIC
     lease_topic: str = LEASE_TOPIC
+    call_topic: str = CALL_TOPIC
 
     # Where artisans reach this service: the base of the unsubscribe links in e-mails.
     public_base_url: str = "http://127.0.0.1:8003"

@@ -190,13 +190,15 @@ class Topics:
     application: str
     lease: str
     dlq: str
+    call: str
 
     @classmethod
     def fresh(cls) -> Topics:
         # Per-test topics: a new consumer group reads from the start, and programme events
         # of other tests must not change who is eligible here.
         p = f"t{uuid.uuid4().hex[:10]}"
-        return cls(*(f"{p}.{n}" for n in ("unit", "artisan", "programme", "app", "lease", "dlq")))
+        names = ("unit", "artisan", "programme", "app", "lease", "dlq", "call")
+        return cls(*(f"{p}.{n}" for n in names))
 
     def settings(self) -> dict[str, str]:
         return {
@@ -206,10 +208,14 @@ class Topics:
             "application_topic": self.application,
             "lease_topic": self.lease,
             "dlq_topic": self.dlq,
+            "call_topic": self.call,
         }
 
     async def create(self, bootstrap: str) -> None:
-        names = [self.unit, self.artisan, self.programme, self.application, self.lease, self.dlq]
+        names = [
+            *(self.unit, self.artisan, self.programme, self.application, self.lease, self.dlq),
+            self.call,
+        ]
         await ensure_topics(bootstrap, [TopicSpec(n, 2, 3_600_000) for n in names])
 
 

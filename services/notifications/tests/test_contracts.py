@@ -13,14 +13,18 @@ import pytest
 from pydantic import BaseModel
 
 from notifications.events.consumed import (
+    APPEAL_ANSWERED,
     APPLICATION_DECIDED,
     ARTISAN_REGISTERED,
     ARTISAN_UPDATED,
+    CALL_RESULTS_PUBLISHED,
     LEASE_OFFERED,
     PROGRAMME_PUBLISHED,
     VACANCY_OPENED,
+    AppealAnsweredIn,
     ApplicationDecidedIn,
     ArtisanEventIn,
+    CallResultsPublishedIn,
     LeaseOfferedIn,
     ProgrammePublishedIn,
     VacancyOpenedIn,
@@ -36,6 +40,8 @@ CONSUMED: dict[str, type[BaseModel]] = {
     PROGRAMME_PUBLISHED: ProgrammePublishedIn,
     APPLICATION_DECIDED: ApplicationDecidedIn,
     LEASE_OFFERED: LeaseOfferedIn,
+    CALL_RESULTS_PUBLISHED: CallResultsPublishedIn,
+    APPEAL_ANSWERED: AppealAnsweredIn,
 }
 
 
@@ -52,6 +58,9 @@ def _object_of(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any] |
     schema = _resolve(schema, root)
     for alternative in schema.get("anyOf", [schema]):
         alternative = _resolve(alternative, root)
+        if alternative.get("type") == "array" and "items" in alternative:
+            # a list of objects (list[Model] here): the objects' schema
+            return _object_of(alternative["items"], root)
         if alternative.get("type") == "object" or "properties" in alternative:
             return alternative
     return None
