@@ -6,7 +6,9 @@
 Sections: pipeline (row 5, own broker), matching (row 4, no broker), then on one platform
 started like `fabrique-stack run`: latency (row 1), api and memory (rows 3 and 6), fanout
 (row 2, last: a fan-out that times out leaves deliveries in flight), portal (section 8: the
-board page against the same inventory search, and its first paint in Chromium). Every run writes its raw
+board page against the same inventory search, and its first paint in Chromium); replicas (section 9, only when
+named: `--only replicas [--quick]`, its own PostgreSQL platform, one and two processes of each
+consumer). Every run writes its raw
 figures to .run/bench/results.json; only a full run rewrites docs/benchmarks.md (or give
 --output).
 """
@@ -31,6 +33,8 @@ DOC = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / ".run" / "bench" / "results.json"
 SECTIONS = ["pipeline", "matching", "latency", "api", "memory", "portal", "fanout", "rebalance"]
 PLATFORM_SECTIONS = {"latency", "api", "memory", "portal", "fanout"}
+# Run only when named in --only (their own platform, not part of a full run).
+OPTIONAL_SECTIONS = ["replicas"]
 
 
 async def run_platform(args: argparse.Namespace, only: set[str], work: Path) -> dict[str, Any]:
@@ -135,6 +139,13 @@ def main() -> int:
         "as `make run`); the pipeline and matching sections always use SQLite",
     )
     parser.add_argument("--matching-sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    replicas = parser.add_argument_group("replicas (--only replicas: one and two processes)")
+    replicas.add_argument("--quick", action="store_true", help="replicas: a smoke run")
+    replicas.add_argument("--replicas-cell-units", type=int, default=2000)
+    replicas.add_argument("--replicas-start-rate", type=float, default=10.0)
+    replicas.add_argument("--replicas-max-rate", type=float, default=640.0)
+    replicas.add_argument("--replicas-step-seconds", type=float, default=12.0)
+    replicas.add_argument("--replicas-max-steps", type=int, default=7)
     parser.add_argument(
         "--render", type=Path, default=None, help="re-render the doc from a results.json"
     )
@@ -147,7 +158,7 @@ def main() -> int:
         print(f"written to {args.output or DOC}")
         return 0
     only = {x.strip() for x in args.only.split(",") if x.strip()} or set(SECTIONS)
-    unknown = only - set(SECTIONS)
+    unknown = only - set(SECTIONS) - set(OPTIONAL_SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     full = only == set(SECTIONS)
@@ -195,6 +206,26 @@ def main() -> int:
             )
             if "error" not in results["platform_postgres"]:
                 results["platform_postgres"]["repeats"] = args.repeats
+        if "replicas" in only:
+            from bench import replicas as replicas_bench
+
+            say("replicas: one and two processes of each consumer, on PostgreSQL")
+            quick = args.quick
+            results["replicas"] = asyncio.run(
+                _section(
+                    replicas_bench.run(
+                        work / "replicas",
+                        subscriptions=1000 if quick else args.subscriptions,
+                        artisans=20 if quick else args.artisans,
+                        cell_units=300 if quick else args.replicas_cell_units,
+                        fanout_timeout=60.0 if quick else args.fanout_timeout,
+                        start_rate=args.replicas_start_rate,
+                        max_rate=args.replicas_max_rate,
+                        step_seconds=5.0 if quick else args.replicas_step_seconds,
+                        max_steps=3 if quick else args.replicas_max_steps,
+                    )
+                )
+            )
     results["machine"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results["elapsed_s"] = time.monotonic() - started
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +238,14 @@ def main() -> int:
 
         DOC.write_text(splice_portal(DOC.read_text(encoding="utf-8"), results), encoding="utf-8")
         print(f"portal section written to {DOC}")
+    elif only == {"replicas"} and not args.quick and "ratios" in results.get("replicas", {}):
+        # The replicas section alone, spliced into the doc (its own run and machine line; a
+        # --quick smoke run only prints).
+        from bench.replicas_report import splice
+
+        doc = args.output or DOC
+        doc.write_text(splice(doc.read_text(encoding="utf-8"), results), encoding="utf-8")
+        print(f"replicas section written to {doc}")
     elif output is not None:
         from bench.report import render
 

@@ -42,7 +42,7 @@ from sqlalchemy import func, insert, select, text
 
 from fabkit.auth import Role
 from fabkit.db import make_engine, make_session_factory
-from fabkit.localstack.platform import Platform, start_platform
+from fabkit.localstack.platform import Platform, ServiceProcess, start_platform
 from fabkit.oidc_testing import TestIdentities
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +98,22 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (one level), from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            found.append(int(entry))
+    return found
 
 
 def pin(pid: int, cpus: Iterable[int]) -> None:
@@ -240,8 +256,12 @@ class Stack:
     artisans: list[str] = field(default_factory=list)
     subscriptions: int = 0
     seeding: dict[str, float] = field(default_factory=dict)
+    # Extra processes of a service (`start_replica`), by name: "notifications-2", ...
+    replicas: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
+        if service in self.replicas:
+            return self.replicas[service].url
         return self.platform.services[service].url
 
     @property
@@ -257,9 +277,24 @@ class Stack:
 
     def pids(self) -> dict[str, int]:
         pids = {name: s.proc.pid for name, s in self.platform.services.items() if s.proc}
+        pids |= {name: s.proc.pid for name, s in self.replicas.items() if s.proc}
         if self.platform.broker.pid:
             pids["broker"] = self.platform.broker.pid
         return pids
+
+    def postgres_pids(self) -> list[int]:
+        """The PostgreSQL server's processes: the postmaster and its children (one backend per
+        connection, the checkpointer, the WAL writer...), empty on SQLite. A process's CPU time
+        counts only its own threads, so PostgreSQL's CPU is the sum over these."""
+        server = self.platform.postgres
+        if server is None:
+            return []
+        pid_file = server.data_dir / "postmaster.pid"
+        try:
+            postmaster = int(pid_file.read_text(encoding="ascii").split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        return [postmaster, *children(postmaster)]
 
     def db_url(self, service: str) -> str:
         """The service's own database URL, as the launcher gave it (SQLite file or PostgreSQL)."""
@@ -269,7 +304,29 @@ class Stack:
     async def close(self) -> None:
         await self.receiver.close()
         self.identities.close()
+        for name in list(self.replicas):
+            await stop_replica(self, name)
         await asyncio.to_thread(self.platform.stop)
+
+
+async def start_replica(stack: Stack, service: str, extra_env: dict[str, str] | None = None) -> str:
+    """Start one more process of `service` (the launcher's `start_replica`: the same settings,
+    database, broker and consumer groups on another free port) and wait until it is ready;
+    returns its name (`notifications-2`, ...). Replicas need a database every process shares:
+    PostgreSQL (on SQLite the rule is one process per database file)."""
+    from fabkit.localstack.platform import start_replica as launch
+
+    if stack.platform.postgres is None:
+        raise RuntimeError(f"a second {service} process needs the PostgreSQL platform")
+    replica = await asyncio.to_thread(launch, stack.platform, service, extra_env)
+    name = replica.log_path.stem
+    stack.replicas[name] = replica
+    return name
+
+
+async def stop_replica(stack: Stack, name: str) -> None:
+    replica = stack.replicas.pop(name)
+    await asyncio.to_thread(replica.stop)
 
 
 def _start_platform(run_dir: Path, database: str) -> tuple[Platform, Any]:
@@ -499,9 +556,14 @@ async def seed_artisans(stack: Stack, count: int) -> None:
                 "contact_email": f"atelier{i}@example.org",
             }
             headers = {"Authorization": f"Bearer {token}"}
-            made = _expect(
-                await client.post(f"{leasing}/v1/artisans", json=body, headers=headers), 201
-            )
+            response = await client.post(f"{leasing}/v1/artisans", json=body, headers=headers)
+            if response.status_code == 401 and "does not publish" in response.text:
+                # Leasing fetched the realm's keys while Keycloak was still starting (the
+                # launcher awaits it last) and may fetch them again only 10 s later
+                # (fabkit.oidc's min_refresh_interval): wait that long once, then retry.
+                await asyncio.sleep(11)
+                response = await client.post(f"{leasing}/v1/artisans", json=body, headers=headers)
+            made = _expect(response, 201)
             assert made["id"] == artisan_id, made
             return artisan_id
 
@@ -547,10 +609,9 @@ def cell_criteria(i: int) -> dict[str, Any]:
 
 async def seed_subscriptions(stack: Stack, count: int, through_api: int = 100) -> None:
     """`through_api` searches through the API, the rest into the service's tables."""
-    from notifications.domain import feature_mask, index_terms
+    from notifications.domain import Criteria, feature_mask, index_terms
     from notifications.models import Subscription, SubscriptionTerm
     from notifications.schemas import CriteriaIn
-    from notifications.service import criteria_of
     from notifications.webhooks import generate_secret
 
     hook = f"{stack.receiver.url}/hooks/fabrique"
@@ -612,7 +673,7 @@ async def seed_subscriptions(stack: Stack, count: int, through_api: int = 100) -
         )
         terms += [
             {"dim": d, "value": v, "subscription_id": sub_id}
-            for d, v in index_terms(criteria_of(stored))
+            for d, v in index_terms(Criteria.from_stored(stored))
         ]
     total = await _bulk_load(
         stack.db_url("notifications"),
@@ -631,7 +692,7 @@ async def backlog(stack: Stack) -> float:
     """Outbox rows not yet published plus records behind the partition ends, all services."""
     total = 0.0
     async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
-        for name in stack.platform.services:
+        for name in [*stack.platform.services, *stack.replicas]:
             text = (await client.get(f"{stack.url(name)}/metrics")).text
             for line in text.splitlines():
                 if line.startswith(("consumer_lag_records{", "outbox_pending_events ")):

@@ -1,6 +1,6 @@
 """The backlog detector and the rate ladder of bench/replicas.py (pure logic).
 
-    uv run --no-sync pytest bench/test_backlog.py -q
+uv run --no-sync pytest bench/test_backlog.py -q
 """
 
 from __future__ import annotations
