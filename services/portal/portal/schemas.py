@@ -653,3 +653,22 @@ class LandlordRanking(_View):
     status: str
     ranking_frozen_at: datetime | None = None
     entries: list[LandlordRankingLine] = Field(default_factory=list)
+
+
+class JuryMemberView(_View):
+    name: str
+    organisation: str
+    role: str
+    conflict_of_interest: bool = False
+    recused: bool = False
+    declaration: str | None = None
+
+
+class JuryView(_View):
+    """A call's jury record as its landlord sees it (members, session, minutes, decision)."""
+
+    call_id: str
+    members: list[JuryMemberView] = Field(default_factory=list)
+    session_date: date
+    minutes: str
+    decision: str

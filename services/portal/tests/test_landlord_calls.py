@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.datastructures import FormData
 
 from portal.i18n import set_locale
-from portal.pages.landlord_calls import read_decision
+from portal.pages.landlord_calls import read_decision, read_jury
 from portal.schemas import LandlordRankingLine
 
 FIRST = LandlordRankingLine(
@@ -64,3 +64,27 @@ def test_bad_terms_and_a_rejection_without_ground_are_named_beside_their_fields(
         "reason": "The kilns need 60 kVA.",
         "ground": "technical_unfit",
     }
+
+
+def test_the_jury_form_needs_a_member_a_date_and_a_declaration_for_a_conflict() -> None:
+    set_locale("fr")
+    form, _ = read_jury(FormData({"session_date": "03/02/2027", "minutes": "", "decision": ""}))
+    assert set(form.errors) == {"member-0-name", "session_date", "minutes", "decision"}
+    sent = {
+        "member-0-name": "Claire Martin", "member-0-organisation": "Ville de Paris, DAE",
+        "member-0-role": "présidente",
+        "member-1-name": "Paul Durand", "member-1-organisation": "Ateliers de Paris",
+        "member-1-role": "membre", "member-1-conflict": "yes",
+        "session_date": "2027-02-03", "minutes": "The jury read the ranking.",
+        "decision": "The jury follows the ranking.",
+    }  # fmt: skip
+    form, _ = read_jury(FormData(sent))
+    assert form.errors == {
+        "member-1-declaration": "Dites quel est le conflit d’intérêts : le membre est alors "
+        "écarté de cet appel."
+    }
+    form, body = read_jury(FormData({**sent, "member-1-declaration": "Mentored one applicant."}))
+    assert form.errors == {}
+    assert [m["conflict_of_interest"] for m in body["members"]] == [False, True]
+    assert body["members"][1]["declaration"] == "Mentored one applicant."
+    assert body["session_date"] == "2027-02-03"

@@ -26,6 +26,7 @@ from portal.schemas import (
     CallResults,
     Catalogue,
     Eligibility,
+    JuryView,
     LandlordRanking,
     Lease,
     LeasePage,
@@ -341,5 +342,24 @@ async def reject_application(
 ) -> None:
     await request(
         SERVICE, upstreams.leasing, "POST", f"/v1/applications/{segment(application_id)}/reject",
+        token=token, json=body,
+    )  # fmt: skip
+
+
+async def get_jury(upstreams: Upstreams, token: str, call_id: str) -> JuryView | None:
+    """The call's jury record; None while none is recorded."""
+    try:
+        return await get(
+            SERVICE, upstreams.leasing, f"/v1/calls/{segment(call_id)}/jury", JuryView,
+            token=token,
+        )  # fmt: skip
+    except UpstreamNotFound:
+        return None
+
+
+async def put_jury(upstreams: Upstreams, token: str, call_id: str, body: dict[str, Any]) -> None:
+    """Record (or replace) the call's jury."""
+    await request(
+        SERVICE, upstreams.leasing, "PUT", f"/v1/calls/{segment(call_id)}/jury",
         token=token, json=body,
     )  # fmt: skip

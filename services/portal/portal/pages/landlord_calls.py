@@ -22,12 +22,92 @@ from portal.pages.landlord import landlord_of, staff
 from portal.pages.offers import moment
 from portal.pages.officer import call_status_text
 from portal.rendering import render
-from portal.schemas import LandlordRanking, LandlordRankingLine, OutOfRankGround
+from portal.schemas import JuryView, LandlordRanking, LandlordRankingLine, OutOfRankGround
 
 router = APIRouter(include_in_schema=False)
 _ = gettext
 
 REASON_MIN, REASON_MAX = 10, 2000
+JURY_ROWS = 4  # member rows on the form; more members are recorded through the API
+
+
+@dataclass
+class JuryForm:
+    """The jury record form as typed, and what is wrong with it."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, jury: JuryView | None) -> JuryForm:
+        if jury is None:
+            return cls()
+        values = {
+            "session_date": jury.session_date.isoformat(),
+            "minutes": jury.minutes,
+            "decision": jury.decision,
+        }
+        for i, m in enumerate(jury.members[:JURY_ROWS]):
+            values |= {f"member-{i}-name": m.name, f"member-{i}-organisation": m.organisation,
+                       f"member-{i}-role": m.role, f"member-{i}-declaration": m.declaration or "",
+                       f"member-{i}-conflict": "yes" if m.conflict_of_interest else ""}  # fmt: skip
+        return cls(values=values)
+
+
+def read_jury(sent: Any) -> tuple[JuryForm, dict[str, Any]]:
+    """The posted jury form, checked; the body of PUT /v1/calls/{id}/jury."""
+    form = JuryForm()
+    v, errors = form.values, form.errors
+    for key in ("session_date", "minutes", "decision"):
+        v[key] = str(sent.get(key) or "").strip()
+    members = []
+    for i in range(JURY_ROWS):
+        row = {k: str(sent.get(f"member-{i}-{k}") or "").strip()
+               for k in ("name", "organisation", "role", "declaration", "conflict")}  # fmt: skip
+        v |= {f"member-{i}-{k}": value for k, value in row.items()}
+        if not any(row[k] for k in ("name", "organisation", "role", "declaration")):
+            continue
+        for k in ("name", "organisation", "role"):
+            if len(row[k]) < 2:
+                errors[f"member-{i}-{k}"] = _("Write at least 2 characters.")
+        conflict = row["conflict"] == "yes"
+        if conflict and not row["declaration"]:
+            errors[f"member-{i}-declaration"] = _(
+                "Say what the conflict of interest is: the member is then recused from this call."
+            )
+        members.append({"name": row["name"], "organisation": row["organisation"],
+                        "role": row["role"], "conflict_of_interest": conflict,
+                        "declaration": row["declaration"] or None})  # fmt: skip
+    if not members:
+        errors["member-0-name"] = _("Name at least one member of the jury.")
+    try:
+        date.fromisoformat(v["session_date"])
+    except ValueError:
+        errors["session_date"] = _("Write a date as YYYY-MM-DD, such as 2027-01-15.")
+    for key in ("minutes", "decision"):
+        if len(v[key]) < REASON_MIN:
+            errors[key] = _("Write at least %(num)s characters.") % {"num": REASON_MIN}
+    body = {"members": members, "session_date": v["session_date"], "minutes": v["minutes"],
+            "decision": v["decision"]}  # fmt: skip
+    return form, body
+
+
+@router.post("/landlord/calls/{call_id}/jury", response_model=None)
+async def record_jury(
+    call_id: str, request: Request, upstreams: UpstreamsDep, user: UserDep, _csrf: CsrfDep
+) -> Response:
+    staff(user)
+    form, body = read_jury(await request.form())
+    if not form.errors:
+        try:
+            await leasing.put_jury(upstreams, user.access_token, call_id, body)
+        except UpstreamRefused as exc:
+            if exc.status not in (400, 403, 409, 422):
+                raise
+            form.errors["jury"] = _("Leasing refused it: %(detail)s") % {"detail": exc.detail}
+    if form.errors:
+        return await _call_page(request, upstreams, user, call_id, status=400, jury_form=form)
+    return RedirectResponse(f"/landlord/calls/{call_id}?done=jury", status_code=303)
 
 
 @dataclass
@@ -75,11 +155,13 @@ async def _call_page(
     call_id: str,
     form: DecisionForm | None = None,
     status: int = 200,
+    jury_form: JuryForm | None = None,
 ) -> HTMLResponse:
     staff(user)
     call = await leasing.get_call(upstreams, user.access_token, call_id)
     ranking = await leasing.landlord_ranking(upstreams, user.access_token, call_id)
     grounds = await _grounds(upstreams)
+    jury = await leasing.get_jury(upstreams, user.access_token, call_id)
     running = [e for e in (ranking.entries if ranking else []) if e.in_the_running]
     return render(
         request,
@@ -91,6 +173,9 @@ async def _call_page(
             "first": _first_in_running(ranking),
             "grounds": grounds,
             "form": form or DecisionForm(),
+            "jury": jury,
+            "jury_form": jury_form or JuryForm.of(jury),
+            "jury_rows": range(JURY_ROWS),
             "key": uuid.uuid4().hex,
             "status_text": call_status_text,
             "moment": moment,
@@ -187,6 +272,13 @@ async def decide(
     except UpstreamRefused as exc:
         if exc.status not in (400, 403, 409, 422):
             raise
+        if "comes first in the call's frozen ranking" in exc.detail:
+            # Someone ranked higher came back in the running since the page was read.
+            form.errors["ground"] = _(
+                "This applicant is not the first in the running: choose the published ground "
+                "for passing over those ranked higher."
+            )
+            return await _call_page(request, upstreams, user, call_id, form, status=exc.status)
         field_of = {"out_of_rank": "ground", "monthly_rent_eur": "rent", "ground": "ground"}
         named = [str(e.get("field", "")).removeprefix("body.").split(".")[0] for e in exc.errors]
         where = next((field_of.get(n, n) for n in named if n), "form")
