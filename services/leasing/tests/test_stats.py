@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlmodel import col
 
 from fabkit.auth import Role
@@ -108,22 +108,29 @@ async def let(
         session.add(app)
         await session.flush()
         session.add(lease)
+        # Leasing made a call when the vacancy opened; date it from the opening, or take it
+        # away for a let from before calls existed.
+        made = select(Call).where(col(Call.vacancy_id) == listing.vacancy_id)
+        existing = (await session.execute(made)).scalars().first()
         if call:
             opened = listing.vacancy_opened_at
-            session.add(
-                Call(
+            if existing is None:
+                existing = Call(
                     id=str(uuid.uuid4()),
                     vacancy_id=listing.vacancy_id,
                     unit_id=unit_id,
                     landlord_id=listing.landlord_id,
-                    status="decided",
+                    status="open",
                     opens_at=opened,
                     closes_at=opened + timedelta(days=21),
                     catalogue_version=1,
-                    created_at=opened + timedelta(seconds=2),
-                    decided_at=signed,
                 )
-            )
+                session.add(existing)
+            existing.opens_at, existing.created_at = opened, opened + timedelta(seconds=2)
+            existing.closes_at, existing.status = opened + timedelta(days=21), "decided"
+            existing.decided_at = signed
+        elif existing is not None:
+            await session.delete(existing)
         if close:
             listing.vacancy_id, listing.vacancy_opened_at = None, None
             listing.status = "leased"
