@@ -8,8 +8,10 @@ let. axe-core, sideways scrolling and screenshots on every page (check_page)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -21,7 +23,8 @@ from fabkit.testing import fail_or_skip
 
 from .browser import check_page, log_in
 from .conftest import start_platform
-from .harness import bearer, identities
+from .harness import Api, bearer, check, eventually, identities, today
+from .scenario import PROJECT, close_call
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -196,3 +199,127 @@ def test_the_back_office_is_for_landlord_staff(page: Any, platform: Platform, po
     )  # fmt: skip
     assert r.status_code == 403, r.text
     assert bearer(None) == {}
+
+
+async def _closed_call_with_two_applicants(platform: Platform) -> dict[str, Any]:
+    """A new RIVP unit made available (its call opens), two artisans apply, and the landlord
+    moves the closing date a few seconds ahead: leasing's worker closes it and freezes the
+    ranking (tie broken by the earlier submission: the first applicant is first in rank)."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = Api(platform, client)
+        landlord = api.identities.token(Role.LANDLORD, RIVP)
+        sites = (await client.get(api.url("inventory", "/v1/sites"),
+                                  params={"landlord_id": RIVP})).json()["items"]  # fmt: skip
+        unit = check(
+            await api.write(
+                "POST", "inventory", f"/v1/sites/{sites[0]['id']}/units", landlord,
+                json={"reference": f"C{uuid.uuid4().hex[:6]}", "surface_m2": 80,
+                      "rent_eur_m2_year": 100, "allowed_trades": ["textile"],
+                      "status": "available"},
+            ),
+            201,
+        )  # fmt: skip
+
+        async def opened() -> Any:
+            r = await client.get(api.url("leasing", "/v1/calls"), params={"unit_id": unit["id"]})
+            items = r.json()["items"] if r.status_code == 200 else []
+            return items[0] if items and items[0]["status"] == "open" else None
+
+        call = await eventually(opened, timeout=90, what="leasing to open the unit's call")
+        for _n in range(2):
+            artisan = await api.register_artisan(["textile"])
+            check(
+                await api.write("POST", "leasing", "/v1/applications", artisan.token,
+                                json={"unit_id": unit["id"], "project": PROJECT}),
+                201,
+            )  # fmt: skip
+        return await close_call(api, landlord, call["id"])
+
+
+def test_a_landlord_offers_out_of_rank_only_with_a_published_ground(
+    axe_tab: Any, platform: Platform, portal: str
+) -> None:
+    # Playwright's sync API runs a loop in this thread: the API calls run in one of their own.
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(asyncio.run, _closed_call_with_two_applicants(platform)).result()
+    tab = axe_tab
+    log_in(tab, portal, "lea.martin", PASSWORD)
+    tab.goto(portal + "/landlord")
+    tab.get_by_role("link", name="Mes appels à candidatures", exact=False).click()
+    tab.wait_for_url(portal + "/landlord/calls")
+    check_page(tab, "landlord-calls")
+    tab.locator(f"a[href='/landlord/calls/{call['id']}']").click()
+    tab.wait_for_url(f"{portal}/landlord/calls/{call['id']}")
+    lines = tab.locator(".ranking-line").all_inner_texts()
+    assert len(lines) == 2 and lines[0].startswith("Rang 1")
+    assert "points sur" in lines[0]  # the points per criterion are listed
+    check_page(tab, "landlord-call")
+
+    # Rank 2 without a ground: refused beside the ground, nothing sent.
+    start = today()
+    tab.select_option("#f-application_id", index=1)
+    tab.fill("#f-rent", "900")
+    tab.fill("#f-start_date", start.isoformat())
+    tab.fill("#f-end_date", start.replace(year=start.year + 2).isoformat())
+    tab.get_by_role("button", name="Envoyer l’offre").click()
+    tab.wait_for_load_state()
+    assert "n’est pas le premier en lice" in tab.locator("#f-ground-error").inner_text()
+    check_page(tab, "landlord-call-out-of-rank")
+    ranking = inventory_free_ranking(platform, call["id"])
+    assert all(not e["decisions"] for e in ranking["entries"])
+
+    # With a published ground and an explanation: the offer goes to rank 2.
+    tab.select_option("#f-application_id", index=1)
+    tab.select_option("#f-ground", index=1)
+    tab.fill("#f-explanation", "Le premier projet demande une extraction que ce lot n’a pas.")
+    tab.get_by_role("button", name="Envoyer l’offre").click()
+    tab.wait_for_url(f"{portal}/landlord/calls/{call['id']}?done=offered")
+    assert "L’offre est envoyée" in tab.locator(".banner-success").inner_text()
+    ranking = inventory_free_ranking(platform, call["id"])
+    second = next(e for e in ranking["entries"] if e["rank"] == 2)
+    offer = next(d for d in second["decisions"] if d["decision"] == "offered")
+    assert offer["ground"] and "extraction" in (offer["reason"] or "")
+    check_page(tab, "landlord-call-offered")
+
+    # The jury record: a conflict needs its declaration; then it is recorded in leasing.
+    tab.fill("#f-member-0-name", "Claire Martin")
+    tab.fill("#f-member-0-organisation", "Ville de Paris, DAE")
+    tab.fill("#f-member-0-role", "présidente")
+    tab.check("#f-member-0-conflict")
+    tab.fill("#f-member-1-name", "Paul Durand")
+    tab.fill("#f-member-1-organisation", "Ateliers de Paris")
+    tab.fill("#f-member-1-role", "membre")
+    tab.fill("#f-session_date", today().isoformat())
+    tab.fill("#f-minutes", "Le jury a lu le classement et les deux projets.")
+    tab.fill("#f-decision", "Le jury retient le deuxième projet, faute d'extraction.")
+    tab.get_by_role("button", name="Enregistrer le jury").click()
+    tab.wait_for_load_state()
+    assert (
+        "Dites quel est le conflit d’intérêts"
+        in tab.locator("#f-member-0-declaration-error").inner_text()
+    )
+    check_page(tab, "landlord-call-jury-invalid")
+    tab.fill("#f-member-0-declaration", "A suivi l'un des candidats en 2025.")
+    tab.get_by_role("button", name="Enregistrer le jury").click()
+    tab.wait_for_url(f"{portal}/landlord/calls/{call['id']}?done=jury")
+    assert "Le jury est enregistré" in tab.locator(".banner-success").inner_text()
+    jury = httpx.get(
+        platform.services["leasing"].url + f"/v1/calls/{call['id']}/jury",
+        headers=bearer(identities(platform).token(Role.LANDLORD, RIVP)), timeout=20,
+    ).json()  # fmt: skip
+    assert [(m["name"], m["recused"]) for m in jury["members"]] == [
+        ("Claire Martin", True),
+        ("Paul Durand", False),
+    ]
+    check_page(tab, "landlord-call-jury")
+
+
+def inventory_free_ranking(platform: Platform, call_id: str) -> dict[str, Any]:
+    """The call's ranking as leasing answers its landlord."""
+    token = identities(platform).token(Role.LANDLORD, RIVP)
+    r = httpx.get(
+        platform.services["leasing"].url + f"/v1/calls/{call_id}/ranking",
+        headers=bearer(token), timeout=20,
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
