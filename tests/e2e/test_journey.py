@@ -15,7 +15,6 @@ import pytest
 from fabkit.localstack.platform import Platform
 
 from .conftest import database_of
-from .scenario import close_call
 from .harness import (
     UNIT_TOPIC,
     AlertBook,
@@ -33,6 +32,7 @@ from .harness import (
     today,
     wait_caught_up,
 )
+from .scenario import close_call
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
