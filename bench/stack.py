@@ -396,6 +396,19 @@ async def _gather_limited(limit: int, coros: Iterable[Any]) -> list[Any]:
     return await asyncio.gather(*(one(c) for c in coros))
 
 
+async def _post(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> httpx.Response:
+    """POST, retried once when the service does not know the token's signing key yet: it
+    fetched the realm's keys while Keycloak was still starting (the launcher awaits it last)
+    and fetches them again only 10 s later (fabkit.oidc's min_refresh_interval)."""
+    response = await client.post(url, json=body, headers=headers)
+    if response.status_code == 401 and "does not publish" in response.text:
+        await asyncio.sleep(11)
+        response = await client.post(url, json=body, headers=headers)
+    return response
+
+
 def _expect(response: httpx.Response, status: int) -> dict[str, Any]:
     if response.status_code != status:
         raise RuntimeError(
@@ -556,13 +569,7 @@ async def seed_artisans(stack: Stack, count: int) -> None:
                 "contact_email": f"atelier{i}@example.org",
             }
             headers = {"Authorization": f"Bearer {token}"}
-            response = await client.post(f"{leasing}/v1/artisans", json=body, headers=headers)
-            if response.status_code == 401 and "does not publish" in response.text:
-                # Leasing fetched the realm's keys while Keycloak was still starting (the
-                # launcher awaits it last) and may fetch them again only 10 s later
-                # (fabkit.oidc's min_refresh_interval): wait that long once, then retry.
-                await asyncio.sleep(11)
-                response = await client.post(f"{leasing}/v1/artisans", json=body, headers=headers)
+            response = await _post(client, f"{leasing}/v1/artisans", body, headers)
             made = _expect(response, 201)
             assert made["id"] == artisan_id, made
             return artisan_id
@@ -627,14 +634,8 @@ async def seed_subscriptions(stack: Stack, count: int, through_api: int = 100) -
                 "criteria": cell_criteria(i),
                 "channels": [{"type": "webhook", "url": hook}],
             }
-            _expect(
-                await client.post(
-                    f"{notifications}/v1/subscriptions",
-                    headers={"Authorization": f"Bearer {token}"},
-                    json=body,
-                ),
-                201,
-            )
+            headers = {"Authorization": f"Bearer {token}"}
+            _expect(await _post(client, f"{notifications}/v1/subscriptions", body, headers), 201)
 
         await _gather_limited(8, (create(i) for i in range(through_api)))
     api_s = time.monotonic() - started
