@@ -47,21 +47,29 @@ class CsrfRejected(Exception):
     """A form without the right CSRF token: the portal answers its 403 "form expired" page."""
 
 
-def get_upstreams(request: Request) -> Upstreams:
+# Dependencies are coroutines: FastAPI runs a plain `def` dependency in its thread pool, a hop
+# per request that cost the board about a tenth of its CPU under load (docs/benchmarks.md §8).
+
+
+async def get_upstreams(request: Request) -> Upstreams:
     return request.app.state.upstreams  # type: ignore[no-any-return]
 
 
-def get_settings(request: Request) -> PortalSettings:
+async def get_settings(request: Request) -> PortalSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def optional_user(request: Request) -> SignedIn | None:
+def signed_in(request: Request) -> SignedIn | None:
     web = web_context(request.state)
     return web.user if web is not None else None
 
 
-def current_user(request: Request) -> SignedIn:
-    user = optional_user(request)
+async def optional_user(request: Request) -> SignedIn | None:
+    return signed_in(request)
+
+
+async def current_user(request: Request) -> SignedIn:
+    user = signed_in(request)
     if user is None:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(here)
