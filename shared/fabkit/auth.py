@@ -25,7 +25,7 @@ class Role(StrEnum):
     ADMIN = "admin"
     LANDLORD = "landlord"
     ARTISAN = "artisan"
-    OFFICER = "officer"  # city officer: reads ledger, vacancies, allocations; never writes
+    OFFICER = "officer"  # city officer: reads everything; writes only programmes and appeal answers
 
 
 @dataclass(frozen=True)
