@@ -63,6 +63,12 @@ CONSUMERS: dict[str, tuple[str, dict[str, set[str]]]] = {
             "leasing.programme.events": {"leasing.programme.published.v1"},
             "leasing.application.events": {"leasing.application.decided.v1"},
             "leasing.lease.events": {"leasing.lease.offered.v1"},
+            "leasing.call.events": {
+                "leasing.call.closed.v1",
+                "leasing.call.decided.v1",
+                "leasing.call.results_published.v1",
+                "leasing.appeal.answered.v1",
+            },
         },
     ),
 }
@@ -74,6 +80,7 @@ MALFORMED_TYPES = {
     "leasing.artisan.registered.v1",
     "leasing.programme.published.v1",
     "leasing.application.decided.v1",
+    "leasing.call.closed.v1",
 }
 DLQS = sorted({dlq for dlq, _ in CONSUMERS.values()})
 TOPICS = sorted({t for _, topics in CONSUMERS.values() for t in topics})
@@ -135,6 +142,7 @@ async def test_poison_is_dead_lettered_and_consumers_keep_going(
         "leasing.artisan.events": artisan.id,
         "leasing.application.events": str(uuid.uuid4()),
         "leasing.programme.events": "e2e-poison",
+        "leasing.call.events": str(uuid.uuid4()),
     }
     expected: dict[tuple[str, str, int, int], str] = {}  # (dlq, topic, partition, offset) -> what
     sent = acknowledged = 0
