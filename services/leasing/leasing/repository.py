@@ -486,9 +486,7 @@ async def list_calls(
     return await paginate(session, ordered, page)
 
 
-async def due_call_ids(
-    session: AsyncSession, status: str, now: datetime, limit: int
-) -> list[str]:
+async def due_call_ids(session: AsyncSession, status: str, now: datetime, limit: int) -> list[str]:
     """Scheduled calls whose opening passed, or open calls whose closing passed (by `status`),
     the earliest date first."""
     when = col(Call.opens_at) if status == "scheduled" else col(Call.closes_at)
@@ -551,10 +549,14 @@ async def rankings_of_applications(
     if not application_ids:
         return {}
     lines = (
-        await session.execute(
-            select(CallRanking).where(col(CallRanking.application_id).in_(application_ids))
+        (
+            await session.execute(
+                select(CallRanking).where(col(CallRanking.application_id).in_(application_ids))
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     if not lines:
         return {}
     sizes = dict(
@@ -564,7 +566,9 @@ async def rankings_of_applications(
                 .where(col(CallRanking.call_id).in_({r.call_id for r in lines}))
                 .group_by(col(CallRanking.call_id))
             )
-        ).tuples().all()
+        )
+        .tuples()
+        .all()
     )
     return {r.application_id: (r, sizes[r.call_id]) for r in lines}
 

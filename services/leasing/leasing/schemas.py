@@ -545,7 +545,9 @@ class ApplicationCallOut(BaseModel):
     @classmethod
     def of(cls, call: Call, line: tuple[CallRanking, int] | None) -> ApplicationCallOut:
         out = cls(
-            call_id=call.id, status=CallStatus(call.status), opens_at=call.opens_at,
+            call_id=call.id,
+            status=CallStatus(call.status),
+            opens_at=call.opens_at,
             closes_at=call.closes_at,
         )
         if line is not None:

@@ -30,9 +30,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=120), nullable=False),
         sa.Column("organisation", sa.String(length=200), nullable=False),
         sa.Column("role", sa.String(length=120), nullable=False),
-        sa.Column(
-            "conflict_of_interest", sa.Boolean(), server_default=sa.false(), nullable=False
-        ),
+        sa.Column("conflict_of_interest", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("declaration", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["call_id"], ["calls.id"], name=op.f("fk_jury_members_call_id_calls")
