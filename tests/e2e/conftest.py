@@ -1,6 +1,8 @@
 """End-to-end fixtures: the platform as real processes, started by the run command's launcher.
 
-- ``platform`` (module): the run command's platform as ``make run`` starts it (seeded, SQLite).
+- ``platform`` (module): the run command's platform as ``make run`` starts it (seeded, SQLite),
+  started a second time when the first start fails (``started_platform``).
+- ``clock_platform`` (module): not seeded, leasing's clock read from ``clock_file`` (calls).
 - ``e2e_platform`` (session): SQLite, not seeded, fast notification retries; shared by the
   scenarios, which isolate themselves by their own landlords, artisans and trades. The fault
   scenarios kill and restart its broker and services and leave them running.
@@ -70,15 +72,47 @@ def with_keycloak(
     return platform
 
 
+def started_platform(
+    tmp_path_factory: pytest.TempPathFactory, label: str, attempts: int = 1, **kwargs: Any
+) -> Iterator[Platform]:
+    """A fixture's platform: started (again after a failed start, up to ``attempts`` times: on a
+    shared two-core machine Keycloak's start sometimes passes the launcher's bound), yielded,
+    stopped; ``fail_or_skip`` when no attempt starts."""
+    reasons = []
+    for attempt in range(1, attempts + 1):
+        try:
+            started = start_platform(tmp_path_factory.mktemp(f"{label}-{attempt}"), **kwargs)
+            break
+        except Exception as exc:
+            reasons.append(f"attempt {attempt}: {exc}"[:2000])
+    else:
+        fail_or_skip(f"cannot start the platform ({label}): " + " | ".join(reasons))
+    yield started
+    started.stop()
+
+
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """A fresh platform per test module (broker, seeded services on SQLite)."""
-    try:
-        started = start_platform(tmp_path_factory.mktemp("platform"), fixed_ports=False)
-    except Exception as exc:
-        fail_or_skip(f"cannot start the platform: {exc}")
-    yield started
-    started.stop()
+    yield from started_platform(tmp_path_factory, "platform", attempts=2, fixed_ports=False)
+
+
+@pytest.fixture(scope="module")
+def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file leasing reads its clock from on ``clock_platform`` (an offset or an instant)."""
+    return tmp_path_factory.mktemp("clock") / "leasing-clock"
+
+
+@pytest.fixture(scope="module")
+def clock_platform(
+    tmp_path_factory: pytest.TempPathFactory, clock_file: Path
+) -> Iterator[Platform]:
+    """A platform per module, not seeded, whose leasing reads its clock from ``clock_file`` and
+    ticks its call worker twice a second (calls' closing dates and appeal periods pass)."""
+    env = {**FAST_DELIVERY_ENV, "LEASING_CLOCK_FILE": str(clock_file), "LEASING_CALL_TICK_S": "0.5"}
+    yield from started_platform(
+        tmp_path_factory, "e2e-clock", fixed_ports=False, seed=False, extra_env=env
+    )
 
 
 # --------------------------------------------------------------------------------------------

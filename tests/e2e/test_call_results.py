@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,9 @@ import pytest
 
 from fabkit.auth import Role
 from fabkit.localstack.platform import Platform
-from fabkit.testing import fail_or_skip
 
-from .conftest import database_of, start_platform
+from .conftest import database_of
 from .harness import (
-    FAST_DELIVERY_ENV,
     Api,
     Counts,
     Mailbox,
@@ -41,39 +39,18 @@ DAY = 24 * 3600
 REJECTION = {"reason": "The kilns need 60 kVA; the unit has 36.", "ground": "technical_unfit"}
 
 
-@pytest.fixture(scope="module")
-def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("clock") / "leasing-clock"
-
-
-@pytest.fixture(scope="module")
-def results_platform(
-    tmp_path_factory: pytest.TempPathFactory, clock_file: Path
-) -> Iterator[Platform]:
-    """A platform whose leasing reads its clock from `clock_file`."""
-    env = {**FAST_DELIVERY_ENV, "LEASING_CLOCK_FILE": str(clock_file), "LEASING_CALL_TICK_S": "0.5"}
-    try:
-        started = start_platform(
-            tmp_path_factory.mktemp("e2e-results"), fixed_ports=False, seed=False, extra_env=env
-        )
-    except Exception as exc:
-        fail_or_skip(f"cannot start the platform: {exc}")
-    yield started
-    started.stop()
-
-
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
 async def test_results_published_and_an_appeal_answered(
-    results_platform: Platform,
+    clock_platform: Platform,
     api_for: Callable[[Platform], Api],
     mailbox_for: Callable[[Platform], Mailbox],
     clock_file: Path,
     report: Callable[[Counts], None],
 ) -> None:
-    platform, started = results_platform, time.monotonic()
+    platform, started = clock_platform, time.monotonic()
     api, mailbox = api_for(platform), mailbox_for(platform)
     counts = Counts("call results", database_of(platform))
     clock_file.write_text("0")

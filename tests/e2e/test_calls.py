@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,9 @@ from typing import Any
 import pytest
 
 from fabkit.localstack.platform import Platform
-from fabkit.testing import fail_or_skip
 
-from .conftest import database_of, start_platform
+from .conftest import database_of
 from .harness import (
-    FAST_DELIVERY_ENV,
     Api,
     Counts,
     check,
@@ -37,28 +35,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 N = 50
 GROUND = {"ground": "jury_decision", "explanation": "The jury preferred this project in session."}
-
-
-@pytest.fixture(scope="module")
-def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("clock") / "leasing-clock"
-
-
-@pytest.fixture(scope="module")
-def calls_platform(
-    tmp_path_factory: pytest.TempPathFactory, clock_file: Path
-) -> Iterator[Platform]:
-    """A platform whose leasing reads its clock from `clock_file` and ticks its call worker
-    twice a second."""
-    env = {**FAST_DELIVERY_ENV, "LEASING_CLOCK_FILE": str(clock_file), "LEASING_CALL_TICK_S": "0.5"}
-    try:
-        started = start_platform(
-            tmp_path_factory.mktemp("e2e-calls"), fixed_ports=False, seed=False, extra_env=env
-        )
-    except Exception as exc:
-        fail_or_skip(f"cannot start the platform: {exc}")
-    yield started
-    started.stop()
 
 
 async def _open_call(api: Api, landlord: str, trade: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -110,12 +86,12 @@ async def _pass_the_closing_date(api: Api, clock_file: Path, call: dict[str, Any
 
 
 async def test_a_call_from_opening_to_a_signed_lease(
-    calls_platform: Platform,
+    clock_platform: Platform,
     api_for: Callable[[Platform], Api],
     clock_file: Path,
     report: Callable[[Counts], None],
 ) -> None:
-    platform, started = calls_platform, time.monotonic()
+    platform, started = clock_platform, time.monotonic()
     api = api_for(platform)
     counts = Counts("calls", database_of(platform))
     clock_file.write_text("0")
@@ -218,12 +194,12 @@ async def test_a_call_from_opening_to_a_signed_lease(
 
 
 async def test_fifty_simultaneous_offers_on_one_call_make_one_lease(
-    calls_platform: Platform,
+    clock_platform: Platform,
     api_for: Callable[[Platform], Api],
     clock_file: Path,
     report: Callable[[Counts], None],
 ) -> None:
-    platform, started = calls_platform, time.monotonic()
+    platform, started = clock_platform, time.monotonic()
     api = api_for(platform)
     counts = Counts("calls-50-offers", database_of(platform))
     clock_file.write_text("0")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,10 +18,8 @@ import pytest
 
 from fabkit.auth import Role
 from fabkit.localstack.platform import Platform
-from fabkit.testing import fail_or_skip
 
 from .browser import check_page, log_in
-from .conftest import start_platform
 from .harness import Api, bearer, check, eventually, identities, today
 from .scenario import PROJECT, close_call
 
@@ -30,25 +27,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 PASSWORD = "fabrique-demo-2026"
 RIVP = "ad1225aa-57cd-5ef3-a7d4-fe896f9b6e76"  # lea.martin's landlord (demo-directory.json)
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """conftest's seeded platform, started a second time when the first start fails (on a
-    shared two-core machine Keycloak's start sometimes passes the launcher's bound)."""
-    reasons = []
-    for attempt in (1, 2):
-        try:
-            started = start_platform(
-                tmp_path_factory.mktemp(f"landlord-platform-{attempt}"), fixed_ports=False
-            )
-            break
-        except Exception as exc:
-            reasons.append(f"attempt {attempt}: {exc}"[:2000])
-    else:
-        fail_or_skip("cannot start the platform: " + " | ".join(reasons))
-    yield started
-    started.stop()
 
 
 @pytest.fixture(scope="module")

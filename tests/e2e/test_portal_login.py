@@ -19,10 +19,8 @@ import httpx
 import pytest
 
 from fabkit.localstack.platform import Platform
-from fabkit.testing import fail_or_skip
 
 from .browser import DESKTOP, PHONE, TIMEOUT_MS, axe_violations, log_in, log_out, screenshot
-from .conftest import start_platform
 from .harness import Mailbox
 
 # The platform (Kafka, Keycloak, four services) starts in the first test's setup: on a busy
@@ -30,25 +28,6 @@ from .harness import Mailbox
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 PASSWORD = "fabrique-demo-2026"
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """conftest's seeded platform, started a second time when the first start fails: on a
-    shared two-core machine Keycloak's start sometimes passes the launcher's bound."""
-    reasons = []
-    for attempt in (1, 2):
-        try:
-            started = start_platform(
-                tmp_path_factory.mktemp(f"login-platform-{attempt}"), fixed_ports=False
-            )
-            break
-        except Exception as exc:
-            reasons.append(f"attempt {attempt}: {exc}"[:2000])
-    else:
-        fail_or_skip("cannot start the platform: " + " | ".join(reasons))
-    yield started
-    started.stop()
 
 
 @pytest.fixture(scope="module")

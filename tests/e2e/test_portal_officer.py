@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -21,10 +20,8 @@ import pytest
 
 from fabkit.auth import Role
 from fabkit.localstack.platform import Platform
-from fabkit.testing import fail_or_skip
 
 from .browser import TIMEOUT_MS, check_page, log_in, screenshot
-from .conftest import start_platform
 from .harness import Api, bearer, check, eventually, identities, months_later, tag, today
 from .scenario import PROJECT, close_call
 
@@ -32,25 +29,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 PASSWORD = "fabrique-demo-2026"
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """conftest's seeded platform, started a second time when the first start fails: on a
-    shared two-core machine Keycloak's start sometimes passes the launcher's bound."""
-    reasons = []
-    for attempt in (1, 2):
-        try:
-            started = start_platform(
-                tmp_path_factory.mktemp(f"officer-platform-{attempt}"), fixed_ports=False
-            )
-            break
-        except Exception as exc:
-            reasons.append(f"attempt {attempt}: {exc}"[:2000])
-    else:
-        fail_or_skip("cannot start the platform: " + " | ".join(reasons))
-    yield started
-    started.stop()
 
 
 @pytest.fixture(scope="module")
