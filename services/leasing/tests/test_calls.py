@@ -22,7 +22,7 @@ from leasing.domain import (
     call_transition,
     frozen_order,
 )
-from leasing.service import calls
+from leasing.service import calls, leases
 from leasing.service.common import Clock
 
 from .conftest import Api, FakeUnit
@@ -384,3 +384,31 @@ async def test_a_vacancy_closed_before_a_decision_cancels_its_call(api: Api) -> 
     r = await api.client.get("/v1/calls", params={"unit_id": unit.unit_id, "status": "open"})
     assert r.json()["total"] == 1 and r.json()["items"][0]["id"] != call["id"]
     assert_problem(await api.client.get("/v1/calls/no-such-call"), 404, "GET /v1/calls")
+
+
+async def test_an_expired_offer_whose_start_date_passed_waits_for_the_landlord(api: Api) -> None:
+    """Passing to the next checks the terms as a landlord's offer is checked: an offer that
+    expired after its start date does not go on as it is; the next in rank stays first, for
+    the landlord to offer with dates ahead."""
+    landlord_id, landlord = api.landlord()
+    unit = await api.vacant_unit(landlord_id)
+    call = await call_of(api, unit)
+    _, first_token = await api.register(legal_form="scop")
+    _, second_token = await api.register()
+    first = await api.apply(first_token, unit.unit_id)
+    second = await api.apply(second_token, unit.unit_id)
+    r = await api.offer(landlord, first["id"])  # starts today
+    assert r.status_code == 201, r.text
+    lease = r.json()
+
+    expired_at = datetime.fromisoformat(lease["offer_expires_at"]) + timedelta(seconds=1)
+    assert expired_at.date() > datetime.now(UTC).date()  # the offer's start date is behind
+    assert await leases.expire_offer(api.sessions, lease["id"], now=expired_at)
+    r = await api.client.get(f"/v1/applications/{second['id']}", headers=second_token)
+    assert r.json()["status"] == "submitted", r.text  # nothing offered on stale dates
+    assert r.json()["decisions"] == []
+    r = await api.client.get(f"/v1/calls/{call['id']}/ranking", headers=landlord)
+    assert r.status_code == 200, r.text
+    # the landlord's own offer to the next in rank, with dates ahead, needs no reason
+    r = await api.offer(landlord, second["id"])
+    assert r.status_code == 201, r.text

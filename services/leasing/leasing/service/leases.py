@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -68,23 +69,28 @@ log = logging.getLogger(__name__)
 
 
 def _offer_terms_problem(
-    programme: Programme, listing: UnitListing, data: OfferCreate, today: date
+    programme: Programme,
+    listing: UnitListing,
+    monthly_rent_eur: Decimal,
+    start_date: date,
+    end_date: date,
+    today: date,
 ) -> str | None:
     cap = monthly_rent_cap_eur(programme.rules, listing.surface_m2)
-    if data.monthly_rent_eur > cap:
+    if monthly_rent_eur > cap:
         return (
-            f"A monthly rent of {data.monthly_rent_eur} € is over the cap of programme "
+            f"A monthly rent of {monthly_rent_eur} € is over the cap of programme "
             f"{programme.name!r}: {cap} € for this unit ({programme.rules.rent_cap_eur_m2_year} "
             f"€/m²/year × {listing.surface_m2} m² ÷ 12)."
         )
-    if data.start_date < today:
+    if start_date < today:
         return "start_date cannot be in the past."
-    if data.start_date > today + timedelta(days=366):
+    if start_date > today + timedelta(days=366):
         return "start_date must be within a year."
-    latest = latest_end_date(programme.rules, data.start_date)
-    if data.end_date <= data.start_date:
+    latest = latest_end_date(programme.rules, start_date)
+    if end_date <= start_date:
         return "end_date must be after start_date."
-    if data.end_date > latest:
+    if end_date > latest:
         return (
             f"Programme {programme.name!r} allows a residency of at most "
             f"{programme.rules.max_residency_months} months: end_date must be on or before "
@@ -165,7 +171,9 @@ async def _offerable(
         raise ProblemError(
             409, f"Programme {app.programme_id!r} is no longer published; no offer can be made."
         )
-    problem = _offer_terms_problem(programme, listing, data, today)
+    problem = _offer_terms_problem(
+        programme, listing, data.monthly_rent_eur, data.start_date, data.end_date, today
+    )
     if problem:
         raise ProblemError(422, problem)
     if app.status != ApplicationStatus.SUBMITTED:
@@ -269,6 +277,11 @@ async def _pass_to_next(
     following = await calls.next_in_rank(session, call)
     if following is None:
         return
+    unfit = await _terms_unfit_for(session, call, following, ended, now.date())
+    if unfit is not None:
+        # The landlord offers to them with terms that fit (the rank still points to them).
+        log.info("call %s: the ended offer's terms do not pass on (%s)", call.id, unfit)
+        return
     await session.flush()  # the ended offer leaves the unit's one open lease first
     lease = Lease(
         id=new_id(),
@@ -304,6 +317,36 @@ async def _pass_to_next(
             lease=LeaseSnapshot.from_model(lease), artisan_id=lease.artisan_id, offered_at=now
         ),
     )
+
+
+async def _terms_unfit_for(
+    session: AsyncSession, call: Call, following: Application, ended: Lease, today: date
+) -> str | None:
+    """Why the ended offer's terms cannot go to the next in rank as they are (None when they
+    can): the same checks as a landlord's offer — the next applicant's programme, as the call
+    opened under it, its rent cap and residency, dates still ahead, eligibility today."""
+    catalogue = await repo.get_catalogue_version(session, call.catalogue_version)
+    programme = catalogue.get(following.programme_id) if catalogue is not None else None
+    if programme is None:
+        return f"programme {following.programme_id!r} is not in catalogue {call.catalogue_version}"
+    listing = await repo.get_listing(session, following.unit_id)
+    artisan = await repo.get_artisan(session, following.artisan_id)
+    if listing is None or artisan is None:
+        return "the unit or the applicant is unknown"
+    problem = _offer_terms_problem(
+        programme,
+        listing,
+        Decimal(ended.monthly_rent_cents) / 100,
+        ended.start_date,
+        ended.end_date,
+        today,
+    )
+    if problem is not None:
+        return problem
+    failures = failed_rules(programme, applicant_of(artisan), facts_of(listing), today)
+    if failures:
+        return "the applicant is no longer eligible: " + ", ".join(f.rule for f in failures)
+    return None
 
 
 async def _lock_call_of_lease(session: AsyncSession, lease_id: str) -> None:
