@@ -27,6 +27,7 @@ REASON_MAX = 2000
 def status_text(status: str) -> str:
     """An application's status in words."""
     names = {
+        "draft": _("Draft: not submitted yet"),
         "submitted": _("Submitted: under review"),
         "offered": _("Offer made: answer it"),
         "accepted": _("Offer accepted: lease signed"),
@@ -41,7 +42,7 @@ def status_text(status: str) -> str:
 
 def status_tone(status: str) -> str:
     """The tag's colour family: still open, good news, or over."""
-    if status in ("submitted", "offered"):
+    if status in ("draft", "submitted", "offered"):
         return "open"
     return "good" if status == "accepted" else "closed"
 
