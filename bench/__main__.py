@@ -247,9 +247,10 @@ def main() -> int:
         doc.write_text(splice(doc.read_text(encoding="utf-8"), results), encoding="utf-8")
         print(f"replicas section written to {doc}")
     elif output is not None:
-        from bench.report import render
+        from bench.report import carry_over, render
 
-        output.write_text(render(results, command), encoding="utf-8")
+        before = output.read_text(encoding="utf-8") if output.exists() else ""
+        output.write_text(carry_over(before, render(results, command)), encoding="utf-8")
         print(f"written to {output}")
     return 0
 

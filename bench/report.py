@@ -972,3 +972,34 @@ if __name__ == "__main__":  # pragma: no cover - debugging aid
     from pathlib import Path
 
     print(render(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")), "python -m bench"))
+
+
+# Sections a full run does not write (each kept by its own `--only` run or by hand: the catalogue
+# cache, the rebalance pauses, throughput with replicas…) are carried over from the doc being
+# replaced, in their order, before the findings.
+NOT_CARRIED = frozenset({"## Sections that failed in this run"})
+
+
+def _sections(doc: str) -> list[tuple[str, str]]:
+    """The doc's `## ` sections as (heading, text) pairs; the text before the first is skipped."""
+    sections: list[tuple[str, str]] = []
+    for chunk in doc.split("\n## ")[1:]:
+        heading, _, _ = chunk.partition("\n")
+        sections.append((f"## {heading.strip()}", f"## {chunk.rstrip()}\n"))
+    return sections
+
+
+def carry_over(old: str, new: str) -> str:
+    """`new` with every section of `old` that `new` lacks, inserted before the findings."""
+    written = {heading for heading, _ in _sections(new)}
+    kept = [
+        text
+        for heading, text in _sections(old)
+        if heading not in written and heading not in NOT_CARRIED
+    ]
+    if not kept:
+        return new
+    head, marker, tail = new.partition("## Findings: profiles and fixes")
+    if not marker:
+        return new.rstrip() + "\n\n" + "\n".join(kept)
+    return head + "\n".join(kept) + "\n" + marker + tail
