@@ -32,6 +32,7 @@ from portal.pages import (
     officer,
     profile,
     programmes,
+    results,
     searches,
     units,
 )
@@ -87,6 +88,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     for module in (profile, applications, offers):
         app.include_router(module.router)
     app.include_router(officer.router)
+    app.include_router(results.router)
     app.include_router(landlord.router)
     app.include_router(landlord_calls.router)
     return app

@@ -225,6 +225,20 @@ class DecisionView(_View):
     decided_at: datetime
 
 
+class ApplicationCall(_View):
+    """Where an application stands in its call (leasing `ApplicationCallOut`)."""
+
+    call_id: str
+    status: str
+    opens_at: datetime
+    closes_at: datetime
+    rank: int | None = None
+    ranked_among: int | None = None
+    score: int | None = None
+    max_score: int | None = None
+    criteria: list[CriterionPoints] = Field(default_factory=list)
+
+
 class Application(_View):
     id: str
     unit_id: str
@@ -241,6 +255,7 @@ class Application(_View):
     decisions: list[DecisionView] = Field(default_factory=list)
     rank: int | None = None
     ranked_among: int | None = None
+    call: ApplicationCall | None = None
 
     @property
     def withdrawable(self) -> bool:
@@ -594,11 +609,19 @@ class Departure(_View):
     explanation: str | None = None
 
 
+class ResultCriterion(_View):
+    criterion_id: str
+    label: str
+    points: int
+    max_points: int
+
+
 class ResultRow(_View):
     candidate: str
     rank: int
     score: int
     max_score: int
+    criteria: list[ResultCriterion] = Field(default_factory=list)
     outcome: str
     order_followed: bool = True
     departures: list[Departure] = Field(default_factory=list)
@@ -613,6 +636,39 @@ class CallResults(_View):
     appeals_close_at: datetime
     ranked: int = 0
     rows: list[ResultRow] = Field(default_factory=list)
+    unit_id: str = ""
+    closes_at: datetime | None = None
+    decided_at: datetime | None = None
+    jury: PublicJury | None = None
+
+
+class PublicJuryMember(_View):
+    name: str
+    organisation: str
+    role: str
+    recused: bool = False
+
+
+class PublicJury(_View):
+    """A call's jury as published with its results (no minutes, no declarations)."""
+
+    members: list[PublicJuryMember] = Field(default_factory=list)
+    session_date: date
+    decision: str
+
+
+class ResultsSummary(_View):
+    call_id: str
+    unit_id: str
+    results_published_at: datetime
+    appeals_close_at: datetime
+
+
+class ResultsPage(_View):
+    items: list[ResultsSummary]
+    total: int
+    limit: int
+    offset: int
 
 
 class Appeal(_View):

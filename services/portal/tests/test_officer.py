@@ -23,6 +23,7 @@ from portal.pages.officer import (
     surface_view,
 )
 from portal.rendering import ENV
+from portal.results_view import results_view
 from portal.schemas import (
     Appeal,
     Call,
@@ -293,6 +294,7 @@ def test_call_page_shows_departures_results_and_appeals_escaped() -> None:
         departures=out_of_rank(a_ranking(), {"technical_unfit": "Équipement impossible"}),
         call_status_text=call_status_text,
         outcome_text=outcome_text,
+        results_view=results_view,
         moment=moment,
     )
     assert "Bois Debout" in html and "Équipement impossible" in html

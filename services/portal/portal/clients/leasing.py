@@ -33,6 +33,7 @@ from portal.schemas import (
     LettingStats,
     Listing,
     Profile,
+    ResultsPage,
 )
 
 SERVICE = "leasing"
@@ -282,6 +283,47 @@ async def call_results(upstreams: Upstreams, call_id: str) -> CallResults | None
         if exc.status == 409:  # not frozen, or not published, yet
             return None
         raise
+
+
+async def list_results(upstreams: Upstreams, limit: int, offset: int) -> ResultsPage:
+    """The calls whose results are published, the latest first (public)."""
+    params: list[tuple[str, str | int]] = [("limit", limit), ("offset", offset)]
+    return await get("leasing", upstreams.leasing, "/v1/results", ResultsPage, params)
+
+
+async def unit_results(upstreams: Upstreams, unit_id: str) -> list[Call]:
+    """A unit's calls whose results are published, newest first (public)."""
+    params: list[tuple[str, str | int]] = [
+        ("unit_id", unit_id), ("status", "results_published"), ("limit", 10),
+    ]  # fmt: skip
+    return (await get("leasing", upstreams.leasing, "/v1/calls", CallPage, params)).items
+
+
+async def file_appeal(
+    upstreams: Upstreams, token: str, application_id: str, grounds: str
+) -> Appeal:
+    """The applicant's appeal against the published results (leasing checks the period)."""
+    answer = await request(
+        SERVICE,
+        upstreams.leasing,
+        "POST",
+        f"/v1/applications/{segment(application_id)}/appeal",
+        Appeal,
+        token=token,
+        json={"grounds": grounds},
+    )
+    if answer is None:
+        raise UpstreamUnavailable(SERVICE, "empty answer")
+    return answer
+
+
+async def my_appeals(upstreams: Upstreams, token: str, call_id: str) -> list[Appeal]:
+    """The signed-in applicant's own appeals against a call (leasing lists only theirs)."""
+    page = await get(
+        SERVICE, upstreams.leasing, "/v1/appeals", AppealPage,
+        [("call_id", call_id), ("limit", API_PAGE_MAX)], token=token,
+    )  # fmt: skip
+    return page.items
 
 
 async def call_appeals(upstreams: Upstreams, token: str, call_id: str) -> list[Appeal]:

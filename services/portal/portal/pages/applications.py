@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,14 +15,19 @@ from portal import formatting
 from portal.clients import UpstreamRefused, leasing
 from portal.i18n import gettext
 from portal.pages.deps import CsrfDep, UpstreamsDep, UserDep
+from portal.pages.offers import moment
+from portal.pages.officer import call_status_text, outcome_text
 from portal.rendering import render
-from portal.schemas import Application, Catalogue, Listing, Programme
+from portal.schemas import Appeal, Application, CallResults, Catalogue, Listing, Programme
 
 router = APIRouter(include_in_schema=False)
 _ = gettext
 
 PAGE_SIZE = 20
 REASON_MAX = 2000
+#: Leasing's bounds on an appeal's text (AppealIn.grounds).
+GROUNDS_MIN = 20
+GROUNDS_MAX = 5000
 
 
 def status_text(status: str) -> str:
@@ -86,6 +92,9 @@ WORDS = {
     "decision_text": decision_text,
     "actor_text": actor_text,
     "rank_text": rank_text,
+    "call_status_words": call_status_text,
+    "outcome_text": outcome_text,
+    "moment": moment,
 }
 
 
@@ -143,13 +152,17 @@ async def _detail(
     errors: dict[str, str] | None = None,
     reason: str = "",
     refused: str | None = None,
+    grounds: str = "",
+    appeal_refused: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     application: Application = await leasing.get_application(
         upstreams, user.access_token, application_id
     )
-    listing, programmes = await asyncio.gather(
-        leasing.get_listing(upstreams, application.unit_id), _programmes(upstreams)
+    listing, programmes, (results, appeals) = await asyncio.gather(
+        leasing.get_listing(upstreams, application.unit_id),
+        _programmes(upstreams),
+        _published(upstreams, user.access_token, application),
     )
     return render(
         request,
@@ -163,10 +176,56 @@ async def _detail(
             "reason": reason,
             "refused": refused,
             "done": request.query_params.get("done", ""),
+            "results": results,
+            "appeals": appeals,
+            "appeal": appeal_standing(application, results, appeals, now()),
+            "grounds": grounds,
+            "appeal_refused": appeal_refused,
+            "grounds_max": GROUNDS_MAX,
             **WORDS,
         },
         status=status,
     )
+
+
+async def _published(
+    upstreams: Any, token: str, application: Application
+) -> tuple[CallResults | None, list[Appeal]]:
+    """The call's published results and my appeals against them, once they are out."""
+    call = application.call
+    if call is None or call.status != "results_published":
+        return None, []
+    return await asyncio.gather(
+        leasing.call_results(upstreams, call.call_id),
+        leasing.my_appeals(upstreams, token, call.call_id),
+    )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def appeal_standing(
+    application: Application, results: CallResults | None, appeals: list[Appeal], at: datetime
+) -> str:
+    """Where my appeal stands: "none" (results not out, or I was not ranked), "filed" (I
+    appealed: it and its answer are shown), "open" (the form, while the period runs) or
+    "ended" (the period is over)."""
+    mine = [a for a in appeals if a.application_id == application.id]
+    if mine:
+        return "filed"
+    if results is None or application.call is None or application.call.rank is None:
+        return "none"
+    return "open" if at < results.appeals_close_at else "ended"
+
+
+def check_grounds(grounds: str) -> str | None:
+    """The message beside the appeal's text when leasing would refuse it, or None."""
+    if len(grounds) < GROUNDS_MIN:
+        return _(
+            "Write at least %(num)s characters: say what you contest in the results and why."
+        ) % {"num": GROUNDS_MIN}
+    return formatting.too_long(grounds, GROUNDS_MAX)
 
 
 @router.get("/me/applications/{application_id}", response_class=HTMLResponse)
@@ -207,3 +266,34 @@ async def withdraw(
             request, user, upstreams, application_id, refused="decided", status=409
         )
     return RedirectResponse(f"/me/applications/{application_id}?done=withdrawn", status_code=303)
+
+
+@router.post("/me/applications/{application_id}/appeal", response_model=None)
+async def appeal(
+    application_id: str, request: Request, user: UserDep, upstreams: UpstreamsDep, _csrf: CsrfDep
+) -> Response:
+    form = await request.form()
+    grounds = str(form.get("grounds") or "").strip()
+    message = check_grounds(grounds)
+    if message is not None:
+        return await _detail(
+            request, user, upstreams, application_id,
+            errors={"grounds": message}, grounds=grounds, status=400,
+        )  # fmt: skip
+    try:
+        await leasing.file_appeal(upstreams, user.access_token, application_id, grounds)
+    except UpstreamRefused as exc:
+        if exc.status == 422:
+            return await _detail(
+                request, user, upstreams, application_id,
+                errors={"grounds": check_grounds(grounds) or exc.detail}, grounds=grounds,
+                status=400,
+            )  # fmt: skip
+        if exc.status != 409:
+            raise
+        # The period ended meanwhile, or I appealed already (another tab): the page says which.
+        return await _detail(
+            request, user, upstreams, application_id,
+            grounds=grounds, appeal_refused=exc.detail, status=409,
+        )  # fmt: skip
+    return RedirectResponse(f"/me/applications/{application_id}?done=appealed", status_code=303)

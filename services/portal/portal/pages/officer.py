@@ -20,6 +20,7 @@ from portal.i18n import gettext
 from portal.pages.deps import UpstreamsDep, UserDep
 from portal.pages.offers import moment
 from portal.rendering import render
+from portal.results_view import results_view
 from portal.schemas import (
     CallRanking,
     LettingFigures,
@@ -428,6 +429,7 @@ async def call_page(
             "departures": out_of_rank(ranking, grounds),
             "call_status_text": call_status_text,
             "outcome_text": outcome_text,
+            "results_view": results_view,
             "moment": moment,
         },
     )

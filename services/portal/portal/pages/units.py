@@ -91,6 +91,7 @@ async def _unit_page(
         leasing.get_listing(upstreams, unit_id),
         leasing.get_catalogue(upstreams),
         _standing(upstreams, user, unit_id) if user else asyncio.sleep(0, Standing()),
+        leasing.unit_results(upstreams, unit_id),
         return_exceptions=True,
     )
     try:
@@ -98,7 +99,7 @@ async def _unit_page(
     except BaseException:
         answers.cancel()
         raise
-    listing, catalogue, standing = await answers
+    listing, catalogue, standing, published = await answers
     leasing_down = isinstance(listing, Exception) or isinstance(catalogue, Exception)
     programmes = []
     if isinstance(catalogue, Catalogue):
@@ -115,6 +116,7 @@ async def _unit_page(
             "leasing_down": leasing_down,
             "standing": standing if isinstance(standing, Standing) else Standing(down=True),
             "form": form or ApplyForm(),
+            "published_calls": published if isinstance(published, list) else [],
         },
         status=status,
     )
