@@ -20,8 +20,9 @@ import pytest
 
 from fabkit.auth import Role
 from fabkit.localstack.platform import Platform
+from fabkit.oidc_testing import TEST_PASSWORD
 
-from .browser import TIMEOUT_MS, check_page, log_in, screenshot
+from .browser import TIMEOUT_MS, check_page, log_in, new_tab, screenshot
 from .harness import Api, bearer, check, eventually, identities, months_later, tag, today
 from .scenario import PROJECT, close_call
 
@@ -268,15 +269,11 @@ async def _decided_call(platform: Platform) -> dict[str, Any]:
         check(
             await api.write("POST", "leasing", f"/v1/calls/{call_id}/results", landlord), 200, 201
         )
-        appeal = check(await api.write("POST", "leasing",
-                                       f"/v1/applications/{top['application_id']}/appeal",
-                                       loser.token, json={"grounds": APPEAL}), 201)  # fmt: skip
-        officer = await asyncio.to_thread(api.identities.token, Role.OFFICER, "e2e-officer-answers")
-        check(await api.write("POST", "leasing", f"/v1/appeals/{appeal['id']}/answer", officer,
-                              json={"outcome": "dismissed", "answer": ANSWER}), 200)  # fmt: skip
         return {
             "call_id": call_id,
             "winner": lower,
+            "appellant": f"t-artisan-{loser.id}".lower(),
+            "appealed": top["application_id"],
             "results": check(
                 await http.get(api.url("leasing", f"/v1/calls/{call_id}/results")), 200
             ),
@@ -284,11 +281,93 @@ async def _decided_call(platform: Platform) -> dict[str, Any]:
         }
 
 
+async def _answer_the_appeal(platform: Platform, call_id: str) -> dict[str, Any]:
+    """An officer answers the one appeal against the call (filed through the portal)."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        api = Api(platform, http)
+        officer = await asyncio.to_thread(api.identities.token, Role.OFFICER, "e2e-officer-answers")
+        found = check(await http.get(api.url("leasing", "/v1/appeals"), params={"call_id": call_id},
+                                     headers=bearer(officer)), 200)  # fmt: skip
+        assert [a["grounds"] for a in found["items"]] == [APPEAL], found
+        appeal = found["items"][0]
+        check(await api.write("POST", "leasing", f"/v1/appeals/{appeal['id']}/answer", officer,
+                              json={"outcome": "dismissed", "answer": ANSWER}), 200)  # fmt: skip
+        return appeal
+
+
+def _a_visitor_reads_the_results(tab: Any, portal: str, made: dict[str, Any]) -> None:
+    """No login: the menu's "Résultats des appels", the list, and the call's anonymised table
+    whose ranks and points are the API's, with no applicant's name."""
+    call_id, published = made["call_id"], made["results"]
+    tab.goto(portal + "/")
+    tab.locator("nav.site-nav").get_by_role("link", name="Résultats des appels").click()
+    tab.wait_for_url(portal + "/results")
+    check_page(tab, "results-list", ("desktop",))
+    link = tab.locator(f"a[href='/results/{call_id}']")
+    if link.count() == 0:  # older calls of the module come first: leasing lists the latest first
+        raise AssertionError("the newest published call is not on the first page of /results")
+    assert "Bail signé" in tab.locator("tr", has=link).inner_text()
+    link.click()
+    tab.wait_for_url(f"{portal}/results/{call_id}")
+    rows = tab.locator("#results-table tbody tr")
+    assert rows.count() == len(published["rows"])
+    columns: list[str] = []
+    for r in published["rows"]:
+        columns += [c["criterion_id"] for c in r["criteria"] if c["criterion_id"] not in columns]
+    for shown, r in zip(rows.all(), published["rows"], strict=True):
+        assert shown.locator("th").inner_text() == r["candidate"]
+        assert shown.locator(".result-rank").inner_text() == str(r["rank"])
+        assert shown.locator(".result-score").inner_text() == f"{r['score']} sur {r['max_score']}"
+        points = {c["criterion_id"]: c for c in r["criteria"]}
+        expected = [
+            f"{points[c]['points']} sur {points[c]['max_points']}" if c in points else "—"
+            for c in columns
+        ]
+        assert [c.inner_text() for c in shown.locator(".result-criterion").all()] == expected
+    table = tab.locator("#results-table").inner_text()
+    assert OUT_OF_RANK["explanation"] in table
+    body = tab.locator("main").inner_text()
+    assert "Atelier Premier" not in body and "Atelier Second" not in body
+    check_page(tab, "results-call")
+
+
+def _the_applicant_appeals(tab: Any, portal: str, made: dict[str, Any]) -> None:
+    """The first in rank, passed over, sees their rank and points and appeals through the
+    form: too short first (the message beside the field), then the grounds."""
+    log_in(tab, portal, made["appellant"], TEST_PASSWORD)
+    tab.goto(f"{portal}/me/applications/{made['appealed']}")
+    assert tab.locator("#my-call-rank").inner_text().endswith("sur 2")
+    assert tab.locator(f"a[href='/results/{made['call_id']}']").count() >= 1
+    tab.fill("#f-grounds", "Trop court.")
+    tab.get_by_role("button", name="Déposer mon recours").click()
+    tab.wait_for_load_state()
+    assert "au moins 20 caractères" in tab.locator("#f-grounds-error").inner_text()
+    tab.fill("#f-grounds", APPEAL)
+    tab.get_by_role("button", name="Déposer mon recours").click()
+    tab.wait_for_url(f"{portal}/me/applications/{made['appealed']}?done=appealed")
+    mine = tab.locator(".my-appeal")
+    assert mine.count() == 1 and APPEAL in mine.inner_text()
+    assert tab.locator("#f-grounds").count() == 0
+    check_page(tab, "applicant-appeal", ("desktop",))
+
+
 def test_an_officer_reads_every_call_its_results_the_offers_out_of_rank_and_the_appeals(
-    axe_tab: Any, platform: Platform, portal: str
+    axe_tab: Any, browser: Any, platform: Platform, portal: str
 ) -> None:
     with ThreadPoolExecutor(1) as pool:  # the harness is async; Playwright's sync API is not
         made = pool.submit(asyncio.run, _decided_call(platform)).result(timeout=300)
+        applicant = new_tab(browser, bypass_csp=True, console_errors=False)
+        try:
+            _a_visitor_reads_the_results(applicant, portal, made)
+            _the_applicant_appeals(applicant, portal, made)
+            pool.submit(asyncio.run, _answer_the_appeal(platform, made["call_id"])).result(60)
+            applicant.reload()
+            answer = applicant.locator(".my-appeal-answer")
+            assert answer.inner_text() == ANSWER
+            assert "Recours rejeté" in applicant.locator(".my-appeal").inner_text()
+            assert applicant.problems == []
+        finally:
+            applicant.context.close()
     call_id = made["call_id"]
     ground = next(
         g["label"]
@@ -335,5 +414,6 @@ def test_an_officer_reads_every_call_its_results_the_offers_out_of_rank_and_the_
     assert APPEAL in appeals.first.inner_text() and ANSWER in appeals.first.inner_text()
     assert "Recours rejeté" in appeals.first.inner_text()
     assert "Atelier Premier" not in tab.locator("#results-table").inner_text()
+    assert tab.locator(f"a[href='/results/{call_id}']").count() == 1
     check_page(tab, "officer-call")
     assert tab.problems == []
