@@ -52,11 +52,13 @@ class Criterion(_Frozen):
     id: str = Field(pattern=SLUG)
     kind: CriterionKind
     label: str = Field(min_length=3, max_length=200)
-    points: int = Field(ge=1, le=MAX_GRID_POINTS, description="the most this line can award")
-    under_years: int | None = Field(default=None, ge=1, le=50)
+    points: int = Field(
+        strict=True, ge=1, le=MAX_GRID_POINTS, description="the most this line can award"
+    )
+    under_years: int | None = Field(strict=True, default=None, ge=1, le=50)
     labels: list[Label] | None = Field(default=None, min_length=1)
     legal_forms: list[LegalForm] | None = Field(default=None, min_length=1)
-    points_per_month: int | None = Field(default=None, ge=1, le=MAX_GRID_POINTS)
+    points_per_month: int | None = Field(strict=True, default=None, ge=1, le=MAX_GRID_POINTS)
 
     @model_validator(mode="after")
     def _params_fit_the_kind(self) -> Criterion:
@@ -73,12 +75,12 @@ class Criterion(_Frozen):
 class Rules(_Frozen):
     """Eligibility rules and the limits every lease of the programme respects."""
 
-    max_business_age_years: int | None = Field(default=None, ge=1, le=50)
+    max_business_age_years: int | None = Field(strict=True, default=None, ge=1, le=50)
     allowed_legal_forms: list[LegalForm] | None = Field(default=None, min_length=1)
-    requires_trade_match: bool = False
-    rent_cap_eur_m2_year: float = Field(gt=0, le=1_500)
-    max_residency_months: int = Field(ge=1, le=240)
-    renewable_times: int = Field(default=0, ge=0, le=10)
+    requires_trade_match: bool = Field(default=False, strict=True)
+    rent_cap_eur_m2_year: float = Field(strict=True, gt=0, le=1_500)
+    max_residency_months: int = Field(strict=True, ge=1, le=240)
+    renewable_times: int = Field(strict=True, default=0, ge=0, le=10)
 
 
 class OutOfRankGround(_Frozen):
@@ -133,10 +135,14 @@ class Programme(_Frozen):
     rules: Rules
     scoring: list[Criterion] = Field(min_length=1)
     call_days: int = Field(
-        default=21, ge=1, le=180, description="days a call for applications stays open"
+        strict=True, default=21, ge=1, le=180, description="days a call for applications stays open"
     )
     appeal_days: int = Field(
-        default=60, ge=1, le=365, description="days to appeal once a call's results are out"
+        strict=True,
+        default=60,
+        ge=1,
+        le=365,
+        description="days to appeal once a call's results are out",
     )
     out_of_rank_grounds: list[OutOfRankGround] = Field(
         default_factory=lambda: list(DEFAULT_OUT_OF_RANK_GROUNDS), min_length=1, max_length=30

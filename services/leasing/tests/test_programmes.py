@@ -183,6 +183,17 @@ async def test_a_rule_breaking_the_language_is_a_422_naming_the_field(api: Api) 
     assert_problem(r, 422)
     assert any(e["field"] == "body.scoring.0.points" for e in r.json()["errors"]), r.json()
 
+    # a number or a flag written as something else is refused, not coerced (false is not 0)
+    for field, wrong in (("renewable_times", False), ("max_residency_months", "36")):
+        bad_type = copy.deepcopy(good)
+        bad_type["rules"][field] = wrong
+        r = await put(api, bad_type, etag)
+        assert_problem(r, 422)
+        assert any(e["field"] == f"body.rules.{field}" for e in r.json()["errors"]), r.json()
+    bad_flag = copy.deepcopy(good)
+    bad_flag["rules"]["requires_trade_match"] = "yes"
+    assert_problem(await put(api, bad_flag, etag), 422)
+
     missing_param = copy.deepcopy(good)
     del missing_param["scoring"][1]["labels"]
     assert_problem(await put(api, missing_param, etag), 422, "fabrique_a_paris", "needs labels")
