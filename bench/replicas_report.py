@@ -123,7 +123,7 @@ def render_section(results: dict[str, Any]) -> str:
         f"{_n(s2['lowest_failing_rate'], 1)}/s): ratio two / one "
         f"**{_n(q['sustained_rate'], 2)}**.",
         "",
-        *_reading(f1, f2, s1, s2),
+        *_reading(f1, f2, s1, s2, m.get("load_before", "")),
         "",
     ]
     return "\n".join(lines)
@@ -156,7 +156,7 @@ def splice(doc: str, results: dict[str, Any]) -> str:
     start = doc.find(HEADING)
     if start >= 0:
         end = doc.find("\n## ", start + len(HEADING))
-        doc = doc[:start] + section + (doc[end + 1 :] if end >= 0 else "")
+        doc = doc[:start] + section + ("\n" + doc[end + 1 :] if end >= 0 else "")
     else:
         at = doc.find(BEFORE)
         doc = (doc[:at] + section + "\n" + doc[at:]) if at >= 0 else doc + "\n" + section
@@ -177,16 +177,28 @@ def _total(values: dict[str, float]) -> float:
     return sum(v for k, v in values.items() if k != "client")
 
 
+def _beside(load_before: str) -> str:
+    """What else ran on the machine, from the 1-minute load average before the run."""
+    first = float(load_before.split()[0]) if load_before else 0.0
+    if first < 1.0:
+        return ", and nothing else ran beside it (the load average before the run)"
+    return ", and other work ran beside it (the load average above)"
+
+
 def _reading(
-    f1: dict[str, Any], f2: dict[str, Any], s1: dict[str, Any], s2: dict[str, Any]
+    f1: dict[str, Any],
+    f2: dict[str, Any],
+    s1: dict[str, Any],
+    s2: dict[str, Any],
+    load_before: str = "",
 ) -> list[str]:
     """What two cores allow, said from the run's own CPU figures."""
     per_delivery = [_total(f["cpu_ms_per_delivery"]) for f in (f1, f2)]
     lines = [
         "**What two cores allow.** Every process of this run — the broker, PostgreSQL, the "
         "receiver, the load generator and now two processes of leasing and of notifications — "
-        "shares the same two cores (nothing is pinned), and other engineers' test suites ran "
-        "beside it (the load average above). A second process adds no core: it can only take "
+        f"shares the same two cores (nothing is pinned){_beside(load_before)}. A second "
+        "process adds no core: it can only take "
         "CPU the first one was not using (waits on PostgreSQL, the broker or the network), and "
         "it costs its own share (a second connection pool, a second poll loop, rebalances). "
         "So the ratios two / one above measure contention on this machine, not the design's "
