@@ -859,13 +859,27 @@ board's search would be the largest single gain; then the plain-`def` dependenci
 `pages/deps.py` for the other pages, and the unit cards' markup (~0.4 ms)."""
 
 
+NOTES_START = "**What it costs.**"
+
+
+def keep_portal_notes(old: str, section: str) -> str:
+    """The new section with the doc's own notes (from "What it costs" to the section's end)
+    instead of the built-in ones: the analysis is written by hand in the doc after each change,
+    and a new run rewrites the figures, not what was learnt from them."""
+    at_old, at_new = old.find(NOTES_START), section.find(NOTES_START)
+    if at_old < 0 or at_new < 0:
+        return section
+    end = section.find(PORTAL_END, at_new)
+    return section[:at_new] + old[at_old:].rstrip("\n") + "\n" + section[end:]
+
+
 def splice_portal(doc: str, r: dict[str, Any]) -> str:
     """The doc with section 8 replaced (or added before the findings) by a portal-only run's."""
     section = _portal(r["platform"]["portal"], r["machine"], r["command"])
     if PORTAL_BEGIN in doc and PORTAL_END in doc:
         head, _, rest = doc.partition(PORTAL_BEGIN)
-        _, _, tail = rest.partition(PORTAL_END)
-        return head + section.rstrip("\n") + tail
+        old, _, tail = rest.partition(PORTAL_END)
+        return head + keep_portal_notes(old, section).rstrip("\n") + tail
     head, marker, tail = doc.partition("## Findings: profiles and fixes")
     if not marker:
         return doc.rstrip("\n") + "\n\n" + section

@@ -58,3 +58,15 @@ def test_an_old_failure_list_is_not_carried() -> None:
 def test_nothing_to_carry_leaves_the_new_doc_as_it_is() -> None:
     assert carry_over(NEW, NEW) == NEW
     assert carry_over("", NEW) == NEW
+
+
+def test_a_portal_run_keeps_the_notes_written_in_the_doc() -> None:
+    from bench.report import PORTAL_BEGIN, PORTAL_END, keep_portal_notes
+
+    old = f"{PORTAL_BEGIN}\n## 8.\n\nold table\n\n**What it costs.** hand-written.\n\nMore.\n"
+    new = f"{PORTAL_BEGIN}\n## 8.\n\nnew table\n\n**What it costs.** built in.\n{PORTAL_END}\n"
+    kept = keep_portal_notes(old, new)
+    assert "new table" in kept and "old table" not in kept
+    assert "hand-written.\n\nMore.\n" in kept and "built in" not in kept
+    assert kept.endswith(f"{PORTAL_END}\n")
+    assert keep_portal_notes("no notes here", new) == new
