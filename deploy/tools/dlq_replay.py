@@ -35,6 +35,7 @@ DLQ_HEADERS = (
     "dlq_source_topic",
     "dlq_source_partition",
     "dlq_source_offset",
+    "dlq_value",
 )
 REPLAYED_FROM = "fabrique_replayed_from"
 
@@ -83,6 +84,15 @@ class DeadLetter:
     def source_topic(self) -> str | None:
         return self.notes.get("dlq_source_topic") or None
 
+    @property
+    def withheld(self) -> bool:
+        """A dead letter of a topic with personal data holds a pointer, not the record: the
+        replay reads the record again from its source topic (a compacted one)."""
+        return self.notes.get("dlq_value") == "withheld"
+
+    def with_value(self, value: bytes) -> DeadLetter:
+        return DeadLetter(self.topic, self.offset, self.key, value, self.headers, self.notes)
+
     def replay_headers(self) -> list[tuple[str, bytes]]:
         """The original headers without this DLQ's notes, plus where the replay came from."""
         headers = [(n, v) for n, v in self.headers if n not in DLQ_HEADERS and n != REPLAYED_FROM]
@@ -111,6 +121,7 @@ class DeadLetter:
                 f"@{self.notes.get('dlq_source_offset')}"
             ),
             "reason": self.notes.get("dlq_reason"),
+            "value": "withheld (read from the source topic)" if self.withheld else "kept",
             "replayed_from": self.notes.get(REPLAYED_FROM),
         }
 
@@ -201,6 +212,45 @@ async def forget_dead_lettered(database_url: str, letters: Sequence[DeadLetter])
     return deleted
 
 
+async def resolve_withheld(
+    bootstrap: str, letters: Sequence[DeadLetter]
+) -> tuple[list[DeadLetter], list[DeadLetter]]:
+    """The letters with their values, those withheld read again from their source partition
+    at their offset; and those whose record is no longer there — compacted away because a newer
+    record of the same key (a later profile, or the person's erasure) superseded it: nothing to
+    replay, the newer record stands."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    ready = [d for d in letters if not d.withheld]
+    gone: list[DeadLetter] = []
+    withheld = [d for d in letters if d.withheld]
+    if not withheld:
+        return ready, gone
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        for letter in withheld:
+            tp = TopicPartition(
+                letter.source_topic or "", int(letter.notes.get("dlq_source_partition", "-1"))
+            )
+            wanted = int(letter.notes.get("dlq_source_offset", "-1"))
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            found = None
+            if 0 <= wanted < end:
+                consumer.seek(tp, wanted)
+                batch = await consumer.getmany(tp, timeout_ms=5000, max_records=1)
+                records = batch.get(tp, [])
+                found = records[0] if records and records[0].offset == wanted else None
+            if found is None or found.value is None:
+                gone.append(letter)
+            else:
+                ready.append(letter.with_value(found.value))
+    finally:
+        await consumer.stop()
+    return sorted(ready, key=lambda d: d.offset), gone
+
+
 async def republish(bootstrap: str, letters: Sequence[DeadLetter]) -> None:
     """Publish each record again on its source topic (idempotent producer, acks=all)."""
     from aiokafka import AIOKafkaProducer
@@ -265,6 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     for letter, problem in problems:
         print(f"offset {letter.offset}: cannot replay: {problem}", file=sys.stderr)
     chosen = [d for d in chosen if not d.problem()]
+    chosen, superseded = asyncio.run(resolve_withheld(args.bootstrap, chosen))
+    for letter in superseded:
+        print(
+            f"offset {letter.offset}: {letter.event_type} {letter.event_id}: its record is no "
+            f"longer on {letter.source_topic} (superseded by a newer record of the same key, or "
+            "erased): nothing to replay",
+            file=sys.stderr,
+        )
     for letter in chosen:
         print(
             f"offset {letter.offset}: {letter.event_type} {letter.event_id} -> "

@@ -80,6 +80,16 @@ def _dump_all(documents: list[Any]) -> str:
     return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
 
 
+
+def _config_value(value: str) -> int | float | str:
+    """A topic config as Strimzi's examples write it: numbers as numbers."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
 def kafka_topics() -> str:
     data = json.loads(TOPICS.read_text(encoding="utf-8"))
     documents = []
@@ -105,6 +115,7 @@ def kafka_topics() -> str:
                         "retention.ms": int(topic["retention_ms"]),
                         "min.insync.replicas": MIN_INSYNC_REPLICAS,
                         "cleanup.policy": "delete",
+                        **{k: _config_value(v) for k, v in (topic.get("configs") or {}).items()},
                     },
                 },
             }

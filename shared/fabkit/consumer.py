@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry.trace import SpanKind
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -33,6 +35,44 @@ class PermanentEventError(Exception):
     """Raised by a handler when retrying cannot help: the event is dead-lettered at once."""
 
 
+def describe_error(exc: BaseException, *, personal_data: bool = False) -> str:
+    """An error for a log line or a dead letter's reason.
+
+    A validation error names the fields and what was wrong with each, never the input (pydantic
+    puts the offending values in its message). On a topic with personal data every other error
+    is reduced to its type: a database error's message can quote the row's values.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, ValidationError):
+        fields = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or '(root)'}: {e['type']}"
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        )
+        return f"{name}: {fields}"
+    if personal_data:
+        return f"{name} (message withheld: the topic carries personal data)"
+    return f"{name}: {exc}"
+
+
+def dead_letter_pointer(record: ConsumerRecord[Any, Any], event: CloudEvent | None) -> bytes:
+    """What a dead letter of a personal-data topic holds instead of the record's value: where
+    the record is (its compacted topic keeps the key's latest value until erasure), its id and
+    type. Nothing of the person."""
+    return json.dumps(
+        {
+            "withheld": "personal data: read the record from its source topic",
+            "source": {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
+            "event_id": event.id if event is not None else None,
+            "event_type": event.type if event is not None else None,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
 @dataclass(frozen=True)
 class TopicHandlers:
     """What one consumer does with each event type of a topic.
@@ -46,6 +86,10 @@ class TopicHandlers:
     # Namespaces a consumer does not act on (e.g. "leasing.lease."): new types there are not
     # poison, so a producer may add types without breaking this consumer.
     ignored_prefixes: tuple[str, ...] = ()
+    # The topic carries personal data (deploy/topics.json `personal_data`, a compacted topic
+    # that erasure cleans): a dead letter holds a pointer to the record, never its value, and
+    # errors are described without the values that caused them (logs and DLQ headers alike).
+    personal_data: bool = False
 
     def ignores(self, event_type: str) -> bool:
         return event_type in self.ignored or event_type.startswith(self.ignored_prefixes)
@@ -143,8 +187,15 @@ class ConsumerRunner:
             try:
                 outcomes = await self._apply_batch(records)
             except Exception as exc:
+                personal = any(
+                    (routes := self._topics.get(r.topic)) is not None and routes.personal_data
+                    for r in records
+                )
                 log.info(
-                    "%s: batch of %d fell back to one by one (%s)", self.group_id, len(records), exc
+                    "%s: batch of %d fell back to one by one (%s)",
+                    self.group_id,
+                    len(records),
+                    describe_error(exc, personal_data=personal),
                 )
             else:
                 for topic, event_type, outcome in outcomes:
@@ -206,7 +257,10 @@ class ConsumerRunner:
         try:
             event = from_kafka(record.headers, record.value)
         except InvalidEvent as exc:
-            await self._dead_letter(record, producer, f"invalid CloudEvent: {exc}", None)
+            routes = self._topics.get(topic)
+            personal = routes is not None and routes.personal_data
+            reason = f"invalid CloudEvent: {describe_error(exc, personal_data=personal)}"
+            await self._dead_letter(record, producer, reason, None)
             return
         routes = self._topics.get(topic)
         handler = routes.handlers.get(event.type) if routes else None
@@ -254,6 +308,8 @@ class ConsumerRunner:
         event: CloudEvent,
     ) -> None:
         topic = record.topic
+        routes = self._topics.get(topic)
+        personal = routes is not None and routes.personal_data
         last_error = ""
         for attempt in range(1, self._max_attempts + 1):
             try:
@@ -261,11 +317,11 @@ class ConsumerRunner:
                 self._metrics.events_consumed.labels(topic, event.type, outcome).inc()
                 return
             except PermanentEventError as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
+                last_error = describe_error(exc, personal_data=personal)
                 self._metrics.events_failed.labels(topic, event.type).inc()
                 break
             except Exception as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
+                last_error = describe_error(exc, personal_data=personal)
                 self._metrics.events_failed.labels(topic, event.type).inc()
                 log.warning(
                     "%s: event %s (%s) failed, attempt %d/%d: %s",
@@ -316,9 +372,12 @@ class ConsumerRunner:
             ("dlq_source_partition", str(record.partition).encode()),
             ("dlq_source_offset", str(record.offset).encode()),
         ]
-        await producer.send_and_wait(
-            self._dlq_topic, value=record.value, key=record.key, headers=headers
-        )
+        routes = self._topics.get(record.topic)
+        value = record.value
+        if routes is not None and routes.personal_data:
+            value = dead_letter_pointer(record, event)
+            headers.append(("dlq_value", b"withheld"))
+        await producer.send_and_wait(self._dlq_topic, value=value, key=record.key, headers=headers)
         self._metrics.events_dead_lettered.labels(record.topic).inc()
         log.error(
             "%s: dead-lettered %s[%d]@%d: %s",

@@ -217,10 +217,16 @@ class TopicSpec:
     name: str
     partitions: int
     retention_ms: int
+    # Further topic configs (``cleanup.policy`` and the compaction settings of a topic that
+    # carries personal data), as Kafka spells them; they win over the defaults.
+    configs: tuple[tuple[str, str], ...] = ()
+    # The topic carries personal data: its consumers dead-letter pointers, never values.
+    personal_data: bool = False
 
 
 def load_topic_specs(path: Path | str | None = None) -> list[TopicSpec]:
-    """Read ``deploy/topics.json`` (``{"topics": [{"name", "partitions", "retention_ms"}]}``)."""
+    """Read ``deploy/topics.json`` (``{"topics": [{"name", "partitions", "retention_ms",
+    "configs"?, "personal_data"?}]}``)."""
     file = Path(path) if path is not None else repo_root() / TOPICS_FILE
     data = json.loads(file.read_text(encoding="utf-8"))
     specs = [
@@ -228,6 +234,8 @@ def load_topic_specs(path: Path | str | None = None) -> list[TopicSpec]:
             name=str(t["name"]),
             partitions=int(t["partitions"]),
             retention_ms=int(t["retention_ms"]),
+            configs=tuple((str(k), str(v)) for k, v in (t.get("configs") or {}).items()),
+            personal_data=bool(t.get("personal_data", False)),
         )
         for t in data["topics"]
     ]
@@ -295,7 +303,7 @@ async def ensure_topics(
 
 
 def _topic_configs(spec: TopicSpec, min_insync_replicas: int | None) -> dict[str, str]:
-    configs = {"retention.ms": str(spec.retention_ms)}
+    configs = {"retention.ms": str(spec.retention_ms), **dict(spec.configs)}
     if min_insync_replicas is not None:
         configs["min.insync.replicas"] = str(min_insync_replicas)
     return configs
