@@ -1,7 +1,8 @@
 """Create every topic of deploy/topics.json on a broker (the compose `kafka-topics` one-shot).
 
 Uses fabkit's ensure_topics, the code the local launcher runs: missing topics are created with
-their partitions and retention.ms; existing ones are left alone. Retries while the broker
+their partitions, retention.ms and declared configs; existing ones keep their partitions and get
+their declared configs (e.g. a compacted topic) if they differ. Retries while the broker
 starts, then prints the partition count of each topic and checks it matches the file.
 
     python create_topics.py --bootstrap kafka:9092 deploy/topics.json

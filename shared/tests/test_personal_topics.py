@@ -201,3 +201,28 @@ async def test_compaction_leaves_only_the_erasure_marker(kafka_broker: Any) -> N
     assert b"a-1" in keys and keys.count(b"a-1") == 1  # the marker stays, alone
     assert b"a-2" in keys  # the other person's record is intact
     print(f"personal record compacted away {took:.1f} s after the marker")
+
+
+async def test_an_existing_topic_is_brought_to_its_declared_configs(kafka_broker: Any) -> None:
+    """A broker that had the topic on `delete` before (an older deployment) gets it compacted
+    by the next topic creation run; topics that declare nothing are left alone."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    bootstrap = kafka_broker.bootstrap
+    topic = f"test.{uuid.uuid4().hex[:8]}.people"
+    await ensure_topics(bootstrap, [TopicSpec(topic, 1, 3_600_000)])
+    declared = (("cleanup.policy", "compact"), ("min.cleanable.dirty.ratio", "0.01"))
+    assert await ensure_topics(bootstrap, [TopicSpec(topic, 1, 3_600_000, declared)]) == []
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)]
+        )
+    finally:
+        await admin.close()
+    configs = {entry[0]: entry[1] for entry in response.resources[0][4]}
+    assert configs["cleanup.policy"] == "compact"
+    assert configs["min.cleanable.dirty.ratio"] == "0.01"
+    assert configs["retention.ms"] == "3600000"

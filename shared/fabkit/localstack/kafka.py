@@ -256,7 +256,7 @@ async def ensure_topics(
     """Create the topics that do not exist yet (``retention.ms`` set; replication 1 unless
     given, ``min.insync.replicas`` only when given).
 
-    Topics that already exist are left alone. Waits until every requested topic has a leader
+    Topics that already exist keep their partitions; those that declare configs get them. Waits until every requested topic has a leader
     for each partition (and, when replicated, every replica in sync). Returns the names
     actually created.
     """
@@ -295,11 +295,50 @@ async def ensure_topics(
         await _wait_topics_led(
             admin, {s.name: s.partitions for s in wanted}, timeout, replication_factor
         )
+        await _reconcile_configs(
+            admin, [s for s in wanted if s.configs and s.name in existing], min_insync_replicas
+        )
     finally:
         await admin.close()
     if created:
         log.info("created Kafka topics: %s", ", ".join(created))
     return created
+
+
+async def _reconcile_configs(
+    admin: Any, specs: list[TopicSpec], min_insync_replicas: int | None
+) -> None:
+    """Bring existing topics' declared configs (``configs`` in deploy/topics.json) to what the
+    file says — a topic made compacted for erasure must not stay on ``delete`` on a broker that
+    had it before. Only topics that declare configs are touched."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    if not specs:
+        return
+    described = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
+    )
+    current: dict[str, dict[str, str]] = {}
+    for response in described:
+        for resource in response.resources:
+            name, entries = resource[3], resource[4]
+            current[name] = {entry[0]: entry[1] for entry in entries}
+    stale = [
+        s
+        for s in specs
+        if any(current.get(s.name, {}).get(k) != v for k, v in _topic_configs(s, None).items())
+    ]
+    if not stale:
+        return
+    await admin.alter_configs(
+        [
+            ConfigResource(
+                ConfigResourceType.TOPIC, s.name, configs=_topic_configs(s, min_insync_replicas)
+            )
+            for s in stale
+        ]
+    )
+    log.info("updated Kafka topic configs: %s", ", ".join(s.name for s in stale))
 
 
 def _topic_configs(spec: TopicSpec, min_insync_replicas: int | None) -> dict[str, str]:
