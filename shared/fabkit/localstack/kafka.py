@@ -256,9 +256,9 @@ async def ensure_topics(
     """Create the topics that do not exist yet (``retention.ms`` set; replication 1 unless
     given, ``min.insync.replicas`` only when given).
 
-    Topics that already exist keep their partitions; those that declare configs get them. Waits until every requested topic has a leader
-    for each partition (and, when replicated, every replica in sync). Returns the names
-    actually created.
+    Topics that already exist keep their partitions; those that declare configs get them.
+    Waits until every requested topic has a leader for each partition (and, when replicated,
+    every replica in sync). Returns the names actually created.
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import for_code
