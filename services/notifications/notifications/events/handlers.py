@@ -84,6 +84,9 @@ def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[Co
         settings.artisan_topic: TopicHandlers(
             handlers={ARTISAN_REGISTERED: artisan_changed, ARTISAN_UPDATED: artisan_changed},
             ignored_prefixes=("leasing.artisan.",),
+            # Names and e-mail addresses: a dead letter points at the record (deploy/topics.json
+            # `personal_data`; docs/privacy.md "Kafka").
+            personal_data=True,
         ),
         settings.programme_topic: only(
             PROGRAMME_PUBLISHED, programme_published, "leasing.programme."
