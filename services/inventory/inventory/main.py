@@ -14,7 +14,7 @@ from fabkit.metrics import ServiceMetrics, install_metrics
 from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
 from fabkit.tracing import install_tracing
-from inventory.api import imports, landlords, sites, surface, units
+from inventory.api import export, imports, landlords, sites, surface, units
 from inventory.events.handlers import consumer_specs
 from inventory.events.published import emit
 from inventory.metrics import refresh_business_gauges
@@ -40,6 +40,10 @@ TAGS = [
     {
         "name": "production surface",
         "description": "The ledger of the city's production m²: now, at an instant, over time.",
+    },
+    {
+        "name": "me",
+        "description": "What inventory holds about the caller, to download (GDPR access).",
     },
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
@@ -74,6 +78,6 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
     install_access_log(app)
     install_tracing(app, settings.service_name)
     app.include_router(health_router)
-    for module in (landlords, sites, units, imports, surface):
+    for module in (landlords, sites, units, imports, surface, export):
         app.include_router(module.router)
     return app
