@@ -15,7 +15,15 @@ from fabkit.metrics import ServiceMetrics, install_metrics
 from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
 from fabkit.tracing import install_tracing
-from notifications.api import deliveries, feed, guests, subscriptions, unsubscribe, webhooks
+from notifications.api import (
+    deliveries,
+    feed,
+    guests,
+    privacy,
+    subscriptions,
+    unsubscribe,
+    webhooks,
+)
 from notifications.events.handlers import consumer_specs
 from notifications.metrics import refresh_gauges
 from notifications.settings import NotificationsSettings
@@ -53,6 +61,11 @@ TAGS = [
         "description": "Alerts without an account (no token): anyone asks for e-mail alerts "
         "with an address and criteria, confirms from the e-mail (double opt-in), and gets "
         "alerts that are not filtered by eligibility, each with its one-click unsubscribe.",
+    },
+    {
+        "name": "privacy",
+        "description": "Your personal data (any signed-in user): everything held about you as "
+        "one JSON document, and its erasure.",
     },
     {"name": "health", "description": "Liveness and readiness probes."},
     {
@@ -102,6 +115,6 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     install_access_log(app)
     install_tracing(app, settings.service_name)
     app.include_router(health_router)
-    for module in (subscriptions, feed, deliveries, unsubscribe, guests):
+    for module in (subscriptions, feed, deliveries, unsubscribe, guests, privacy):
         app.include_router(module.router)
     return app

@@ -97,6 +97,9 @@ class Artisan(SQLModel, table=True):
     legal_form: str | None = Field(default=None, sa_column=Column(String(30)))
     labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     contact_email: str | None = Field(default=None, sa_column=Column(String(320)))
+    # Whether the identity provider verified `contact_email` for this account: only then does
+    # the artisan's export show the guest alerts under that address (service/privacy.py).
+    contact_email_verified: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
     version: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
 
@@ -232,9 +235,36 @@ class GuestConfirmation(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
 
 
+class Erasure(SQLModel, table=True):
+    """One erasure of a person's data here: by the person (`DELETE /v1/me`, requested_by
+    `self`) or applied from leasing's `leasing.artisan.erased.v1` (its erasure id). Ids only."""
+
+    __tablename__ = "erasures"
+    __table_args__ = (Index("ix_erasures_subject", "subject", "erased_at"),)
+
+    erasure_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    subject: str = Field(sa_column=Column(String(64), nullable=False))
+    requested_by: str = Field(sa_column=Column(String(10), nullable=False))
+    source: str = Field(sa_column=Column(String(10), nullable=False))
+    erased_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class ErasedArtisan(SQLModel, table=True):
+    """Tombstone of an artisan leasing erased (ids only): a replayed `registered`/`updated`
+    event for them is ignored, so the read-model copy never comes back."""
+
+    __tablename__ = "erased_artisans"
+
+    artisan_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    erasure_id: str = Field(sa_column=Column(String(64), nullable=False))
+    erased_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
 __all__ = [
     "Artisan",
     "Delivery",
+    "ErasedArtisan",
+    "Erasure",
     "FeedItem",
     "GuestConfirmation",
     "GuestSubscriber",

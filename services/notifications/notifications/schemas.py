@@ -359,6 +359,33 @@ class MarkedRead(BaseModel):
     marked: int
 
 
+class ExportOut(BaseModel):
+    """Everything notifications holds about the caller (`GET /v1/me/export`); secrets are
+    shown as `"<kept, not exported>"`."""
+
+    service: str = Field(description="Always `notifications`.")
+    subject: str = Field(description="The token's subject.")
+    generated_at: datetime
+    records: dict[str, list[dict[str, Any]]] = Field(
+        description="By kind: subscriptions, feed, deliveries (with their target), "
+        "artisan_copy, guest_subscriptions, erasures, erased_artisan."
+    )
+
+
+class KeptOut(BaseModel):
+    kind: str
+    why: str
+
+
+class ErasureOut(BaseModel):
+    """The answer of `DELETE /v1/me`: the same erasure again while nothing new is held."""
+
+    erasure_id: str
+    status: str = Field(description="`done`: erased in the request's transaction.")
+    erased_at: datetime
+    kept: list[KeptOut]
+
+
 class DigestsFlushed(BaseModel):
     made_due: int
 

@@ -32,6 +32,7 @@ UNIT_TYPES_IGNORED = frozenset(
 )
 ARTISAN_REGISTERED = "leasing.artisan.registered.v1"
 ARTISAN_UPDATED = "leasing.artisan.updated.v1"
+ARTISAN_ERASED = "leasing.artisan.erased.v1"
 PROGRAMME_PUBLISHED = "leasing.programme.published.v1"
 APPLICATION_DECIDED = "leasing.application.decided.v1"
 LEASE_OFFERED = "leasing.lease.offered.v1"
@@ -101,6 +102,15 @@ class ArtisanIn(ConsumedPayload):
 
 class ArtisanEventIn(ConsumedPayload):
     artisan: ArtisanIn
+
+
+class ArtisanErasedIn(ConsumedPayload):
+    """Leasing erased an artisan: ids only, no personal data (docs/privacy.md)."""
+
+    artisan_id: str
+    erasure_id: str
+    erased_at: datetime
+    requested_by: str = "self"
 
 
 class ProgrammeRulesIn(ConsumedPayload):

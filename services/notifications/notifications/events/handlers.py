@@ -11,6 +11,7 @@ from fabkit.runtime import ConsumerSpec
 from notifications.events.consumed import (
     APPEAL_ANSWERED,
     APPLICATION_DECIDED,
+    ARTISAN_ERASED,
     ARTISAN_REGISTERED,
     ARTISAN_UPDATED,
     CALL_CLOSED,
@@ -22,6 +23,7 @@ from notifications.events.consumed import (
     VACANCY_OPENED,
     AppealAnsweredIn,
     ApplicationDecidedIn,
+    ArtisanErasedIn,
     ArtisanEventIn,
     CallClosedIn,
     CallDecidedIn,
@@ -30,7 +32,7 @@ from notifications.events.consumed import (
     ProgrammePublishedIn,
     VacancyOpenedIn,
 )
-from notifications.service import alerts, calls, guests, read_models, results
+from notifications.service import alerts, calls, guests, privacy, read_models, results
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
 
@@ -44,9 +46,14 @@ def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[Co
 
     async def artisan_changed(session: AsyncSession, event: CloudEvent) -> None:
         artisan = ArtisanEventIn.model_validate(event.data).artisan
-        await read_models.apply_artisan(session, artisan)
+        # An erased artisan's old event (replayed) is ignored: the copy stays gone.
+        if not await privacy.apply_artisan_event(session, artisan):
+            return
         # An account with a guest's address: it takes the guest's searches over.
         await guests.take_over(session, artisan)
+
+    async def artisan_erased(session: AsyncSession, event: CloudEvent) -> None:
+        await privacy.apply_erased(session, ArtisanErasedIn.model_validate(event.data))
 
     async def programme_published(session: AsyncSession, event: CloudEvent) -> None:
         await read_models.apply_programme(session, ProgrammePublishedIn.of(event.data))
@@ -82,7 +89,11 @@ def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[Co
             handlers={VACANCY_OPENED: vacancy_opened}, ignored=UNIT_TYPES_IGNORED
         ),
         settings.artisan_topic: TopicHandlers(
-            handlers={ARTISAN_REGISTERED: artisan_changed, ARTISAN_UPDATED: artisan_changed},
+            handlers={
+                ARTISAN_REGISTERED: artisan_changed,
+                ARTISAN_UPDATED: artisan_changed,
+                ARTISAN_ERASED: artisan_erased,
+            },
             ignored_prefixes=("leasing.artisan.",),
             # Names and e-mail addresses: a dead letter points at the record (deploy/topics.json
             # `personal_data`; docs/privacy.md "Kafka").
