@@ -31,6 +31,7 @@ from portal.pages import (
     offers,
     officer,
     profile,
+    privacy,
     programmes,
     results,
     searches,
@@ -85,7 +86,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         app.mount("/assets/leaflet", StaticFiles(directory=LEAFLET_DIST), name="leaflet")
     for module in (health, board, units, programmes, alerts, auth, me, searches, feed, deliveries):
         app.include_router(module.router)
-    for module in (profile, applications, offers):
+    for module in (profile, applications, offers, privacy):
         app.include_router(module.router)
     app.include_router(officer.router)
     app.include_router(results.router)

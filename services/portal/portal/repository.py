@@ -56,6 +56,23 @@ async def delete_session(db: Database, id_hash: str) -> None:
         await session.commit()
 
 
+async def sessions_of(db: Database, subject: str) -> list[WebSession]:
+    """Every web session of one person (the provider's subject), oldest first."""
+    async with db.reads() as session:
+        found = await session.execute(
+            select(WebSession).where(WebSession.subject == subject).order_by(WebSession.created_at)  # type: ignore[arg-type]
+        )
+        return list(found.scalars())
+
+
+async def delete_sessions_of(db: Database, subject: str) -> int:
+    """End every web session of one person; how many there were."""
+    async with db.sessions() as session:
+        result = await session.execute(delete(WebSession).where(WebSession.subject == subject))  # type: ignore[arg-type]
+        await session.commit()
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def touch_session(db: Database, id_hash: str, seen_at: datetime) -> None:
     async with db.sessions() as session:
         await session.execute(

@@ -596,6 +596,14 @@ class SessionManager:
     async def end(self, id_hash: str) -> None:
         await repository.delete_session(self.db, id_hash)
 
+    async def of_subject(self, subject: str) -> list[WebSession]:
+        """One person's web sessions (for their data export: when, never a token)."""
+        return await repository.sessions_of(self.db, subject)
+
+    async def end_all(self, subject: str) -> int:
+        """End every web session of one person (their account was erased); how many ended."""
+        return await repository.delete_sessions_of(self.db, subject)
+
     def _alive(self, row: WebSession, now: datetime) -> bool:
         return row.expires_at > now and row.last_seen_at + self.idle > now
 

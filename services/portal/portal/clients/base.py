@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
 from portal.settings import PortalSettings
 
@@ -188,6 +188,18 @@ async def reachable(client: httpx.AsyncClient) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code == 200
+
+
+class Document(RootModel[dict[str, Any]]):
+    """A JSON object passed on as it came (a service's export of what it holds about someone)."""
+
+
+async def document(
+    service: str, client: httpx.AsyncClient, method: str, path: str, *, token: str
+) -> dict[str, Any]:
+    """A call whose answer is a JSON object kept whole (the GDPR export and erasure calls)."""
+    answer = await request(service, client, method, path, Document, token=token)
+    return answer.root if answer is not None else {}
 
 
 def segment(value: str) -> str:

@@ -15,6 +15,7 @@ from portal.clients.base import (
     Params,
     UpstreamRefused,
     Upstreams,
+    document,
     get,
     request,
     segment,
@@ -237,3 +238,11 @@ async def import_units(
         raise
     assert report is not None
     return report
+
+
+# Personal data (GDPR) ------------------------------------------------------------------------
+
+
+async def export_me(upstreams: Upstreams, token: str) -> dict[str, Any]:
+    """GET /v1/me/export: everything inventory holds about the caller, as it sent it."""
+    return await document("inventory", upstreams.inventory, "GET", "/v1/me/export", token=token)

@@ -11,6 +11,7 @@ from portal.clients.base import (
     UpstreamRefused,
     Upstreams,
     UpstreamUnavailable,
+    document,
     get,
     request,
     segment,
@@ -405,3 +406,17 @@ async def put_jury(upstreams: Upstreams, token: str, call_id: str, body: dict[st
         SERVICE, upstreams.leasing, "PUT", f"/v1/calls/{segment(call_id)}/jury",
         token=token, json=body,
     )  # fmt: skip
+
+
+# Personal data (GDPR) ------------------------------------------------------------------------
+
+
+async def export_me(upstreams: Upstreams, token: str) -> dict[str, Any]:
+    """GET /v1/me/export: everything leasing holds about the caller, as it sent it."""
+    return await document(SERVICE, upstreams.leasing, "GET", "/v1/me/export", token=token)
+
+
+async def erase_me(upstreams: Upstreams, token: str) -> dict[str, Any]:
+    """DELETE /v1/me: leasing erases what it holds about the caller (202, idempotent); the
+    answer's ``kept`` lists what a legal duty keeps, and why."""
+    return await document(SERVICE, upstreams.leasing, "DELETE", "/v1/me", token=token)

@@ -14,6 +14,7 @@ from portal.clients.base import (
     API_PAGE_MAX,
     Upstreams,
     UpstreamUnavailable,
+    document,
     get,
     request,
     segment,
@@ -234,3 +235,17 @@ async def confirm_guest_alerts(upstreams: Upstreams, token: str) -> GuestConfirm
     if answer is None:
         raise UpstreamUnavailable(SERVICE, "empty answer")
     return answer
+
+
+# Personal data (GDPR) ------------------------------------------------------------------------
+
+
+async def export_me(upstreams: Upstreams, token: str) -> dict[str, Any]:
+    """GET /v1/me/export: everything notifications holds about the caller, as it sent it."""
+    return await document(SERVICE, upstreams.notifications, "GET", "/v1/me/export", token=token)
+
+
+async def erase_me(upstreams: Upstreams, token: str) -> dict[str, Any]:
+    """DELETE /v1/me: notifications erases what it holds about the caller (202, idempotent); the
+    answer's ``kept`` lists what a legal duty keeps, and why."""
+    return await document(SERVICE, upstreams.notifications, "DELETE", "/v1/me", token=token)
