@@ -21,6 +21,7 @@ from leasing.api import (
     artisans,
     calls,
     leases,
+    privacy,
     programmes,
     results,
     stats,
@@ -84,6 +85,12 @@ TAGS = [
         "description": "Letting statistics for city officers and admins: vacancies open now, "
         "lets and the days from a vacancy's opening to its lease, by arrondissement and site "
         "kind. Read-only.",
+    },
+    {
+        "name": "privacy",
+        "description": "Personal data: your export (everything leasing holds about you) and "
+        "erasure (the profile pseudonymised, what a legal duty keeps listed), the admin's on a "
+        "written request, and the audit log of both.",
     },
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
@@ -156,4 +163,5 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
     app.include_router(stats.router)
     app.include_router(results.router)
     app.include_router(appeals.router)
+    app.include_router(privacy.router)
     return app

@@ -64,6 +64,28 @@ class ArtisanProfile(SQLModel, table=True):
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     registered_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    # Set when the profile was erased (pseudonymised): the account gets 410 from then on.
+    erased_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+
+
+class PrivacyRequest(SQLModel, table=True):
+    """The audit log of data-protection requests (export, erasure), self or admin: ids only."""
+
+    __tablename__ = "privacy_requests"
+    __table_args__ = (
+        Index("ix_privacy_requests_subject", "subject_artisan_id", "created_at"),
+        Index("ix_privacy_requests_created", "created_at"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    kind: str = Field(sa_column=Column(String(20), nullable=False))  # export | erasure
+    subject_artisan_id: str = Field(sa_column=Column(String(36), nullable=False))
+    requested_by: str = Field(sa_column=Column(String(10), nullable=False))  # self | admin
+    requested_by_id: str = Field(sa_column=Column(String(120), nullable=False))
+    request_reference: str | None = Field(default=None, sa_column=Column(String(120)))
+    note: str | None = Field(default=None, sa_column=Column(String(500)))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    completed_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
 
 
 class UnitListing(SQLModel, table=True):
@@ -380,6 +402,7 @@ __all__ = [
     "JurySession",
     "Lease",
     "OutboxMessage",
+    "PrivacyRequest",
     "ProcessedEvent",
     "ProgrammePublication",
     "ProgrammeVersion",

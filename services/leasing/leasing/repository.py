@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fabkit.models import OutboxMessage
 from fabkit.pagination import PageParams, paginate
 from leasing.domain import OPEN_APPLICATION_STATUSES, ApplicationStatus, LeaseStatus
 from leasing.eligibility import Catalogue
@@ -28,6 +29,7 @@ from leasing.models import (
     JuryMember,
     JurySession,
     Lease,
+    PrivacyRequest,
     ProgrammePublication,
     ProgrammeVersion,
     UnitListing,
@@ -654,3 +656,101 @@ async def list_appeals(
     if q.status:
         stmt = stmt.where(col(Appeal.status) == q.status)
     return await paginate(session, stmt.order_by(col(Appeal.filed_at).desc(), col(Appeal.id)), page)
+
+
+# Privacy (export, erasure, audit log) ------------------------------------------------------
+
+
+async def applications_of_artisan(
+    session: AsyncSession, artisan_id: str, *, for_update: bool = False
+) -> Sequence[Application]:
+    """Every application of one artisan, oldest first."""
+    stmt = select(Application).where(col(Application.artisan_id) == artisan_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    order = (col(Application.submitted_at), col(Application.id))
+    return (await session.execute(stmt.order_by(*order))).scalars().all()
+
+
+async def decisions_of_applications(
+    session: AsyncSession, application_ids: Sequence[str]
+) -> Sequence[ApplicationDecision]:
+    if not application_ids:
+        return []
+    stmt = select(ApplicationDecision).where(
+        col(ApplicationDecision.application_id).in_(application_ids)
+    )
+    return (await session.execute(stmt.order_by(col(ApplicationDecision.id)))).scalars().all()
+
+
+async def ranking_rows_of_applications(
+    session: AsyncSession, application_ids: Sequence[str]
+) -> Sequence[CallRanking]:
+    if not application_ids:
+        return []
+    stmt = select(CallRanking).where(col(CallRanking.application_id).in_(application_ids))
+    return (await session.execute(stmt.order_by(col(CallRanking.id)))).scalars().all()
+
+
+async def leases_of_artisan(
+    session: AsyncSession, artisan_id: str, *, for_update: bool = False
+) -> Sequence[Lease]:
+    stmt = select(Lease).where(col(Lease.artisan_id) == artisan_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    order = (col(Lease.offered_at), col(Lease.id))
+    return (await session.execute(stmt.order_by(*order))).scalars().all()
+
+
+async def appeals_of_artisan(
+    session: AsyncSession, artisan_id: str, *, for_update: bool = False
+) -> Sequence[Appeal]:
+    stmt = select(Appeal).where(col(Appeal.artisan_id) == artisan_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    order = (col(Appeal.filed_at), col(Appeal.id))
+    return (await session.execute(stmt.order_by(*order))).scalars().all()
+
+
+async def privacy_requests_of(session: AsyncSession, artisan_id: str) -> Sequence[PrivacyRequest]:
+    stmt = select(PrivacyRequest).where(col(PrivacyRequest.subject_artisan_id) == artisan_id)
+    return (await session.execute(stmt.order_by(col(PrivacyRequest.created_at)))).scalars().all()
+
+
+async def erasure_of(session: AsyncSession, artisan_id: str) -> PrivacyRequest | None:
+    """The completed erasure request of an artisan, if any."""
+    stmt = select(PrivacyRequest).where(
+        col(PrivacyRequest.subject_artisan_id) == artisan_id,
+        col(PrivacyRequest.kind) == "erasure",
+        col(PrivacyRequest.completed_at).is_not(None),
+    )
+    return (
+        (await session.execute(stmt.order_by(col(PrivacyRequest.created_at)).limit(1)))
+        .scalars()
+        .first()
+    )
+
+
+async def list_privacy_requests(
+    session: AsyncSession, page: PageParams, kind: str | None = None
+) -> tuple[Sequence[PrivacyRequest], int]:
+    """One page of the audit log, the latest first."""
+    stmt = select(PrivacyRequest)
+    if kind:
+        stmt = stmt.where(col(PrivacyRequest.kind) == kind)
+    order = (col(PrivacyRequest.created_at).desc(), col(PrivacyRequest.id))
+    return await paginate(session, stmt.order_by(*order), page)
+
+
+async def outbox_of(
+    session: AsyncSession, topic: str, keys: Sequence[str]
+) -> Sequence[OutboxMessage]:
+    """The outbox rows of `topic` under these keys (published or not), for update."""
+    if not keys:
+        return []
+    stmt = (
+        select(OutboxMessage)
+        .where(col(OutboxMessage.topic) == topic, col(OutboxMessage.key).in_(keys))
+        .with_for_update()
+    )
+    return (await session.execute(stmt.order_by(col(OutboxMessage.id)))).scalars().all()

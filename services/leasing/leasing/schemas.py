@@ -1161,3 +1161,55 @@ class AppealOut(BaseModel):
     answered_by: str | None
     answered_at: datetime | None
     version: int
+
+
+# Privacy (export, erasure, audit log) ------------------------------------------------------
+
+
+class ErasureRequest(_In):
+    """An admin's erasure of an artisan on a written request (the data protection officer's)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_reference": "DPO-2026-0142",
+                    "note": "Letter received on 2 December 2026, identity checked.",
+                }
+            ]
+        }
+    )
+
+    request_reference: str = Field(
+        min_length=1,
+        max_length=120,
+        description="The reference of the written request (letter, e-mail) the erasure answers",
+    )
+    note: str | None = Field(
+        default=None, max_length=500, description="A note for the audit log: no personal data"
+    )
+
+
+class KeptRecord(BaseModel):
+    kind: str = Field(description="What is kept: leases, decisions, rankings, privacy_requests")
+    why: str = Field(description="The legal duty or public interest that keeps it")
+
+
+class ErasureOut(BaseModel):
+    erasure_id: str = Field(description="The erasure's id in the audit log")
+    status: str = Field(description="completed: the profile is erased")
+    artisan_id: str
+    erased_at: datetime
+    kept: list[KeptRecord]
+
+
+class PrivacyRequestOut(BaseModel):
+    id: str
+    kind: str = Field(description="export or erasure")
+    subject_artisan_id: str
+    requested_by: str = Field(description="self or admin")
+    requested_by_id: str = Field(description="The token subject of who asked")
+    request_reference: str | None
+    note: str | None
+    created_at: datetime
+    completed_at: datetime | None

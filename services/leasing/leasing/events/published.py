@@ -454,9 +454,21 @@ class AppealAnswered(EventPayload):
     answered_at: datetime
 
 
+class ArtisanErased(EventPayload):
+    """An artisan's profile was erased (pseudonymised): consumers delete their copies of the
+    person's data. No personal data in it: ids and the time only."""
+
+    event_type = "leasing.artisan.erased.v1"
+    artisan_id: str
+    erasure_id: str
+    erased_at: datetime
+    requested_by: str  # "self" | "admin"
+
+
 ALL_PAYLOADS: tuple[type[EventPayload], ...] = (
     ArtisanRegistered,
     ArtisanUpdated,
+    ArtisanErased,
     ApplicationSubmitted,
     ApplicationWithdrawn,
     ApplicationDecided,
@@ -476,6 +488,7 @@ ALL_PAYLOADS: tuple[type[EventPayload], ...] = (
 TOPIC_OF: dict[str, str] = {
     ArtisanRegistered.event_type: ARTISAN_TOPIC,
     ArtisanUpdated.event_type: ARTISAN_TOPIC,
+    ArtisanErased.event_type: ARTISAN_TOPIC,
     ApplicationSubmitted.event_type: APPLICATION_TOPIC,
     ApplicationWithdrawn.event_type: APPLICATION_TOPIC,
     ApplicationDecided.event_type: APPLICATION_TOPIC,

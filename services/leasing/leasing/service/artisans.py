@@ -15,6 +15,7 @@ from leasing.events.published import ArtisanRegistered, ArtisanSnapshot, Artisan
 from leasing.models import ArtisanProfile
 from leasing.schemas import ArtisanCreate, ArtisanOut, ArtisanPatch
 from leasing.service.common import Sessions, utcnow
+from leasing.service.privacy import refuse_erased
 
 _TAKEN_ON_REGISTER = "An artisan with this SIRET is already registered."
 _ALREADY_REGISTERED = (
@@ -53,7 +54,9 @@ async def register_artisan(
     now = utcnow()
     try:
         async with sessions() as session, session.begin():
-            if await repo.get_artisan(session, principal.subject) is not None:
+            existing = await repo.get_artisan(session, principal.subject)
+            refuse_erased(existing)
+            if existing is not None:
                 raise ProblemError(409, _ALREADY_REGISTERED)
             if await repo.siret_taken(session, data.siret):
                 raise ProblemError(409, _TAKEN_ON_REGISTER)
@@ -88,6 +91,7 @@ async def get_artisan(sessions: Sessions, artisan_id: str) -> Written:
         artisan = await repo.get_artisan(session, artisan_id)
     if artisan is None:
         raise ProblemError(404, f"No artisan with id {artisan_id}.")
+    refuse_erased(artisan)
     return _written(artisan)
 
 
@@ -115,6 +119,7 @@ async def update_artisan(
             artisan = await repo.get_artisan(session, principal.subject, for_update=True)
             if artisan is None:
                 raise ProblemError(404, f"No artisan with id {principal.subject}.")
+            refuse_erased(artisan)
             check_if_match(if_match, artisan.version)
             changed = [k for k, v in changes.items() if getattr(artisan, k) != v]
             if not changed:

@@ -1,0 +1,93 @@
+"""Personal data: the caller's export and erasure, the admin's on a written request, and the
+audit log of both (admin)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from fabkit.auth import Principal, Role, require_roles
+from fabkit.pagination import Page, PageDep
+from leasing.api.deps import SessionsDep
+from leasing.schemas import ErasureOut, ErasureRequest, PrivacyRequestOut
+from leasing.service import privacy
+
+router = APIRouter(tags=["privacy"])
+
+AnyUser = require_roles(*Role)
+ArtisanOnly = require_roles(Role.ARTISAN)
+AdminOnly = require_roles(Role.ADMIN)
+
+_EXPORT_HEADERS = {
+    "Content-Disposition": 'attachment; filename="fabrique-leasing-export.json"',
+    "Cache-Control": "no-store",
+}
+
+
+def _export_response(body: dict[str, object]) -> JSONResponse:
+    return JSONResponse(body, headers=_EXPORT_HEADERS)
+
+
+@router.get(
+    "/v1/me/export",
+    summary="Everything leasing holds about you, as one JSON document (any logged-in user)",
+)
+async def export_me(sessions: SessionsDep, principal: Principal = AnyUser) -> JSONResponse:
+    return _export_response(await privacy.export(sessions, principal, principal.subject))
+
+
+@router.get(
+    "/v1/artisans/{artisan_id}/export",
+    summary="Everything leasing holds about one artisan (admin, on a written request)",
+)
+async def export_artisan(
+    artisan_id: str,
+    sessions: SessionsDep,
+    request_reference: str | None = Query(default=None, max_length=120),
+    principal: Principal = AdminOnly,
+) -> JSONResponse:
+    body = await privacy.export(sessions, principal, artisan_id, request_reference)
+    return _export_response(body)
+
+
+@router.delete(
+    "/v1/me",
+    status_code=202,
+    response_model=ErasureOut,
+    summary="Erase your artisan profile (idempotent: a second call answers the first erasure)",
+)
+async def erase_me(sessions: SessionsDep, principal: Principal = ArtisanOnly) -> ErasureOut:
+    return await privacy.erase(sessions, principal, principal.subject)
+
+
+@router.post(
+    "/v1/artisans/{artisan_id}/erasure",
+    status_code=202,
+    response_model=ErasureOut,
+    summary="Erase an artisan on a written request (admin; recorded in the audit log)",
+)
+async def erase_artisan(
+    artisan_id: str,
+    payload: ErasureRequest,
+    sessions: SessionsDep,
+    principal: Principal = AdminOnly,
+) -> ErasureOut:
+    return await privacy.erase(
+        sessions, principal, artisan_id, payload.request_reference, payload.note
+    )
+
+
+@router.get(
+    "/v1/privacy/requests",
+    response_model=Page[PrivacyRequestOut],
+    summary="The audit log of exports and erasures, the latest first (admin)",
+)
+async def list_privacy_requests(
+    page: PageDep,
+    sessions: SessionsDep,
+    kind: Literal["export", "erasure"] | None = None,
+    principal: Principal = AdminOnly,
+) -> Page[PrivacyRequestOut]:
+    return await privacy.list_requests(sessions, page, kind)

@@ -1,0 +1,277 @@
+"""Personal data: an artisan's export (everything leasing holds about them), their erasure
+(pseudonymisation of the profile and of the texts they wrote, keeping what a legal duty
+requires) and the audit log of both. Nothing personal is logged here: ids only."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from fabkit.auth import Principal
+from fabkit.errors import ProblemError
+from fabkit.pagination import Page, PageParams
+from leasing import repository as repo
+from leasing.domain import OPEN_APPLICATION_STATUSES, ApplicationStatus, Decision
+from leasing.events.published import (
+    APPLICATION_TOPIC,
+    ARTISAN_TOPIC,
+    ApplicationWithdrawn,
+    ArtisanErased,
+    emit,
+)
+from leasing.models import ArtisanProfile, PrivacyRequest
+from leasing.schemas import ErasureOut, KeptRecord, PrivacyRequestOut
+from leasing.service.common import Actor, Sessions, utcnow
+from leasing.service.decisions import decide, withdraw_offer
+
+log = logging.getLogger(__name__)
+
+PSEUDONYM = "Personne effacée"
+ERASED_TEXT = "[Texte effacé à la demande de la personne]"
+ERASED_EMAIL = "effacee@invalid.invalid"
+WITHDRAWN_ON_ERASURE = "Withdrawn on the applicant's erasure request."
+ERASED_DETAIL = (
+    "This artisan profile was erased at its owner's request; nothing can be read or changed "
+    "on it any more, and the account cannot register again."
+)
+KEPT = [
+    KeptRecord(
+        kind="leases",
+        why="A signed lease is a contract: kept for the limitation period (5 years after it "
+        "ends, Code civil art. 2224), with the artisan's id only, the name being erased.",
+    ),
+    KeptRecord(
+        kind="decisions",
+        why="The decisions on applications keep a call's published results checkable; they "
+        "carry no name, and the free texts the artisan wrote are erased.",
+    ),
+    KeptRecord(
+        kind="rankings",
+        why="A call's ranking is published and may be appealed; it carries no name.",
+    ),
+    KeptRecord(
+        kind="privacy_requests",
+        why="The audit log of data-protection requests proves they were answered (ids only).",
+    ),
+]
+
+_EXPORT_SECRET_FIELDS: frozenset[str] = frozenset()
+
+
+def _row(model: SQLModel) -> dict[str, Any]:
+    body = model.model_dump(mode="json")
+    for name in _EXPORT_SECRET_FIELDS & body.keys():
+        body[name] = "<kept, not exported>"
+    return body
+
+
+def refuse_erased(artisan: ArtisanProfile | None) -> None:
+    """410 Gone for a profile that was erased (reads, changes, registering again)."""
+    if artisan is not None and artisan.erased_at is not None:
+        raise ProblemError(410, ERASED_DETAIL)
+
+
+def _audit(
+    principal: Principal,
+    kind: str,
+    artisan_id: str,
+    now: datetime,
+    reference: str | None = None,
+    note: str | None = None,
+) -> PrivacyRequest:
+    is_self = principal.subject == artisan_id
+    return PrivacyRequest(
+        id=str(uuid.uuid4()),
+        kind=kind,
+        subject_artisan_id=artisan_id,
+        requested_by="self" if is_self else "admin",
+        requested_by_id=principal.subject,
+        request_reference=reference,
+        note=note,
+        created_at=now,
+        completed_at=None,
+    )
+
+
+async def _records(session: AsyncSession, artisan_id: str) -> dict[str, list[dict[str, Any]]]:
+    profile = await repo.get_artisan(session, artisan_id)
+    apps = await repo.applications_of_artisan(session, artisan_id)
+    ids = [a.id for a in apps]
+    return {
+        "profile": [_row(profile)] if profile is not None else [],
+        "applications": [_row(a) for a in apps],
+        "decisions": [_row(d) for d in await repo.decisions_of_applications(session, ids)],
+        "rankings": [_row(r) for r in await repo.ranking_rows_of_applications(session, ids)],
+        "leases": [_row(lease) for lease in await repo.leases_of_artisan(session, artisan_id)],
+        "appeals": [_row(a) for a in await repo.appeals_of_artisan(session, artisan_id)],
+        "privacy_requests": [_row(p) for p in await repo.privacy_requests_of(session, artisan_id)],
+    }
+
+
+async def export(
+    sessions: Sessions, principal: Principal, artisan_id: str, reference: str | None = None
+) -> dict[str, Any]:
+    """Everything leasing holds about `artisan_id`, grouped by kind; the export is recorded in
+    the audit log (the row is in the export itself)."""
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        if principal.subject != artisan_id and await repo.get_artisan(session, artisan_id) is None:
+            raise ProblemError(404, f"No artisan with id {artisan_id}.")
+        row = _audit(principal, "export", artisan_id, now, reference)
+        row.completed_at = now
+        session.add(row)
+        await session.flush()
+        records = await _records(session, artisan_id)
+    log.info("privacy export %s of artisan %s (%s)", row.id, artisan_id, row.requested_by)
+    return {
+        "service": "leasing",
+        "subject": artisan_id,
+        "generated_at": now.isoformat().replace("+00:00", "Z"),
+        "records": records,
+    }
+
+
+def _erased_out(row: PrivacyRequest) -> ErasureOut:
+    assert row.completed_at is not None
+    return ErasureOut(
+        erasure_id=row.id,
+        status="completed",
+        artisan_id=row.subject_artisan_id,
+        erased_at=row.completed_at,
+        kept=KEPT,
+    )
+
+
+async def _withdraw_open(session: AsyncSession, artisan_id: str, now: datetime) -> None:
+    """Withdraw the artisan's open applications and drafts (and the offers they had)."""
+    open_statuses = {s.value for s in OPEN_APPLICATION_STATUSES} | {ApplicationStatus.DRAFT.value}
+    actor = Actor("artisan", artisan_id)
+    for app in await repo.applications_of_artisan(session, artisan_id, for_update=True):
+        app.project = ERASED_TEXT
+        if app.status in open_statuses:
+            lease_id = await withdraw_offer(session, app, WITHDRAWN_ON_ERASURE, now)
+            decide(session, app, Decision.WITHDRAWN, actor, WITHDRAWN_ON_ERASURE, lease_id, now)
+        app.updated_at = now
+
+
+async def _erase_texts(session: AsyncSession, artisan_id: str) -> None:
+    apps = await repo.applications_of_artisan(session, artisan_id)
+    for d in await repo.decisions_of_applications(session, [a.id for a in apps]):
+        if d.actor_id == artisan_id and d.reason and d.reason != WITHDRAWN_ON_ERASURE:
+            d.reason = ERASED_TEXT
+    for lease in await repo.leases_of_artisan(session, artisan_id, for_update=True):
+        # A reason given for declining an offer is the artisan's text; a signed lease's
+        # ending belongs to the contract and is kept.
+        if (
+            lease.signed_at is None
+            and lease.end_reason
+            and lease.end_reason != WITHDRAWN_ON_ERASURE
+        ):
+            lease.end_reason = ERASED_TEXT
+    for appeal in await repo.appeals_of_artisan(session, artisan_id, for_update=True):
+        appeal.grounds = ERASED_TEXT
+
+
+async def _scrub_outbox(session: AsyncSession, artisan_id: str) -> None:
+    """The outbox keeps what it relayed: the artisan's profile events get the pseudonym, and
+    the reasons they gave on withdrawing are replaced (the topics' records are compaction's)."""
+    for msg in await repo.outbox_of(session, ARTISAN_TOPIC, [artisan_id]):
+        data = dict(msg.envelope.get("data") or {})
+        if isinstance(data.get("artisan"), dict):
+            data["artisan"] = {
+                **data["artisan"],
+                "display_name": PSEUDONYM,
+                "business_name": PSEUDONYM,
+                "contact_email": ERASED_EMAIL,
+                "labels": [],
+            }
+            msg.envelope = {**msg.envelope, "data": data}
+    apps = [a.id for a in await repo.applications_of_artisan(session, artisan_id)]
+    for msg in await repo.outbox_of(session, APPLICATION_TOPIC, apps):
+        data = dict(msg.envelope.get("data") or {})
+        if msg.event_type == ApplicationWithdrawn.event_type and data.get("reason") not in (
+            None,
+            WITHDRAWN_ON_ERASURE,
+        ):
+            data["reason"] = ERASED_TEXT
+            msg.envelope = {**msg.envelope, "data": data}
+
+
+def _pseudonymise(artisan: ArtisanProfile, now: datetime) -> None:
+    artisan.display_name = PSEUDONYM
+    artisan.business_name = PSEUDONYM
+    # The SIRET column is unique: "X" and 13 random hex digits are no SIRET and never collide.
+    artisan.siret = "X" + uuid.uuid4().hex[:13].upper()
+    artisan.contact_email = ERASED_EMAIL
+    artisan.contact_email_verified = False
+    artisan.labels = []
+    artisan.erased_at = now
+    artisan.updated_at = now
+    artisan.version += 1
+
+
+async def erase(
+    sessions: Sessions,
+    principal: Principal,
+    artisan_id: str,
+    reference: str | None = None,
+    note: str | None = None,
+) -> ErasureOut:
+    """Erase an artisan in one transaction: profile pseudonymised, the texts they wrote
+    replaced, open applications and offers withdrawn, the erasure recorded and announced
+    (leasing.artisan.erased.v1). A second call answers the first erasure."""
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        artisan = await repo.get_artisan(session, artisan_id, for_update=True)
+        if artisan is None:
+            raise ProblemError(404, f"No artisan with id {artisan_id}.")
+        if artisan.erased_at is not None:
+            done = await repo.erasure_of(session, artisan_id)
+            if done is not None:
+                return _erased_out(done)
+        row = _audit(principal, "erasure", artisan_id, now, reference, note)
+        session.add(row)
+        await _withdraw_open(session, artisan_id, now)
+        await _erase_texts(session, artisan_id)
+        _pseudonymise(artisan, now)
+        await _scrub_outbox(session, artisan_id)
+        row.completed_at = now
+        await session.flush()
+        emit(
+            session,
+            artisan_id,
+            ArtisanErased(
+                artisan_id=artisan_id,
+                erasure_id=row.id,
+                erased_at=now,
+                requested_by=row.requested_by,
+            ),
+        )
+    log.info("privacy erasure %s of artisan %s (%s)", row.id, artisan_id, row.requested_by)
+    return _erased_out(row)
+
+
+async def list_requests(
+    sessions: Sessions, page: PageParams, kind: str | None
+) -> Page[PrivacyRequestOut]:
+    async with sessions() as session:
+        rows, total = await repo.list_privacy_requests(session, page, kind)
+    return Page.of(
+        rows, total, page, lambda r: PrivacyRequestOut.model_validate(r, from_attributes=True)
+    )
+
+
+__all__ = [
+    "ERASED_DETAIL",
+    "KEPT",
+    "PSEUDONYM",
+    "erase",
+    "export",
+    "list_requests",
+    "refuse_erased",
+]
