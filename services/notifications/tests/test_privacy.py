@@ -5,6 +5,7 @@ tombstone against replayed profile events. Real database (SQLite and PostgreSQL)
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from sqlmodel import SQLModel
 
 from fabkit.testing import assert_problem
+from notifications.events.consumed import ArtisanErasedIn
 from notifications.models import (
     GUEST_OWNER_PREFIX,
     Artisan,
@@ -38,6 +40,7 @@ from .conftest import (
     make_settings,
     running,
 )
+from .test_contracts import SCHEMAS, gaps
 
 ARTISAN = "leasing.artisan"
 
@@ -424,3 +427,11 @@ async def test_privacy_endpoints_need_a_token(sqlite_url: str) -> None:
             assert r.headers["content-type"].startswith("application/problem+json")
         r = await svc.client.post("/v1/me/export", headers=svc.artisan("art-1"))
         assert r.status_code == 405
+
+
+def test_the_erased_event_read_here_is_in_leasings_contract() -> None:
+    path = SCHEMAS / "leasing.artisan.erased.v1.json"
+    root = json.loads(path.read_text(encoding="utf-8"))
+    assert gaps(ArtisanErasedIn, root, root, "$") == []
+    # Ids only: no field of it could carry a name or an address.
+    assert set(root["properties"]) == {"artisan_id", "erasure_id", "erased_at", "requested_by"}
