@@ -32,6 +32,7 @@ LEASING_TABLES = {
     "processed_events",
     "idempotency_keys",
     "programme_versions",
+    "privacy_requests",
 }
 
 
