@@ -8,9 +8,11 @@ log."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import MetaData, select
 
 from fabkit.auth import Role
@@ -104,11 +106,15 @@ async def test_the_export_holds_one_record_of_every_kind(api: Api) -> None:
 
 
 async def test_an_erasure_pseudonymises_keeps_the_lease_and_answers_the_same_twice(
-    api: Api,
+    api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
     d = await artisan_with_every_kind(api)
     me, token = d["artisans"][2], d["tokens"][2]
     others = d["artisans"][:2]
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    r = await api.client.get("/v1/me/export", headers=token)
+    assert r.status_code == 200
     r = await api.client.delete("/v1/me", headers=token)
     assert r.status_code == 202, r.text
     erased = r.json()
@@ -117,6 +123,12 @@ async def test_an_erasure_pseudonymises_keeps_the_lease_and_answers_the_same_twi
     assert all(k["why"].endswith(".") for k in erased["kept"])
     again = await api.client.delete("/v1/me", headers=token)
     assert again.status_code == 202 and again.json() == erased
+
+    # nothing personal in the log lines of the export and the erasure
+    logged = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert "privacy erasure" in logged and me["id"] in logged
+    for value in (me["display_name"], me["siret"], me["contact_email"], d["open_project"]):
+        assert value not in logged, value
 
     # gone from every table, other artisans intact
     text = await every_row_as_text(api)
