@@ -147,10 +147,11 @@ def _erased_out(row: PrivacyRequest) -> ErasureOut:
     )
 
 
-async def _withdraw_open(session: AsyncSession, artisan_id: str, now: datetime) -> None:
+async def _withdraw_open(
+    session: AsyncSession, artisan_id: str, actor: Actor, now: datetime
+) -> None:
     """Withdraw the artisan's open applications and drafts (and the offers they had)."""
     open_statuses = {s.value for s in OPEN_APPLICATION_STATUSES} | {ApplicationStatus.DRAFT.value}
-    actor = Actor("artisan", artisan_id)
     for app in await repo.applications_of_artisan(session, artisan_id, for_update=True):
         app.project = ERASED_TEXT
         if app.status in open_statuses:
@@ -236,7 +237,7 @@ async def erase(
                 return _erased_out(done)
         row = _audit(principal, "erasure", artisan_id, now, reference, note)
         session.add(row)
-        await _withdraw_open(session, artisan_id, now)
+        await _withdraw_open(session, artisan_id, Actor.of(principal), now)
         await _erase_texts(session, artisan_id)
         _pseudonymise(artisan, now)
         await _scrub_outbox(session, artisan_id)
