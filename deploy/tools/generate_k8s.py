@@ -80,7 +80,6 @@ def _dump_all(documents: list[Any]) -> str:
     return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
 
 
-
 def _config_value(value: str) -> int | float | str:
     """A topic config as Strimzi's examples write it: numbers as numbers."""
     for kind in (int, float):
@@ -89,6 +88,7 @@ def _config_value(value: str) -> int | float | str:
         except ValueError:
             pass
     return value
+
 
 def kafka_topics() -> str:
     data = json.loads(TOPICS.read_text(encoding="utf-8"))
