@@ -89,13 +89,13 @@ class Person:
         return [self.name, self.email, self.sub_email, self.hook, self.search, self.guest_search]
 
 
-def profile(person: Person, version: int = 1) -> dict[str, Any]:
+def profile(person: Person, version: int = 1, *, verified: bool = True) -> dict[str, Any]:
     return artisan_event(
         person.id,
         display_name=person.name,
         business_name=f"Atelier {person.name}",
         contact_email=person.email,
-        contact_email_verified=True,
+        contact_email_verified=verified,
         version=version,
     )
 
@@ -413,6 +413,33 @@ async def test_leasing_erasure_removes_the_copy_and_a_replayed_profile_stays_out
         log_text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
         for needle in alice.needles + [alice.error]:
             assert needle not in log_text, needle
+
+
+async def test_an_unverified_address_keeps_its_guest_alerts_through_an_erasure(
+    database_url: str, kafka_broker: Any, topics: Topics, producer: Producer
+) -> None:
+    """The profile named an address the identity provider never verified for the account: the
+    guest alerts under it may be someone else's, so erasing the artisan leaves them."""
+    carol = Person("c")
+    async with running(broker_settings(database_url, kafka_broker, topics)) as svc:
+        await producer.send(
+            topics.artisan, f"{ARTISAN}.registered.v1", profile(carol, verified=False), carol.id
+        )
+        await eventually(lambda: copy_of(svc, carol.id))
+        seeded = await seed(svc, carol)
+        data = {
+            "artisan_id": carol.id,
+            "erasure_id": str(uuid.uuid4()),
+            "erased_at": datetime.now(UTC).isoformat(),
+            "requested_by": "self",
+        }
+        erased = await producer.send(topics.artisan, f"{ARTISAN}.erased.v1", data, carol.id)
+        await eventually(lambda: processed(svc, erased.id))
+        assert await copy_of(svc, carol.id) is None
+        async with svc.app.state.runtime.sessions() as session:
+            guest = await session.get(GuestSubscriber, seeded["guest_id"])
+            assert guest is not None and guest.email == carol.email
+        assert carol.search not in await dump(svc)  # the account's own searches went
 
 
 async def test_privacy_endpoints_need_a_token(sqlite_url: str) -> None:

@@ -233,11 +233,15 @@ async def erase_self(sessions: Sessions, subject: str) -> dict[str, Any]:
 
 async def apply_erased(session: AsyncSession, erased: ArtisanErasedIn) -> None:
     """`leasing.artisan.erased.v1`, in the consumer's transaction: what `DELETE /v1/me` does,
-    plus the read-model copy and the guest alerts under its address, and a tombstone."""
+    plus the read-model copy and the guest alerts under its address — only when the identity
+    provider verified that address for the account, as for the export: an unverified address
+    may be someone else's, whose alerts are theirs — and a tombstone."""
     artisan_id = erased.artisan_id
     await _erase_owner(session, artisan_id)
     artisan = await repo.get_artisan(session, artisan_id)
-    guest = await _guest_of(session, artisan)
+    guest = (
+        await _guest_of(session, artisan) if artisan and artisan.contact_email_verified else None
+    )
     if guest is not None:
         await _erase_guest(session, guest)
     if artisan is not None:
