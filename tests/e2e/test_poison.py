@@ -59,6 +59,7 @@ CONSUMERS: dict[str, tuple[str, dict[str, set[str]]]] = {
             "leasing.artisan.events": {
                 "leasing.artisan.registered.v1",
                 "leasing.artisan.updated.v1",
+                "leasing.artisan.erased.v1",
             },
             "leasing.programme.events": {"leasing.programme.published.v1"},
             "leasing.application.events": {"leasing.application.decided.v1"},

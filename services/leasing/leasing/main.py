@@ -33,6 +33,7 @@ from leasing.metrics import refresh_business_gauges
 from leasing.programmes import load_catalogue
 from leasing.service import calls as call_service
 from leasing.service import leases as lease_service
+from leasing.service import privacy as privacy_service
 from leasing.service import programmes as programme_service
 from leasing.service.common import CLOCK
 from leasing.settings import LeasingSettings
@@ -137,6 +138,18 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
                             runtime.sessions, catalogue, runtime.stop, settings.call_tick_s
                         ),
                         name="call-worker",
+                    )
+                )
+                # Same switch: the process that runs the background work seals erasures too.
+                runtime.tasks.append(
+                    asyncio.create_task(
+                        privacy_service.run_erasure_sealer(
+                            runtime.sessions,
+                            runtime.stop,
+                            settings.erasure_seal_after_s,
+                            settings.call_tick_s,
+                        ),
+                        name="erasure-sealer",
                     )
                 )
             yield

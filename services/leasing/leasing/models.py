@@ -86,6 +86,9 @@ class PrivacyRequest(SQLModel, table=True):
     note: str | None = Field(default=None, sa_column=Column(String(500)))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
     completed_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    # Erasures: when the second id-only record on the artisan's key was written (it rolls the
+    # compacted topic's segment that holds the erasure, so the cleaner can drop the person).
+    sealed_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
 
 
 class UnitListing(SQLModel, table=True):

@@ -717,6 +717,35 @@ async def privacy_requests_of(session: AsyncSession, artisan_id: str) -> Sequenc
     return (await session.execute(stmt.order_by(col(PrivacyRequest.created_at)))).scalars().all()
 
 
+async def unsealed_erasure_ids(
+    session: AsyncSession, completed_before: datetime, limit: int
+) -> list[str]:
+    """Erasures completed before `completed_before` whose second record is not written yet."""
+    stmt = (
+        select(col(PrivacyRequest.id))
+        .where(
+            col(PrivacyRequest.kind) == "erasure",
+            col(PrivacyRequest.completed_at) <= completed_before,
+            col(PrivacyRequest.sealed_at).is_(None),
+        )
+        .order_by(col(PrivacyRequest.completed_at))
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def get_privacy_request(
+    session: AsyncSession, request_id: str, *, skip_locked: bool = False
+) -> PrivacyRequest | None:
+    """One privacy request, row-locked (skipped when another replica holds it)."""
+    stmt = (
+        select(PrivacyRequest)
+        .where(col(PrivacyRequest.id) == request_id)
+        .with_for_update(skip_locked=skip_locked)
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
 async def erasure_of(session: AsyncSession, artisan_id: str) -> PrivacyRequest | None:
     """The completed erasure request of an artisan, if any."""
     stmt = select(PrivacyRequest).where(

@@ -54,6 +54,14 @@ class LeasingSettings(ServiceSettings):
     call_tick_s: float = Field(
         default=5.0, gt=0, le=3600, description="How often calls are opened and closed"
     )
+    erasure_seal_after_s: float = Field(
+        default=3700.0,
+        ge=0,
+        le=7 * 86400,
+        description="How long after an erasure its second record is written on the artisan's "
+        "key: past the topic's max.compaction.lag.ms (3,600 s in deploy/topics.json), so that "
+        "record rolls the segment holding the erasure and the cleaner drops the person",
+    )
 
     @model_validator(mode="after")
     def _no_clock_shift_in_prod(self) -> LeasingSettings:

@@ -250,3 +250,66 @@ async def test_only_the_artisan_or_an_admin_exports_and_erases(api: Api) -> None
     # the other artisan is untouched
     r = await api.client.get("/v1/artisans/me", headers=b_token)
     assert r.status_code == 200 and r.json()["display_name"] == "Bruno Bois"
+
+
+async def test_an_erasure_is_sealed_once_after_the_compaction_lag(api: Api) -> None:
+    """The second id-only record on the artisan's key (it rolls the compacted topic's segment
+    that holds the erasure): not before `after_s`, once after it, never twice."""
+    from datetime import timedelta
+
+    from sqlmodel import col
+
+    from fabkit.models import OutboxMessage
+    from leasing.models import PrivacyRequest
+    from leasing.service.privacy import seal_due_erasures
+
+    me, token = await api.register()
+    other, other_token = await api.register()
+    assert (await api.client.delete("/v1/me", headers=token)).status_code == 202
+    async with api.sessions() as session:
+        (row,) = (
+            (
+                await session.execute(
+                    select(PrivacyRequest).where(col(PrivacyRequest.kind) == "erasure")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert row.completed_at is not None and row.sealed_at is None
+    after = 3700.0
+
+    assert (
+        await seal_due_erasures(api.sessions, after, now=row.completed_at + timedelta(seconds=3600))
+        == 0
+    )
+    at = row.completed_at + timedelta(seconds=after + 1)
+    assert await seal_due_erasures(api.sessions, after, now=at) == 1
+    assert await seal_due_erasures(api.sessions, after, now=at + timedelta(hours=1)) == 0
+
+    async with api.sessions() as session:
+        sealed = (
+            (
+                await session.execute(
+                    select(OutboxMessage).where(
+                        col(OutboxMessage.event_type) == "leasing.artisan.erasure_sealed.v1"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        stored = await session.get(PrivacyRequest, row.id)
+    assert [m.key for m in sealed] == [me["id"]]  # on the artisan's key, once
+    assert sealed[0].topic == "leasing.artisan.events"
+    assert sealed[0].envelope["data"] == {
+        "artisan_id": me["id"],
+        "erasure_id": row.id,
+        "sealed_at": sealed[0].envelope["data"]["sealed_at"],
+    }
+    assert stored is not None and stored.sealed_at is not None
+    text = json.dumps(sealed[0].envelope)
+    for value in (me["display_name"], me["siret"], me["contact_email"]):
+        assert value not in text
+    assert (await api.client.get("/v1/artisans/me", headers=other_token)).status_code == 200
+    assert other["id"] != me["id"]

@@ -465,10 +465,22 @@ class ArtisanErased(EventPayload):
     requested_by: str  # "self" | "admin"
 
 
+class ArtisanErasureSealed(EventPayload):
+    """The second record of an erasure on the artisan's key, written once the topic's
+    compaction lag has passed: it rolls the segment holding the erasure, so the log cleaner
+    drops every earlier record of the person even on a quiet topic. Ids and the time only."""
+
+    event_type = "leasing.artisan.erasure_sealed.v1"
+    artisan_id: str
+    erasure_id: str
+    sealed_at: datetime
+
+
 ALL_PAYLOADS: tuple[type[EventPayload], ...] = (
     ArtisanRegistered,
     ArtisanUpdated,
     ArtisanErased,
+    ArtisanErasureSealed,
     ApplicationSubmitted,
     ApplicationWithdrawn,
     ApplicationDecided,
@@ -489,6 +501,7 @@ TOPIC_OF: dict[str, str] = {
     ArtisanRegistered.event_type: ARTISAN_TOPIC,
     ArtisanUpdated.event_type: ARTISAN_TOPIC,
     ArtisanErased.event_type: ARTISAN_TOPIC,
+    ArtisanErasureSealed.event_type: ARTISAN_TOPIC,
     ApplicationSubmitted.event_type: APPLICATION_TOPIC,
     ApplicationWithdrawn.event_type: APPLICATION_TOPIC,
     ApplicationDecided.event_type: APPLICATION_TOPIC,

@@ -4,9 +4,11 @@ requires) and the audit log of both. Nothing personal is logged here: ids only."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import SQLModel
@@ -22,6 +24,7 @@ from leasing.events.published import (
     ARTISAN_TOPIC,
     ApplicationWithdrawn,
     ArtisanErased,
+    ArtisanErasureSealed,
     emit,
 )
 from leasing.models import ArtisanProfile, PrivacyRequest
@@ -276,3 +279,54 @@ __all__ = [
     "list_requests",
     "refuse_erased",
 ]
+
+
+# Sealing erasures on the compacted topic --------------------------------------------------------
+
+
+async def seal_due_erasures(
+    sessions: Sessions, after_s: float, now: datetime | None = None, batch: int = 100
+) -> int:
+    """Write `leasing.artisan.erasure_sealed.v1` for each erasure older than `after_s` not yet
+    sealed, one transaction each; how many were sealed.
+
+    Kafka rolls a compacted topic's active segment only on an append past its roll time
+    (`max.compaction.lag.ms`), and never compacts the active segment: this second record on the
+    artisan's key, written after that time, is the append that rolls the segment holding the
+    erasure, so the cleaner then drops every earlier record of the person even when nobody else
+    writes to the topic. Safe in several replicas (row locks, SKIP LOCKED)."""
+    now = now or utcnow()
+    due_before = now - timedelta(seconds=after_s)
+    async with sessions() as session:
+        ids = await repo.unsealed_erasure_ids(session, due_before, batch)
+    sealed = 0
+    for request_id in ids:
+        async with sessions() as session, session.begin():
+            row = await repo.get_privacy_request(session, request_id, skip_locked=True)
+            if row is None or row.sealed_at is not None:
+                continue  # another replica has it, or sealed it meanwhile
+            row.sealed_at = now
+            emit(
+                session,
+                row.subject_artisan_id,
+                ArtisanErasureSealed(
+                    artisan_id=row.subject_artisan_id, erasure_id=row.id, sealed_at=now
+                ),
+            )
+            sealed += 1
+    return sealed
+
+
+async def run_erasure_sealer(
+    sessions: Sessions, stop: asyncio.Event, after_s: float, every: float
+) -> None:
+    """Background task of the lifespan: seals due erasures every `every` seconds."""
+    while not stop.is_set():
+        try:
+            sealed = await seal_due_erasures(sessions, after_s)
+            if sealed:
+                log.info("sealed %d erasures on %s", sealed, ARTISAN_TOPIC)
+        except Exception as exc:
+            log.warning("erasure sealer failed: %s", type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
