@@ -430,3 +430,20 @@ async def eventually(
             return last
         await asyncio.sleep(every)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+# Fresh topics on the session's broker, and a producer of leasing's and inventory's events on
+# them: the consumer tests' fixtures.
+@pytest.fixture
+async def topics(kafka_broker: Any) -> Topics:
+    fresh = Topics.fresh()
+    await fresh.create(kafka_broker.bootstrap)
+    return fresh
+
+
+@pytest.fixture
+async def producer(kafka_broker: Any) -> AsyncIterator[Producer]:
+    made = Producer(kafka_broker.bootstrap)
+    await made.start()
+    yield made
+    await made.stop()

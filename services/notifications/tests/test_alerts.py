@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from notifications.models import Artisan, ProcessedEvent, Programme
@@ -30,21 +28,6 @@ from .conftest import (
 )
 
 VACANCY = "inventory.unit.vacancy_opened.v1"
-
-
-@pytest.fixture
-async def topics(kafka_broker: Any) -> Topics:
-    fresh = Topics.fresh()
-    await fresh.create(kafka_broker.bootstrap)
-    return fresh
-
-
-@pytest.fixture
-async def producer(kafka_broker: Any) -> AsyncIterator[Producer]:
-    made = Producer(kafka_broker.bootstrap)
-    await made.start()
-    yield made
-    await made.stop()
 
 
 def broker_settings(database_url: str, kafka_broker: Any, topics: Topics, **overrides: Any):  # type: ignore[no-untyped-def]

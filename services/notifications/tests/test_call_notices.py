@@ -9,9 +9,7 @@ from typing import Any
 
 from .conftest import Producer, Smtp, Topics, eventually, running, text_part
 from .test_alerts import broker_settings
-from .test_call_results import producer, registered, topics
-
-__all__ = ["producer", "topics"]  # the fixtures, shared with the results' tests
+from .test_call_results import registered
 
 CLOSED = "leasing.call.closed.v1"
 DECIDED = "leasing.call.decided.v1"

@@ -5,10 +5,7 @@ e-mail and in the feed, once per event even when it is delivered again."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from notifications.models import Artisan
 
@@ -26,21 +23,6 @@ from .test_alerts import broker_settings, known
 
 RESULTS = "leasing.call.results_published.v1"
 ANSWERED = "leasing.appeal.answered.v1"
-
-
-@pytest.fixture
-async def topics(kafka_broker: Any) -> Topics:
-    fresh = Topics.fresh()
-    await fresh.create(kafka_broker.bootstrap)
-    return fresh
-
-
-@pytest.fixture
-async def producer(kafka_broker: Any) -> AsyncIterator[Producer]:
-    made = Producer(kafka_broker.bootstrap)
-    await made.start()
-    yield made
-    await made.stop()
 
 
 async def registered(svc: Service, producer: Producer, topics: Topics, artisan_id: str) -> str:

@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.message import Message
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from sqlalchemy import select, update
 
 from fabkit.testing import assert_problem
@@ -43,21 +41,6 @@ VACANCY = "inventory.unit.vacancy_opened.v1"
 PORTAL = "http://portal.test"
 CONFIRM_LINK = re.compile(re.escape(PORTAL) + r"/alerts/confirm/([A-Za-z0-9_-]+)")
 NO_CHECK_FR = "ne vérifient pas votre éligibilité"
-
-
-@pytest.fixture
-async def topics(kafka_broker: Any) -> Topics:
-    fresh = Topics.fresh()
-    await fresh.create(kafka_broker.bootstrap)
-    return fresh
-
-
-@pytest.fixture
-async def producer(kafka_broker: Any) -> AsyncIterator[Producer]:
-    made = Producer(kafka_broker.bootstrap)
-    await made.start()
-    yield made
-    await made.stop()
 
 
 def guest_settings(database_url: str, smtp: Smtp, **overrides: Any) -> Any:

@@ -8,13 +8,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-from sqlmodel import SQLModel
+from sqlalchemy import MetaData, select
 
 from fabkit.testing import assert_problem
 from notifications.events.consumed import ArtisanErasedIn
@@ -43,21 +41,6 @@ from .conftest import (
 from .test_contracts import SCHEMAS, gaps
 
 ARTISAN = "leasing.artisan"
-
-
-@pytest.fixture
-async def topics(kafka_broker: Any) -> Topics:
-    fresh = Topics.fresh()
-    await fresh.create(kafka_broker.bootstrap)
-    return fresh
-
-
-@pytest.fixture
-async def producer(kafka_broker: Any) -> AsyncIterator[Producer]:
-    made = Producer(kafka_broker.bootstrap)
-    await made.start()
-    yield made
-    await made.stop()
 
 
 def broker_settings(database_url: str, kafka_broker: Any, topics: Topics) -> Any:
@@ -197,7 +180,11 @@ async def dump(svc: Service, *, but: tuple[str, ...] = ()) -> str:
     """Every row of every table (but those named), as text: where a person's data would be."""
     rows: list[str] = []
     async with svc.app.state.runtime.sessions() as session:
-        for table in SQLModel.metadata.sorted_tables:
+        # The database's own tables (reflected): the shared SQLModel metadata also holds the
+        # other services' models when their tests run in the same session.
+        found = MetaData()
+        await (await session.connection()).run_sync(found.reflect)
+        for table in found.sorted_tables:
             if table.name in but:
                 continue
             for row in (await session.execute(select(table))).all():
