@@ -94,6 +94,11 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("leasing", "PUT", "/v1/programmes/{programme_id}"): Rule(("officer", "admin")),
     ("leasing", "DELETE", "/v1/programmes/{programme_id}"): Rule(("officer", "admin")),
     ("leasing", "PATCH", "/v1/artisans/me"): Rule(("artisan",)),
+    # Personal data: an artisan erases their own profile; an admin anyone's, on a written
+    # request; notifications erases what it holds about whoever calls (any role).
+    ("leasing", "DELETE", "/v1/me"): Rule(("artisan",)),
+    ("leasing", "POST", "/v1/artisans/{artisan_id}/erasure"): Rule(("admin",)),
+    ("notifications", "DELETE", "/v1/me"): Rule(("artisan", "landlord", "officer", "admin")),
     ("leasing", "POST", "/v1/applications"): Rule(("artisan",)),
     ("leasing", "POST", "/v1/applications/{application_id}/withdraw"): Rule(
         ("artisan",), {"artisan": 404}
@@ -302,6 +307,13 @@ class Fixture:
                 ("inventory", f"/v1/units/{self.unit_a}", ""),
             ),
             ("leasing", "PATCH", "/v1/artisans/me"): Target({}, {"display_name": "Hijacked"}),
+            ("leasing", "DELETE", "/v1/me"): Target({}, None),
+            ("leasing", "POST", "/v1/artisans/{artisan_id}/erasure"): Target(
+                {"artisan_id": self.artisan_a.id},
+                {"request_reference": "DPO-INTRUDER-1", "note": "not a real request"},
+                ("leasing", "/v1/artisans/me", a_token),
+            ),
+            ("notifications", "DELETE", "/v1/me"): Target({}, None),
             ("leasing", "POST", "/v1/programmes"): Target(
                 {}, {**self.programme, "id": "intruder-programme", "max_points": None}
             ),
