@@ -93,6 +93,7 @@ def test_camille_logs_in_sees_her_space_keeps_it_on_reload_and_logs_out(
         "Fil d'alertes": "/me/feed",
         "Candidatures": "/me/applications",
         "Offres": "/me/offers",
+        "Mes données": "/me/data",
     }
     no_axe_violations(page, "me-desktop")
     page.set_viewport_size(PHONE)
