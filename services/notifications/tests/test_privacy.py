@@ -205,19 +205,26 @@ async def processed(svc: Service, event_id: str) -> bool:
         return row.first() is not None
 
 
+async def registered_and_seeded(
+    svc: Service, producer: Producer, topics: Topics, alice: Person, bob: Person
+) -> dict[str, Any]:
+    """Both artisans' profiles through leasing's topic, then one record of every kind for each;
+    alice's ids."""
+    for person in (alice, bob):
+        await producer.send(topics.artisan, f"{ARTISAN}.registered.v1", profile(person), person.id)
+    await eventually(lambda: copy_of(svc, bob.id))
+    await eventually(lambda: copy_of(svc, alice.id))
+    seeded = await seed(svc, alice)
+    await seed(svc, bob)
+    return seeded
+
+
 async def test_the_export_holds_every_record_and_no_secret(
     database_url: str, kafka_broker: Any, topics: Topics, producer: Producer
 ) -> None:
     alice, bob = Person("a"), Person("b")
     async with running(broker_settings(database_url, kafka_broker, topics)) as svc:
-        for person in (alice, bob):
-            await producer.send(
-                topics.artisan, f"{ARTISAN}.registered.v1", profile(person), person.id
-            )
-        await eventually(lambda: copy_of(svc, bob.id))
-        await eventually(lambda: copy_of(svc, alice.id))
-        seeded = await seed(svc, alice)
-        await seed(svc, bob)
+        seeded = await registered_and_seeded(svc, producer, topics, alice, bob)
 
         r = await svc.client.get("/v1/me/export", headers=svc.artisan(alice.id))
         assert r.status_code == 200, r.text
@@ -269,14 +276,7 @@ async def test_delete_me_erases_what_is_personal_and_keeps_the_delivery_record(
     caplog.set_level(logging.DEBUG)
     alice, bob = Person("a"), Person("b")
     async with running(broker_settings(database_url, kafka_broker, topics)) as svc:
-        for person in (alice, bob):
-            await producer.send(
-                topics.artisan, f"{ARTISAN}.registered.v1", profile(person), person.id
-            )
-        await eventually(lambda: copy_of(svc, bob.id))
-        await eventually(lambda: copy_of(svc, alice.id))
-        seeded = await seed(svc, alice)
-        await seed(svc, bob)
+        seeded = await registered_and_seeded(svc, producer, topics, alice, bob)
         before = await dump(svc)
 
         r = await svc.client.delete("/v1/me", headers=svc.artisan(alice.id))
@@ -325,15 +325,7 @@ async def test_leasing_erasure_removes_the_copy_and_a_replayed_profile_stays_out
     caplog.set_level(logging.DEBUG)
     alice, bob = Person("a"), Person("b")
     async with running(broker_settings(database_url, kafka_broker, topics)) as svc:
-        registered = {}
-        for person in (alice, bob):
-            registered[person.id] = await producer.send(
-                topics.artisan, f"{ARTISAN}.registered.v1", profile(person), person.id
-            )
-        await eventually(lambda: copy_of(svc, bob.id))
-        await eventually(lambda: copy_of(svc, alice.id))
-        seeded = await seed(svc, alice)
-        await seed(svc, bob)
+        seeded = await registered_and_seeded(svc, producer, topics, alice, bob)
 
         erasure_id = str(uuid.uuid4())
         data = {
