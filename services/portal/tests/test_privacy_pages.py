@@ -53,7 +53,10 @@ def upstream(service: str, seen: list[tuple[str, str, str]]) -> FastAPI:
     @app.delete("/v1/me")
     async def erase(request: Request) -> JSONResponse:
         seen.append((service, "DELETE", request.headers.get("authorization", "")))
-        kept = [{"kind": "leases", "why": "Un bail signé est conservé."}]
+        kept = [
+            {"kind": "leases", "why": "A signed lease is kept."},
+            {"kind": "a_kind_the_portal_does_not_know", "why": "Kept for a new reason."},
+        ]
         return JSONResponse(
             {"erasure_id": "e1", "status": "done", "kept": kept if service == "leasing" else []},
             status_code=202,
@@ -235,7 +238,10 @@ async def test_erasure_calls_leasing_then_notifications_and_ends_every_session(
     )
 
     assert r.status_code == 200, r.text
-    assert "Votre compte est effacé" in r.text and "Un bail signé est conservé." in r.text
+    assert "Votre compte est effacé" in r.text
+    # A kind the page knows is said in its language; another keeps the service's sentence.
+    assert "Un bail signé est un contrat : il est conservé" in r.text
+    assert "A signed lease is kept." not in r.text and "Kept for a new reason." in r.text
     assert 'action="/logout"' not in r.text  # the page is a logged-out one
     _urls, seen = servers
     assert [(s, m) for s, m, _ in seen if m == "DELETE"] == [
