@@ -13,7 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import SpanKind
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -76,6 +76,21 @@ def add_to_outbox(session: AsyncSession, *, topic: str, key: str, event: CloudEv
     if signal is not None:
         on_commit(session, signal.notify)
     return event
+
+
+async def prune_published(session: AsyncSession, published_before: datetime) -> int:
+    """Delete outbox rows published before `published_before`; how many went.
+
+    A published row has done its work (the broker holds the event), yet it keeps the event's
+    data, personal data included: each service's retention job removes the rows once the
+    topic's own retention has passed. Pending rows are never touched."""
+    result = await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.published_at.is_not(None),  # type: ignore[union-attr]
+            OutboxMessage.published_at < published_before,  # type: ignore[operator]
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 class Emitter:
