@@ -91,6 +91,23 @@ class PrivacyRequest(SQLModel, table=True):
     sealed_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
 
 
+class AccountDeletion(SQLModel, table=True):
+    """The identity provider's account of an erased artisan, to delete until it is gone."""
+
+    __tablename__ = "account_deletions"
+    __table_args__ = (Index("ix_account_deletions_due", "deleted_at", "next_attempt_at"),)
+
+    # The Keycloak user id: the subject of the artisan's tokens, i.e. the profile's id.
+    artisan_id: str = Field(sa_column=Column(String(36), primary_key=True))
+    erasure_id: str = Field(sa_column=Column(String(36), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column(_tz(), nullable=False))
+    # The last failure's kind (an exception type or an HTTP status), never a response body.
+    last_error: str | None = Field(default=None, sa_column=Column(String(200)))
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+
+
 class UnitListing(SQLModel, table=True):
     """Leasing's read model of one unit, fed only by inventory.unit.events."""
 

@@ -33,6 +33,7 @@ LEASING_TABLES = {
     "idempotency_keys",
     "programme_versions",
     "privacy_requests",
+    "account_deletions",
 }
 
 
