@@ -1,4 +1,5 @@
-"""Inventory tables: landlords, sites, units, unit trades and the production-surface ledger."""
+"""Inventory tables: landlords, sites, units, unit trades, the production-surface ledger,
+its compensations and the development projects that carry production m²."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlmodel import Field, SQLModel
 
@@ -99,6 +101,11 @@ class Unit(SQLModel, table=True):
     status: str = Field(sa_column=Column(String(20), nullable=False))
     available_from: date | None = Field(default=None, sa_column=Column(Date))
     current_vacancy_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    # The development project whose production-m² commitment this unit counts towards.
+    project_id: str | None = Field(
+        default=None,
+        sa_column=Column(String(36), ForeignKey("development_projects.id"), index=True),
+    )
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
@@ -138,14 +145,79 @@ class SurfaceLedgerEntry(SQLModel, table=True):
     reason: str | None = Field(default=None, sa_column=Column(Text))
     actor: str = Field(sa_column=Column(String(120), nullable=False))
     recorded_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    # A loss (negative delta) names the compensation that makes it good, or is recorded as
+    # uncompensated by an officer or admin with a reason; gains carry neither.
+    compensation_id: str | None = Field(
+        default=None,
+        sa_column=Column(String(36), ForeignKey("surface_compensations.id"), index=True),
+    )
+    uncompensated: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    uncompensated_reason: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class DevelopmentProject(SQLModel, table=True):
+    """An urban project that must keep or create production m² by its delivery date."""
+
+    __tablename__ = "development_projects"
+    __table_args__ = (
+        CheckConstraint("arrondissement BETWEEN 1 AND 20", name="arrondissement_range"),
+        CheckConstraint("committed_m2 >= 0", name="committed_non_negative"),
+        Index("ix_projects_arrondissement", "arrondissement"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    arrondissement: int = Field(sa_column=Column(Integer, nullable=False))
+    committed_m2: float = Field(sa_column=Column(Float, nullable=False))
+    delivery_on: date = Field(sa_column=Column(Date, nullable=False))
+    status: str = Field(sa_column=Column(String(20), nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    created_by: str = Field(sa_column=Column(String(120), nullable=False))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class SurfaceCompensation(SQLModel, table=True):
+    """New production m² promised (planned) or delivered in the arrondissement of a loss."""
+
+    __tablename__ = "surface_compensations"
+    __table_args__ = (
+        CheckConstraint("arrondissement BETWEEN 1 AND 20", name="arrondissement_range"),
+        CheckConstraint("m2 > 0", name="m2_positive"),
+        Index("ix_compensations_status_due", "status", "due_on"),
+        Index("ix_compensations_arrondissement", "arrondissement"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    arrondissement: int = Field(sa_column=Column(Integer, nullable=False))
+    m2: float = Field(sa_column=Column(Float, nullable=False))
+    status: str = Field(sa_column=Column(String(20), nullable=False))
+    due_on: date = Field(sa_column=Column(Date, nullable=False))
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    project_id: str | None = Field(
+        default=None, sa_column=Column(String(36), ForeignKey("development_projects.id"))
+    )
+    # The unit whose production m² deliver the compensation, once known.
+    unit_id: str | None = Field(default=None, sa_column=Column(String(36), ForeignKey("units.id")))
+    delivered_on: date | None = Field(default=None, sa_column=Column(Date))
+    created_by: str = Field(sa_column=Column(String(120), nullable=False))
+    delivered_by: str | None = Field(default=None, sa_column=Column(String(120)))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
 
 
 __all__ = [
+    "DevelopmentProject",
     "IdempotencyRecord",
     "Landlord",
     "OutboxMessage",
     "ProcessedEvent",
     "Site",
+    "SurfaceCompensation",
     "SurfaceLedgerEntry",
     "Unit",
     "UnitTrade",
