@@ -33,6 +33,7 @@ from leasing.events.published import (
     CALL_TOPIC,
     DLQ_TOPIC,
     LEASE_TOPIC,
+    PRIVACY_TOPIC,
     PROGRAMME_TOPIC,
     TOPIC_OF,
 )
@@ -48,13 +49,21 @@ REGENERATE = (
     "(….v2) published alongside the old one."
 )
 PAYLOADS = {cls.event_type: cls for cls in ALL_PAYLOADS}
-LEASING_TOPICS = {ARTISAN_TOPIC, APPLICATION_TOPIC, LEASE_TOPIC, PROGRAMME_TOPIC, CALL_TOPIC}
+LEASING_TOPICS = {
+    ARTISAN_TOPIC,
+    APPLICATION_TOPIC,
+    LEASE_TOPIC,
+    PROGRAMME_TOPIC,
+    CALL_TOPIC,
+    PRIVACY_TOPIC,
+}
 KEYS = {
     ARTISAN_TOPIC: "ArtisanKey",
     APPLICATION_TOPIC: "ApplicationKey",
     LEASE_TOPIC: "LeaseUnitKey",
     PROGRAMME_TOPIC: "ProgrammeKey",
     CALL_TOPIC: "CallKey",
+    PRIVACY_TOPIC: "ArtisanKey",
 }
 
 

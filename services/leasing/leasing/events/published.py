@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from pydantic import Field
+
 from fabkit.events import EventPayload
 from fabkit.outbox import Emitter
 from leasing.eligibility import Programme
@@ -18,6 +20,8 @@ APPLICATION_TOPIC = "leasing.application.events"
 LEASE_TOPIC = "leasing.lease.events"
 PROGRAMME_TOPIC = "leasing.programme.events"
 CALL_TOPIC = "leasing.call.events"
+# Ids only (not compacted): the artisan topic's latest record of a key must stay the profile.
+PRIVACY_TOPIC = "leasing.privacy.events"
 DLQ_TOPIC = "leasing.dlq"
 
 
@@ -462,7 +466,10 @@ class ArtisanErased(EventPayload):
     artisan_id: str
     erasure_id: str
     erased_at: datetime
-    requested_by: str  # "self" | "admin"
+    requested_by: str = Field(
+        description="self (the artisan), admin (on a written request) or retention (the "
+        "inactive-account rule)"
+    )
 
 
 class ArtisanErasureSealed(EventPayload):
@@ -476,11 +483,24 @@ class ArtisanErasureSealed(EventPayload):
     sealed_at: datetime
 
 
+class ArtisanInactivityWarned(EventPayload):
+    """An artisan with no activity for the retention period was warned that their account
+    will be erased at `erasure_due_at` unless they log in: notifications e-mails them. Ids and
+    dates only (the address is in notifications' own copy of the profile)."""
+
+    event_type = "leasing.artisan.inactivity_warned.v1"
+    artisan_id: str
+    warned_at: datetime
+    erasure_due_at: datetime
+    last_active_at: datetime
+
+
 ALL_PAYLOADS: tuple[type[EventPayload], ...] = (
     ArtisanRegistered,
     ArtisanUpdated,
     ArtisanErased,
     ArtisanErasureSealed,
+    ArtisanInactivityWarned,
     ApplicationSubmitted,
     ApplicationWithdrawn,
     ApplicationDecided,
@@ -502,6 +522,7 @@ TOPIC_OF: dict[str, str] = {
     ArtisanUpdated.event_type: ARTISAN_TOPIC,
     ArtisanErased.event_type: ARTISAN_TOPIC,
     ArtisanErasureSealed.event_type: ARTISAN_TOPIC,
+    ArtisanInactivityWarned.event_type: PRIVACY_TOPIC,
     ApplicationSubmitted.event_type: APPLICATION_TOPIC,
     ApplicationWithdrawn.event_type: APPLICATION_TOPIC,
     ApplicationDecided.event_type: APPLICATION_TOPIC,
