@@ -690,7 +690,14 @@ def _portal(x: dict[str, Any], m: dict[str, Any], command: str) -> str:
         f"inventory answer {x['json_bytes']:,} bytes of JSON. Peak = the best of closed loops "
         f"at {', '.join(map(str, x['levels']))} keep-alive connections ({_f(x['seconds'])} s "
         "each after 1 s of warm-up); then an open loop at half that peak, latency counted from "
-        f"when each request was due. Cores: {pinned}.",
+        f"when each request was due. Cores: {pinned}."
+        + (
+            " The platform's processes on neither target's path (broker, Keycloak, leasing, "
+            "notifications) run under SCHED_IDLE during the section, so their timers do not "
+            "preempt either target."
+            if x.get("bystanders_idle")
+            else ""
+        ),
         "",
         "| target | run | peak req/s (connections) | p99 at peak ms | half-peak req/s | "
         "p50 / p99 at half peak ms | CPU % of a core at peak (inventory, portal) | "
