@@ -155,7 +155,7 @@ async def seed(sessions: Sessions) -> SeedResult:
             )[:2000],
             landlord_id=landlord_ids[landlord_name],
         )
-        site_written = await create_site(sessions, ADMIN, site, None)
+        site_written = (await create_site(sessions, ADMIN, site, None)).written
         created["sites"] += 1
         for unit in _units_for(kind, rng):
             data = UnitCreate.model_validate(unit)

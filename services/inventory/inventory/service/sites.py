@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,6 +27,7 @@ from inventory.events.published import (
     UnitUpdated,
     emit,
 )
+from inventory.geocoding import Geocoded, Geocoder, Outcome
 from inventory.models import Site
 from inventory.schemas import SiteCreate, SiteOut, SitePatch
 from inventory.service.common import Sessions, check_owner, new_id, stored
@@ -36,10 +38,53 @@ def _out(site: Site) -> SiteOut:
     return SiteOut.model_validate(site, from_attributes=True)
 
 
+@dataclass(frozen=True)
+class SiteWritten:
+    """A site's write and what geocoding its address gave (the `Fabrique-Geocoding` header)."""
+
+    written: Written
+    geocoding: Outcome
+
+
+async def _locate(geocoder: Geocoder | None, site_id: str, address: str, postcode: str) -> Geocoded:
+    # Asked before the transaction opens: no row is locked while the API answers.
+    if geocoder is None:
+        return Geocoded(Outcome.OFF)
+    return await geocoder.locate(site_id, address, postcode)
+
+
 async def create_site(
-    sessions: Sessions, principal: Principal, data: SiteCreate, idem: Idempotency | None
+    sessions: Sessions,
+    principal: Principal,
+    data: SiteCreate,
+    idem: Idempotency | None,
+    geocoder: Geocoder | None = None,
+) -> SiteWritten:
+    """Register a site for the calling landlord (an admin names the landlord); a site given
+    without coordinates gets its address's from the geocoder when one is set."""
+    site_id = new_id()
+    geocoded = Geocoded(Outcome.GIVEN)
+    if data.latitude is None:
+        geocoded = await _locate(geocoder, site_id, data.address, data.postcode)
+        if geocoded.point is not None:
+            data = data.model_copy(
+                update={
+                    "latitude": geocoded.point.latitude,
+                    "longitude": geocoded.point.longitude,
+                }
+            )
+    return SiteWritten(
+        await _create_site(sessions, principal, data, idem, site_id), geocoded.outcome
+    )
+
+
+async def _create_site(
+    sessions: Sessions,
+    principal: Principal,
+    data: SiteCreate,
+    idem: Idempotency | None,
+    site_id: str,
 ) -> Written:
-    """Register a site for the calling landlord (an admin names the landlord)."""
     if principal.is_admin:
         if not data.landlord_id:
             raise ProblemError(422, "An admin creating a site must give landlord_id.")
@@ -53,7 +98,7 @@ async def create_site(
         if await repo.get_landlord(session, landlord_id) is None:
             raise ProblemError(422, f"No landlord with id {landlord_id}.")
         fields = data.model_dump(exclude={"landlord_id", "kind"})
-        site = Site(id=new_id(), landlord_id=landlord_id, kind=data.kind.value, **fields)
+        site = Site(id=site_id, landlord_id=landlord_id, kind=data.kind.value, **fields)
         session.add(site)
         await session.flush()
         emit(session, site.id, SiteRegistered(site=SiteSnapshot.of(site)))
@@ -98,9 +143,36 @@ async def update_site(
     site_id: str,
     patch: SitePatch,
     if_match: str | None,
-) -> Written:
-    """Correct a site; its units follow a new arrondissement or kind (and their surface moves)."""
+    geocoder: Geocoder | None = None,
+) -> SiteWritten:
+    """Correct a site; its units follow a new arrondissement or kind (and their surface moves).
+    A new address without coordinates gets the geocoder's, or none (the old ones were of the
+    old address)."""
     changes = patch.model_dump(exclude_unset=True)
+    geocoded = Geocoded(Outcome.GIVEN)
+    moved = {"address", "postcode"} & changes.keys()
+    if geocoder is not None and moved and not {"latitude", "longitude"} & changes.keys():
+        current = await get_site(sessions, site_id)
+        check_owner(principal, current.landlord_id, "site")
+        address = changes.get("address", current.address)
+        postcode = changes.get("postcode", current.postcode)
+        if (address, postcode) != (current.address, current.postcode):
+            geocoded = await _locate(geocoder, site_id, address, postcode)
+            point = geocoded.point
+            changes["latitude"] = point.latitude if point else None
+            changes["longitude"] = point.longitude if point else None
+    return SiteWritten(
+        await _update_site(sessions, principal, site_id, changes, if_match), geocoded.outcome
+    )
+
+
+async def _update_site(
+    sessions: Sessions,
+    principal: Principal,
+    site_id: str,
+    changes: dict[str, object],
+    if_match: str | None,
+) -> Written:
     async with sessions() as session, session.begin():
         site = await repo.get_site(session, site_id, for_update=True)
         if site is None:
