@@ -494,6 +494,19 @@ class WebhookDisabledEmail(_Email):
     resume_url: str = Field(description="POST here with the artisan's token to resume the search")
 
 
+class InactivityWarningEmail(_Email):
+    """To an artisan whose account leasing will erase for inactivity (its retention rule,
+    `leasing.artisan.inactivity_warned.v1`): why, the date of the erasure, and that logging in
+    keeps the account. French then English in one message (the account keeps no language);
+    no unsubscribe link (it is about the account, not an alert)."""
+
+    email_type: ClassVar[str] = "privacy.inactivity_warning"
+    last_active_at: datetime = Field(description="The account's last activity leasing knows")
+    warned_at: datetime
+    erasure_due_at: datetime = Field(description="When the account and its data are erased")
+    login_url: str = Field(description="The portal's login: logging in keeps the account")
+
+
 EMAILS: tuple[type[_Email], ...] = (
     VacancyOpenedEmail,
     VacancyDigestEmail,
@@ -507,4 +520,5 @@ EMAILS: tuple[type[_Email], ...] = (
     WebhookDisabledEmail,
     GuestConfirmationEmail,
     GuestVacancyAlertEmail,
+    InactivityWarningEmail,
 )

@@ -52,6 +52,9 @@ class DeliveryKind(StrEnum):
     # To the artisan whose search was disabled because its webhook kept failing: why, and how
     # to resume (an e-mail, whatever the search's channels).
     WEBHOOK_DISABLED = "webhook_disabled"
+    # To an artisan leasing will erase for inactivity: the date, and that logging in keeps
+    # the account (an e-mail to the profile's address; service/inactivity.py).
+    INACTIVITY_WARNING = "inactivity_warning"
 
 
 class Feature(StrEnum):

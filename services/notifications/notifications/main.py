@@ -24,8 +24,10 @@ from notifications.api import (
     unsubscribe,
     webhooks,
 )
+from notifications.clock import CLOCK
 from notifications.events.handlers import consumer_specs
 from notifications.metrics import refresh_gauges
+from notifications.service.retention import refresh_oldest, run_retention_loop
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
 from notifications.worker import DeliveryWorker
@@ -65,7 +67,8 @@ TAGS = [
     {
         "name": "privacy",
         "description": "Your personal data (any signed-in user): everything held about you as "
-        "one JSON document, and its erasure.",
+        "one JSON document, and its erasure; the retention rules (officers, admins) and their "
+        "job run on demand (admins).",
     },
     {"name": "health", "description": "Liveness and readiness probes."},
     {
@@ -80,6 +83,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     """The notifications app; its lifespan runs the consumers and the delivery worker."""
     settings = settings or NotificationsSettings()
     configure_logging(settings.service_name, settings.log_level)
+    CLOCK.use(settings.clock_file)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,10 +94,20 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             app.state.signals = signals
             runtime = app.state.runtime
             runtime.refresh_gauges(refresh_gauges)
+            runtime.refresh_gauges(refresh_oldest, every=60.0)
             if settings.run_delivery_worker:
                 worker = DeliveryWorker(runtime.sessions, settings, signals)
                 runtime.tasks.append(
                     asyncio.create_task(worker.run(runtime.stop), name="delivery-worker")
+                )
+                # The process that sends also applies retention, daily (service/retention.py).
+                runtime.tasks.append(
+                    asyncio.create_task(
+                        run_retention_loop(
+                            runtime.sessions, settings.retention_interval_s, runtime.stop
+                        ),
+                        name="retention",
+                    )
                 )
             yield
 
@@ -117,4 +131,5 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     app.include_router(health_router)
     for module in (subscriptions, feed, deliveries, unsubscribe, guests, privacy):
         app.include_router(module.router)
+    app.include_router(privacy.retention_router)
     return app

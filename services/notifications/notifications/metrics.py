@@ -49,6 +49,14 @@ MATCH_DURATION = histogram(
 )
 PENDING = gauge("notifications_deliveries_pending", "Deliveries waiting to be sent or being sent")
 DEAD = gauge("notifications_deliveries_dead", "Deliveries that failed their last attempt")
+# One name across services (the job label tells them apart); refreshed by the retention job and
+# on a timer (service/retention.py), from the retention clock.
+PERSONAL_DATA_OLDEST = gauge(
+    "fabrique_personal_data_oldest_seconds",
+    "Age of the oldest record holding personal data, per table (0: none); retention keeps it "
+    "under each table's period (docs/privacy.md)",
+    ("table",),
+)
 
 
 def observe_delivered(channel: str, occurred_at: datetime | None, now: datetime) -> None:

@@ -136,6 +136,7 @@ class Delivery(SQLModel, table=True):
         Index("ix_deliveries_artisan", "artisan_id", "created_at"),
         Index("ix_deliveries_subscription", "subscription_id", "created_at"),
         Index("ix_deliveries_batch", "batch_id"),
+        Index("ix_deliveries_retention", "cleared_at", "created_at"),
     )
 
     id: str = Field(sa_column=Column(String(36), primary_key=True))
@@ -165,6 +166,9 @@ class Delivery(SQLModel, table=True):
     traceparent: str | None = Field(default=None, sa_column=Column(String(55)))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
     delivered_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    # When retention cleared its content and error text, 90 days after its final state
+    # (service/retention.py); None: it still holds them (or is not final yet).
+    cleared_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
 
 
 class FeedItem(SQLModel, table=True):

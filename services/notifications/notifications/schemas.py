@@ -386,6 +386,33 @@ class ErasureOut(BaseModel):
     kept: list[KeptOut]
 
 
+class RetentionRuleOut(BaseModel):
+    """One retention rule (docs/privacy.md's register says the same)."""
+
+    rule: str
+    table: str
+    data: str = Field(description="What the table holds that this rule is about.")
+    retention: str = Field(description="How long it is kept, and what happens then.")
+    legal_basis: str
+    period_days: int | None = Field(description="None: no period (kept, or follows leasing).")
+    applied_by_job: bool = Field(description="Whether the daily job applies it here.")
+
+
+class RetentionRuleResultOut(BaseModel):
+    rule: str
+    table: str
+    count: int = Field(description="Rows deleted or cleared.")
+    error: str | None = Field(description="The error's type when the rule failed this run.")
+
+
+class RetentionReportOut(BaseModel):
+    """One run of the retention job (`POST /v1/privacy/retention/run`)."""
+
+    now: datetime = Field(description="The instant the rules were applied as of.")
+    ok: bool = Field(description="False when a rule failed (the others still ran).")
+    rules: list[RetentionRuleResultOut]
+
+
 class DigestsFlushed(BaseModel):
     made_due: int
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from fabkit import tracing
-from notifications import disabled_email, mailer
+from notifications import disabled_email, inactivity_email, mailer
 from notifications.domain import Channel, DeliveryKind, SubscriptionStatus
 from notifications.models import GUEST_OWNER_PREFIX, Artisan, Delivery, Subscription
 from notifications.settings import NotificationsSettings
@@ -220,6 +220,9 @@ class EmailSender:
         """Send to the subscription's address, else the artisan's contact address."""
         if job.kind == DeliveryKind.WEBHOOK_DISABLED.value:
             return await self._send_disabled_notice(job, sub)
+        if job.kind == DeliveryKind.INACTIVITY_WARNING.value:
+            # About the account: to the profile's address (the copy read at claim time).
+            return await self._send_notice(job, job.contact_email, inactivity_email.render)
         to = (sub.email_address if sub else None) or job.contact_email
         if not to:
             return Outcome("retry", "no e-mail address known for this artisan yet")
@@ -260,10 +263,16 @@ class EmailSender:
         """Tell the artisan why a search was switched off: to the search's e-mail address if
         it has one (even with that channel off), else the artisan's contact address."""
         to = (sub.email_address if sub else None) or job.contact_email
+        return await self._send_notice(job, to, disabled_email.render)
+
+    async def _send_notice(
+        self, job: Job, to: str | None, render: Callable[[dict[str, Any]], mailer.Rendered]
+    ) -> Outcome:
+        """Send a notice about the account (no unsubscribe link) rendered from the payload."""
         if not to:
             return Outcome("retry", "no e-mail address known for this artisan yet")
         try:
-            rendered = disabled_email.render(job.payload)
+            rendered = render(job.payload)
         except ValidationError as exc:
             return Outcome("dead", f"the stored message cannot be rendered: {exc}"[:500])
         message = mailer.build_message(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -13,6 +14,7 @@ from notifications.events.consumed import (
     ARTISAN_TOPIC,
     CALL_TOPIC,
     LEASE_TOPIC,
+    PRIVACY_TOPIC,
     PROGRAMME_TOPIC,
     UNIT_TOPIC,
 )
@@ -34,6 +36,8 @@ class NotificationsSettings(ServiceSettings):
     application_topic: str = APPLICATION_TOPIC
     lease_topic: str = LEASE_TOPIC
     call_topic: str = CALL_TOPIC
+    # Leasing's id-only privacy events (inactivity warnings: the e-mail before an erasure).
+    privacy_topic: str = PRIVACY_TOPIC
 
     # Where artisans reach this service: the base of the unsubscribe links in e-mails.
     public_base_url: str = "http://127.0.0.1:8003"
@@ -99,8 +103,19 @@ class NotificationsSettings(ServiceSettings):
     # Guest requests (each one mails a confirmation) accepted per minute over every address.
     guest_requests_per_minute: int = Field(default=60, ge=1, le=100_000)
 
+    # Retention (service/retention.py, docs/privacy.md): how often the process that runs the
+    # delivery worker applies the rules (and on demand: POST /v1/privacy/retention/run).
+    retention_interval_s: float = Field(default=86_400.0, ge=60, le=7 * 86_400)
+    # Tests only: a file holding a time shift in seconds (or an ISO instant) that the retention
+    # job's clock (and its metric) adds, so a rule's period can pass; refused in prod.
+    clock_file: Path | None = None
+
     @model_validator(mode="after")
     def _prod_rules(self) -> NotificationsSettings:
+        if self.environment == "prod" and self.clock_file is not None:
+            raise ValueError(
+                "NOTIFICATIONS_CLOCK_FILE shifts the retention job's clock: tests only, never prod"
+            )
         if self.environment == "prod" and any(
             net.prefixlen == 0 for net in self.webhook_allowed_networks
         ):

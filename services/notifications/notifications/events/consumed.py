@@ -20,6 +20,7 @@ PROGRAMME_TOPIC = "leasing.programme.events"
 APPLICATION_TOPIC = "leasing.application.events"
 LEASE_TOPIC = "leasing.lease.events"
 CALL_TOPIC = "leasing.call.events"
+PRIVACY_TOPIC = "leasing.privacy.events"
 
 VACANCY_OPENED = "inventory.unit.vacancy_opened.v1"
 UNIT_TYPES_IGNORED = frozenset(
@@ -40,6 +41,7 @@ CALL_RESULTS_PUBLISHED = "leasing.call.results_published.v1"
 APPEAL_ANSWERED = "leasing.appeal.answered.v1"
 CALL_CLOSED = "leasing.call.closed.v1"
 CALL_DECIDED = "leasing.call.decided.v1"
+INACTIVITY_WARNED = "leasing.artisan.inactivity_warned.v1"
 
 
 class UnitSnapshotIn(ConsumedPayload):
@@ -111,6 +113,21 @@ class ArtisanErasedIn(ConsumedPayload):
     erasure_id: str
     erased_at: datetime
     requested_by: str = "self"
+
+
+class InactivityWarnedIn(ConsumedPayload):
+    """Leasing warned an inactive artisan that their account will be erased (ids and dates
+    only): notifications e-mails them, to the address of its copy of the profile."""
+
+    artisan_id: str
+    warned_at: datetime
+    erasure_due_at: datetime
+    last_active_at: datetime
+
+    @field_validator("warned_at", "erasure_due_at", "last_active_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class ProgrammeRulesIn(ConsumedPayload):

@@ -17,6 +17,7 @@ from notifications.events.consumed import (
     CALL_CLOSED,
     CALL_DECIDED,
     CALL_RESULTS_PUBLISHED,
+    INACTIVITY_WARNED,
     LEASE_OFFERED,
     PROGRAMME_PUBLISHED,
     UNIT_TYPES_IGNORED,
@@ -28,11 +29,20 @@ from notifications.events.consumed import (
     CallClosedIn,
     CallDecidedIn,
     CallResultsPublishedIn,
+    InactivityWarnedIn,
     LeaseOfferedIn,
     ProgrammePublishedIn,
     VacancyOpenedIn,
 )
-from notifications.service import alerts, calls, guests, privacy, read_models, results
+from notifications.service import (
+    alerts,
+    calls,
+    guests,
+    inactivity,
+    privacy,
+    read_models,
+    results,
+)
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
 
@@ -81,6 +91,10 @@ def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[Co
         decided = CallDecidedIn.model_validate(event.data)
         await calls.record_decision(session, signals, event, decided)
 
+    async def inactivity_warned(session: AsyncSession, event: CloudEvent) -> None:
+        warned = InactivityWarnedIn.model_validate(event.data)
+        await inactivity.record_warning(session, settings, signals, event, warned)
+
     def only(type_: str, handler: Handler, namespace: str) -> TopicHandlers:
         return TopicHandlers(handlers={type_: handler}, ignored_prefixes=(namespace,))
 
@@ -116,6 +130,11 @@ def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[Co
                 APPEAL_ANSWERED: appeal_answered,
             },
             ignored_prefixes=("leasing.call.", "leasing.appeal."),
+        ),
+        # Ids and dates only (not a personal-data topic); other privacy events are skipped.
+        settings.privacy_topic: TopicHandlers(
+            handlers={INACTIVITY_WARNED: inactivity_warned},
+            ignored_prefixes=("leasing.artisan.", "leasing.privacy."),
         ),
     }
     return [
