@@ -32,6 +32,7 @@ from leasing.events.published import emit
 from leasing.metrics import refresh_business_gauges
 from leasing.programmes import load_catalogue
 from leasing.service import calls as call_service
+from leasing.service import identity_accounts
 from leasing.service import leases as lease_service
 from leasing.service import privacy as privacy_service
 from leasing.service import programmes as programme_service
@@ -150,6 +151,16 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
                             settings.call_tick_s,
                         ),
                         name="erasure-sealer",
+                    )
+                )
+                # And deletes erased artisans' identity-provider accounts (row-locked, SKIP
+                # LOCKED: safe in several replicas).
+                runtime.tasks.append(
+                    asyncio.create_task(
+                        identity_accounts.run_account_deleter(
+                            runtime.sessions, runtime.stop, settings
+                        ),
+                        name="account-deleter",
                     )
                 )
             yield

@@ -46,6 +46,18 @@ VACANCY_TO_SIGNED_LEASE = histogram(
         365 * _DAY,
     ),
 )
+ACCOUNT_DELETIONS_PENDING = gauge(
+    "leasing_account_deletions_pending",
+    "Erased artisans whose identity-provider account is not deleted yet",
+)
+ACCOUNT_DELETIONS = counter(
+    "leasing_account_deletions_total",
+    "Attempts to delete an erased artisan's identity-provider account, by outcome (deleted, "
+    "failed: retried later)",
+    ("outcome",),
+)
+for _outcome in ("deleted", "failed"):
+    ACCOUNT_DELETIONS.labels(_outcome)
 for _decision in Decision:  # every decision's series exists (at 0) before the first one
     DECISIONS.labels(_decision.value)
 for _ranking in ("first", "out_of_rank"):
@@ -61,6 +73,8 @@ async def refresh_business_gauges(sessions: async_sessionmaker[AsyncSession]) ->
     async with sessions() as session:
         by_status = await repo.count_applications_by_status(session)
         pending = await repo.count_pending_offers(session)
+        accounts_pending = await repo.count_pending_account_deletions(session)
     for status in ApplicationStatus:
         APPLICATIONS.labels(status.value).set(by_status.get(status.value, 0))
     OFFERS_PENDING.set(pending)
+    ACCOUNT_DELETIONS_PENDING.set(accounts_pending)

@@ -20,6 +20,7 @@ from fabkit.pagination import PageParams, paginate
 from leasing.domain import OPEN_APPLICATION_STATUSES, ApplicationStatus, LeaseStatus
 from leasing.eligibility import Catalogue
 from leasing.models import (
+    AccountDeletion,
     Appeal,
     Application,
     ApplicationDecision,
@@ -769,6 +770,46 @@ async def list_privacy_requests(
         stmt = stmt.where(col(PrivacyRequest.kind) == kind)
     order = (col(PrivacyRequest.created_at).desc(), col(PrivacyRequest.id))
     return await paginate(session, stmt.order_by(*order), page)
+
+
+async def due_account_deletion_ids(session: AsyncSession, now: datetime, limit: int) -> list[str]:
+    """Artisans whose identity-provider account is still to delete and due for an attempt."""
+    stmt = (
+        select(col(AccountDeletion.artisan_id))
+        .where(
+            col(AccountDeletion.deleted_at).is_(None),
+            col(AccountDeletion.next_attempt_at) <= now,
+        )
+        .order_by(col(AccountDeletion.next_attempt_at))
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def get_account_deletion(
+    session: AsyncSession, artisan_id: str, *, for_update: bool = False, skip_locked: bool = False
+) -> AccountDeletion | None:
+    """The account deletion of one artisan, row-locked when `for_update` (skipped when another
+    replica's deleter holds it and `skip_locked`)."""
+    stmt = select(AccountDeletion).where(col(AccountDeletion.artisan_id) == artisan_id)
+    if for_update:
+        stmt = stmt.with_for_update(skip_locked=skip_locked)
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def account_deletions_of(
+    session: AsyncSession, artisan_ids: Sequence[str]
+) -> dict[str, AccountDeletion]:
+    """The account deletions of these artisans, by artisan id."""
+    if not artisan_ids:
+        return {}
+    stmt = select(AccountDeletion).where(col(AccountDeletion.artisan_id).in_(set(artisan_ids)))
+    return {row.artisan_id: row for row in (await session.execute(stmt)).scalars().all()}
+
+
+async def count_pending_account_deletions(session: AsyncSession) -> int:
+    stmt = select(func.count()).where(col(AccountDeletion.deleted_at).is_(None))
+    return int((await session.execute(stmt.select_from(AccountDeletion))).scalar_one())
 
 
 async def outbox_of(

@@ -1201,6 +1201,12 @@ class ErasureOut(BaseModel):
     artisan_id: str
     erased_at: datetime
     kept: list[KeptRecord]
+    account: Literal["deletion pending", "deleted"] = Field(
+        default="deletion pending",
+        description="The identity provider's account: 'deletion pending' until the account "
+        "deleter removed it (retried until it is gone), then 'deleted'",
+        examples=["deletion pending"],
+    )
 
 
 class PrivacyRequestOut(BaseModel):
@@ -1213,3 +1219,8 @@ class PrivacyRequestOut(BaseModel):
     note: str | None
     created_at: datetime
     completed_at: datetime | None
+    account: Literal["deletion pending", "deleted"] | None = Field(
+        default=None,
+        description="Erasures: the identity provider's account, 'deletion pending' or "
+        "'deleted'; exports: null",
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from fabkit.settings import ServiceSettings
@@ -62,6 +62,52 @@ class LeasingSettings(ServiceSettings):
         "key: past the topic's max.compaction.lag.ms (3,600 s in deploy/topics.json), so that "
         "record rolls the segment holding the erasure and the cleaner drops the person",
     )
+    idp_admin_client_id: str | None = Field(
+        default=None,
+        max_length=255,
+        description="The identity provider's confidential client whose service account may "
+        "delete users (realm-management manage-users: fabrique-privacy in the committed "
+        "realm); unset, the accounts of erased artisans wait to be deleted, with a warning",
+    )
+    idp_admin_client_secret: SecretStr | None = Field(
+        default=None, description="The secret of LEASING_IDP_ADMIN_CLIENT_ID"
+    )
+    idp_admin_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/]+(/.*)?/admin/realms/[^/]+$",
+        description="The realm's admin REST base (https://id.example.org/admin/realms/"
+        "fabrique); derived from the issuer (<base>/realms/<realm>) unless set, e.g. to reach "
+        "the provider by an in-cluster address (its token endpoint is then taken there too)",
+    )
+    account_deletion_poll_s: float = Field(
+        default=5.0, gt=0, le=3600, description="How often due account deletions are tried"
+    )
+    account_deletion_backoff_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="The wait after a failed account deletion, doubled at each failure",
+    )
+    account_deletion_backoff_max_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86400,
+        description="The longest wait between two attempts to delete an account",
+    )
+
+    @property
+    def idp_admin_base(self) -> str:
+        """The realm's admin REST base: LEASING_IDP_ADMIN_URL, or derived from the issuer."""
+        if self.idp_admin_url:
+            return self.idp_admin_url.rstrip("/")
+        base, _, realm = self.oidc_issuer.rstrip("/").rpartition("/realms/")
+        return f"{base}/admin/realms/{realm}"
+
+    @property
+    def idp_token_url(self) -> str:
+        """The token endpoint of the realm, on the same server as the admin REST base."""
+        base, _, realm = self.idp_admin_base.rpartition("/admin/realms/")
+        return f"{base}/realms/{realm}/protocol/openid-connect/token"
 
     @model_validator(mode="after")
     def _no_clock_shift_in_prod(self) -> LeasingSettings:

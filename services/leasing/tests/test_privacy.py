@@ -87,6 +87,7 @@ async def test_the_export_holds_one_record_of_every_kind(api: Api) -> None:
         "leases",
         "appeals",
         "privacy_requests",
+        "account_deletions",
     }
     profile = rec["profile"][0]
     assert (profile["display_name"], profile["siret"]) == (me["display_name"], me["siret"])

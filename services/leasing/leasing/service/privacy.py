@@ -27,10 +27,11 @@ from leasing.events.published import (
     ArtisanErasureSealed,
     emit,
 )
-from leasing.models import ArtisanProfile, PrivacyRequest
+from leasing.models import AccountDeletion, ArtisanProfile, PrivacyRequest
 from leasing.schemas import ErasureOut, KeptRecord, PrivacyRequestOut
 from leasing.service.common import Actor, Sessions, utcnow
 from leasing.service.decisions import decide, withdraw_offer
+from leasing.service.identity_accounts import DELETION_PENDING, account_state
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def _audit(
 
 async def _records(session: AsyncSession, artisan_id: str) -> dict[str, list[dict[str, Any]]]:
     profile = await repo.get_artisan(session, artisan_id)
+    account = await repo.get_account_deletion(session, artisan_id)
     apps = await repo.applications_of_artisan(session, artisan_id)
     ids = [a.id for a in apps]
     return {
@@ -113,6 +115,7 @@ async def _records(session: AsyncSession, artisan_id: str) -> dict[str, list[dic
         "leases": [_row(lease) for lease in await repo.leases_of_artisan(session, artisan_id)],
         "appeals": [_row(a) for a in await repo.appeals_of_artisan(session, artisan_id)],
         "privacy_requests": [_row(p) for p in await repo.privacy_requests_of(session, artisan_id)],
+        "account_deletions": [_row(a) for a in (account,) if a is not None],
     }
 
 
@@ -130,16 +133,19 @@ async def export(
         session.add(row)
         await session.flush()
         records = await _records(session, artisan_id)
+        account = account_state(await repo.get_account_deletion(session, artisan_id))
     log.info("privacy export %s of artisan %s (%s)", row.id, artisan_id, row.requested_by)
     return {
         "service": "leasing",
         "subject": artisan_id,
         "generated_at": now.isoformat().replace("+00:00", "Z"),
+        # The identity provider's account: active, or deletion pending / deleted once erased.
+        "account": account or "active",
         "records": records,
     }
 
 
-def _erased_out(row: PrivacyRequest) -> ErasureOut:
+def _erased_out(row: PrivacyRequest, account: AccountDeletion | None) -> ErasureOut:
     assert row.completed_at is not None
     return ErasureOut(
         erasure_id=row.id,
@@ -147,7 +153,27 @@ def _erased_out(row: PrivacyRequest) -> ErasureOut:
         artisan_id=row.subject_artisan_id,
         erased_at=row.completed_at,
         kept=KEPT,
+        account=account_state(account) or DELETION_PENDING,
     )
+
+
+async def _account_deletion(
+    session: AsyncSession, artisan_id: str, erasure_id: str, now: datetime
+) -> AccountDeletion:
+    """The erasure's order to delete the identity provider's account (service/
+    identity_accounts.py deletes it), written in the erasure's transaction: every erasure
+    deletes the account, and an erasure made before the deleter existed gets its row too."""
+    row = await repo.get_account_deletion(session, artisan_id, for_update=True)
+    if row is None:
+        row = AccountDeletion(
+            artisan_id=artisan_id,
+            erasure_id=erasure_id,
+            created_at=now,
+            attempts=0,
+            next_attempt_at=now,
+        )
+        session.add(row)
+    return row
 
 
 async def _withdraw_open(
@@ -237,7 +263,8 @@ async def erase(
         if artisan.erased_at is not None:
             done = await repo.erasure_of(session, artisan_id)
             if done is not None:
-                return _erased_out(done)
+                account = await _account_deletion(session, artisan_id, done.id, now)
+                return _erased_out(done, account)
         row = _audit(principal, "erasure", artisan_id, now, reference, note)
         session.add(row)
         await _withdraw_open(session, artisan_id, Actor.of(principal), now)
@@ -245,6 +272,7 @@ async def erase(
         _pseudonymise(artisan, now)
         await _scrub_outbox(session, artisan_id)
         row.completed_at = now
+        account = await _account_deletion(session, artisan_id, row.id, now)
         await session.flush()
         emit(
             session,
@@ -257,7 +285,7 @@ async def erase(
             ),
         )
     log.info("privacy erasure %s of artisan %s (%s)", row.id, artisan_id, row.requested_by)
-    return _erased_out(row)
+    return _erased_out(row, account)
 
 
 async def list_requests(
@@ -265,9 +293,17 @@ async def list_requests(
 ) -> Page[PrivacyRequestOut]:
     async with sessions() as session:
         rows, total = await repo.list_privacy_requests(session, page, kind)
-    return Page.of(
-        rows, total, page, lambda r: PrivacyRequestOut.model_validate(r, from_attributes=True)
-    )
+        erased = [r.subject_artisan_id for r in rows if r.kind == "erasure"]
+        accounts = await repo.account_deletions_of(session, erased)
+
+    def out(r: PrivacyRequest) -> PrivacyRequestOut:
+        body = PrivacyRequestOut.model_validate(r, from_attributes=True)
+        if r.kind == "erasure":
+            state = account_state(accounts.get(r.subject_artisan_id)) or DELETION_PENDING
+            body.account = state
+        return body
+
+    return Page.of(rows, total, page, out)
 
 
 __all__ = [
