@@ -18,6 +18,7 @@ from inventory.api import export, imports, landlords, sites, surface, units
 from inventory.events.handlers import consumer_specs
 from inventory.events.published import emit
 from inventory.metrics import refresh_business_gauges
+from inventory.service.retention import refresh_oldest, start_retention
 from inventory.settings import InventorySettings
 
 TAGS = [
@@ -60,6 +61,10 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
         async with base_lifespan(app):
             runtime = app.state.runtime
             runtime.refresh_gauges(refresh_business_gauges)
+            runtime.refresh_gauges(refresh_oldest, every=60.0)
+            if settings.run_relay:
+                # The process that publishes the outbox also prunes it, daily.
+                start_retention(runtime, settings.retention_interval_s)
             yield
 
     app = FastAPI(

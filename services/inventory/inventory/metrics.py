@@ -22,6 +22,14 @@ VACANT_PRODUCTION_M2 = gauge(
     "Production m² currently available, by arrondissement",
     ("arrondissement",),
 )
+# One name across services (the job label tells them apart); refreshed by the retention job and
+# on a timer (service/retention.py).
+PERSONAL_DATA_OLDEST = gauge(
+    "fabrique_personal_data_oldest_seconds",
+    "Age of the oldest record holding personal data, per table (0: none); retention keeps it "
+    "under each table's period (docs/privacy.md)",
+    ("table",),
+)
 
 
 async def refresh_business_gauges(sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -19,6 +19,9 @@ class InventorySettings(ServiceSettings):
     # A CSV import of units: 1 MiB holds some 5,000 rows; one transaction per file.
     import_max_bytes: int = Field(default=1_048_576, ge=1_024, le=16_777_216)
     import_max_rows: int = Field(default=2_000, ge=1, le=20_000)
+    # Retention (service/retention.py): how often the process that runs the relay prunes the
+    # outbox's published rows (8 days after publication).
+    retention_interval_s: float = Field(default=86_400.0, ge=60, le=7 * 86_400)
     # The Géoplateforme geocoding API (https://data.geopf.fr/geocodage); unset: off (tests, CI,
     # no internet). A site registered or moved without coordinates is looked up there.
     geocoder_url: str | None = None
