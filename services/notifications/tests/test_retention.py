@@ -6,6 +6,7 @@ broker and SMTP catcher, even when the event is delivered twice."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from fabkit.auth import Role
 from fabkit.localstack.kafka import TopicSpec, ensure_topics
 from fabkit.models import OutboxMessage, ProcessedEvent
 from fabkit.testing import assert_problem
+from notifications.events.consumed import INACTIVITY_WARNED, PRIVACY_TOPIC, InactivityWarnedIn
 from notifications.models import (
     Artisan,
     Delivery,
@@ -46,6 +48,7 @@ from .conftest import (
     text_part,
 )
 from .test_alerts import broker_settings, known
+from .test_contracts import SCHEMAS, gaps
 
 NOW = real_now().replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -470,3 +473,13 @@ def test_the_warning_email_renders_its_contract() -> None:
     assert "<b>" not in rendered.html and "&lt;b&gt;" in rendered.html
     with pytest.raises(ValidationError):
         render({"subject": "x"})
+
+
+def test_the_warning_is_read_as_leasing_publishes_it() -> None:
+    # leasing's snapshot (contracts/schemas) and topic (deploy/topics.json): the shared contract
+    root = json.loads((SCHEMAS / f"{INACTIVITY_WARNED}.json").read_text(encoding="utf-8"))
+    assert gaps(InactivityWarnedIn, root, root, "$") == []
+    assert root["required"] == ["artisan_id", "warned_at", "erasure_due_at", "last_active_at"]
+    topics = json.loads((SCHEMAS.parents[1] / "deploy" / "topics.json").read_text())["topics"]
+    (privacy,) = [t for t in topics if t["name"] == PRIVACY_TOPIC]
+    assert not privacy.get("personal_data") and privacy["partitions"] == 3
