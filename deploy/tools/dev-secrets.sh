@@ -33,6 +33,12 @@ for service in inventory leasing notifications portal; do
     --from-literal=database-url="postgresql+asyncpg://$service:$password@$service-postgres:5432/$service"
 done
 
+# Leasing's account deleter: the secret of the realm's fabrique-privacy client. The dev overlay
+# imports the realm as committed, whose development secret this is (in prod, copy the secret
+# Keycloak generated: the client's Credentials tab).
+exists leasing-idp-admin || kubectl -n "$ns" create secret generic leasing-idp-admin \
+  --from-literal=client-secret=dev-fabrique-privacy-secret
+
 # The key that signs the portal's web session and CSRF cookies.
 if exists portal-session; then
   echo "portal-session exists, kept"

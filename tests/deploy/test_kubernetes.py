@@ -36,6 +36,7 @@ EXPECTED_SECRETS = {
     "keycloak-db",
     "inventory-db",
     "leasing-db",
+    "leasing-idp-admin",
     "notifications-db",
     "notifications-smtp",
     "portal-db",
