@@ -23,6 +23,7 @@ from fabkit.models import OutboxMessage, ProcessedEvent
 from fabkit.testing import assert_problem
 from notifications.events.consumed import INACTIVITY_WARNED, PRIVACY_TOPIC, InactivityWarnedIn
 from notifications.models import (
+    GUEST_OWNER_PREFIX,
     Artisan,
     Delivery,
     ErasedArtisan,
@@ -168,6 +169,28 @@ def seed_rows() -> Seeded:
             created_at=ago(created),
         )
 
+    # Confirmed guests: 30 days after their last search stopped sending e-mail.
+    for key, bucket in (("guest_unsubscribed", old), ("guest_unsubscribed_recently", young)):
+        bucket[key] = GuestSubscriber(
+            id=str(uuid.uuid4()),
+            email=f"{key}-{uuid.uuid4().hex[:6]}@invites.fr",
+            status="confirmed",
+            language="fr",
+            created_at=ago(200),
+            updated_at=ago(200),
+        )
+
+    def guest_search(guest: GuestSubscriber, updated: float, email: bool) -> Subscription:
+        sub = search(GUEST_OWNER_PREFIX + guest.id, "active", updated)
+        sub.webhook_url = sub.webhook_secret = None
+        sub.webhook_enabled, sub.email_enabled = False, email
+        return sub
+
+    old["guest_unsubscribed_search"] = guest_search(old["guest_unsubscribed"], 31, False)
+    young["guest_unsubscribed_recently_search"] = guest_search(
+        young["guest_unsubscribed_recently"], 29, False
+    )
+    young["guest_live_search"] = guest_search(young["guest_confirmed"], 400, True)
     old["request_of_pending"] = request(old["guest_pending"], 8, 6, False)
     old["request_used"] = request(young["guest_confirmed"], 8, 6, True)
     old["request_expired"] = request(young["guest_confirmed"], 9, 7, False)
@@ -243,6 +266,7 @@ async def test_each_rule_clears_only_what_is_past_its_period(database_url: str) 
             "delivery_content": 3,
             "feed": 1,
             "unconfirmed_guests": 1,
+            "unsubscribed_guests": 1,
             "guest_requests": 2,  # the pending guest's request went with the guest
             "deleted_searches": 1,
             "processed_events": 1,
@@ -268,6 +292,9 @@ async def test_each_rule_clears_only_what_is_past_its_period(database_url: str) 
         )
         assert cleared.name == CLEARED_NAME and cleared.disabled_reason is None
         assert cleared.criteria == {} and cleared.status == "deleted"
+        assert await fetch(svc, seeded.old["guest_unsubscribed"]) is None
+        gone = await fetch(svc, seeded.old["guest_unsubscribed_search"])
+        assert (gone.status, gone.email_address, gone.name) == ("deleted", None, CLEARED_NAME)
         assert await fetch(svc, seeded.old["processed"]) is None
         assert await fetch(svc, seeded.old["outbox"]) is None
         # Everything within its period, or kept by rule, is exactly as written.

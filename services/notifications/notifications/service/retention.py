@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy import delete, exists, func, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,12 +30,14 @@ from notifications.clock import retention_now
 from notifications.domain import DeliveryStatus, SubscriptionStatus
 from notifications.metrics import PERSONAL_DATA_OLDEST
 from notifications.models import (
+    GUEST_OWNER_PREFIX,
     Artisan,
     Delivery,
     FeedItem,
     GuestConfirmation,
     GuestSubscriber,
     Subscription,
+    SubscriptionTerm,
 )
 from notifications.service.privacy import ERASED_PAYLOAD
 
@@ -50,10 +52,12 @@ CLEARED_PAYLOAD: dict[str, Any] = {"cleared": "retention"}
 #: The name a deleted search keeps once cleared (the column is required).
 CLEARED_NAME = "—"
 PENDING_GUEST = "pending"
+CONFIRMED_GUEST = "confirmed"
 
 DELIVERY_CONTENT_DAYS = 90
 FEED_DAYS = 365
 GUEST_REQUEST_DAYS = 7
+UNSUBSCRIBED_GUEST_DAYS = 30
 DELETED_SEARCH_DAYS = 90
 PROCESSED_EVENT_DAYS = 60
 # The topics keep 7 days (deploy/topics.json); a day more, so the relay's row outlives the event.
@@ -129,6 +133,18 @@ RULES: tuple[Rule, ...] = (
         "address takes their searches over",
         "consent, double opt-in: without a confirmation there is no consent to keep them for",
         GUEST_REQUEST_DAYS,
+    ),
+    Rule(
+        "unsubscribed_guests",
+        "guest_subscribers",
+        "the e-mail address of a confirmed guest none of whose searches still sends e-mail "
+        "(every one unsubscribed, or deleted)",
+        f"deleted {UNSUBSCRIBED_GUEST_DAYS} days after the last change to their searches, with "
+        "their requests; their searches are deleted and cleared (address, name), their "
+        "deliveries follow the delivery rule",
+        "consent: withdrawn by unsubscribing (art. 7(3)); the days let a mistaken click be "
+        "undone by asking again",
+        UNSUBSCRIBED_GUEST_DAYS,
     ),
     Rule(
         "guest_requests",
@@ -312,6 +328,50 @@ async def delete_unconfirmed_guests(sessions: Sessions, now: datetime) -> int:
     return await _batches(sessions, step)
 
 
+async def delete_unsubscribed_guests(sessions: Sessions, now: datetime) -> int:
+    cut = now - timedelta(days=UNSUBSCRIBED_GUEST_DAYS)
+    owner = literal(GUEST_OWNER_PREFIX) + col(GuestSubscriber.id)
+    owned = col(Subscription.artisan_id) == owner
+    live = exists().where(
+        owned,
+        col(Subscription.status) != SubscriptionStatus.DELETED.value,
+        col(Subscription.email_enabled).is_(True),
+    )
+    recent = exists().where(owned, col(Subscription.updated_at) >= cut)
+
+    async def step(session: AsyncSession) -> int:
+        stmt = (
+            select(col(GuestSubscriber.id))
+            .where(
+                col(GuestSubscriber.status) == CONFIRMED_GUEST,
+                col(GuestSubscriber.updated_at) < cut,
+                ~live,
+                ~recent,
+            )
+            .limit(BATCH)
+        )
+        ids = list((await session.execute(_lock(stmt, session))).scalars())
+        if not ids:
+            return 0
+        owners = [GUEST_OWNER_PREFIX + guest_id for guest_id in ids]
+        subs = select(col(Subscription.id)).where(col(Subscription.artisan_id).in_(owners))
+        await session.execute(
+            delete(SubscriptionTerm).where(col(SubscriptionTerm.subscription_id).in_(subs))
+        )
+        await session.execute(
+            update(Subscription)
+            .where(col(Subscription.artisan_id).in_(owners))
+            .values(status=SubscriptionStatus.DELETED.value, **_CLEARED_SEARCH)
+        )
+        await session.execute(
+            delete(GuestConfirmation).where(col(GuestConfirmation.guest_id).in_(ids))
+        )
+        await session.execute(delete(GuestSubscriber).where(col(GuestSubscriber.id).in_(ids)))
+        return len(ids)
+
+    return await _batches(sessions, step)
+
+
 async def delete_old_guest_requests(sessions: Sessions, now: datetime) -> int:
     cut = now - timedelta(days=GUEST_REQUEST_DAYS)
 
@@ -337,6 +397,18 @@ async def delete_old_guest_requests(sessions: Sessions, now: datetime) -> int:
     return await _batches(sessions, step)
 
 
+#: What a deleted search keeps of its personal fields.
+_CLEARED_SEARCH: dict[str, Any] = {
+    "email_address": None,
+    "webhook_url": None,
+    "webhook_secret": None,
+    "disabled_reason": None,
+    "name": CLEARED_NAME,
+    "email_enabled": False,
+    "webhook_enabled": False,
+}
+
+
 async def clear_deleted_searches(sessions: Sessions, now: datetime) -> int:
     cut = now - timedelta(days=DELETED_SEARCH_DAYS)
 
@@ -360,17 +432,7 @@ async def clear_deleted_searches(sessions: Sessions, now: datetime) -> int:
         ids = list((await session.execute(_lock(stmt, session))).scalars())
         if ids:
             await session.execute(
-                update(Subscription)
-                .where(col(Subscription.id).in_(ids))
-                .values(
-                    email_address=None,
-                    webhook_url=None,
-                    webhook_secret=None,
-                    disabled_reason=None,
-                    name=CLEARED_NAME,
-                    email_enabled=False,
-                    webhook_enabled=False,
-                )
+                update(Subscription).where(col(Subscription.id).in_(ids)).values(**_CLEARED_SEARCH)
             )
         return len(ids)
 
@@ -405,6 +467,7 @@ _APPLY: dict[str, Callable[[Sessions, datetime], Awaitable[int]]] = {
     "delivery_content": clear_delivery_content,
     "feed": delete_old_feed,
     "unconfirmed_guests": delete_unconfirmed_guests,
+    "unsubscribed_guests": delete_unsubscribed_guests,
     "guest_requests": delete_old_guest_requests,
     "deleted_searches": clear_deleted_searches,
     "processed_events": delete_old_processed_events,
