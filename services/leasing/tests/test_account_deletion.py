@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from fabkit.auth import Role
 from fabkit.localstack.kafka import repo_root
@@ -331,3 +331,35 @@ async def test_without_the_client_the_rows_wait_with_one_warning(
     ]
     assert len(warnings) == 1
     assert keycloak_user(api, me["id"]) == 200
+
+
+async def test_erasures_made_before_the_deleter_get_their_row_at_migration(
+    database_url: str,
+) -> None:
+    from fabkit.db import make_engine
+    from fabkit.migrations import upgrade
+    from leasing.cli import MIGRATIONS
+
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0007")
+    erased, exported = str(uuid.uuid4()), str(uuid.uuid4())
+    when = utcnow()
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            for kind, subject in (("erasure", erased), ("export", exported)):
+                await conn.execute(
+                    text(
+                        "INSERT INTO privacy_requests (id, kind, subject_artisan_id, "
+                        "requested_by, requested_by_id, created_at, completed_at) VALUES "
+                        "(:id, :kind, :subject, 'self', :subject, :at, :at)"
+                    ),
+                    {"id": str(uuid.uuid4()), "kind": kind, "subject": subject, "at": when},
+                )
+        await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0008")
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(text("SELECT artisan_id, attempts FROM account_deletions"))
+            ).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(r) for r in rows] == [(erased, 0)]

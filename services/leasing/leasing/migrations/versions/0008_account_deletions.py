@@ -3,7 +3,8 @@
 account_deletions holds one row per erased artisan (the Keycloak user id, i.e. the subject of
 its tokens), written in the erasure's transaction; the account deleter takes due rows, deletes
 the user through the provider's admin API, and retries with backoff (attempts, next_attempt_at,
-last_error: a type or status only, never a body) until deleted_at is set.
+last_error: a type or status only, never a body) until deleted_at is set. Erasures done
+before this revision get their row here.
 
 Revision ID: 0008
 Revises: 0007
@@ -39,6 +40,13 @@ def upgrade() -> None:
         "ix_account_deletions_due",
         "account_deletions",
         ["deleted_at", "next_attempt_at"],
+    )
+    # Erasures made before the deleter existed get their account deleted too.
+    op.execute(
+        "INSERT INTO account_deletions (artisan_id, erasure_id, created_at, attempts, "
+        "next_attempt_at) SELECT subject_artisan_id, MIN(id), MIN(completed_at), 0, "
+        "MIN(completed_at) FROM privacy_requests WHERE kind = 'erasure' AND completed_at "
+        "IS NOT NULL GROUP BY subject_artisan_id"
     )
 
 
