@@ -37,6 +37,7 @@ from leasing.service import leases as lease_service
 from leasing.service import privacy as privacy_service
 from leasing.service import programmes as programme_service
 from leasing.service.common import CLOCK
+from leasing.service.retention import Periods, run_retention
 from leasing.settings import LeasingSettings
 
 TAGS = [
@@ -153,6 +154,18 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
                         name="erasure-sealer",
                     )
                 )
+                # And applies the retention rules daily (row locks, SKIP LOCKED: replicas safe).
+                runtime.tasks.append(
+                    asyncio.create_task(
+                        run_retention(
+                            runtime.sessions,
+                            runtime.stop,
+                            Periods.of(settings),
+                            settings.retention_interval_s,
+                        ),
+                        name="retention",
+                    )
+                )
                 # And deletes erased artisans' identity-provider accounts (row-locked, SKIP
                 # LOCKED: safe in several replicas).
                 runtime.tasks.append(
@@ -188,4 +201,6 @@ def create_app(settings: LeasingSettings | None = None) -> FastAPI:
     app.include_router(results.router)
     app.include_router(appeals.router)
     app.include_router(privacy.router)
+    # An artisan's successful writes count as activity (the inactive-account retention rule).
+    app.middleware("http")(artisans.record_activity)
     return app

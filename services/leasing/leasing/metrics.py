@@ -11,11 +11,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from fabkit.metrics import counter, gauge, histogram
 from leasing import repository as repo
 from leasing.domain import ApplicationStatus, Decision
+from leasing.service.common import utcnow
 
 log = logging.getLogger(__name__)
 
 APPLICATIONS = gauge("leasing_applications", "Applications by status", ("status",))
 OFFERS_PENDING = gauge("leasing_offers_pending", "Offers waiting for the artisan's answer")
+# The platform's name (every service sets it for its own tables): a value past a table's
+# retention period (docs/privacy.md) means the retention job is not doing its work.
+PERSONAL_DATA_OLDEST = gauge(
+    "fabrique_personal_data_oldest_seconds",
+    "Age of the oldest personal record of each table, counted from where its retention period "
+    "starts (0 when there is none)",
+    ("table",),
+)
 DECISIONS = counter(
     "leasing_decisions_total",
     "Decisions taken on applications (offered, rejected, offer_accepted, offer_declined, "
@@ -73,8 +82,14 @@ async def refresh_business_gauges(sessions: async_sessionmaker[AsyncSession]) ->
     async with sessions() as session:
         by_status = await repo.count_applications_by_status(session)
         pending = await repo.count_pending_offers(session)
+        oldest = await repo.oldest_personal_records(session)
         accounts_pending = await repo.count_pending_account_deletions(session)
     for status in ApplicationStatus:
         APPLICATIONS.labels(status.value).set(by_status.get(status.value, 0))
     OFFERS_PENDING.set(pending)
+    now = utcnow()
+    for table, since in oldest.items():
+        PERSONAL_DATA_OLDEST.labels(table).set(
+            max(0.0, (now - since).total_seconds()) if since else 0.0
+        )
     ACCOUNT_DELETIONS_PENDING.set(accounts_pending)

@@ -66,6 +66,15 @@ class ArtisanProfile(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
     # Set when the profile was erased (pseudonymised): the account gets 410 from then on.
     erased_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    # The artisan's last contact (registration, a write of theirs, reading their profile at
+    # most once a day): the inactive-account retention rule counts from it.
+    last_active_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(_tz(), nullable=False, index=True)
+    )
+    # The retention job's warning and the erasure it announced; activity after the warning
+    # (last_active_at later than it) cancels both.
+    inactivity_warned_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    inactivity_erasure_due_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
 
 
 class PrivacyRequest(SQLModel, table=True):
@@ -181,6 +190,9 @@ class Application(SQLModel, table=True):
         default=None,
         sa_column=Column(String(36), ForeignKey("calls.id"), index=True),
     )
+    # When the retention job replaced the texts of this application, not selected, past the
+    # retention period (the row, ids and scores stay: the published results stay checkable).
+    pseudonymised_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
 
 
 class ApplicationDecision(SQLModel, table=True):

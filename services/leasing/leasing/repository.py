@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -810,6 +810,237 @@ async def account_deletions_of(
 async def count_pending_account_deletions(session: AsyncSession) -> int:
     stmt = select(func.count()).where(col(AccountDeletion.deleted_at).is_(None))
     return int((await session.execute(stmt.select_from(AccountDeletion))).scalar_one())
+
+
+# Retention (service/retention.py) ---------------------------------------------------------------
+
+# Applications that ended without a lease: the retention rule pseudonymises them once old.
+UNSELECTED_STATUSES = (
+    ApplicationStatus.DECLINED.value,
+    ApplicationStatus.EXPIRED.value,
+    ApplicationStatus.REJECTED.value,
+    ApplicationStatus.WITHDRAWN.value,
+    ApplicationStatus.CLOSED.value,
+)
+WAITING_STATUSES = (ApplicationStatus.DRAFT.value, ApplicationStatus.SUBMITTED.value)
+
+
+def _protecting_lease(ended_on_or_after: date) -> ColumnElement[bool]:
+    """A signed lease of the artisan still running, or ended on or after the date."""
+    return (
+        select(col(Lease.id))
+        .where(
+            col(Lease.artisan_id) == col(ArtisanProfile.id),
+            col(Lease.signed_at).is_not(None),
+            or_(col(Lease.ended_on).is_(None), col(Lease.ended_on) >= ended_on_or_after),
+        )
+        .exists()
+    )
+
+
+async def artisans_to_warn(
+    session: AsyncSession, active_before: datetime, lease_ended_after: date, limit: int
+) -> list[str]:
+    """Artisans inactive since before `active_before`, not warned since their last activity,
+    without a signed lease running or ended after `lease_ended_after`."""
+    stmt = (
+        select(col(ArtisanProfile.id))
+        .where(
+            col(ArtisanProfile.erased_at).is_(None),
+            col(ArtisanProfile.last_active_at) < active_before,
+            or_(
+                col(ArtisanProfile.inactivity_warned_at).is_(None),
+                col(ArtisanProfile.inactivity_warned_at) < col(ArtisanProfile.last_active_at),
+            ),
+            ~_protecting_lease(lease_ended_after),
+        )
+        .order_by(col(ArtisanProfile.last_active_at))
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def count_inactive_kept_for_lease(
+    session: AsyncSession, active_before: datetime, lease_ended_after: date
+) -> int:
+    """Artisans inactive since before `active_before` kept because of a signed lease."""
+    stmt = select(func.count()).where(
+        col(ArtisanProfile.erased_at).is_(None),
+        col(ArtisanProfile.last_active_at) < active_before,
+        _protecting_lease(lease_ended_after),
+    )
+    return int((await session.execute(stmt.select_from(ArtisanProfile))).scalar_one())
+
+
+async def artisans_active_since_warning(session: AsyncSession, limit: int) -> list[str]:
+    """Warned artisans who were active after their warning (the erasure is cancelled)."""
+    stmt = (
+        select(col(ArtisanProfile.id))
+        .where(
+            col(ArtisanProfile.erased_at).is_(None),
+            col(ArtisanProfile.inactivity_warned_at).is_not(None),
+            col(ArtisanProfile.last_active_at) > col(ArtisanProfile.inactivity_warned_at),
+        )
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def artisans_due_for_erasure(session: AsyncSession, now: datetime, limit: int) -> list[str]:
+    """Warned artisans, inactive since the warning, whose announced erasure date has passed."""
+    stmt = (
+        select(col(ArtisanProfile.id))
+        .where(
+            col(ArtisanProfile.erased_at).is_(None),
+            col(ArtisanProfile.inactivity_warned_at).is_not(None),
+            col(ArtisanProfile.last_active_at) <= col(ArtisanProfile.inactivity_warned_at),
+            col(ArtisanProfile.inactivity_erasure_due_at) <= now,
+        )
+        .order_by(col(ArtisanProfile.inactivity_erasure_due_at))
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def lock_artisan(session: AsyncSession, artisan_id: str) -> ArtisanProfile | None:
+    """One artisan, row-locked; None when another replica holds the lock (SKIP LOCKED)."""
+    stmt = (
+        select(ArtisanProfile)
+        .where(col(ArtisanProfile.id) == artisan_id)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def has_protecting_lease(
+    session: AsyncSession, artisan_id: str, lease_ended_after: date
+) -> bool:
+    """Whether the artisan has a signed lease running or ended after `lease_ended_after`."""
+    stmt = select(col(ArtisanProfile.id)).where(
+        col(ArtisanProfile.id) == artisan_id, _protecting_lease(lease_ended_after)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def touch_artisan(
+    session: AsyncSession, artisan_id: str, now: datetime, *, unless_since: datetime | None = None
+) -> bool:
+    """Record the artisan's activity at `now` (not on an erased profile; not when already
+    recorded at or after `unless_since`); whether the row changed."""
+    stmt = update(ArtisanProfile).where(
+        col(ArtisanProfile.id) == artisan_id,
+        col(ArtisanProfile.erased_at).is_(None),
+        col(ArtisanProfile.last_active_at) < (unless_since or now),
+    )
+    result = await session.execute(stmt.values(last_active_at=now))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _unselected(decided_before: datetime | None) -> list[ColumnElement[bool]]:
+    """Applications not selected, not pseudonymised yet, with no lease signed and no appeal
+    waiting for its answer; with a cut, only those whose call was decided and which last
+    changed before it."""
+    call_decided = (
+        select(col(Call.id))
+        .where(col(Call.id) == col(Application.call_id), col(Call.decided_at).is_not(None))
+        .exists()
+    )
+    conditions: list[ColumnElement[bool]] = [
+        col(Application.pseudonymised_at).is_(None),
+        or_(
+            col(Application.status).in_(UNSELECTED_STATUSES),
+            # still waiting when its call was decided for someone else (or nobody)
+            and_(col(Application.status).in_(WAITING_STATUSES), call_decided),
+        ),
+    ]
+    if decided_before is not None:
+        decided_later = (
+            select(col(Call.id))
+            .where(
+                col(Call.id) == col(Application.call_id),
+                col(Call.decided_at).is_not(None),
+                col(Call.decided_at) >= decided_before,
+            )
+            .exists()
+        )
+        conditions += [col(Application.updated_at) < decided_before, ~decided_later]
+    return [
+        *conditions,
+        ~select(col(Lease.id))
+        .where(col(Lease.application_id) == col(Application.id), col(Lease.signed_at).is_not(None))
+        .exists(),
+        ~select(col(Appeal.id))
+        .where(col(Appeal.application_id) == col(Application.id), col(Appeal.status) == "filed")
+        .exists(),
+    ]
+
+
+async def unselected_application_ids(
+    session: AsyncSession, decided_before: datetime, limit: int
+) -> list[str]:
+    """Applications the retention rule pseudonymises (see `_unselected`)."""
+    stmt = (
+        select(col(Application.id))
+        .where(*_unselected(decided_before))
+        .order_by(col(Application.updated_at))
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def lock_unselected_application(
+    session: AsyncSession, application_id: str, decided_before: datetime
+) -> Application | None:
+    """The application if it is still to pseudonymise, row-locked (None when another replica
+    holds it)."""
+    stmt = (
+        select(Application)
+        .where(col(Application.id) == application_id, *_unselected(decided_before))
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def delete_privacy_requests_before(session: AsyncSession, created_before: datetime) -> int:
+    """Delete the audit log's rows created before the cut; how many went."""
+    stmt = delete(PrivacyRequest).where(col(PrivacyRequest.created_at) < created_before)
+    return int((await session.execute(stmt)).rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def clear_old_lease_texts(session: AsyncSession, ended_before: date, now: datetime) -> int:
+    """Clear the free texts (message, end reason) of leases ended before the date; how many."""
+    stmt = (
+        update(Lease)
+        .where(
+            col(Lease.ended_on) < ended_before,
+            or_(col(Lease.message).is_not(None), col(Lease.end_reason).is_not(None)),
+        )
+        .values(message=None, end_reason=None, version=col(Lease.version) + 1, updated_at=now)
+    )
+    return int((await session.execute(stmt)).rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def oldest_personal_records(session: AsyncSession) -> dict[str, datetime | None]:
+    """The time the oldest personal record of each table counts from (None: no record):
+    profiles by last activity, unselected applications by their call's decision or last
+    change, the audit log and the outbox by creation."""
+    decided = (
+        select(col(Call.decided_at))
+        .where(col(Call.id) == col(Application.call_id))
+        .scalar_subquery()
+    )
+    since = case(
+        (decided > col(Application.updated_at), decided), else_=col(Application.updated_at)
+    )
+    queries = {
+        "artisan_profiles": select(func.min(col(ArtisanProfile.last_active_at))).where(
+            col(ArtisanProfile.erased_at).is_(None)
+        ),
+        "applications": select(func.min(since)).where(*_unselected(None)),
+        "privacy_requests": select(func.min(col(PrivacyRequest.created_at))),
+        "outbox_messages": select(func.min(col(OutboxMessage.created_at))),
+    }
+    return {table: (await session.execute(q)).scalar_one() for table, q in queries.items()}
 
 
 async def outbox_of(

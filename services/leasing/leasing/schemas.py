@@ -1209,11 +1209,42 @@ class ErasureOut(BaseModel):
     )
 
 
+class RetentionRuleOut(BaseModel):
+    """One retention rule as the job applies it (docs/privacy.md's register says the same)."""
+
+    rule: str = Field(description="The rule's name, as in the job's report")
+    table: str = Field(description="The table it applies to")
+    kept: str = Field(description="What is kept, and what happens at the end of the period")
+    period_days: float = Field(description="How long, in days (its setting's value)")
+    period: str = Field(description="How long, in words, counted from when")
+    setting: str = Field(description="The environment variable that sets the period")
+    legal_basis: str = Field(description="Why it is kept that long")
+
+
+class RetentionRuleRun(BaseModel):
+    rule: str
+    counts: dict[str, int] = Field(description="What the rule did, by kind (rows changed)")
+    error: str | None = Field(
+        default=None, description="The error's type when the rule failed (the others ran)"
+    )
+
+
+class RetentionReport(BaseModel):
+    """What one run of the retention job did, rule by rule."""
+
+    ran_at: datetime = Field(description="The instant the run counted its periods from")
+    rules: list[RetentionRuleRun]
+
+    def count(self, rule: str, kind: str) -> int:
+        """How many rows `rule` changed of `kind` (0 when none)."""
+        return next((r.counts.get(kind, 0) for r in self.rules if r.rule == rule), 0)
+
+
 class PrivacyRequestOut(BaseModel):
     id: str
     kind: str = Field(description="export or erasure")
     subject_artisan_id: str
-    requested_by: str = Field(description="self or admin")
+    requested_by: str = Field(description="self, admin or retention (the inactive-account rule)")
     requested_by_id: str = Field(description="The token subject of who asked")
     request_reference: str | None
     note: str | None

@@ -109,6 +109,57 @@ class LeasingSettings(ServiceSettings):
         base, _, realm = self.idp_admin_base.rpartition("/admin/realms/")
         return f"{base}/realms/{realm}/protocol/openid-connect/token"
 
+    retention_interval_s: float = Field(
+        default=86400.0,
+        gt=0,
+        le=7 * 86400,
+        description="How often the retention job runs (docs/privacy.md), in the process that "
+        "runs the background work (LEASING_RUN_CALL_WORKER)",
+    )
+    retention_inactive_after_days: int = Field(
+        default=730,
+        ge=30,
+        le=3650,
+        description="An artisan with no activity for this long is warned that their account "
+        "will be erased (CNIL: about two years after the last contact)",
+    )
+    retention_warning_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="How long after the inactivity warning the account is erased, unless the "
+        "artisan is active again meanwhile",
+    )
+    retention_applications_after_days: int = Field(
+        default=730,
+        ge=30,
+        le=3650,
+        description="An application not selected has its texts replaced this long after its "
+        "call was decided (or its last change, when later or without a call)",
+    )
+    retention_contract_days: int = Field(
+        default=1826,
+        ge=365,
+        le=3650,
+        description="A signed lease keeps its artisan's profile until this long after it ends "
+        "(the limitation period, Code civil art. 2224: 5 years); the lease's free texts are "
+        "cleared afterwards",
+    )
+    retention_privacy_requests_days: int = Field(
+        default=1826,
+        ge=365,
+        le=3650,
+        description="How long the audit log of exports and erasures is kept (the proof of the "
+        "answers: 5 years)",
+    )
+    retention_outbox_days: float = Field(
+        default=8.0,
+        ge=1,
+        le=90,
+        description="Published outbox rows are deleted this long after publication (the "
+        "topics keep 7 days)",
+    )
+
     @model_validator(mode="after")
     def _no_clock_shift_in_prod(self) -> LeasingSettings:
         if self.environment == "prod" and self.clock_file is not None:

@@ -10,15 +10,23 @@ from fastapi.responses import JSONResponse
 
 from fabkit.auth import Principal, Role, require_roles
 from fabkit.pagination import Page, PageDep
-from leasing.api.deps import SessionsDep
-from leasing.schemas import ErasureOut, ErasureRequest, PrivacyRequestOut
-from leasing.service import privacy
+from leasing.api.deps import SessionsDep, SettingsDep
+from leasing.schemas import (
+    ErasureOut,
+    ErasureRequest,
+    PrivacyRequestOut,
+    RetentionReport,
+    RetentionRuleOut,
+)
+from leasing.service import privacy, retention
+from leasing.service.common import utcnow
 
 router = APIRouter(tags=["privacy"])
 
 AnyUser = require_roles(*Role)
 ArtisanOnly = require_roles(Role.ARTISAN)
 AdminOnly = require_roles(Role.ADMIN)
+AdminOrOfficer = require_roles(Role.ADMIN, Role.OFFICER)
 
 _EXPORT_HEADERS = {
     "Content-Disposition": 'attachment; filename="fabrique-leasing-export.json"',
@@ -91,3 +99,25 @@ async def list_privacy_requests(
     principal: Principal = AdminOnly,
 ) -> Page[PrivacyRequestOut]:
     return await privacy.list_requests(sessions, page, kind)
+
+
+@router.get(
+    "/v1/privacy/retention",
+    response_model=list[RetentionRuleOut],
+    summary="The retention rules: per table, what is kept, how long and why (officer, admin)",
+)
+async def list_retention_rules(
+    settings: SettingsDep, principal: Principal = AdminOrOfficer
+) -> list[RetentionRuleOut]:
+    return retention.rules(retention.Periods.of(settings))
+
+
+@router.post(
+    "/v1/privacy/retention/run",
+    response_model=RetentionReport,
+    summary="Run the retention job now (admin; it also runs daily): what each rule did",
+)
+async def run_retention(
+    sessions: SessionsDep, settings: SettingsDep, principal: Principal = AdminOnly
+) -> RetentionReport:
+    return await retention.apply_retention(sessions, utcnow(), retention.Periods.of(settings))

@@ -4,6 +4,8 @@ identity provider issues them."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from sqlalchemy.exc import IntegrityError
 
 from fabkit.auth import Principal
@@ -16,6 +18,9 @@ from leasing.models import ArtisanProfile
 from leasing.schemas import ArtisanCreate, ArtisanOut, ArtisanPatch
 from leasing.service.common import Sessions, utcnow
 from leasing.service.privacy import refuse_erased
+
+# Reading one's profile counts as activity at most this often (no write per request).
+READ_ACTIVITY_EVERY = timedelta(days=1)
 
 _TAKEN_ON_REGISTER = "An artisan with this SIRET is already registered."
 _ALREADY_REGISTERED = (
@@ -73,6 +78,7 @@ async def register_artisan(
                 contact_email_verified=principal.owns_address(str(data.contact_email)),
                 registered_at=now,
                 updated_at=now,
+                last_active_at=now,
             )
             session.add(artisan)
             await session.flush()
@@ -93,6 +99,29 @@ async def get_artisan(sessions: Sessions, artisan_id: str) -> Written:
         raise ProblemError(404, f"No artisan with id {artisan_id}.")
     refuse_erased(artisan)
     return _written(artisan)
+
+
+async def get_my_profile(sessions: Sessions, writes: Sessions, artisan_id: str) -> Written:
+    """The artisan's own profile; reading it is activity, recorded at most once a day (through
+    `writes`: the read sessions may be a replica's)."""
+    async with sessions() as session:
+        artisan = await repo.get_artisan(session, artisan_id)
+    if artisan is None:
+        raise ProblemError(404, f"No artisan with id {artisan_id}.")
+    refuse_erased(artisan)
+    now = utcnow()
+    if artisan.last_active_at < now - READ_ACTIVITY_EVERY:
+        await note_activity(writes, artisan_id, unless_since=now - READ_ACTIVITY_EVERY)
+    return _written(artisan)
+
+
+async def note_activity(
+    sessions: Sessions, artisan_id: str, unless_since: datetime | None = None
+) -> None:
+    """Record the artisan's activity now (the inactive-account rule counts from it); skipped
+    when already recorded since `unless_since`, or the profile is erased or unknown."""
+    async with sessions() as session, session.begin():
+        await repo.touch_artisan(session, artisan_id, utcnow(), unless_since=unless_since)
 
 
 async def get_artisan_by_siret(sessions: Sessions, siret: str) -> ArtisanOut:
@@ -133,7 +162,7 @@ async def update_artisan(
             if "contact_email" in changed:
                 artisan.contact_email_verified = principal.owns_address(artisan.contact_email)
             artisan.version += 1
-            artisan.updated_at = utcnow()
+            artisan.updated_at = artisan.last_active_at = utcnow()
             await session.flush()
             emit(
                 session,

@@ -14,7 +14,7 @@ from typing import Any
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from fabkit.auth import Principal
+from fabkit.auth import Principal, Role
 from fabkit.errors import ProblemError
 from fabkit.pagination import Page, PageParams
 from leasing import repository as repo
@@ -39,6 +39,9 @@ PSEUDONYM = "Personne effacée"
 ERASED_TEXT = "[Texte effacé à la demande de la personne]"
 ERASED_EMAIL = "effacee@invalid.invalid"
 WITHDRAWN_ON_ERASURE = "Withdrawn on the applicant's erasure request."
+# Who erases an account inactive past its warning (service/retention.py): requested_by
+# "retention" in the audit log and on the erased event.
+RETENTION = Principal("leasing-retention", Role.ADMIN)
 ERASED_DETAIL = (
     "This artisan profile was erased at its owner's request; nothing can be read or changed "
     "on it any more, and the account cannot register again."
@@ -93,7 +96,7 @@ def _audit(
         id=str(uuid.uuid4()),
         kind=kind,
         subject_artisan_id=artisan_id,
-        requested_by="self" if is_self else "admin",
+        requested_by="self" if is_self else "retention" if principal == RETENTION else "admin",
         requested_by_id=principal.subject,
         request_reference=reference,
         note=note,
