@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -14,10 +17,12 @@ from fabkit.metrics import ServiceMetrics, install_metrics
 from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
 from fabkit.tracing import install_tracing
-from inventory.api import export, imports, landlords, sites, surface, units
+from inventory.api import export, imports, landlords, opendata, sites, surface, units
 from inventory.events.handlers import consumer_specs
 from inventory.events.published import emit
+from inventory.geocoding import geocoder_of
 from inventory.metrics import refresh_business_gauges
+from inventory.service.opendata import regenerate_if_stale
 from inventory.service.retention import refresh_oldest, start_retention
 from inventory.settings import InventorySettings
 
@@ -46,8 +51,30 @@ TAGS = [
         "name": "me",
         "description": "What inventory holds about the caller, to download (GDPR access).",
     },
+    {
+        "name": "open data",
+        "description": "Open vacancies, sites and the production-surface ledger as CSV and "
+        "GeoJSON under the Licence Ouverte 2.0, each with its Table Schema; public, cached, "
+        "regenerated nightly (docs/open-data.md).",
+    },
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
+
+log = logging.getLogger(__name__)
+
+
+async def _open_data_loop(runtime: Any, settings: InventorySettings) -> None:
+    """Regenerate the open-data files when they are older than the interval: every replica
+    checks, the first to find them stale rewrites them for all."""
+    while not runtime.stop.is_set():
+        try:
+            await regenerate_if_stale(runtime.sessions, settings.open_data_interval_s)
+        except Exception:
+            log.exception(
+                "open data regeneration failed; next try in %s s", settings.open_data_check_every_s
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runtime.stop.wait(), settings.open_data_check_every_s)
 
 
 def create_app(settings: InventorySettings | None = None) -> FastAPI:
@@ -65,7 +92,17 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
             if settings.run_relay:
                 # The process that publishes the outbox also prunes it, daily.
                 start_retention(runtime, settings.retention_interval_s)
-            yield
+            app.state.geocoder = geocoder_of(
+                settings.geocoder_url, settings.geocoder_timeout_s, settings.geocoder_min_score
+            )
+            runtime.tasks.append(
+                asyncio.create_task(_open_data_loop(runtime, settings), name="open-data")
+            )
+            try:
+                yield
+            finally:
+                if app.state.geocoder is not None:
+                    await app.state.geocoder.aclose()
 
     app = FastAPI(
         title="Fabrique inventory",
@@ -83,6 +120,6 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
     install_access_log(app)
     install_tracing(app, settings.service_name)
     app.include_router(health_router)
-    for module in (landlords, sites, units, imports, surface, export):
+    for module in (landlords, sites, units, imports, surface, export, opendata):
         app.include_router(module.router)
     return app

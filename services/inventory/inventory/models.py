@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -210,10 +211,26 @@ class SurfaceCompensation(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
 
 
+class OpenDataFile(SQLModel, table=True):
+    """One published open-data file (docs/open-data.md), stored so every replica serves the
+    same bytes; replaced whole at each regeneration."""
+
+    __tablename__ = "open_data_files"
+
+    name: str = Field(sa_column=Column(String(80), primary_key=True))  # "vacancies.csv"
+    dataset: str = Field(sa_column=Column(String(60), nullable=False))
+    format: str = Field(sa_column=Column(String(10), nullable=False))
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sha256: str = Field(sa_column=Column(String(64), nullable=False))
+    rows: int = Field(sa_column=Column(Integer, nullable=False))
+    generated_at: datetime = Field(sa_column=Column(_tz(), nullable=False))
+
+
 __all__ = [
     "DevelopmentProject",
     "IdempotencyRecord",
     "Landlord",
+    "OpenDataFile",
     "OutboxMessage",
     "ProcessedEvent",
     "Site",

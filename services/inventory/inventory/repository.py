@@ -18,7 +18,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fabkit.pagination import PageParams, paginate
 from inventory.domain import Feature, UnitStatus, UseClass
-from inventory.models import Landlord, Site, SurfaceLedgerEntry, Unit, UnitTrade
+from inventory.models import (
+    Landlord,
+    OpenDataFile,
+    Site,
+    SurfaceCompensation,
+    SurfaceLedgerEntry,
+    Unit,
+    UnitTrade,
+)
 
 # Landlords -------------------------------------------------------------------------------
 
@@ -326,3 +334,56 @@ async def ledger_of_unit(session: AsyncSession, unit_id: str) -> Sequence[Surfac
         .order_by(col(SurfaceLedgerEntry.id))
     )
     return (await session.execute(stmt)).scalars().all()
+
+# Open data -------------------------------------------------------------------------------
+
+
+async def open_vacancies(session: AsyncSession) -> Sequence[tuple[Unit, Site]]:
+    """Every available unit with its site, by arrondissement, site and reference."""
+    stmt = (
+        select(Unit, Site)
+        .join(Site, col(Site.id) == col(Unit.site_id))
+        .where(col(Unit.status) == UnitStatus.AVAILABLE.value)
+        .order_by(col(Unit.arrondissement), col(Site.name), col(Unit.reference), col(Unit.id))
+    )
+    return [(u, s) for u, s in (await session.execute(stmt)).all()]
+
+
+async def sites_with_landlords(session: AsyncSession) -> Sequence[tuple[Site, Landlord]]:
+    """Every site with its landlord, by arrondissement and name."""
+    stmt = (
+        select(Site, Landlord)
+        .join(Landlord, col(Landlord.id) == col(Site.landlord_id))
+        .order_by(col(Site.arrondissement), col(Site.name), col(Site.id))
+    )
+    return [(s, landlord) for s, landlord in (await session.execute(stmt)).all()]
+
+
+async def compensations_by_id(
+    session: AsyncSession, ids: set[str]
+) -> dict[str, SurfaceCompensation]:
+    if not ids:
+        return {}
+    stmt = select(SurfaceCompensation).where(col(SurfaceCompensation.id).in_(ids))
+    return {c.id: c for c in (await session.execute(stmt)).scalars().all()}
+
+
+async def list_open_data_files(session: AsyncSession) -> Sequence[OpenDataFile]:
+    stmt = select(OpenDataFile).order_by(col(OpenDataFile.name))
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def get_open_data_file(session: AsyncSession, name: str) -> OpenDataFile | None:
+    return await session.get(OpenDataFile, name)
+
+
+async def oldest_open_data_generation(session: AsyncSession) -> datetime | None:
+    stmt = select(func.min(col(OpenDataFile.generated_at)))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def replace_open_data_files(session: AsyncSession, files: Sequence[OpenDataFile]) -> None:
+    """Replace every stored file by `files` (one regeneration, in the caller's transaction)."""
+    await session.execute(delete(OpenDataFile))
+    session.add_all(files)
+    await session.flush()

@@ -529,3 +529,24 @@ class ImportReport(BaseModel):
     written: bool = Field(description="Whether the accepted rows were written.")
     accepted: list[ImportedRow]
     refused: list[RefusedRow]
+
+# Open data -----------------------------------------------------------------------------
+
+
+class OpenDataFileOut(BaseModel):
+    name: str = Field(examples=["vacancies.csv"])
+    dataset: str = Field(examples=["vacancies"])
+    title: str
+    format: str = Field(description="csv or geojson.")
+    media_type: str
+    url: str = Field(description="Where to download it (stable).")
+    schema_url: str = Field(description="Its Table Schema (the format of schema.data.gouv.fr).")
+    licence: dict[str, str]
+    generated_at: datetime
+    sha256: str = Field(description="SHA-256 of the file, also its ETag.")
+    rows: int = Field(description="Data rows (CSV) or features (GeoJSON).")
+
+
+class OpenDataCatalogue(BaseModel):
+    licence: dict[str, str] = Field(description="The licence of every file: etalab-2.0.")
+    files: list[OpenDataFileOut]
