@@ -17,7 +17,7 @@ from fabkit.metrics import ServiceMetrics, install_metrics
 from fabkit.openapi import install_openapi, operation_id
 from fabkit.runtime import build_runtime, runtime_lifespan
 from fabkit.tracing import install_tracing
-from inventory.api import export, imports, landlords, opendata, sites, surface, units
+from inventory.api import export, imports, landlords, opendata, projects, sites, surface, units
 from inventory.events.handlers import consumer_specs
 from inventory.events.published import emit
 from inventory.geocoding import geocoder_of
@@ -45,7 +45,13 @@ TAGS = [
     },
     {
         "name": "production surface",
-        "description": "The ledger of the city's production m²: now, at an instant, over time.",
+        "description": "The ledger of the city's production m²: now, at an instant, over time; "
+        "the no-net-loss balance (losses, compensations, net) and the flags officers act on.",
+    },
+    {
+        "name": "development projects",
+        "description": "Urban projects (new districts, new buildings) and the production m² "
+        "each must keep or create; units linked to one count against its commitment.",
     },
     {
         "name": "me",
@@ -120,6 +126,6 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
     install_access_log(app)
     install_tracing(app, settings.service_name)
     app.include_router(health_router)
-    for module in (landlords, sites, units, imports, surface, export, opendata):
+    for module in (landlords, sites, units, imports, surface, projects, export, opendata):
         app.include_router(module.router)
     return app

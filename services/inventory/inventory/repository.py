@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select
@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from fabkit.pagination import PageParams, paginate
 from inventory.domain import Feature, UnitStatus, UseClass
 from inventory.models import (
+    DevelopmentProject,
     Landlord,
     OpenDataFile,
     Site,
@@ -334,6 +335,139 @@ async def ledger_of_unit(session: AsyncSession, unit_id: str) -> Sequence[Surfac
         .order_by(col(SurfaceLedgerEntry.id))
     )
     return (await session.execute(stmt)).scalars().all()
+
+
+async def ledger_between(
+    session: AsyncSession, start: datetime | None, end: datetime | None, arrondissement: int | None
+) -> list[tuple[SurfaceLedgerEntry, SurfaceCompensation | None]]:
+    """The ledger from `start` (included) to `end` (excluded), in the order it was written,
+    each entry with the compensation it names (None for gains and uncompensated losses)."""
+    stmt = select(SurfaceLedgerEntry, SurfaceCompensation).outerjoin(
+        SurfaceCompensation,
+        col(SurfaceCompensation.id) == col(SurfaceLedgerEntry.compensation_id),
+    )
+    if start is not None:
+        stmt = stmt.where(col(SurfaceLedgerEntry.recorded_at) >= start)
+    if end is not None:
+        stmt = stmt.where(col(SurfaceLedgerEntry.recorded_at) < end)
+    if arrondissement is not None:
+        stmt = stmt.where(col(SurfaceLedgerEntry.arrondissement) == arrondissement)
+    rows = (await session.execute(stmt.order_by(col(SurfaceLedgerEntry.id)))).all()
+    return [(entry, compensation) for entry, compensation in rows]
+
+
+async def uncompensated_losses(session: AsyncSession) -> Sequence[SurfaceLedgerEntry]:
+    stmt = (
+        select(SurfaceLedgerEntry)
+        .where(col(SurfaceLedgerEntry.uncompensated).is_(True))
+        .order_by(col(SurfaceLedgerEntry.id))
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def losses_of_compensations(
+    session: AsyncSession, ids: set[str]
+) -> dict[str, SurfaceLedgerEntry]:
+    """The ledger entry (the loss) each of these compensations makes good."""
+    if not ids:
+        return {}
+    stmt = select(SurfaceLedgerEntry).where(col(SurfaceLedgerEntry.compensation_id).in_(ids))
+    rows = (await session.execute(stmt)).scalars()
+    return {e.compensation_id: e for e in rows if e.compensation_id is not None}
+
+
+async def ledger_net_by_arrondissement(session: AsyncSession) -> dict[int, float]:
+    stmt = select(
+        col(SurfaceLedgerEntry.arrondissement), func.sum(col(SurfaceLedgerEntry.delta_m2))
+    ).group_by(col(SurfaceLedgerEntry.arrondissement))
+    return {arr: float(net or 0) for arr, net in (await session.execute(stmt)).all()}
+
+
+# Compensations and development projects -------------------------------------------------
+
+
+async def get_compensation(
+    session: AsyncSession, compensation_id: str, *, for_update: bool = False
+) -> SurfaceCompensation | None:
+    stmt = select(SurfaceCompensation).where(col(SurfaceCompensation.id) == compensation_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalars().first()
+
+
+def _late(today: date) -> tuple[ColumnElement[bool], ...]:
+    return (
+        col(SurfaceCompensation.status) == "planned",
+        col(SurfaceCompensation.due_on) < today,
+    )
+
+
+async def late_compensations(session: AsyncSession, today: date) -> Sequence[SurfaceCompensation]:
+    """Compensations still planned after their due day, oldest due first."""
+    stmt = (
+        select(SurfaceCompensation)
+        .where(*_late(today))
+        .order_by(col(SurfaceCompensation.due_on), col(SurfaceCompensation.id))
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def late_compensations_by_arrondissement(
+    session: AsyncSession, today: date
+) -> dict[int, int]:
+    stmt = (
+        select(col(SurfaceCompensation.arrondissement), func.count())
+        .where(*_late(today))
+        .group_by(col(SurfaceCompensation.arrondissement))
+    )
+    return {arr: int(n) for arr, n in (await session.execute(stmt)).all()}
+
+
+async def get_project(
+    session: AsyncSession, project_id: str, *, for_update: bool = False
+) -> DevelopmentProject | None:
+    stmt = select(DevelopmentProject).where(col(DevelopmentProject.id) == project_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def project_name_taken(session: AsyncSession, name: str, but: str | None = None) -> bool:
+    stmt = select(col(DevelopmentProject.id)).where(col(DevelopmentProject.name) == name)
+    if but is not None:
+        stmt = stmt.where(col(DevelopmentProject.id) != but)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def list_projects(
+    session: AsyncSession, *, arrondissement: int | None, page: PageParams
+) -> tuple[Sequence[DevelopmentProject], int]:
+    """One page of projects by delivery date (id breaks ties), and how many match."""
+    stmt = select(DevelopmentProject)
+    if arrondissement:
+        stmt = stmt.where(col(DevelopmentProject.arrondissement) == arrondissement)
+    order = (col(DevelopmentProject.delivery_on), col(DevelopmentProject.id))
+    return await paginate(session, stmt.order_by(*order), page)
+
+
+async def production_of_projects(
+    session: AsyncSession, ids: set[str]
+) -> dict[str, tuple[float, int]]:
+    """(production m², unit count) of the production units linked to each project."""
+    if not ids:
+        return {}
+    stmt = (
+        select(col(Unit.project_id), func.sum(col(Unit.surface_m2)), func.count())
+        .where(
+            col(Unit.project_id).in_(ids),
+            col(Unit.use_class) == UseClass.PRODUCTION.value,
+            col(Unit.status) != UnitStatus.WITHDRAWN.value,
+        )
+        .group_by(col(Unit.project_id))
+    )
+    rows = (await session.execute(stmt)).all()
+    return {pid: (float(m2 or 0), int(n)) for pid, m2, n in rows}
+
 
 # Open data -------------------------------------------------------------------------------
 

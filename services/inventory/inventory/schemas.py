@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -64,6 +65,8 @@ def _text(min_length: int = 0, max_length: int = 2000) -> Any:
 Name = Annotated[str, _text(2, 200)]
 Address = Annotated[str, _text(3, 300)]
 Description = Annotated[str, _text(0, 2000)]
+# A development project's id, as units and compensations name it.
+ProjectRef = Annotated[str, _text(1, 60)]
 
 # true or false only: pydantic would also take 0, 1, "yes" or "off", which the schema refuses.
 Flag = Annotated[bool, Field(strict=True)]
@@ -327,6 +330,11 @@ class UnitCreate(_In):
     charges_eur_m2_year: Charges = 0
     status: InitialStatus = UnitStatus.UNAVAILABLE
     available_from: IsoDate | None = None
+    project_id: ProjectRef | None = Field(
+        default=None,
+        description="The development project (GET /v1/projects) whose production-m² "
+        "commitment this unit counts towards; it must be in the site's arrondissement.",
+    )
 
     _trades = field_validator("allowed_trades")(_unique_trades)
     _from = field_validator("available_from")(_check_available_from)
@@ -373,14 +381,38 @@ class UnitPatch(_In):
     charges_eur_m2_year: Charges | SkipJsonSchema[None] = None
     status: UnitStatus | SkipJsonSchema[None] = None
     available_from: IsoDate | None = None
+    project_id: ProjectRef | None = Field(
+        default=None,
+        description="The development project this unit counts towards (null unlinks it).",
+    )
     reason: Description | None = Field(
         default=None,
-        description="Required (by an admin) for changes that reduce production surface.",
+        description="Why the unit changes, kept in the production-surface ledger.",
+    )
+    compensation: CompensationIn | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Required, unless uncompensated is given, when the change removes "
+        "production m² (surface reduced, use changed away from production, withdrawn): the "
+        "new production m² in the same arrondissement that make the loss good.",
+    )
+    uncompensated: UncompensatedIn | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Records a loss of production m² without compensation (officers and "
+        "admins only); the loss is flagged to officers and counted in the metrics.",
     )
 
     _not_null = field_validator(*_UNIT_NOT_NULL, mode="before")(_refuse_null)
     _trades = field_validator("allowed_trades")(_unique_trades)
     _from = field_validator("available_from")(_check_available_from)
+
+    @model_validator(mode="after")
+    def _one_cover(self) -> UnitPatch:
+        if self.compensation is not None and self.uncompensated is not None:
+            raise ValueError(
+                "give either compensation or uncompensated for a loss of production m², "
+                "not both"
+            )
+        return self
 
 
 class SiteSummary(BaseModel):
@@ -414,6 +446,7 @@ class UnitOut(BaseModel):
     status: UnitStatus
     available_from: date | None
     vacancy_id: str | None
+    project_id: str | None = None
     version: int
     created_at: datetime
     updated_at: datetime
@@ -443,6 +476,7 @@ class UnitOut(BaseModel):
             status=UnitStatus(unit.status),
             available_from=unit.available_from,
             vacancy_id=unit.current_vacancy_id,
+            project_id=unit.project_id,
             version=unit.version,
             created_at=unit.created_at,
             updated_at=unit.updated_at,
@@ -478,6 +512,9 @@ class LedgerEntryOut(BaseModel):
     reason: str | None
     actor: str
     recorded_at: datetime
+    compensation_id: str | None = None
+    uncompensated: bool = False
+    uncompensated_reason: str | None = None
 
 
 class SurfacePoint(BaseModel):
@@ -489,6 +526,232 @@ class SurfaceHistory(BaseModel):
     arrondissement: int | None
     site_id: str | None
     points: list[SurfacePoint]
+
+
+# No net loss: compensations and development projects ------------------------------------
+
+
+class CompensationStatus(StrEnum):
+    PLANNED = "planned"
+    DELIVERED = "delivered"
+
+
+class ProjectStatus(StrEnum):
+    PLANNED = "planned"
+    UNDER_CONSTRUCTION = "under_construction"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+def _check_day(value: date | None) -> date | None:
+    if value is not None and not (date(2000, 1, 1) <= value <= date(2100, 1, 1)):
+        raise ValueError("the date must be between 2000-01-01 and 2100-01-01")
+    return value
+
+
+# A development project may carry tens of thousands of m² (Bercy-Charenton: 180 ha).
+ProjectM2 = Annotated[float, Field(ge=0, le=1_000_000, description="m²")]
+
+
+class CompensationIn(_In):
+    """New production m² that make a loss good, in the loss's arrondissement."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_documented(
+            {
+                "m2": 250,
+                "arrondissement": 12,
+                "status": "planned",
+                "due_on": "2028-06-30",
+                "description": "Ground-floor workshops of lot B4, Bercy-Charenton.",
+                "project_id": "6f1c2a4e-0000-4000-8000-000000000012",
+            }
+        )
+    )
+
+    m2: Annotated[float, Field(gt=0, le=100_000, description="m² of new production space")]
+    arrondissement: int = Field(ge=1, le=20, description="Must be the loss's arrondissement.")
+    status: CompensationStatus
+    due_on: IsoDate = Field(
+        description="When the m² are (planned) or were (delivered) delivered; a planned "
+        "compensation past this day is late."
+    )
+    description: Annotated[str, _text(3, 2000)]
+    project_id: ProjectRef | None = Field(
+        default=None, description="The development project that carries these m²."
+    )
+    unit_id: Annotated[str, _text(1, 60)] | None = Field(
+        default=None, description="The unit that delivers these m², once it exists."
+    )
+
+    _day = field_validator("due_on")(_check_day)
+
+
+class UncompensatedIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra=_documented(
+            {"reason": "Building condemned after the 2026 structural survey; no site nearby."}
+        )
+    )
+
+    reason: Annotated[str, _text(1, 2000)] = Field(
+        description="Why the loss cannot be made good (kept in the ledger, shown to officers)."
+    )
+
+
+class CompensationDelivery(_In):
+    model_config = ConfigDict(
+        json_schema_extra=_documented(
+            {"unit_id": "0b7e1d52-0000-4000-8000-000000000042", "delivered_on": "2027-03-01"}
+        )
+    )
+
+    unit_id: Annotated[str, _text(1, 60)] = Field(
+        description="The production unit, in the compensation's arrondissement, that delivers it."
+    )
+    delivered_on: IsoDate | None = Field(default=None, description="Today when left out.")
+
+    _day = field_validator("delivered_on")(_check_day)
+
+
+class CompensationOut(BaseModel):
+    id: str
+    arrondissement: int
+    m2: float
+    status: CompensationStatus
+    due_on: date
+    description: str
+    project_id: str | None
+    unit_id: str | None
+    delivered_on: date | None
+    late: bool = Field(description="Still planned after its due_on.")
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectCreate(_In):
+    model_config = ConfigDict(
+        json_schema_extra=_documented(
+            {
+                "name": "Bercy-Charenton",
+                "arrondissement": 12,
+                "committed_m2": 30000,
+                "delivery_on": "2032-12-31",
+                "status": "planned",
+                "description": "New district between the Bercy rail yards and Charenton.",
+            }
+        )
+    )
+
+    name: Name
+    arrondissement: int = Field(ge=1, le=20)
+    committed_m2: ProjectM2 = Field(
+        description="Production m² the project must keep or create (its commitment)."
+    )
+    delivery_on: IsoDate
+    status: ProjectStatus = ProjectStatus.PLANNED
+    description: Description | None = None
+
+    _day = field_validator("delivery_on")(_check_day)
+
+
+_PROJECT_NOT_NULL = ("name", "arrondissement", "committed_m2", "delivery_on", "status")
+
+
+class ProjectPatch(_In):
+    """The fields to change; a field left out keeps its value."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_documented(
+            {"status": "under_construction", "delivery_on": "2033-06-30"},
+            not_null=_PROJECT_NOT_NULL,
+        )
+    )
+
+    name: Name | SkipJsonSchema[None] = None
+    arrondissement: Annotated[int, Field(ge=1, le=20)] | SkipJsonSchema[None] = None
+    committed_m2: ProjectM2 | SkipJsonSchema[None] = None
+    delivery_on: IsoDate | SkipJsonSchema[None] = None
+    status: ProjectStatus | SkipJsonSchema[None] = None
+    description: Description | None = None
+
+    _not_null = field_validator(*_PROJECT_NOT_NULL, mode="before")(_refuse_null)
+    _day = field_validator("delivery_on")(_check_day)
+
+
+class ProjectOut(BaseModel):
+    id: str
+    name: str
+    arrondissement: int
+    committed_m2: float = Field(description="Production m² the project must keep or create.")
+    delivery_on: date
+    status: ProjectStatus
+    description: str | None
+    kept_m2: float = Field(description="Production m² of the units linked to the project.")
+    units: int = Field(description="Production units linked to the project.")
+    shortfall_m2: float = Field(description="committed_m2 minus kept_m2, never below 0.")
+    behind: bool = Field(description="Past its delivery date and still short of its commitment.")
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class BalanceMonth(BaseModel):
+    month: str = Field(description="YYYY-MM", examples=["2026-12"])
+    gains_m2: float
+    losses_m2: float
+    net_m2: float
+    compensated_m2: float
+    uncompensated_m2: float
+    cumulative_net_m2: float = Field(description="net_m2 summed from the period's first month.")
+
+
+class ArrondissementBalance(BaseModel):
+    arrondissement: int
+    label: str
+    gains_m2: float = Field(description="Production m² added (units registered, grown, restored).")
+    losses_m2: float = Field(description="Production m² removed (reduced, withdrawn, use changed).")
+    net_m2: float = Field(
+        description="gains_m2 minus losses_m2, plus sites moved in from or out to another "
+        "arrondissement (a correction, not a loss the rule asks to make good)."
+    )
+    compensated_m2: float = Field(description="m² of the losses that name a compensation.")
+    uncompensated_m2: float = Field(description="m² of the losses recorded as uncompensated.")
+    uncompensated_losses: int
+    compensations_delivered_m2: float
+    compensations_planned_m2: float = Field(description="Still planned, late ones included.")
+    late_m2: float = Field(description="Planned compensations past their due date.")
+    late_compensations: int
+    series: list[BalanceMonth]
+
+
+class SurfaceBalance(BaseModel):
+    period_from: date | None
+    period_to: date | None
+    as_of: date = Field(description="The day lateness is judged on (today).")
+    rows: list[ArrondissementBalance]
+
+
+class SurfaceFlag(BaseModel):
+    kind: Literal["uncompensated_loss", "late_compensation"]
+    arrondissement: int
+    m2: float
+    unit_id: str | None
+    ledger_id: int | None
+    compensation_id: str | None
+    project_id: str | None
+    recorded_at: datetime | None
+    due_on: date | None
+    reason: str | None = Field(description="The loss's reason or the compensation's description.")
+    what_to_do: str
+
+
+class SurfaceFlags(BaseModel):
+    as_of: date
+    uncompensated_losses: int
+    late_compensations: int
+    flags: list[SurfaceFlag]
 
 
 # CSV import of units -------------------------------------------------------------------
@@ -529,6 +792,7 @@ class ImportReport(BaseModel):
     written: bool = Field(description="Whether the accepted rows were written.")
     accepted: list[ImportedRow]
     refused: list[RefusedRow]
+
 
 # Open data -----------------------------------------------------------------------------
 

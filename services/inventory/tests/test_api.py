@@ -44,7 +44,11 @@ async def test_write_endpoints_need_a_token_and_the_right_role(api: Api) -> None
         r = await api.client.request(method, path, json=body, headers=artisan)
         assert_problem(r, 403, "roles")
         r = await api.client.request(method, path, json=body, headers=officer)
-        assert_problem(r, 403, "roles", "officer")
+        if method == "PATCH" and path.startswith("/v1/units/"):
+            # an officer's patch of a unit may only record a loss of production surface
+            assert_problem(r, 403, "city officer may change a unit only")
+        else:
+            assert_problem(r, 403, "roles", "officer")
     r = await api.client.request(
         "PATCH",
         f"/v1/units/{unit['id']}",
@@ -527,30 +531,42 @@ async def test_search_by_minimum_ceiling_floor_load_and_power(api: Api) -> None:
 # Production-surface protection -------------------------------------------------------------
 
 
-async def test_reducing_production_surface_needs_an_admin_and_a_reason(api: Api) -> None:
+async def test_reducing_production_surface_needs_a_compensation_or_an_officer(api: Api) -> None:
     _, owner = await api.new_landlord()
     site = await api.new_site(owner)
     unit = await api.new_unit(site["id"], owner, surface_m2=200)
     path = f"/v1/units/{unit['id']}"
+    uncompensated = {"reason": "Converted to a showroom by council decision"}
     for change in ({"use_class": "other"}, {"surface_m2": 150}, {"status": "withdrawn"}):
         r = await api.client.patch(
-            path, json={**change, "reason": "long enough reason"}, headers=owner
+            path, json={**change, "uncompensated": uncompensated}, headers=owner
         )
-        assert_problem(r, 403, "Production surface is protected")
+        assert_problem(r, 403, "Only a city officer or an admin")
         r = await api.client.patch(path, json=change, headers=api.admin)
-        assert_problem(r, 422, "reason")
+        assert_problem(r, 422, "No net loss of production surface", "compensation")
     # growing a production unit is never blocked
     r = await api.client.patch(path, json={"surface_m2": 240}, headers=owner)
     assert r.status_code == 200
+    made_good = {
+        "m2": 60,
+        "arrondissement": 13,
+        "status": "delivered",
+        "due_on": "2026-01-15",
+        "description": "The ground floor of the same site, let since January.",
+    }
     r = await api.client.patch(
         path,
-        json={"surface_m2": 180, "reason": "Partition wall rebuilt after survey"},
-        headers=api.admin,
+        json={
+            "surface_m2": 180,
+            "reason": "Partition wall rebuilt after survey",
+            "compensation": made_good,
+        },
+        headers=owner,
     )
     assert r.status_code == 200, r.text
     r = await api.client.patch(
         path,
-        json={"use_class": "other", "reason": "Converted to a showroom by council decision"},
+        json={"use_class": "other", "uncompensated": uncompensated},
         headers=api.admin,
     )
     assert r.status_code == 200

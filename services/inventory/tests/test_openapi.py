@@ -62,7 +62,7 @@ def test_every_request_body_has_a_whole_example(spec: dict[str, Any]) -> None:
         for example in examples:
             errors = list(Draft202012Validator(document).iter_errors(example))
             assert not errors, f"{name} example is not valid: {errors[0].message}"
-    assert bodies == 6
+    assert bodies == 9
 
 
 def test_headers_are_documented_where_they_are_sent(spec: dict[str, Any]) -> None:
@@ -73,8 +73,9 @@ def test_headers_are_documented_where_they_are_sent(spec: dict[str, Any]) -> Non
     created = {"Location", "ETag", "Idempotent-Replayed"}
     assert headers("POST", "/v1/sites", "201") == created
     assert headers("POST", "/v1/sites/{site_id}/units", "201") == created
+    assert headers("POST", "/v1/projects", "201") == created
     assert headers("POST", "/v1/landlords", "201") == {"Location", "Idempotent-Replayed"}
-    for path in ("/v1/sites/{site_id}", "/v1/units/{unit_id}"):
+    for path in ("/v1/sites/{site_id}", "/v1/units/{unit_id}", "/v1/projects/{project_id}"):
         assert headers("GET", path, "200") == {"ETag"}
         assert headers("PATCH", path, "200") == {"ETag"}
 

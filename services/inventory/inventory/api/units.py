@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from fabkit.auth import Principal
+from fabkit.auth import Principal, Role, require_roles
 from fabkit.http import etag_of
 from fabkit.openapi import CREATED_HEADERS, ETAG_HEADER
 from fabkit.pagination import Page, PageDep
@@ -27,6 +27,10 @@ from inventory.schemas import TRADE_RE, LedgerEntryOut, UnitCreate, UnitOut, Uni
 from inventory.service import surface, units
 
 router = APIRouter(tags=["units"])
+
+# A city officer may patch a unit too, only to record a loss of production surface
+# (service.protection.check_officer_change).
+UnitChanger = require_roles(Role.LANDLORD, Role.ADMIN, Role.OFFICER)
 
 Arrondissement = Annotated[int, Field(ge=1, le=20)]
 # The bounds of the unit's own fields (schemas.Ceiling, FloorLoad, Power): a minimum outside
@@ -151,7 +155,7 @@ async def update_unit(
     sessions: SessionsDep,
     settings: SettingsDep,
     if_match: IfMatch = None,
-    principal: Principal = Writer,
+    principal: Principal = UnitChanger,
 ) -> JSONResponse:
     return respond(
         await units.update_unit(sessions, settings, principal, unit_id, payload, if_match)

@@ -10,7 +10,7 @@ from fabkit.events import EventPayload
 from fabkit.outbox import Emitter
 
 if TYPE_CHECKING:
-    from inventory.models import Landlord, Site, SurfaceLedgerEntry, Unit
+    from inventory.models import Landlord, Site, SurfaceCompensation, SurfaceLedgerEntry, Unit
 
 UNIT_TOPIC = "inventory.unit.events"
 SITE_TOPIC = "inventory.site.events"
@@ -176,10 +176,21 @@ class ProductionSurfaceChanged(EventPayload):
     production_m2_after: float
     reason: str | None
     recorded_at: datetime
+    # A loss (delta_m2 < 0) names its compensation or is marked uncompensated; a gain neither.
+    compensation_id: str | None = None
+    compensation_m2: float | None = None
+    compensation_status: str | None = None
+    compensation_due_on: date | None = None
+    compensation_project_id: str | None = None
+    uncompensated: bool = False
+    uncompensated_reason: str | None = None
 
     @classmethod
-    def of(cls, entry: SurfaceLedgerEntry) -> ProductionSurfaceChanged:
-        """The ledger entry as published; the entry must have been flushed (it needs its id)."""
+    def of(
+        cls, entry: SurfaceLedgerEntry, compensation: SurfaceCompensation | None = None
+    ) -> ProductionSurfaceChanged:
+        """The ledger entry as published, with the compensation it names (as it stood then);
+        the entry must have been flushed (it needs its id)."""
         assert entry.id is not None, "flush the ledger entry before publishing it"
         return cls(
             ledger_id=entry.id,
@@ -191,6 +202,13 @@ class ProductionSurfaceChanged(EventPayload):
             production_m2_after=entry.production_m2_after,
             reason=entry.reason,
             recorded_at=entry.recorded_at,
+            compensation_id=compensation.id if compensation else None,
+            compensation_m2=compensation.m2 if compensation else None,
+            compensation_status=compensation.status if compensation else None,
+            compensation_due_on=compensation.due_on if compensation else None,
+            compensation_project_id=compensation.project_id if compensation else None,
+            uncompensated=entry.uncompensated,
+            uncompensated_reason=entry.uncompensated_reason,
         )
 
 

@@ -13,7 +13,7 @@ from fabkit.auth import Principal
 from fabkit.errors import ProblemError
 from inventory import repository as repo
 from inventory.events.published import ProductionSurfaceChanged, emit
-from inventory.models import SurfaceLedgerEntry, Unit
+from inventory.models import SurfaceCompensation, SurfaceLedgerEntry, Unit
 from inventory.schemas import (
     LedgerEntryOut,
     SurfaceHistory,
@@ -35,8 +35,12 @@ def record_surface(
     delta: float,
     after: float,
     reason: str | None,
+    *,
+    compensation: SurfaceCompensation | None = None,
+    uncompensated_reason: str | None = None,
 ) -> None:
-    """Stage a ledger entry for `unit` as it stands now; publish_ledger publishes it."""
+    """Stage a ledger entry for `unit` as it stands now; publish_ledger publishes it. A loss
+    carries the compensation that makes it good, or the reason it is uncompensated."""
     entry = SurfaceLedgerEntry(
         unit_id=unit.id,
         site_id=unit.site_id,
@@ -46,19 +50,24 @@ def record_surface(
         production_m2_after=after,
         reason=reason,
         actor=actor(principal),
+        compensation_id=compensation.id if compensation else None,
+        uncompensated=uncompensated_reason is not None,
+        uncompensated_reason=uncompensated_reason,
     )
     repo.add_ledger_entry(session, entry)
-    session.info.setdefault(_PENDING, []).append(entry)
+    session.info.setdefault(_PENDING, []).append((entry, compensation))
 
 
 async def publish_ledger(session: AsyncSession) -> None:
     """Publish the entries this transaction recorded, as production_surface.changed events."""
-    entries: list[SurfaceLedgerEntry] = session.info.pop(_PENDING, [])
+    entries: list[tuple[SurfaceLedgerEntry, SurfaceCompensation | None]] = session.info.pop(
+        _PENDING, []
+    )
     if not entries:
         return
     await session.flush()  # assigns the ledger ids the events carry
-    for entry in entries:
-        emit(session, entry.unit_id, ProductionSurfaceChanged.of(entry))
+    for entry, compensation in entries:
+        emit(session, entry.unit_id, ProductionSurfaceChanged.of(entry, compensation))
 
 
 async def surface_report(sessions: Sessions, by: str, at: datetime | None) -> SurfaceReport:

@@ -1,8 +1,9 @@
 """Units: added and changed by their landlord (or an admin), searched and read by anyone.
 
 Every change of a unit, from a landlord's PATCH or from a lease event, goes through
-`apply_unit_changes`: the status move and production-surface rules, then the write, the
-events and the ledger, in the caller's transaction.
+`apply_unit_changes`: the status move and the no-net-loss rule (a loss of production m² names
+its compensation, or an officer records it as uncompensated: `service.protection`), then the
+write, the events and the ledger, in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from fabkit.auth import Principal
+from fabkit.auth import Principal, Role
 from fabkit.db import on_commit
 from fabkit.errors import ProblemError
 from fabkit.http import check_if_match, etag_of
@@ -40,8 +41,15 @@ from inventory.events.published import (
 )
 from inventory.metrics import VACANCIES_OPENED
 from inventory.models import Landlord, Site, Unit
-from inventory.schemas import UnitCreate, UnitOut, UnitPatch
+from inventory.schemas import CompensationIn, UncompensatedIn, UnitCreate, UnitOut, UnitPatch
 from inventory.service.common import Sessions, check_owner, new_id, stored
+from inventory.service.protection import (
+    LossCover,
+    check_officer_change,
+    check_project_link,
+    cover_loss,
+    refuse_cover_without_loss,
+)
 from inventory.service.surface import publish_ledger, record_surface
 from inventory.settings import InventorySettings
 
@@ -76,6 +84,8 @@ async def insert_unit(
         raise ProblemError(
             409, f"Site {site.name!r} already has a unit with reference {data.reference!r}."
         )
+    if data.project_id is not None:
+        await check_project_link(session, data.project_id, site.arrondissement)
     landlord = await _landlord_of(session, site.landlord_id)
     status = UnitStatus(data.status)
     unit = Unit(
@@ -145,15 +155,28 @@ async def update_unit(
     patch: UnitPatch,
     if_match: str | None,
 ) -> Written:
-    """A landlord's PATCH: status (opening or closing a vacancy) and attributes."""
-    changes = patch.model_dump(exclude_unset=True, exclude={"reason"})
+    """A landlord's PATCH: status (opening or closing a vacancy) and attributes; a city
+    officer's PATCH records a loss of production surface."""
+    changes = patch.model_dump(
+        exclude_unset=True, exclude={"reason", "compensation", "uncompensated"}
+    )
     async with sessions() as session, session.begin():
         unit = await repo.get_unit(session, unit_id, for_update=True)
         if unit is None:
             raise ProblemError(404, f"No unit with id {unit_id}.")
-        check_owner(principal, unit.landlord_id, "unit")
+        if principal.role is not Role.OFFICER:  # an officer's patch is bounded by the rule
+            check_owner(principal, unit.landlord_id, "unit")
         check_if_match(if_match, unit.version)
-        out = await apply_unit_changes(session, settings, principal, unit, changes, patch.reason)
+        out = await apply_unit_changes(
+            session,
+            settings,
+            principal,
+            unit,
+            changes,
+            patch.reason,
+            compensation=patch.compensation,
+            uncompensated=patch.uncompensated,
+        )
         return Written(200, out.model_dump(mode="json"), etag=etag_of(out.version))
 
 
@@ -217,15 +240,39 @@ async def apply_unit_changes(
     unit: Unit,
     changes: dict[str, Any],
     reason: str | None,
+    *,
+    compensation: CompensationIn | None = None,
+    uncompensated: UncompensatedIn | None = None,
 ) -> UnitOut:
     """Check, write and publish a change of `unit` (locked by the caller) in its transaction."""
     site = await repo.get_site(session, unit.site_id)
     assert site is not None
     changed = [k for k, v in changes.items() if stored(v) != getattr(unit, k)]
     if not changed:
+        refuse_cover_without_loss(compensation, uncompensated)
+        check_officer_change(principal, changed, covered=False)
         return UnitOut.of(unit, site)
     move = _Move.of(unit, changes)
-    _check_move(move, principal, reason, settings.protected_change_reason_min_chars)
+    _check_transition(move)
+    loss = move.production_before - move.production_after
+    covered = loss > 0 and (compensation is not None or uncompensated is not None)
+    check_officer_change(principal, changed, covered)
+    if loss > 0:
+        cover = await cover_loss(
+            session,
+            principal,
+            unit,
+            loss_m2=loss,
+            why=_why(move),
+            compensation=compensation,
+            uncompensated=uncompensated,
+            min_reason_chars=settings.protected_change_reason_min_chars,
+        )
+    else:
+        refuse_cover_without_loss(compensation, uncompensated)
+        cover = LossCover()
+    if "project_id" in changed and changes["project_id"] is not None:
+        await check_project_link(session, changes["project_id"], unit.arrondissement)
     if "reference" in changed and await repo.unit_reference_taken(
         session, unit.site_id, changes["reference"]
     ):
@@ -238,18 +285,30 @@ async def apply_unit_changes(
     if move.production_after != move.production_before:
         delta = move.production_after - move.production_before
         record_surface(
-            session, principal, unit, move.ledger_change, delta, move.production_after, reason
+            session,
+            principal,
+            unit,
+            move.ledger_change,
+            delta,
+            move.production_after,
+            reason,
+            compensation=cover.compensation,
+            uncompensated_reason=cover.uncompensated_reason,
         )
     await publish_ledger(session)
     return UnitOut.of(unit, site)
 
 
-def _check_move(move: _Move, principal: Principal, reason: str | None, min_chars: int) -> None:
-    """409 for a status the life cycle forbids; 403/422 for unprotected surface reductions."""
+def _check_transition(move: _Move) -> None:
+    """409 for a status the life cycle forbids."""
     try:
         check_transition(move.before_status, move.after_status)
     except TransitionError as exc:
         raise ProblemError(409, str(exc)) from exc
+
+
+def _why(move: _Move) -> str:
+    """What removes production m², in the words of the rule's answers."""
     why = protected_change(
         before_use=move.before_use,
         after_use=move.after_use,
@@ -258,18 +317,7 @@ def _check_move(move: _Move, principal: Principal, reason: str | None, min_chars
         before_status=move.before_status,
         after_status=move.after_status,
     )
-    if why is None:
-        return
-    if not principal.is_admin:
-        raise ProblemError(
-            403, f"Production surface is protected: {why} needs an admin and a written reason."
-        )
-    if not reason or len(reason.strip()) < min_chars:
-        raise ProblemError(
-            422,
-            f"Production surface is protected: {why} needs a reason of at least "
-            f"{min_chars} characters.",
-        )
+    return why or "this change"
 
 
 async def _write(

@@ -97,6 +97,27 @@ def upgrade() -> None:
             ["id"],
         )
 
+    # Losses recorded before the rule named no compensation: they stand as uncompensated, with
+    # the reason the admin gave, so the balance and the officers' flags account for them.
+    ledger = sa.table(
+        "production_surface_ledger",
+        sa.column("delta_m2", sa.Float()),
+        sa.column("change", sa.String()),
+        sa.column("reason", sa.Text()),
+        sa.column("uncompensated", sa.Boolean()),
+        sa.column("uncompensated_reason", sa.Text()),
+    )
+    op.execute(
+        ledger.update()
+        .where(ledger.c.delta_m2 < 0, ledger.c.change.notin_(["relocated_out", "relocated_in"]))
+        .values(
+            uncompensated=True,
+            uncompensated_reason=sa.func.coalesce(
+                ledger.c.reason, "Recorded before the no-net-loss rule (migration 0002)."
+            ),
+        )
+    )
+
     with op.batch_alter_table("units", schema=None) as batch_op:
         batch_op.add_column(sa.Column("project_id", sa.String(length=36), nullable=True))
         batch_op.create_index(batch_op.f("ix_units_project_id"), ["project_id"], unique=False)
