@@ -1,4 +1,5 @@
-"""Seed the inventory with real Paris sites (paris_sites.csv) and invented demo units."""
+"""Seed the inventory with real Paris sites (paris_sites.csv), invented demo units, and the
+no-net-loss demo (seed/protection.py: a development project and a few losses)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fabkit.auth import Principal, Role
 from inventory import repository as repo
 from inventory.domain import LandlordKind, SiteKind, UnitStatus, UseClass
 from inventory.schemas import LandlordCreate, SiteCreate, UnitCreate
+from inventory.seed.protection import seed_protection
 from inventory.service.common import Sessions
 from inventory.service.landlords import create_landlord
 from inventory.service.sites import create_site
@@ -51,6 +53,8 @@ class SeedResult:
     sites: int
     units: int
     vacancies: int
+    projects: int = 0
+    losses: int = 0
 
 
 def _kind(name: str) -> SiteKind:
@@ -117,6 +121,7 @@ async def seed(sessions: Sessions) -> SeedResult:
     rng = random.Random(75)
     landlord_ids: dict[str, str] = {}
     created = {"landlords": 0, "sites": 0, "units": 0, "vacancies": 0}
+    units: list[dict[str, object]] = []
     async with sessions() as session:
         for name, _ in (*OPERATORS.values(), PARIS_HABITAT, ELOGIE):
             existing = await repo.get_landlord_by_name(session, name)
@@ -159,7 +164,8 @@ async def seed(sessions: Sessions) -> SeedResult:
         created["sites"] += 1
         for unit in _units_for(kind, rng):
             data = UnitCreate.model_validate(unit)
-            await create_unit(sessions, ADMIN, site_written.body["id"], data, None)
+            written = await create_unit(sessions, ADMIN, site_written.body["id"], data, None)
+            units.append(written.body)
             created["units"] += 1
             created["vacancies"] += data.status == UnitStatus.AVAILABLE
-    return SeedResult(**created)
+    return SeedResult(**created, **await seed_protection(sessions, units))
