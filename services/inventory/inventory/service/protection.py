@@ -205,9 +205,9 @@ def check_officer_change(principal: Principal, changed: Iterable[str], covered: 
     if not covered or extra:
         raise ProblemError(
             403,
-            "A city officer may change a unit only to record a loss of production surface "
-            "(surface_m2, use_class or status, with 'compensation' or 'uncompensated'); "
-            "its landlord makes every other change.",
+            "This change needs one of these roles: landlord, admin; a city officer may change "
+            "a unit only to record a loss of production surface (surface_m2, use_class or "
+            "status, with 'compensation' or 'uncompensated').",
         )
 
 
