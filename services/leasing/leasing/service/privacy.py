@@ -11,11 +11,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import SQLModel
+from sqlalchemy import delete
+from sqlmodel import SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fabkit.auth import Principal, Role
 from fabkit.errors import ProblemError
+from fabkit.models import IdempotencyRecord
 from fabkit.pagination import Page, PageParams
 from leasing import repository as repo
 from leasing.domain import OPEN_APPLICATION_STATUSES, ApplicationStatus, Decision
@@ -212,7 +214,14 @@ async def _erase_texts(session: AsyncSession, artisan_id: str) -> None:
 
 async def _scrub_outbox(session: AsyncSession, artisan_id: str) -> None:
     """The outbox keeps what it relayed: the artisan's profile events get the pseudonym, and
-    the reasons they gave on withdrawing are replaced (the topics' records are compaction's)."""
+    the reasons they gave on withdrawing are replaced (the topics' records are compaction's).
+    The stored answers of their Idempotency-Key POSTs (an application's answer holds its
+    project text) are deleted: an erased account gets 410, so nothing is replayed any more."""
+    await session.execute(
+        delete(IdempotencyRecord).where(
+            col(IdempotencyRecord.principal).endswith(f":{artisan_id}", autoescape=True)
+        )
+    )
     for msg in await repo.outbox_of(session, ARTISAN_TOPIC, [artisan_id]):
         data = dict(msg.envelope.get("data") or {})
         if isinstance(data.get("artisan"), dict):
