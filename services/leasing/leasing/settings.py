@@ -161,6 +161,16 @@ class LeasingSettings(ServiceSettings):
     )
 
     @model_validator(mode="after")
+    def _no_dev_deleter_secret_in_prod(self) -> LeasingSettings:
+        secret = self.idp_admin_client_secret
+        if self.environment == "prod" and secret and secret.get_secret_value().startswith("dev-"):
+            raise ValueError(
+                "LEASING_IDP_ADMIN_CLIENT_SECRET is the committed development secret; in prod "
+                "set the one Keycloak generated for the client (its Credentials tab)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _no_clock_shift_in_prod(self) -> LeasingSettings:
         if self.environment == "prod" and self.clock_file is not None:
             raise ValueError("LEASING_CLOCK_FILE shifts leasing's clock: tests only, never prod")

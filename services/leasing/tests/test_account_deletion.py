@@ -363,3 +363,24 @@ async def test_erasures_made_before_the_deleter_get_their_row_at_migration(
     finally:
         await engine.dispose()
     assert [tuple(r) for r in rows] == [(erased, 0)]
+
+
+def test_prod_refuses_the_development_secret_of_the_deleter() -> None:
+    from pydantic import ValidationError
+
+    from leasing.settings import LeasingSettings
+
+    prod = {"environment": "prod", "oidc_issuer": "https://id.fabrique.paris/realms/fabrique"}
+    with pytest.raises(ValidationError, match="committed development secret"):
+        LeasingSettings(**prod, idp_admin_client_id=CLIENT_ID, idp_admin_client_secret=SECRET)
+    settings = LeasingSettings(**prod, idp_admin_client_secret="generated-by-keycloak")
+    assert settings.idp_admin_base == "https://id.fabrique.paris/admin/realms/fabrique"
+    assert settings.idp_token_url == (
+        "https://id.fabrique.paris/realms/fabrique/protocol/openid-connect/token"
+    )
+    inside = LeasingSettings(
+        **prod, idp_admin_url="http://fabrique-keycloak-service:8080/admin/realms/fabrique"
+    )
+    assert inside.idp_token_url == (
+        "http://fabrique-keycloak-service:8080/realms/fabrique/protocol/openid-connect/token"
+    )
