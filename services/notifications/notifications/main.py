@@ -19,6 +19,7 @@ from notifications.api import (
     deliveries,
     feed,
     guests,
+    opendata,
     privacy,
     subscriptions,
     unsubscribe,
@@ -27,6 +28,7 @@ from notifications.api import (
 from notifications.clock import CLOCK
 from notifications.events.handlers import consumer_specs
 from notifications.metrics import refresh_gauges
+from notifications.service.demand import DemandPublisher
 from notifications.service.retention import refresh_oldest, run_retention_loop
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
@@ -69,6 +71,11 @@ TAGS = [
         "description": "Your personal data (any signed-in user): everything held about you as "
         "one JSON document, and its erasure; the retention rules (officers, admins) and their "
         "job run on demand (admins).",
+    },
+    {
+        "name": "open data",
+        "description": "Anonymised demand: saved searches by arrondissement and trade against "
+        "the open vacancies, counts under 5 people suppressed (docs/open-data.md).",
     },
     {"name": "health", "description": "Liveness and readiness probes."},
     {
@@ -129,7 +136,12 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     install_access_log(app)
     install_tracing(app, settings.service_name)
     app.include_router(health_router)
-    for module in (subscriptions, feed, deliveries, unsubscribe, guests, privacy):
+    for module in (subscriptions, feed, deliveries, unsubscribe, guests, privacy, opendata):
         app.include_router(module.router)
+    app.state.demand = DemandPublisher(
+        settings.open_data_supply_url,
+        max_age_s=settings.open_data_cache_s,
+        supply_timeout_s=settings.open_data_supply_timeout_s,
+    )
     app.include_router(privacy.retention_router)
     return app

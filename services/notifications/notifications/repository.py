@@ -515,3 +515,19 @@ async def delete_guest(session: AsyncSession, guest_id: str) -> None:
         delete(GuestConfirmation).where(col(GuestConfirmation.guest_id) == guest_id)
     )
     await session.execute(delete(GuestSubscriber).where(col(GuestSubscriber.id) == guest_id))
+
+
+# Open data (anonymised demand) ---------------------------------------------------------------
+
+
+async def active_search_criteria(session: AsyncSession) -> Sequence[tuple[str, dict[str, Any]]]:
+    """(owner, criteria) of every active saved search, accounts' and guests' alike."""
+    stmt = select(col(Subscription.artisan_id), col(Subscription.criteria)).where(
+        col(Subscription.status) == SubscriptionStatus.ACTIVE.value
+    )
+    return [(owner, criteria) for owner, criteria in (await session.execute(stmt)).all()]
+
+
+async def guest_ids_with_status(session: AsyncSession, status: str) -> set[str]:
+    stmt = select(col(GuestSubscriber.id)).where(col(GuestSubscriber.status) == status)
+    return set((await session.execute(stmt)).scalars().all())

@@ -516,3 +516,31 @@ class GuestConfirmed(BaseModel):
     criteria: dict[str, Any]
     language: GuestLanguage
     unsubscribe_url: str = Field(description="The one-click link every alert e-mail carries.")
+
+
+# Open data -------------------------------------------------------------------------------------
+
+
+class DemandFileOut(BaseModel):
+    name: str = Field(examples=["demand.csv"])
+    dataset: str
+    title: str
+    format: str
+    media_type: str
+    url: str = Field(description="Where to download it (stable).")
+    schema_url: str = Field(description="Its Table Schema (the format of schema.data.gouv.fr).")
+    licence: dict[str, str]
+    generated_at: datetime
+    sha256: str = Field(description="SHA-256 of the file, also its ETag.")
+    rows: int
+    min_people: int = Field(
+        description="A cell behind fewer people than this publishes no count (secret=true)."
+    )
+    supply: str = Field(
+        description="read, not configured or unavailable: whether the supply columns are filled."
+    )
+
+
+class DemandCatalogue(BaseModel):
+    licence: dict[str, str]
+    files: list[DemandFileOut]

@@ -103,6 +103,13 @@ class NotificationsSettings(ServiceSettings):
     # Guest requests (each one mails a confirmation) accepted per minute over every address.
     guest_requests_per_minute: int = Field(default=60, ge=1, le=100_000)
 
+    # Open data (docs/open-data.md): the anonymised demand file is computed from the saved
+    # searches at most this often, and set against the supply read from inventory's public
+    # vacancies file at this URL (unset: the supply columns stay empty).
+    open_data_supply_url: str | None = None
+    open_data_cache_s: float = Field(default=3600.0, ge=0, le=86_400)
+    open_data_supply_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
     # Retention (service/retention.py, docs/privacy.md): how often the process that runs the
     # delivery worker applies the rules (and on demand: POST /v1/privacy/retention/run).
     retention_interval_s: float = Field(default=86_400.0, ge=60, le=7 * 86_400)
