@@ -57,6 +57,11 @@ class DeliveryKind(StrEnum):
     INACTIVITY_WARNING = "inactivity_warning"
 
 
+#: What a delivery's message becomes once retention cleared it (service/retention.py): nothing is
+#: left to send, so a redelivered one dies at once instead of posting this.
+CLEARED_PAYLOAD: dict[str, Any] = {"cleared": "retention"}
+
+
 class Feature(StrEnum):
     GOODS_LIFT = "goods_lift"
     LOADING_DOCK = "loading_dock"

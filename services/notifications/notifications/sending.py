@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from fabkit import tracing
 from notifications import disabled_email, inactivity_email, mailer
-from notifications.domain import Channel, DeliveryKind, SubscriptionStatus
+from notifications.domain import CLEARED_PAYLOAD, Channel, DeliveryKind, SubscriptionStatus
 from notifications.models import GUEST_OWNER_PREFIX, Artisan, Delivery, Subscription
 from notifications.settings import NotificationsSettings
 from notifications.webhooks import UnsafeUrl, post, resolve_target, signed_headers
@@ -297,6 +297,8 @@ class Senders:
     async def attempt(self, job: Job) -> Outcome:
         """Send the job unless its subscription no longer wants it; never raises for a refusal."""
         sub = job.subscription
+        if job.payload == CLEARED_PAYLOAD:
+            return Outcome("dead", "its message was cleared by retention: nothing left to send")
         if job.subscription_id:
             cancelled = cancel_reason(job)
             if cancelled:

@@ -510,3 +510,34 @@ def test_the_warning_is_read_as_leasing_publishes_it() -> None:
     topics = json.loads((SCHEMAS.parents[1] / "deploy" / "topics.json").read_text())["topics"]
     (privacy,) = [t for t in topics if t["name"] == PRIVACY_TOPIC]
     assert not privacy.get("personal_data") and privacy["partitions"] == 3
+
+
+async def test_a_cleared_delivery_redelivered_dies_without_being_sent(
+    sqlite_url: str, receivers: Any
+) -> None:
+    receiver = await receivers()
+    async with running(make_settings(sqlite_url)) as svc:
+        sub = await svc.subscribe("art-r", channels=[{"type": "webhook", "url": receiver.url}])
+        old = delivery(
+            "art-r",
+            "dead",
+            100,
+            channel="webhook",
+            kind="vacancy_alert",
+            subscription_id=sub["id"],
+            recipient_key=sub["id"],
+        )
+        async with svc.app.state.runtime.sessions() as session, session.begin():
+            session.add(old)
+        report = await apply_retention(svc.app.state.runtime.sessions, real_now())
+        assert report.count("delivery_content") == 1
+        r = await svc.client.post(f"/v1/admin/deliveries/{old.id}/redeliver", headers=svc.admin)
+        assert r.status_code == 200, r.text
+
+        async def dead_again() -> Any:
+            (row,) = await svc.deliveries(id=old.id)
+            return row if row.status == "dead" and row.attempts == 1 else None
+
+        row = await eventually(dead_again)
+        assert row.last_error == "its message was cleared by retention: nothing left to send"
+        assert receiver.requests == []

@@ -27,7 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from fabkit.models import OutboxMessage, ProcessedEvent
 from fabkit.outbox import prune_published
 from notifications.clock import retention_now
-from notifications.domain import DeliveryStatus, SubscriptionStatus
+from notifications.domain import CLEARED_PAYLOAD, DeliveryStatus, SubscriptionStatus
 from notifications.metrics import PERSONAL_DATA_OLDEST
 from notifications.models import (
     GUEST_OWNER_PREFIX,
@@ -47,8 +47,6 @@ Sessions = async_sessionmaker[AsyncSession]
 
 #: Rows changed per transaction (also keeps `IN` lists under SQLite's 999 parameters).
 BATCH = 500
-#: What a delivery's message becomes once retention cleared it (the column is required).
-CLEARED_PAYLOAD: dict[str, Any] = {"cleared": "retention"}
 #: The name a deleted search keeps once cleared (the column is required).
 CLEARED_NAME = "—"
 PENDING_GUEST = "pending"
