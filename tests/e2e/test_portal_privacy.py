@@ -5,7 +5,9 @@ Kafka, Keycloak):
 an artisan with a profile and an application logs in, opens "Mes données", downloads their data
 (the file parsed: their profile and their application are in leasing's part, every service has
 its part, the portal's lists their web session), then asks to delete their account: refused
-without the box ticked (the message beside the box), then erased, and lands logged out.
+without the box ticked (the message beside the box), then erased, and lands logged out; once
+leasing's account deleter has removed their Keycloak account, logging in again through the
+portal fails (the identity provider says the credentials are invalid).
 
 axe-core runs on both new pages at 1280 px and 360 px; screenshots in .run/screenshots/.
 """
@@ -25,7 +27,7 @@ from fabkit.localstack.platform import Platform
 from fabkit.oidc_testing import TEST_PASSWORD
 
 from .browser import TIMEOUT_MS, check_page, log_in
-from .harness import Api, Artisan, check, eventually, tag
+from .harness import Api, Artisan, bearer, check, eventually, tag
 from .scenario import PROJECT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -54,6 +56,20 @@ async def _artisan_with_an_application(platform: Platform) -> tuple[Artisan, dic
             201,
         )  # fmt: skip
         return artisan, application
+
+
+async def _account_deleted(platform: Platform, artisan_id: str) -> None:
+    """Wait until leasing's audit log says the erased artisan's Keycloak account is deleted."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = Api(platform, client)
+        path = "/v1/privacy/requests?kind=erasure&limit=100"
+
+        async def deleted() -> bool:
+            page = check(await client.get(api.url("leasing", path), headers=bearer(api.admin)), 200)
+            rows = [x for x in page["items"] if x["subject_artisan_id"] == artisan_id]
+            return bool(rows) and rows[0]["account"] == "deleted"
+
+        await eventually(deleted, timeout=90, what="leasing to delete the Keycloak account")
 
 
 def test_an_artisan_downloads_their_data_then_erases_their_account(
@@ -108,3 +124,18 @@ def test_an_artisan_downloads_their_data_then_erases_their_account(
     assert header.get_by_role("link", name="Mon espace").count() == 0
     tab.locator("header .login-link").wait_for(timeout=TIMEOUT_MS)
     check_page(tab, "privacy-deleted", sizes=("desktop",))
+
+    # The identity provider's account went too: the same credentials no longer log in.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _account_deleted(e2e_platform, artisan.id)).result(timeout=120)
+    tab.locator("header .login-link").click()
+    tab.wait_for_selector("#kc-form-login", timeout=TIMEOUT_MS)
+    tab.fill("#username", f"t-artisan-{artisan.id}".lower())
+    tab.fill("#password", TEST_PASSWORD)
+    tab.locator("#kc-login").click()
+    tab.wait_for_load_state()
+    refused = tab.locator("#input-error-username")
+    refused.wait_for(timeout=TIMEOUT_MS)
+    assert "invalid" in refused.inner_text().lower(), refused.inner_text()  # fr: « invalide »
+    assert not tab.url.startswith(portal), tab.url
+    assert tab.locator("#kc-form-login").count() == 1
