@@ -23,6 +23,7 @@ application.
    topics among them), and every service's log file: none may be found. B's strings are still
    where they belong (leasing's profile and application, the latest record of B's key), and a
    new vacancy still reaches B's search (and nothing reaches A's).
+5. A's Keycloak account is deleted (the realm's admin API answers 404); B's is still there.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from .harness import (
     check,
     eventually,
     header_map,
+    keycloak_of,
     luhn_siret,
     months_later,
     producer,
@@ -512,11 +514,16 @@ async def test_an_erased_artisan_is_found_nowhere(
         assert a.subscription is not None
         mails_before = len(Mailbox(platform.mail.folder).to(a.email))
         alerts_before = len(Mailbox(platform.mail.folder).to(a.subscription.email or ""))
-        done = check(await api.write("DELETE", "leasing", "/v1/me", scene.token(a)), 202)
-        check(await api.write("DELETE", "notifications", "/v1/me", scene.token(a)), 200, 202)
+        # One token for both calls and the check after: the account is deleted meanwhile.
+        a_token = scene.token(a)
+        done = check(await api.write("DELETE", "leasing", "/v1/me", a_token), 202)
+        check(await api.write("DELETE", "notifications", "/v1/me", a_token), 200, 202)
         assert done["artisan_id"] == a.id, done
+        gone = await client.get(api.url("leasing", "/v1/artisans/me"), headers=bearer(a_token))
+        assert gone.status_code == 410, gone.text
 
         # B's search still alerts; A's search is gone.
+        b_artisan.token = scene.token(b)
         later = await _open(scene, landlord, units[3]["id"])
         book.watch(later)
 
@@ -575,10 +582,24 @@ async def test_an_erased_artisan_is_found_nowhere(
         mailbox = Mailbox(platform.mail.folder)
         assert len(mailbox.to(a.subscription.email)) == alerts_before
         assert len(mailbox.to(a.email)) == mails_before
-        gone = await client.get(
-            api.url("leasing", "/v1/artisans/me"), headers=bearer(scene.token(a))
-        )
-        assert gone.status_code == 410, gone.text
+
+        # The identity provider's account went too (leasing's account deleter); B's stays.
+        users = f"{keycloak_of(platform).base_url}/admin/realms/fabrique/users"
+        assert await asyncio.to_thread(_keycloak_status, platform, f"{users}/{b.id}") == 200
+
+        async def account_gone() -> bool:
+            status = await asyncio.to_thread(_keycloak_status, platform, f"{users}/{a.id}")
+            return status == 404
+
+        await eventually(account_gone, timeout=90, what="A's Keycloak account to be deleted")
+
+
+def _keycloak_status(platform: Platform, url: str) -> int:
+    """The status of an admin REST GET, as the realm's administrator."""
+    server = keycloak_of(platform)
+    with httpx.Client(timeout=30) as http:
+        headers = {"Authorization": f"Bearer {server.admin_token(http)}"}
+        return http.get(url, headers=headers).status_code
 
 
 def _as_artisan(scene: Scene, person: Person) -> Artisan:
