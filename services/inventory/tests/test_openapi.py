@@ -71,13 +71,15 @@ def test_headers_are_documented_where_they_are_sent(spec: dict[str, Any]) -> Non
         return set(response.get("headers", {}))
 
     created = {"Location", "ETag", "Idempotent-Replayed"}
-    assert headers("POST", "/v1/sites", "201") == created
+    # A site's write also says how geocoding its address went.
+    assert headers("POST", "/v1/sites", "201") == created | {"Fabrique-Geocoding"}
     assert headers("POST", "/v1/sites/{site_id}/units", "201") == created
     assert headers("POST", "/v1/projects", "201") == created
     assert headers("POST", "/v1/landlords", "201") == {"Location", "Idempotent-Replayed"}
     for path in ("/v1/sites/{site_id}", "/v1/units/{unit_id}", "/v1/projects/{project_id}"):
         assert headers("GET", path, "200") == {"ETag"}
-        assert headers("PATCH", path, "200") == {"ETag"}
+        geocoded = {"Fabrique-Geocoding"} if path == "/v1/sites/{site_id}" else set()
+        assert headers("PATCH", path, "200") == {"ETag"} | geocoded
 
 
 def test_bearer_format_and_tags_are_described(spec: dict[str, Any]) -> None:
