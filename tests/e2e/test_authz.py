@@ -89,6 +89,13 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("inventory", "POST", "/v1/sites/{site_id}/units/import"): Rule(
         ("landlord", "admin"), {"landlord": 403}
     ),
+    # No net loss: officers and admins record development projects and deliveries of
+    # compensations; roles are checked before the project or compensation is looked up.
+    ("inventory", "POST", "/v1/projects"): Rule(("officer", "admin")),
+    ("inventory", "PATCH", "/v1/projects/{project_id}"): Rule(("officer", "admin")),
+    ("inventory", "POST", "/v1/surface/compensations/{compensation_id}/delivery"): Rule(
+        ("officer", "admin")
+    ),
     ("leasing", "POST", "/v1/artisans"): Rule(("artisan",)),
     ("leasing", "POST", "/v1/programmes"): Rule(("officer", "admin")),
     ("leasing", "PUT", "/v1/programmes/{programme_id}"): Rule(("officer", "admin")),
@@ -305,6 +312,21 @@ class Fixture:
                 {"unit_id": self.unit_a},
                 {"rent_eur_m2_year": 1},
                 ("inventory", f"/v1/units/{self.unit_a}", ""),
+            ),
+            ("inventory", "POST", "/v1/projects"): Target(
+                {},
+                {
+                    "name": "Intruder project",
+                    "arrondissement": 19,
+                    "committed_m2": 10,
+                    "delivery_on": months_later(today_, 12).isoformat(),
+                },
+            ),
+            ("inventory", "PATCH", "/v1/projects/{project_id}"): Target(
+                {"project_id": str(uuid.uuid4())}, {"committed_m2": 1}
+            ),
+            ("inventory", "POST", "/v1/surface/compensations/{compensation_id}/delivery"): Target(
+                {"compensation_id": str(uuid.uuid4())}, {"unit_id": self.unit_a}
             ),
             ("leasing", "PATCH", "/v1/artisans/me"): Target({}, {"display_name": "Hijacked"}),
             ("leasing", "DELETE", "/v1/me"): Target({}, None),
