@@ -62,6 +62,18 @@ def nice_ticks(top: float, count: int = 5) -> list[float]:
     return [round(i * step, 10) for i in range(n + 1)]
 
 
+def span_ticks(low: float, top: float, count: int = 5) -> list[float]:
+    """Round tick values covering `low` to `top` and 0 (a balance may be negative): those of
+    nice_ticks when nothing is below 0, else the same steps on both sides of 0."""
+    if low >= 0 or not math.isfinite(low):
+        return nice_ticks(top, count)
+    step_of = nice_ticks(max(top, 0.0) - low, count)
+    step = step_of[1] - step_of[0]
+    first = math.floor(low / step + 1e-9)
+    last = max(math.ceil(top / step - 1e-9), 0) if top > 0 else 0
+    return [round(i * step, 10) for i in range(first, last + 1)]
+
+
 def _f(value: float) -> str:
     """A coordinate, short (two decimals at most)."""
     text = f"{value:.2f}".rstrip("0").rstrip(".")
@@ -142,7 +154,8 @@ def step_chart(
     end = max([*days, until] if until is not None else days) if days else None
     first = days[0] if days else None
     top = max((v for s in series for _, v in s.points), default=0.0)
-    ticks = nice_ticks(top)
+    low = min((v for s in series for _, v in s.points), default=0.0)
+    ticks = span_ticks(low, top)
     x0, x1, y0, y1 = LEFT, width - RIGHT, height - BOTTOM, TOP
     span = (end - first).days if first is not None and end is not None else 0
 
@@ -152,7 +165,7 @@ def step_chart(
         return x0 + (d - first).days / span * (x1 - x0)
 
     def sy(v: float) -> float:
-        return y0 - v / ticks[-1] * (y0 - y1)
+        return y0 - (v - ticks[0]) / (ticks[-1] - ticks[0]) * (y0 - y1)
 
     parts = _open(chart_id, title, desc, width, height)
     parts += _y_axis(ticks, sy, x0, x1, number)
@@ -256,6 +269,24 @@ def bar_chart(
     parts.append("</svg>")
     rows = [[label, number(value)] for label, value in bars]
     return Chart(Markup("".join(parts)), list(headers), rows)  # noqa: S704
+
+
+def progress_bar(
+    done: float, target: float, *, title: str, width: int = 240, height: int = 16
+) -> Markup:
+    """A small horizontal bar of `done` against `target` (full at or past it), an image whose
+    title says the figures: the page writes them in text beside it too."""
+    share = 1.0 if target <= 0 else max(0.0, min(done / target, 1.0))
+    filled = share * (width - 2)
+    return Markup(  # noqa: S704 - made of numbers and an escaped title
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="progress-bar" role="img"'
+        f' viewBox="0 0 {width} {height}" width="{width}" height="{height}" focusable="false">'
+        f"<title>{escape(title)}</title>"
+        f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" fill="#ffffff"'
+        f' stroke="#767676"/>'
+        f'<rect x="1" y="1" width="{_f(filled)}" height="{height - 2}" fill="{COLOURS[0]}"/>'
+        "</svg>"
+    )
 
 
 def contrast(colour: str, background: str = "#ffffff") -> float:

@@ -304,6 +304,155 @@ def changed_meanwhile(mine: UnitForm, current: UnitForm) -> dict[str, str]:
     return out
 
 
+# No net loss: the compensation a change that removes production m² must name ----------------
+
+COMPENSATION_FIELDS = ("comp_m2", "comp_status", "comp_due_on", "comp_description", "comp_project")
+COMPENSATION_STATUSES = ("planned", "delivered")
+
+
+@per_locale
+def compensation_labels() -> dict[str, str]:
+    return {
+        "comp_m2": _("New production m²"),
+        "comp_status": _("Compensation status"),
+        "comp_due_on": _("Compensation date"),
+        "comp_description": _("What the compensation is"),
+        "comp_project": _("Development project"),
+    }
+
+
+@per_locale
+def compensation_status_names() -> dict[str, str]:
+    return {
+        "planned": _("planned: the m² are still to be delivered"),
+        "delivered": _("delivered: the m² exist"),
+    }
+
+
+def production_m2(surface_m2: float, use_class: str, status: str) -> float:
+    """The production m² a unit counts for (inventory's rule: a production unit that is not
+    withdrawn counts its whole surface)."""
+    return surface_m2 if use_class == "production" and status != "withdrawn" else 0.0
+
+
+def production_loss(unit: Any, body: dict[str, Any]) -> float:
+    """The production m² a change (the PATCH body) removes from the unit, 0 when none."""
+    before = production_m2(unit.surface_m2, unit.use_class, unit.status)
+    after = production_m2(
+        float(body.get("surface_m2", unit.surface_m2)),
+        str(body.get("use_class", unit.use_class)),
+        str(body.get("status", unit.status)),
+    )
+    return round(max(before - after, 0.0), 2)
+
+
+def read_compensation(
+    form: UnitForm, sent: Any, *, loss_m2: float, arrondissement: int, today: date
+) -> None:
+    """The compensation fields, kept as typed; when the change removes production m² and they
+    are filled, checked and added to the body (the API checks them again)."""
+    for name in COMPENSATION_FIELDS:
+        form.values[name] = str(sent.get(name) or "").strip()
+    v, errors = form.values, form.errors
+    filled = any(v[n] for n in ("comp_m2", "comp_due_on", "comp_description"))
+    if not filled:
+        return  # none named: inventory refuses a loss without one, beside comp_m2
+    if loss_m2 <= 0:
+        errors["comp_m2"] = _(
+            "This change removes no production m², so it needs no compensation: empty the "
+            "compensation's fields."
+        )
+        return
+    m2 = _compensation_m2(v["comp_m2"])
+    if m2 is None:
+        errors["comp_m2"] = _("Write the new production m², a number above 0, such as 120.")
+    elif m2 + 1e-9 < loss_m2:
+        errors["comp_m2"] = _(
+            "The change removes %(loss)s m²: the compensation must bring at least as many."
+        ) % {"loss": formatting.number(loss_m2)}
+    if v["comp_status"] not in COMPENSATION_STATUSES:
+        errors["comp_status"] = _("Choose whether the new m² are planned or delivered.")
+    due = None
+    try:
+        due = date.fromisoformat(v["comp_due_on"])
+        if not date(2000, 1, 1) <= due <= date(2100, 1, 1):
+            due = None
+    except ValueError:
+        pass
+    if due is None:
+        errors["comp_due_on"] = _(
+            "Write the day the m² are due (planned) or were delivered, as YYYY-MM-DD, such as "
+            "2027-06-30."
+        )
+    elif v["comp_status"] == "delivered" and due > today:
+        errors["comp_due_on"] = _(
+            "Delivered m² cannot be delivered in the future: give the day they were, or "
+            "choose planned."
+        )
+    if len(v["comp_description"]) < 3:
+        errors["comp_description"] = _(
+            "Say where the new m² are, such as “ground floor of lot B4, rue X” (at least 3 "
+            "characters)."
+        )
+    elif too_long := formatting.too_long(v["comp_description"], 2000):
+        errors["comp_description"] = too_long
+    form.body["compensation"] = {
+        "m2": m2,
+        "arrondissement": arrondissement,
+        "status": v["comp_status"],
+        "due_on": v["comp_due_on"],
+        "description": v["comp_description"],
+        "project_id": v["comp_project"] or None,
+    }
+
+
+def _compensation_m2(text: str) -> float | None:
+    cleaned = text.replace(",", ".").replace(" ", "").replace("\u202f", "").replace("\xa0", "")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        return None
+    return value if 0 < value <= 100_000 and math.isfinite(value) else None
+
+
+def compensation_problem(
+    status: int, detail: str, errors: list[dict[str, Any]]
+) -> tuple[str, str] | None:
+    """Inventory's refusal of a loss or its compensation as (field, message) in the page's
+    language; None when it is about something else."""
+    types = {str(e.get("type", "")) for e in errors}
+    fields = {str(e.get("field", "")) for e in errors}
+    if "compensation_required" in types or "No net loss" in detail:
+        return "comp_m2", _(
+            "This change removes production m², and production surface must be kept: name "
+            "the new production m² that make the loss good, in the same arrondissement, below."
+        )
+    named = " ".join([detail, *fields])
+    for key, name in (
+        ("compensation.m2", "comp_m2"),
+        ("compensation.due_on", "comp_due_on"),
+        ("compensation.project_id", "comp_project"),
+        ("compensation.description", "comp_description"),
+        ("compensation.status", "comp_status"),
+        ("compensation.arrondissement", "comp_m2"),
+    ):
+        if key in named:
+            return name, _("Inventory did not accept this part of the compensation: %(why)s") % {
+                "why": _compensation_reason(name)
+            }
+    return None
+
+
+def _compensation_reason(name: str) -> str:
+    return {
+        "comp_m2": _("the new m² must be at least the m² lost, in the same arrondissement."),
+        "comp_due_on": _("check the date (a delivered compensation cannot be in the future)."),
+        "comp_project": _("the project must be in the unit's arrondissement."),
+        "comp_description": _("describe it in 3 to 2,000 characters."),
+        "comp_status": _("choose planned or delivered."),
+    }[name]
+
+
 # The site form ---------------------------------------------------------------------------------
 
 

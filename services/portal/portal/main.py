@@ -31,9 +31,11 @@ from portal.pages import (
     me,
     offers,
     officer,
+    opendata,
     privacy,
     profile,
     programmes,
+    protection,
     results,
     searches,
     units,
@@ -98,6 +100,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     for module in (profile, applications, offers, privacy):
         app.include_router(module.router)
     app.include_router(officer.router)
+    app.include_router(protection.router)
+    app.include_router(opendata.router)
     app.include_router(results.router)
     app.include_router(landlord.router)
     app.include_router(landlord_calls.router)

@@ -457,6 +457,118 @@ class SurfaceHistory(_View):
     points: list[SurfacePoint] = Field(default_factory=list)
 
 
+# No net loss (inventory): the balance, the flags, compensations and development projects ----
+
+
+class BalanceMonth(_View):
+    month: str
+    gains_m2: float
+    losses_m2: float
+    net_m2: float
+    compensated_m2: float = 0.0
+    uncompensated_m2: float = 0.0
+    cumulative_net_m2: float
+
+
+class ArrondissementBalance(_View):
+    arrondissement: int
+    gains_m2: float
+    losses_m2: float
+    net_m2: float
+    compensated_m2: float = 0.0
+    uncompensated_m2: float = 0.0
+    uncompensated_losses: int = 0
+    compensations_delivered_m2: float = 0.0
+    compensations_planned_m2: float = 0.0
+    late_m2: float = 0.0
+    late_compensations: int = 0
+    series: list[BalanceMonth] = Field(default_factory=list)
+
+
+class SurfaceBalance(_View):
+    period_from: date | None = None
+    period_to: date | None = None
+    as_of: date
+    rows: list[ArrondissementBalance] = Field(default_factory=list)
+
+
+class SurfaceFlag(_View):
+    kind: str
+    arrondissement: int
+    m2: float
+    unit_id: str | None = None
+    ledger_id: int | None = None
+    compensation_id: str | None = None
+    project_id: str | None = None
+    recorded_at: datetime | None = None
+    due_on: date | None = None
+    reason: str | None = None
+    what_to_do: str = ""
+
+
+class SurfaceFlags(_View):
+    as_of: date
+    uncompensated_losses: int = 0
+    late_compensations: int = 0
+    flags: list[SurfaceFlag] = Field(default_factory=list)
+
+
+class Compensation(_View):
+    id: str
+    arrondissement: int
+    m2: float
+    status: str
+    due_on: date
+    description: str
+    project_id: str | None = None
+    unit_id: str | None = None
+    delivered_on: date | None = None
+    late: bool = False
+
+
+class Project(_View):
+    id: str
+    name: str
+    arrondissement: int
+    committed_m2: float
+    delivery_on: date
+    status: str
+    description: str | None = None
+    kept_m2: float = 0.0
+    units: int = 0
+    shortfall_m2: float = 0.0
+    behind: bool = False
+
+
+class ProjectPage(_View):
+    items: list[Project] = Field(default_factory=list)
+    total: int = 0
+
+
+# Open data (inventory's and notifications' catalogues) ---------------------------------------
+
+
+class OpenDataFile(_View):
+    name: str
+    dataset: str
+    title: str
+    format: str
+    media_type: str
+    url: str
+    schema_url: str
+    licence: dict[str, str] = Field(default_factory=dict)
+    generated_at: datetime
+    sha256: str = ""
+    rows: int = 0
+    # Not in the catalogues yet; shown when a service gives it.
+    size_bytes: int | None = None
+
+
+class OpenDataCatalogue(_View):
+    licence: dict[str, str] = Field(default_factory=dict)
+    files: list[OpenDataFile] = Field(default_factory=list)
+
+
 class LettingFigures(_View):
     key: str
     open_vacancies: int

@@ -24,6 +24,10 @@ class PortalSettings(BaseSettings):
     leasing_url: str = "http://127.0.0.1:8002"
     notifications_url: str = "http://127.0.0.1:8003"
     public_base_url: str = "http://127.0.0.1:8000"
+    # Where readers' browsers and programs reach inventory's and notifications' APIs (the
+    # open-data page's download links); None: the URLs above, as in the local platform.
+    inventory_public_url: str | None = None
+    notifications_public_url: str | None = None
     # A tile server template such as https://tiles.example.org/{z}/{x}/{y}.png. None: the map
     # draws the sites over a plain background. There is deliberately no public default.
     tile_url: str | None = None
@@ -58,7 +62,13 @@ class PortalSettings(BaseSettings):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value.rstrip("/")
 
-    @field_validator("oidc_issuer", "oidc_internal_issuer", "oidc_jwks_url")
+    @field_validator(
+        "oidc_issuer",
+        "oidc_internal_issuer",
+        "oidc_jwks_url",
+        "inventory_public_url",
+        "notifications_public_url",
+    )
     @classmethod
     def _optional_http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":

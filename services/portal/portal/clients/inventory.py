@@ -21,12 +21,18 @@ from portal.clients.base import (
     segment,
 )
 from portal.schemas import (
+    Compensation,
     ImportReport,
+    OpenDataCatalogue,
     OwnSite,
     OwnSitePage,
     OwnUnit,
     OwnUnitPage,
+    Project,
+    ProjectPage,
     SitePage,
+    SurfaceBalance,
+    SurfaceFlags,
     SurfaceHistory,
     SurfaceReport,
     Unit,
@@ -147,6 +153,70 @@ async def surface_history(upstreams: Upstreams, arrondissement: int | None) -> S
     return await get(
         "inventory", upstreams.inventory, "/v1/production-surface/history", SurfaceHistory, params
     )
+
+
+# No net loss: the balance (public), the flags and the officers' writes (their own token) ---
+
+
+async def surface_balance(upstreams: Upstreams) -> SurfaceBalance:
+    """Losses, gains and compensations by arrondissement, month by month, over the whole
+    ledger (public)."""
+    return await get("inventory", upstreams.inventory, "/v1/surface/balance", SurfaceBalance)
+
+
+async def surface_flags(upstreams: Upstreams, token: str) -> SurfaceFlags:
+    """Uncompensated losses and late compensations (officers and admins)."""
+    return await get(
+        "inventory", upstreams.inventory, "/v1/surface/flags", SurfaceFlags, token=token
+    )
+
+
+async def list_projects(upstreams: Upstreams, limit: int = 500) -> list[Project]:
+    """Every development project, up to `limit` (paged through the API)."""
+    items: list[Project] = []
+    offset = 0
+    while offset < limit:
+        page = await get(
+            "inventory", upstreams.inventory, "/v1/projects", ProjectPage,
+            [("limit", API_PAGE_MAX), ("offset", offset)],
+        )  # fmt: skip
+        items.extend(page.items)
+        offset += API_PAGE_MAX
+        if offset >= page.total:
+            break
+    return items
+
+
+async def create_project(
+    upstreams: Upstreams, token: str, body: dict[str, Any], key: str
+) -> Project:
+    project = await request(
+        "inventory", upstreams.inventory, "POST", "/v1/projects", Project,
+        token=token, json=body, headers={"Idempotency-Key": key},
+    )  # fmt: skip
+    assert project is not None
+    return project
+
+
+async def get_compensation(upstreams: Upstreams, compensation_id: str) -> Compensation:
+    path = f"/v1/surface/compensations/{segment(compensation_id)}"
+    return await get("inventory", upstreams.inventory, path, Compensation)
+
+
+async def deliver_compensation(
+    upstreams: Upstreams, token: str, compensation_id: str, body: dict[str, Any]
+) -> Compensation:
+    path = f"/v1/surface/compensations/{segment(compensation_id)}/delivery"
+    compensation = await request(
+        "inventory", upstreams.inventory, "POST", path, Compensation, token=token, json=body
+    )
+    assert compensation is not None
+    return compensation
+
+
+async def open_data_catalogue(upstreams: Upstreams) -> OpenDataCatalogue:
+    """The open-data files inventory publishes (public)."""
+    return await get("inventory", upstreams.inventory, "/v1/open-data", OpenDataCatalogue)
 
 
 # A landlord's back office: their sites and units, written with their own token -----------

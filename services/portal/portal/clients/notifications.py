@@ -12,6 +12,7 @@ import httpx
 
 from portal.clients.base import (
     API_PAGE_MAX,
+    UpstreamNotFound,
     Upstreams,
     UpstreamUnavailable,
     document,
@@ -26,6 +27,7 @@ from portal.schemas import (
     FeedPage,
     GuestConfirmed,
     GuestPending,
+    OpenDataCatalogue,
     Subscription,
     SubscriptionCreated,
     SubscriptionPage,
@@ -249,3 +251,12 @@ async def erase_me(upstreams: Upstreams, token: str) -> dict[str, Any]:
     """DELETE /v1/me: notifications erases what it holds about the caller (202, idempotent); the
     answer's ``kept`` lists what a legal duty keeps, and why."""
     return await document(SERVICE, upstreams.notifications, "DELETE", "/v1/me", token=token)
+
+
+async def open_data_catalogue(upstreams: Upstreams) -> OpenDataCatalogue | None:
+    """The anonymised demand file notifications publishes (public); None from a
+    notifications that publishes no open data (404)."""
+    try:
+        return await get(SERVICE, upstreams.notifications, "/v1/open-data", OpenDataCatalogue)
+    except UpstreamNotFound:
+        return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -22,7 +23,7 @@ from portal.clients import UpstreamRefused, inventory
 from portal.i18n import gettext
 from portal.pages.deps import CsrfDep, SignedIn, UpstreamsDep, UserDep
 from portal.rendering import render
-from portal.schemas import OwnSite, OwnUnit
+from portal.schemas import OwnSite, OwnUnit, Project
 
 router = APIRouter(include_in_schema=False)
 _ = gettext
@@ -65,7 +66,10 @@ async def _own_unit(upstreams: Any, user: SignedIn, unit_id: str) -> tuple[OwnUn
 def _refusal(form: Any, exc: UpstreamRefused, labels: dict[str, str]) -> None:
     """An API refusal the portal's own checks did not foresee, next to its field."""
     detail = exc.detail
-    if exc.status == 409 and "reference" in detail:
+    problem = forms.compensation_problem(exc.status, detail, exc.errors)
+    if problem is not None:
+        form.errors[problem[0]] = problem[1]
+    elif exc.status == 409 and "reference" in detail:
         form.errors["reference"] = forms.message("reference", "reference_taken")
     elif exc.status == 409 and "cannot go from" in detail:
         form.errors["status"] = _(
@@ -178,6 +182,7 @@ def _unit_page(
     etag: str = "",
     status: int = 200,
     current: dict[str, str] | None = None,
+    projects: list[Project] | None = None,
 ) -> HTMLResponse:
     statuses = forms.STATUSES if unit else forms.INITIAL_STATUSES
     return render(
@@ -189,8 +194,11 @@ def _unit_page(
             "form": form,
             "etag": etag,
             "key": uuid.uuid4().hex,
-            "labels": forms.unit_labels(),
+            "labels": {**forms.unit_labels(), **forms.compensation_labels()},
             "statuses": [(s, forms.status_name(s)) for s in statuses],
+            "compensation_statuses": list(forms.compensation_status_names().items()),
+            "projects": [("", _("None"))]
+            + [(p.id, p.name) for p in projects or () if p.arrondissement == site.arrondissement],
             "use_classes": list(forms.use_class_names().items()),
             "features": forms.FEATURES,
             "current": current or {},
@@ -207,7 +215,8 @@ async def edit_unit(
     staff(user)
     unit, etag = await _own_unit(upstreams, user, unit_id)
     site, _etag = await _own_site(upstreams, user, unit.site_id)
-    return _unit_page(request, site, unit, forms.UnitForm.of(unit), etag)
+    projects = await inventory.list_projects(upstreams)
+    return _unit_page(request, site, unit, forms.UnitForm.of(unit), etag, projects=projects)
 
 
 @router.post("/landlord/units/{unit_id}", response_model=None)
@@ -219,9 +228,17 @@ async def save_unit(
     unit, current_etag = await _own_unit(upstreams, user, unit_id)
     site, _etag = await _own_site(upstreams, user, unit.site_id)
     form = forms.read_unit_form(sent, creating=False)
+    forms.read_compensation(
+        form,
+        sent,
+        loss_m2=forms.production_loss(unit, form.body),
+        arrondissement=site.arrondissement,
+        today=datetime.now(UTC).date(),
+    )
     etag = str(sent.get("etag") or "")
+    projects = await inventory.list_projects(upstreams)
     if form.errors:
-        return _unit_page(request, site, unit, form, etag, status=400)
+        return _unit_page(request, site, unit, form, etag, status=400, projects=projects)
     try:
         await inventory.update_unit(upstreams, user.access_token, unit_id, form.body, etag)
     except UpstreamRefused as exc:
@@ -234,9 +251,9 @@ async def save_unit(
                 "unit's current values are shown beside the fields that differ. Check them, "
                 "then save again to keep yours."
             )
-            return _unit_page(request, site, unit, form, current_etag, 412, current)
+            return _unit_page(request, site, unit, form, current_etag, 412, current, projects)
         _refusal(form, exc, forms.unit_labels())
-        return _unit_page(request, site, unit, form, etag, status=exc.status)
+        return _unit_page(request, site, unit, form, etag, status=exc.status, projects=projects)
     return RedirectResponse(f"/landlord/units/{unit_id}?done=saved", status_code=303)
 
 
