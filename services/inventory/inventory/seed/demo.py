@@ -13,12 +13,14 @@ from pathlib import Path
 from fabkit.auth import Principal, Role
 from inventory import repository as repo
 from inventory.domain import LandlordKind, SiteKind, UnitStatus, UseClass
+from inventory.geocoding import Geocoder, geocoder_of
 from inventory.schemas import LandlordCreate, SiteCreate, UnitCreate
 from inventory.seed.protection import seed_protection
 from inventory.service.common import Sessions
 from inventory.service.landlords import create_landlord
 from inventory.service.sites import create_site
 from inventory.service.units import create_unit
+from inventory.settings import InventorySettings
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +118,23 @@ def _units_for(kind: SiteKind, rng: random.Random) -> list[dict[str, object]]:
     return units
 
 
-async def seed(sessions: Sessions) -> SeedResult:
-    """Load the demo data once; a second run finds the landlords there and adds nothing."""
+async def seed(sessions: Sessions, geocoder: Geocoder | None = None) -> SeedResult:
+    """Load the demo data once; a second run finds the landlords there and adds nothing.
+    Sites get coordinates only from a geocoder (README.md: the configured one by default)."""
+    settings = InventorySettings()
+    owned = geocoder is None
+    if owned:
+        geocoder = geocoder_of(
+            settings.geocoder_url, settings.geocoder_timeout_s, settings.geocoder_min_score
+        )
+    try:
+        return await _seed(sessions, geocoder)
+    finally:
+        if owned and geocoder is not None:
+            await geocoder.aclose()
+
+
+async def _seed(sessions: Sessions, geocoder: Geocoder | None) -> SeedResult:
     rng = random.Random(75)
     landlord_ids: dict[str, str] = {}
     created = {"landlords": 0, "sites": 0, "units": 0, "vacancies": 0}
@@ -160,7 +177,7 @@ async def seed(sessions: Sessions) -> SeedResult:
             )[:2000],
             landlord_id=landlord_ids[landlord_name],
         )
-        site_written = (await create_site(sessions, ADMIN, site, None)).written
+        site_written = (await create_site(sessions, ADMIN, site, None, geocoder)).written
         created["sites"] += 1
         for unit in _units_for(kind, rng):
             data = UnitCreate.model_validate(unit)
