@@ -765,6 +765,7 @@ async def test_key_rotation_needs_no_service_restart(
 #: or scoped to the caller's own records): (service, path) -> the roles allowed.
 RESTRICTED_READS: dict[tuple[str, str], tuple[str, ...]] = {
     ("leasing", "/v1/stats/letting"): ("officer", "admin"),
+    ("inventory", "/v1/surface/flags"): ("officer", "admin"),
 }
 
 
