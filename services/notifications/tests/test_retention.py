@@ -541,3 +541,26 @@ async def test_a_cleared_delivery_redelivered_dies_without_being_sent(
         row = await eventually(dead_again)
         assert row.last_error == "its message was cleared by retention: nothing left to send"
         assert receiver.requests == []
+
+
+async def test_leasings_inactivity_erasure_is_applied_like_the_others(sqlite_url: str) -> None:
+    # `requested_by: "retention"` (leasing's erasure of an inactive account) fits the audit row.
+    from notifications.events.consumed import ArtisanErasedIn
+    from notifications.models import Erasure
+    from notifications.service.privacy import apply_erased
+
+    async with running(make_settings(sqlite_url, run_delivery_worker=False)) as svc:
+        sessions = svc.app.state.runtime.sessions
+        async with sessions() as session, session.begin():
+            session.add(Artisan(artisan_id="art-idle", display_name="Inès Dormante"))
+        erased = ArtisanErasedIn(
+            artisan_id="art-idle", erasure_id=str(uuid.uuid4()), erased_at=NOW,
+            requested_by="retention",
+        )  # fmt: skip
+        async with sessions() as session, session.begin():
+            await apply_erased(session, erased)
+        async with sessions() as session:
+            assert await session.get(Artisan, "art-idle") is None
+            row = await session.get(Erasure, erased.erasure_id)
+            assert row is not None and row.requested_by == "retention"
+            assert await session.get(ErasedArtisan, "art-idle") is not None
