@@ -229,3 +229,11 @@ async def test_the_committed_schemas_follow_the_format_of_schema_data_gouv_fr() 
         for field in descriptor["fields"]:
             assert {"name", "description", "type", "example"} <= field.keys(), field["name"]
         Schema.from_descriptor(descriptor)  # frictionless refuses an invalid schema
+
+
+def test_the_sample_notifications_reads_as_supply_is_in_our_vacancies_format() -> None:
+    # notifications sets its demand against this file over HTTP; its tests use this sample, so
+    # a change of our columns must show here first.
+    sample = Path(__file__).parents[3] / "services/notifications/tests/data/vacancies.csv"
+    rows = validate_csv("vacancies", sample.read_bytes())
+    assert list(rows[0]) == [f.name for f in schema("vacancies").fields]
