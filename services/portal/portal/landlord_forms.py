@@ -416,12 +416,18 @@ def _compensation_m2(text: str) -> float | None:
 
 
 def compensation_problem(
-    status: int, detail: str, errors: list[dict[str, Any]]
+    status: int, detail: str, errors: list[dict[str, Any]], loss_m2: float = 0.0
 ) -> tuple[str, str] | None:
     """Inventory's refusal of a loss or its compensation as (field, message) in the page's
     language; None when it is about something else."""
     types = {str(e.get("type", "")) for e in errors}
     fields = {str(e.get("field", "")) for e in errors}
+    if ("compensation_required" in types or "No net loss" in detail) and loss_m2 > 0:
+        return "comp_m2", _(
+            "This change removes %(loss)s m² of production surface, and production surface "
+            "must be kept: name below the new production m² that make the loss good, in the "
+            "same arrondissement."
+        ) % {"loss": formatting.number(loss_m2)}
     if "compensation_required" in types or "No net loss" in detail:
         return "comp_m2", _(
             "This change removes production m², and production surface must be kept: name "

@@ -152,7 +152,7 @@ def test_flags_page_says_what_to_do_and_links_the_unit_and_the_delivery_form() -
         "officer/flags.html", flags=flags, losses=[flags.flags[1]], late=[flags.flags[0]],
         projects={"p-1": project}, what_to_do=what_to_do, done="delivered",
     )  # fmt: skip
-    assert "1 pertes non compensées et 1 compensations en retard" in html
+    assert "Au 2 décembre 2026\u00a0: 1 perte non compensée, 1 compensation en retard." in html
     assert "200 m² attendus le 30 juin 2026 dans le 12e arrondissement" in html
     assert '<a href="/officer/compensations/c-1/delivery">' in html
     assert '<a href="/units/u-2">Le lot qui a perdu les m²</a>' in html
@@ -261,6 +261,8 @@ def test_inventorys_refusal_of_a_loss_goes_beside_the_compensation() -> None:
     errors = [{"field": "body.compensation", "type": "compensation_required", "message": "x"}]
     field, text = forms.compensation_problem(422, "No net loss of production surface: …", errors)  # type: ignore[misc]
     assert field == "comp_m2" and "la surface de production doit être préservée" in text
+    with_loss = forms.compensation_problem(422, "No net loss …", errors, 12.5)
+    assert with_loss is not None and "retire 12,5\u00a0m² de surface de production" in with_loss[1]
     assert (
         forms.compensation_problem(
             422, "Development project 'X' is in the 11th arrondissement, not the 12th; …", []

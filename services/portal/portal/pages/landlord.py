@@ -63,10 +63,12 @@ async def _own_unit(upstreams: Any, user: SignedIn, unit_id: str) -> tuple[OwnUn
     return unit, etag
 
 
-def _refusal(form: Any, exc: UpstreamRefused, labels: dict[str, str]) -> None:
+def _refusal(
+    form: Any, exc: UpstreamRefused, labels: dict[str, str], loss_m2: float = 0.0
+) -> None:
     """An API refusal the portal's own checks did not foresee, next to its field."""
     detail = exc.detail
-    problem = forms.compensation_problem(exc.status, detail, exc.errors)
+    problem = forms.compensation_problem(exc.status, detail, exc.errors, loss_m2)
     if problem is not None:
         form.errors[problem[0]] = problem[1]
     elif exc.status == 409 and "reference" in detail:
@@ -228,10 +230,11 @@ async def save_unit(
     unit, current_etag = await _own_unit(upstreams, user, unit_id)
     site, _etag = await _own_site(upstreams, user, unit.site_id)
     form = forms.read_unit_form(sent, creating=False)
+    loss = forms.production_loss(unit, form.body)
     forms.read_compensation(
         form,
         sent,
-        loss_m2=forms.production_loss(unit, form.body),
+        loss_m2=loss,
         arrondissement=site.arrondissement,
         today=datetime.now(UTC).date(),
     )
@@ -252,7 +255,7 @@ async def save_unit(
                 "then save again to keep yours."
             )
             return _unit_page(request, site, unit, form, current_etag, 412, current, projects)
-        _refusal(form, exc, forms.unit_labels())
+        _refusal(form, exc, forms.unit_labels(), loss)
         return _unit_page(request, site, unit, form, etag, status=exc.status, projects=projects)
     return RedirectResponse(f"/landlord/units/{unit_id}?done=saved", status_code=303)
 
