@@ -1001,6 +1001,33 @@ async def lock_unselected_application(
     return (await session.execute(stmt)).scalars().first()
 
 
+async def any_published_before(session: AsyncSession, published_before: datetime) -> bool:
+    """Whether an outbox row was published before the cut (the retention job writes only
+    when there is something to delete: on SQLite every write takes the database's lock)."""
+    stmt = select(col(OutboxMessage.id)).where(
+        col(OutboxMessage.published_at).is_not(None),
+        col(OutboxMessage.published_at) < published_before,
+    )
+    return (await session.execute(stmt.limit(1))).first() is not None
+
+
+async def any_privacy_request_before(session: AsyncSession, created_before: datetime) -> bool:
+    stmt = select(col(PrivacyRequest.id)).where(col(PrivacyRequest.created_at) < created_before)
+    return (await session.execute(stmt.limit(1))).first() is not None
+
+
+def _old_lease_texts(ended_before: date) -> list[ColumnElement[bool]]:
+    return [
+        col(Lease.ended_on) < ended_before,
+        or_(col(Lease.message).is_not(None), col(Lease.end_reason).is_not(None)),
+    ]
+
+
+async def any_old_lease_texts(session: AsyncSession, ended_before: date) -> bool:
+    stmt = select(col(Lease.id)).where(*_old_lease_texts(ended_before))
+    return (await session.execute(stmt.limit(1))).first() is not None
+
+
 async def delete_privacy_requests_before(session: AsyncSession, created_before: datetime) -> int:
     """Delete the audit log's rows created before the cut; how many went."""
     stmt = delete(PrivacyRequest).where(col(PrivacyRequest.created_at) < created_before)
@@ -1011,10 +1038,7 @@ async def clear_old_lease_texts(session: AsyncSession, ended_before: date, now: 
     """Clear the free texts (message, end reason) of leases ended before the date; how many."""
     stmt = (
         update(Lease)
-        .where(
-            col(Lease.ended_on) < ended_before,
-            or_(col(Lease.message).is_not(None), col(Lease.end_reason).is_not(None)),
-        )
+        .where(*_old_lease_texts(ended_before))
         .values(message=None, end_reason=None, version=col(Lease.version) + 1, updated_at=now)
     )
     return int((await session.execute(stmt)).rowcount or 0)  # type: ignore[attr-defined]
