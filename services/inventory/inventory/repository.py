@@ -450,6 +450,18 @@ async def list_projects(
     return await paginate(session, stmt.order_by(*order), page)
 
 
+async def project_is_linked(session: AsyncSession, project_id: str) -> bool:
+    """Whether any unit (withdrawn ones too) or compensation names this project."""
+    units = select(col(Unit.id)).where(col(Unit.project_id) == project_id)
+    compensations = select(col(SurfaceCompensation.id)).where(
+        col(SurfaceCompensation.project_id) == project_id
+    )
+    for stmt in (units, compensations):
+        if (await session.execute(stmt.limit(1))).first() is not None:
+            return True
+    return False
+
+
 async def production_of_projects(
     session: AsyncSession, ids: set[str]
 ) -> dict[str, tuple[float, int]]:
@@ -500,6 +512,19 @@ async def compensations_by_id(
         return {}
     stmt = select(SurfaceCompensation).where(col(SurfaceCompensation.id).in_(ids))
     return {c.id: c for c in (await session.execute(stmt)).scalars().all()}
+
+
+async def ledger_page(
+    session: AsyncSession, after_id: int, limit: int
+) -> Sequence[SurfaceLedgerEntry]:
+    """Up to `limit` ledger entries after `after_id`, in the order they were written."""
+    stmt = (
+        select(SurfaceLedgerEntry)
+        .where(col(SurfaceLedgerEntry.id) > after_id)
+        .order_by(col(SurfaceLedgerEntry.id))
+        .limit(limit)
+    )
+    return (await session.execute(stmt)).scalars().all()
 
 
 async def list_open_data_files(session: AsyncSession) -> Sequence[OpenDataFile]:

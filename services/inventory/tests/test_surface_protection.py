@@ -253,6 +253,11 @@ async def test_a_compensated_loss_is_balanced_and_published_with_its_compensatio
     made_good = r.json()
     assert (made_good["m2"], made_good["status"], made_good["late"]) == (80.0, "planned", False)
     assert made_good["project_id"] == project["id"]
+    # a compensation carried by the project keeps it in its arrondissement
+    r = await api.client.patch(
+        f"/v1/projects/{project['id']}", json={"arrondissement": 12}, headers=api.admin
+    )
+    assert_problem(r, 409, "compensations")
 
     row = (await balance(api))[13]
     assert (row["losses_m2"], row["compensated_m2"], row["uncompensated_m2"]) == (80.0, 80.0, 0)
@@ -397,7 +402,7 @@ async def test_a_project_shows_what_its_units_keep_against_its_commitment(api: A
     r = await api.client.patch(
         f"/v1/projects/{project['id']}", json={"arrondissement": 12}, headers=officer
     )
-    assert_problem(r, 409, "unlink them")
+    assert_problem(r, 409, "unlink the units")
     r = await api.client.patch(
         f"/v1/projects/{project['id']}", json={"committed_m2": None}, headers=officer
     )

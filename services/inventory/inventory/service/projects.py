@@ -129,13 +129,12 @@ async def update_project(
             session, changed["name"], but=project.id
         ):
             raise _name_taken(changed["name"])
-        if "arrondissement" in changed and (
-            await repo.production_of_projects(session, {project.id})
-        ):
+        if "arrondissement" in changed and await repo.project_is_linked(session, project.id):
             raise ProblemError(
                 409,
-                "Units of another arrondissement count towards this project; unlink them "
-                "(PATCH each unit with project_id null) before moving the project.",
+                "Units or compensations of its present arrondissement count towards this "
+                "project; unlink the units (PATCH each with project_id null) before moving the "
+                "project, or record a new project for the other arrondissement.",
             )
         if changed:
             for key, value in changed.items():
