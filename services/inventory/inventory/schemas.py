@@ -809,6 +809,7 @@ class OpenDataFileOut(BaseModel):
     generated_at: datetime
     sha256: str = Field(description="SHA-256 of the file, also its ETag.")
     rows: int = Field(description="Data rows (CSV) or features (GeoJSON).")
+    size_bytes: int = Field(description="The file's size in bytes, as served.")
 
 
 class OpenDataCatalogue(BaseModel):

@@ -101,6 +101,7 @@ async def test_every_file_is_valid_against_its_schema_and_a_new_vacancy_appears(
             assert entry["rows"] == len(validate_geojson(dataset, content)["features"])
         assert entry["licence"]["name"] == "etalab-2.0"
         assert entry["schema_url"] == f"/v1/open-data/schemas/{dataset}.json"
+        assert entry["size_bytes"] == len(content)
     vacancies = validate_csv("vacancies", await download(api, "vacancies.csv"))
     assert {v["unit_id"] for v in vacancies} >= {first["id"]}
     mine = next(v for v in vacancies if v["unit_id"] == first["id"])

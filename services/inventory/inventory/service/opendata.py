@@ -9,6 +9,7 @@ names the role of who made a change, never the person."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fabkit.errors import ProblemError
 from fabkit.events import utcnow
@@ -287,6 +289,20 @@ class Built:
     rows: int
 
 
+# Entries read per query: loading 100,000 rows at once held the event loop for seconds
+# (bench/opendata.py); pages of this size give it back between them.
+LEDGER_PAGE = 2_000
+
+
+async def _whole_ledger(session: AsyncSession) -> list[SurfaceLedgerEntry]:
+    entries: list[SurfaceLedgerEntry] = []
+    while True:
+        page = await repo.ledger_page(session, entries[-1].id or 0 if entries else 0, LEDGER_PAGE)
+        entries.extend(page)
+        if len(page) < LEDGER_PAGE:
+            return entries
+
+
 async def _build(sessions: Sessions, generated_at: datetime) -> list[Built]:
     async with sessions() as session:
         vacancies = await repo.open_vacancies(session)
@@ -296,10 +312,26 @@ async def _build(sessions: Sessions, generated_at: datetime) -> list[Built]:
             int(key): m2
             for key, m2, _ in await repo.production_totals_now(session, "arrondissement")
         }
-        ledger = await repo.ledger_until(session, None)
+        ledger = await _whole_ledger(session)
         compensations = await repo.compensations_by_id(
             session, {e.compensation_id for e in ledger if e.compensation_id}
         )
+    # Rows and formats are CPU only (seconds at 100,000 ledger entries): in a thread, so the
+    # event loop keeps answering requests meanwhile.
+    return await asyncio.to_thread(
+        _render, vacancies, sites, by_site, by_arr, ledger, compensations, generated_at
+    )
+
+
+def _render(
+    vacancies: Sequence[tuple[Unit, Site]],
+    sites: Sequence[tuple[Site, Landlord]],
+    by_site: dict[str, tuple[float, int]],
+    by_arr: dict[int, float],
+    ledger: Sequence[SurfaceLedgerEntry],
+    compensations: dict[str, SurfaceCompensation],
+    generated_at: datetime,
+) -> list[Built]:
     landlords = {s.id: landlord for s, landlord in sites}
     site_of = {s.id: s for s, _ in sites}
     vacant: dict[str, int] = defaultdict(int)
@@ -384,6 +416,7 @@ class CatalogueEntry:
     generated_at: datetime
     sha256: str
     rows: int
+    size_bytes: int
 
 
 async def catalogue(sessions: Sessions) -> list[CatalogueEntry]:
@@ -403,6 +436,7 @@ async def catalogue(sessions: Sessions) -> list[CatalogueEntry]:
             generated_at=f.generated_at,
             sha256=f.sha256,
             rows=f.rows,
+            size_bytes=len(f.content),
         )
         for f in files
     ]
