@@ -450,6 +450,18 @@ async def list_projects(
     return await paginate(session, stmt.order_by(*order), page)
 
 
+async def project_is_linked(session: AsyncSession, project_id: str) -> bool:
+    """Whether any unit (withdrawn ones too) or compensation names this project."""
+    units = select(col(Unit.id)).where(col(Unit.project_id) == project_id)
+    compensations = select(col(SurfaceCompensation.id)).where(
+        col(SurfaceCompensation.project_id) == project_id
+    )
+    for stmt in (units, compensations):
+        if (await session.execute(stmt.limit(1))).first() is not None:
+            return True
+    return False
+
+
 async def production_of_projects(
     session: AsyncSession, ids: set[str]
 ) -> dict[str, tuple[float, int]]:

@@ -416,6 +416,7 @@ class CatalogueEntry:
     generated_at: datetime
     sha256: str
     rows: int
+    size_bytes: int
 
 
 async def catalogue(sessions: Sessions) -> list[CatalogueEntry]:
@@ -435,6 +436,7 @@ async def catalogue(sessions: Sessions) -> list[CatalogueEntry]:
             generated_at=f.generated_at,
             sha256=f.sha256,
             rows=f.rows,
+            size_bytes=len(f.content),
         )
         for f in files
     ]
