@@ -340,6 +340,34 @@ async def test_one_failing_rule_does_not_stop_the_others(
     assert by_rule["inactive_accounts"].counts["warned"] == 1
 
 
+async def test_one_failing_erasure_does_not_stop_the_others(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _ = await api.register()
+    second, _ = await api.register()
+    now = now_()
+    for artisan in (first, second):
+        await set_last_active(api, artisan["id"], now - 731 * DAY)
+    assert (await apply_retention(api.sessions, now)).count("inactive_accounts", "warned") == 2
+    real_erase = retention.privacy.erase
+
+    async def erase_but_first(sessions: Any, principal: Any, artisan_id: str, **kw: Any) -> Any:
+        if artisan_id == first["id"]:
+            raise RuntimeError("the identity provider's row could not be written")
+        return await real_erase(sessions, principal, artisan_id, **kw)
+
+    monkeypatch.setattr(retention.privacy, "erase", erase_but_first)
+    report = await apply_retention(api.sessions, now + 30 * DAY)
+    assert report.count("inactive_accounts", "erased") == 1
+    assert report.count("inactive_accounts", "failed") == 1
+    assert (await profile(api, second["id"])).erased_at is not None
+    assert (await profile(api, first["id"])).erased_at is None
+    monkeypatch.setattr(retention.privacy, "erase", real_erase)
+    again = await apply_retention(api.sessions, now + 31 * DAY)
+    assert again.count("inactive_accounts", "erased") == 1  # the next run takes it
+    assert (await profile(api, first["id"])).erased_at is not None
+
+
 # Metric --------------------------------------------------------------------------------------
 
 
@@ -419,6 +447,7 @@ async def test_only_an_admin_runs_the_job_and_officers_read_the_rules(api: Api) 
         "erased": 0,
         "cancelled": 0,
         "kept_for_lease": 0,
+        "failed": 0,
     }
 
     assert_problem(await api.client.get("/v1/privacy/retention", headers=artisan), 403)

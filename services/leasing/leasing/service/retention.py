@@ -232,6 +232,7 @@ async def _inactive_accounts(sessions: Sessions, now: datetime, p: Periods, batc
             return True
 
     kept_after_warning = 0
+    failures: list[str] = []
 
     async def erase(artisan_id: str) -> bool:
         nonlocal kept_after_warning
@@ -255,13 +256,21 @@ async def _inactive_accounts(sessions: Sessions, now: datetime, p: Periods, batc
             last_active = artisan.last_active_at.date().isoformat()
         # erase() is its own transaction (the one erasure path); activity landing between the
         # check above and it is a few milliseconds' window, and erasing is what was announced.
-        await privacy.erase(
-            sessions,
-            privacy.RETENTION,
-            artisan_id,
-            reference=f"retention-{warned_on}",
-            note=f"Inactive since {last_active}; warned on {warned_on}; no activity since.",
-        )
+        try:
+            await privacy.erase(
+                sessions,
+                privacy.RETENTION,
+                artisan_id,
+                reference=f"retention-{warned_on}",
+                note=f"Inactive since {last_active}; warned on {warned_on}; no activity since.",
+            )
+        except Exception as exc:
+            # One person's failure leaves them for the next run; the others are erased.
+            log.warning(
+                "retention erasure of artisan %s failed: %s", artisan_id, type(exc).__name__
+            )
+            failures.append(artisan_id)
+            return False
         return True
 
     async def fetch_cancelled() -> list[str]:
@@ -286,6 +295,7 @@ async def _inactive_accounts(sessions: Sessions, now: datetime, p: Periods, batc
         "erased": erased,
         "cancelled": cancelled + kept_after_warning,
         "kept_for_lease": kept,
+        "failed": len(set(failures)),
     }
 
 
