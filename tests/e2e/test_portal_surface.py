@@ -222,6 +222,9 @@ def test_a_visitor_reads_the_open_data_page_and_downloads_a_csv(
         link = tab.get_by_role("link", name=f"Télécharger {f['name']}", exact=True)
         assert link.count() == 1, f["name"]
         assert link.get_attribute("href") == base + f["url"]
+        card = tab.locator(".card", has=link)
+        size = card.locator(".summary-row", has_text="Taille").locator("dd").inner_text()
+        assert re.fullmatch(r"[\d\s\u202f,]+\s(octets|ko|Mo)", size), size
     check_page(tab, "open-data")
     href = tab.get_by_role("link", name="Télécharger surface-ledger.csv", exact=True).get_attribute(
         "href"
