@@ -3,10 +3,12 @@ inactive for two years is warned once (the event read back from the broker, ids 
 erased thirty days later (requested_by retention); activity after the warning cancels it; a
 tenant is kept with their lease; an application not selected is pseudonymised after two years
 (a selected one untouched); published outbox rows, old audit-log rows and old leases' texts
-go; the oldest-record gauge per table; the admin's run and the rules list."""
+go; the oldest-record gauge per table; the admin's run and the rules list; migration 0009
+backfills the last activity."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -14,14 +16,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from prometheus_client import REGISTRY
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from fabkit.auth import Role
+from fabkit.db import UTCDateTime, make_engine
+from fabkit.migrations import upgrade
 from fabkit.models import OutboxMessage
 from fabkit.testing import assert_problem
 from leasing import repository as repo
+from leasing.cli import MIGRATIONS
 from leasing.metrics import refresh_business_gauges
 from leasing.models import Appeal, Application, ArtisanProfile, Call, PrivacyRequest
 from leasing.service import retention
@@ -492,3 +498,52 @@ async def test_the_periods_follow_the_settings(database_url: str, kafka_broker: 
         assert stored.inactivity_erasure_due_at is not None and stored.inactivity_warned_at
         assert stored.inactivity_erasure_due_at - stored.inactivity_warned_at == 14 * DAY
         assert len(await api.outbox(key=me["id"], topic=PRIVACY_TOPIC)) == 1
+
+
+async def test_migration_0009_backfills_the_last_activity_from_the_last_change(
+    database_url: str,
+) -> None:
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0008")
+    changed = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
+    profiles = sa.table(
+        "artisan_profiles",
+        *(sa.column(n) for n in ("id", "display_name", "business_name", "siret", "legal_form")),
+        *(sa.column(n) for n in ("trades", "labels", "contact_email", "contact_email_verified")),
+        sa.column("business_created_on", sa.Date()),
+        sa.column("version", sa.Integer()),
+        sa.column("registered_at", UTCDateTime()),
+        sa.column("updated_at", UTCDateTime()),
+    )
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                profiles.insert().values(
+                    id="a-1",
+                    display_name="Old",
+                    business_name="Old",
+                    siret="12345678901234",
+                    legal_form="ei",
+                    trades="[]",
+                    labels="[]",
+                    contact_email="old@example.org",
+                    contact_email_verified=False,
+                    business_created_on=changed.date(),
+                    version=3,
+                    registered_at=changed - 90 * DAY,
+                    updated_at=changed,
+                )
+            )
+        await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0009")
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        col(ArtisanProfile.last_active_at),
+                        col(ArtisanProfile.inactivity_warned_at),
+                    ).where(col(ArtisanProfile.id) == "a-1")
+                )
+            ).one()
+    finally:
+        await engine.dispose()
+    assert row == (changed, None)
