@@ -66,6 +66,17 @@ def histogram(
     )
 
 
+def personal_data_oldest() -> Gauge:
+    """`fabrique_personal_data_oldest_seconds{table}`: one name in every service (the scrape
+    job tells them apart), set by each service's retention job (docs/privacy.md)."""
+    return gauge(
+        "fabrique_personal_data_oldest_seconds",
+        "Age of the oldest record holding personal data, per table, counted from where its "
+        "retention period starts (0: none); retention keeps it under each table's period",
+        ("table",),
+    )
+
+
 @dataclass(frozen=True)
 class ServiceMetrics:
     """The infrastructure metrics every service has, under the same names in every process."""
@@ -80,6 +91,7 @@ class ServiceMetrics:
     events_failed: Counter
     events_dead_lettered: Counter
     consumer_lag: Gauge
+    personal_data_oldest: Gauge
 
     @classmethod
     def for_service(cls, service: str) -> ServiceMetrics:
@@ -130,6 +142,7 @@ class ServiceMetrics:
                 "Records between the consumer's position and the partition end",
                 ("topic", "partition"),
             ),
+            personal_data_oldest=personal_data_oldest(),
         )
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from fabkit.metrics import counter, gauge
+from fabkit.metrics import counter, gauge, personal_data_oldest
 from inventory import repository as repo
 from inventory.domain import UnitStatus
 
@@ -26,12 +26,7 @@ VACANT_PRODUCTION_M2 = gauge(
 )
 # One name across services (the job label tells them apart); refreshed by the retention job and
 # on a timer (service/retention.py).
-PERSONAL_DATA_OLDEST = gauge(
-    "fabrique_personal_data_oldest_seconds",
-    "Age of the oldest record holding personal data, per table (0: none); retention keeps it "
-    "under each table's period (docs/privacy.md)",
-    ("table",),
-)
+PERSONAL_DATA_OLDEST = personal_data_oldest()
 UNCOMPENSATED_M2 = counter(
     "inventory_uncompensated_production_surface_square_meters",
     "Production m² recorded as lost without compensation, by arrondissement",

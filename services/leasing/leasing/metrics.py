@@ -8,7 +8,7 @@ import logging
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from fabkit.metrics import counter, gauge, histogram
+from fabkit.metrics import counter, gauge, histogram, personal_data_oldest
 from leasing import repository as repo
 from leasing.domain import ApplicationStatus, Decision
 from leasing.service.common import utcnow
@@ -19,12 +19,7 @@ APPLICATIONS = gauge("leasing_applications", "Applications by status", ("status"
 OFFERS_PENDING = gauge("leasing_offers_pending", "Offers waiting for the artisan's answer")
 # The platform's name (every service sets it for its own tables): a value past a table's
 # retention period (docs/privacy.md) means the retention job is not doing its work.
-PERSONAL_DATA_OLDEST = gauge(
-    "fabrique_personal_data_oldest_seconds",
-    "Age of the oldest personal record of each table, counted from where its retention period "
-    "starts (0 when there is none)",
-    ("table",),
-)
+PERSONAL_DATA_OLDEST = personal_data_oldest()
 DECISIONS = counter(
     "leasing_decisions_total",
     "Decisions taken on applications (offered, rejected, offer_accepted, offer_declined, "

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from fabkit.metrics import counter, gauge, histogram
+from fabkit.metrics import counter, gauge, histogram, personal_data_oldest
 from notifications import repository as repo
 from notifications.domain import DeliveryStatus
 
@@ -51,12 +51,7 @@ PENDING = gauge("notifications_deliveries_pending", "Deliveries waiting to be se
 DEAD = gauge("notifications_deliveries_dead", "Deliveries that failed their last attempt")
 # One name across services (the job label tells them apart); refreshed by the retention job and
 # on a timer (service/retention.py), from the retention clock.
-PERSONAL_DATA_OLDEST = gauge(
-    "fabrique_personal_data_oldest_seconds",
-    "Age of the oldest record holding personal data, per table (0: none); retention keeps it "
-    "under each table's period (docs/privacy.md)",
-    ("table",),
-)
+PERSONAL_DATA_OLDEST = personal_data_oldest()
 
 
 def observe_delivered(channel: str, occurred_at: datetime | None, now: datetime) -> None:

@@ -7,7 +7,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -118,6 +118,12 @@ async def prune_sessions(db: Database, now: datetime, idle_deadline: datetime) -
         )
         await session.commit()
         return int(result.rowcount or 0)
+
+
+async def oldest_session_created(db: Database) -> datetime | None:
+    """When the oldest web session still kept was opened (None when there is none)."""
+    async with db.reads() as session:
+        return await session.scalar(select(func.min(WebSession.created_at)))  # type: ignore[arg-type]
 
 
 async def count_sessions(db: Database) -> int:

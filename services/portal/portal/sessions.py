@@ -39,6 +39,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fabkit.errors import ProblemError
+from fabkit.metrics import personal_data_oldest
 from fabkit.oidc import IdentityProviderUnavailable, JwksTokenVerifier
 from portal import repository
 from portal.models import WebSession
@@ -570,6 +571,12 @@ class SessionManager:
         """A new session for the verified ``claims``; returns the raw id for the cookie."""
         now = self.clock()
         await repository.prune_sessions(self.db, now, now - self.idle)
+        oldest = await repository.oldest_session_created(self.db)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        personal_data_oldest().labels("web_sessions").set(
+            max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        )
         raw = secrets.token_urlsafe(32)
         id_hash = hash_session_id(raw)
         email = claims.get("email")

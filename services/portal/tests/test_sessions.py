@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from fabkit.localstack.ports import free_port
+from fabkit.metrics import personal_data_oldest
 from portal import repository
 from portal.cli import migrate
 from portal.main import create_app
@@ -283,9 +284,18 @@ async def test_expired_rows_are_pruned_when_someone_logs_in(
     for _ in range(3):
         await manager.open(tokens(clock()), CLAIMS)
     assert await repository.count_sessions(manager.db) == 3
-    clock.advance(601)
+    clock.advance(300)
     await manager.open(tokens(clock()), CLAIMS)
-    assert await repository.count_sessions(manager.db) == 1
+    # The oldest session kept (the first three, 300 s old) is what the gauge says.
+    assert _oldest_web_session() == 300
+    clock.advance(301)
+    await manager.open(tokens(clock()), CLAIMS)
+    assert await repository.count_sessions(manager.db) == 2
+    assert _oldest_web_session() == 301  # the first three pruned: the fourth is the oldest
+
+
+def _oldest_web_session() -> float:
+    return personal_data_oldest().labels("web_sessions")._value.get()  # type: ignore[no-any-return]
 
 
 async def test_a_session_whose_token_cannot_be_refreshed_ends(
