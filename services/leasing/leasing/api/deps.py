@@ -20,6 +20,12 @@ def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return request.app.state.runtime.sessions_for(request.method)  # type: ignore[no-any-return]
 
 
+def get_write_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    # For the few GET handlers that also write (a personal-data export records itself in the
+    # audit log): on SQLite a read-only session cannot take the write lock.
+    return request.app.state.runtime.sessions  # type: ignore[no-any-return]
+
+
 def get_settings(request: Request) -> LeasingSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
@@ -45,6 +51,7 @@ def links(parameter: str, *operation_ids: str) -> dict[str, Any]:
 
 
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+WriteSessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_write_sessions)]
 SettingsDep = Annotated[LeasingSettings, Depends(get_settings)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
 CataloguesDep = Annotated[CatalogueCache, Depends(get_catalogues)]

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from fabkit.auth import Principal, Role, require_roles
 from fabkit.pagination import Page, PageDep
-from leasing.api.deps import SessionsDep, SettingsDep
+from leasing.api.deps import SessionsDep, SettingsDep, WriteSessionsDep
 from leasing.schemas import (
     ErasureOut,
     ErasureRequest,
@@ -42,7 +42,7 @@ def _export_response(body: dict[str, object]) -> JSONResponse:
     "/v1/me/export",
     summary="Everything leasing holds about you, as one JSON document (any logged-in user)",
 )
-async def export_me(sessions: SessionsDep, principal: Principal = AnyUser) -> JSONResponse:
+async def export_me(sessions: WriteSessionsDep, principal: Principal = AnyUser) -> JSONResponse:
     return _export_response(await privacy.export(sessions, principal, principal.subject))
 
 
@@ -52,7 +52,7 @@ async def export_me(sessions: SessionsDep, principal: Principal = AnyUser) -> JS
 )
 async def export_artisan(
     artisan_id: str,
-    sessions: SessionsDep,
+    sessions: WriteSessionsDep,
     request_reference: str | None = Query(default=None, max_length=120),
     principal: Principal = AdminOnly,
 ) -> JSONResponse:
