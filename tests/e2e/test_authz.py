@@ -106,6 +106,11 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("leasing", "DELETE", "/v1/me"): Rule(("artisan",)),
     ("leasing", "POST", "/v1/artisans/{artisan_id}/erasure"): Rule(("admin",)),
     ("notifications", "DELETE", "/v1/me"): Rule(("artisan", "landlord", "officer", "admin")),
+    # Retention runs daily by itself; an admin may run it now. Open-data files likewise.
+    ("leasing", "POST", "/v1/privacy/retention/run"): Rule(("admin",)),
+    ("notifications", "POST", "/v1/privacy/retention/run"): Rule(("admin",)),
+    ("inventory", "POST", "/v1/open-data/regenerate"): Rule(("admin",)),
+    ("notifications", "POST", "/v1/open-data/regenerate"): Rule(("admin",)),
     ("leasing", "POST", "/v1/applications"): Rule(("artisan",)),
     ("leasing", "POST", "/v1/applications/{application_id}/withdraw"): Rule(
         ("artisan",), {"artisan": 404}
@@ -336,6 +341,10 @@ class Fixture:
                 ("leasing", "/v1/artisans/me", a_token),
             ),
             ("notifications", "DELETE", "/v1/me"): Target({}, None),
+            ("leasing", "POST", "/v1/privacy/retention/run"): Target({}, None),
+            ("notifications", "POST", "/v1/privacy/retention/run"): Target({}, None),
+            ("inventory", "POST", "/v1/open-data/regenerate"): Target({}, None),
+            ("notifications", "POST", "/v1/open-data/regenerate"): Target({}, None),
             ("leasing", "POST", "/v1/programmes"): Target(
                 {}, {**self.programme, "id": "intruder-programme", "max_points": None}
             ),
