@@ -409,8 +409,7 @@ class UnitPatch(_In):
     def _one_cover(self) -> UnitPatch:
         if self.compensation is not None and self.uncompensated is not None:
             raise ValueError(
-                "give either compensation or uncompensated for a loss of production m², "
-                "not both"
+                "give either compensation or uncompensated for a loss of production m², not both"
             )
         return self
 

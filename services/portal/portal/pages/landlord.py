@@ -63,9 +63,7 @@ async def _own_unit(upstreams: Any, user: SignedIn, unit_id: str) -> tuple[OwnUn
     return unit, etag
 
 
-def _refusal(
-    form: Any, exc: UpstreamRefused, labels: dict[str, str], loss_m2: float = 0.0
-) -> None:
+def _refusal(form: Any, exc: UpstreamRefused, labels: dict[str, str], loss_m2: float = 0.0) -> None:
     """An API refusal the portal's own checks did not foresee, next to its field."""
     detail = exc.detail
     problem = forms.compensation_problem(exc.status, detail, exc.errors, loss_m2)
