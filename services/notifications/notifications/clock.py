@@ -10,52 +10,9 @@ Only retention and its metric read this clock: deliveries, retries and tokens ke
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 
-
-class Clock:
-    """The system clock plus the shift a clock file holds."""
-
-    def __init__(self) -> None:
-        self.path: Path | None = None
-        self._seen: tuple[int, int] | None = None
-        self._offset = timedelta(0)
-
-    def use(self, path: Path | None) -> None:
-        """Read the time shift from `path` from now on (None: the system clock)."""
-        self.path, self._seen, self._offset = path, None, timedelta(0)
-
-    def now(self) -> datetime:
-        real = datetime.now(UTC)
-        if self.path is None:
-            return real
-        return real + self._shift()
-
-    def _shift(self) -> timedelta:
-        assert self.path is not None
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return timedelta(0)
-        seen = (stat.st_mtime_ns, stat.st_size)
-        if seen != self._seen:
-            self._seen, self._offset = seen, _offset_of(self.path.read_text(), stat.st_mtime)
-        return self._offset
-
-
-def _offset_of(text: str, written_at: float) -> timedelta:
-    text = text.strip()
-    if not text:
-        return timedelta(0)
-    try:
-        return timedelta(seconds=float(text))
-    except ValueError:
-        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if instant.tzinfo is None:
-            instant = instant.replace(tzinfo=UTC)
-        return instant - datetime.fromtimestamp(written_at, UTC)
-
+from fabkit.clock import Clock
 
 CLOCK = Clock()
 
