@@ -13,7 +13,9 @@ searches, 500 deliveries and 500 feed items each.
 Timed, in the same run: the export use case as the API handler calls it (`privacy.export`),
 the JSON encoding of its result as the endpoint does it (`JSONResponse(document)`), and the
 baseline: the same person's profile row (leasing) or one of their searches (notifications)
-read through the same session factory. The endpoints need a Keycloak token, so they are not
+read through the same session factory. A 10 ms ticker on the same event loop records, for each
+export, how late it woke at worst: how long another request to that process would have waited
+(the encoding, timed apart, is not under it). The endpoints need a Keycloak token, so they are not
 called through the app. Leasing's export records itself in the audit log, so each run adds one
 row to it (as a real export does).
 """
@@ -41,6 +43,7 @@ from fabkit.auth import Principal, Role
 from fabkit.db import make_engine, make_session_factory
 
 CHUNK = 2_000
+TICK = 0.010
 OTHERS = 200
 TARGET = str(uuid.uuid5(uuid.NAMESPACE_URL, "fabrique-bench-export-target"))
 
@@ -433,6 +436,21 @@ async def _notifications(url: str, runs: int) -> dict[str, Any]:
 # -- timing -----------------------------------------------------------------------------------
 
 
+class _Ticker:
+    """A task on the same event loop waking every 10 ms: its longest lateness is how long a
+    request to that process would have waited behind the export (not counting the encoding)."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + TICK
+            await asyncio.sleep(TICK)
+            self.longest = max(self.longest, loop.time() - due)
+
+
 async def _measure(
     export: Callable[[], Awaitable[dict[str, Any]]],
     baseline: Callable[[], Awaitable[None]],
@@ -446,10 +464,16 @@ async def _measure(
     base: list[float] = []
     size = 0
     counts: dict[str, int] = {}
+    stalls: list[float] = []
     for _ in range(runs):
+        ticker = _Ticker()
+        ticking = asyncio.create_task(ticker.run())
+        await asyncio.sleep(0)
         started = time.perf_counter()
         document = await export()
         use_case.append(time.perf_counter() - started)
+        ticking.cancel()
+        stalls.append(ticker.longest)
         started = time.perf_counter()
         size = len(JSONResponse(document).body)
         encode.append(time.perf_counter() - started)
@@ -464,6 +488,8 @@ async def _measure(
         "encode_p50_ms": statistics.median(encode) * 1000,
         "export_p50_ms": statistics.median(total) * 1000,
         "export_max_ms": max(total) * 1000,
+        "stall_p50_ms": statistics.median(stalls) * 1000,
+        "stall_max_ms": max(stalls) * 1000,
         "baseline": baseline_name,
         "baseline_p50_ms": statistics.median(base) * 1000,
         "baseline_max_ms": max(base) * 1000,
@@ -516,14 +542,14 @@ def main() -> None:
     print(f"{'SQLite' if args.database is None else 'PostgreSQL'}, {args.runs} runs each")
     print(
         f"{'service':<14}{'export p50':>11}{'max':>9}{'(encode)':>10}{'size':>10}"
-        f"  baseline{'p50':>9}{'max':>8}{'ratio':>8}"
+        f"  baseline{'p50':>9}{'max':>8}{'ratio':>8}{'stall p50':>11}{'max':>8}"
     )
     for service, f in figures.items():
         print(
             f"{service:<14}{f['export_p50_ms']:>9.1f}ms{f['export_max_ms']:>7.1f}ms"
             f"{f['encode_p50_ms']:>8.1f}ms{f['size_bytes'] / 1e6:>8.2f}MB"
             f"  {f['baseline']:<12}{f['baseline_p50_ms']:>5.2f}ms{f['baseline_max_ms']:>6.2f}ms"
-            f"{f['ratio']:>8.0f}"
+            f"{f['ratio']:>8.0f}{f['stall_p50_ms']:>9.0f}ms{f['stall_max_ms']:>6.0f}ms"
         )
     for service, f in figures.items():
         print(f"{service} records: {f['records']}")

@@ -7,13 +7,14 @@ Nothing here logs a name, an address or a text: only ids and counts (docs/privac
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import JSON, Date, DateTime, TypeDecorator, delete, select, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -69,6 +70,141 @@ def _row(obj: Any, *, hide: Sequence[str] = ()) -> dict[str, Any]:
     return out
 
 
+#: Column value types that are never a date (`_json` leaves them as they are).
+_NEVER_DATES = (str, int, float, bool, dict, list)
+
+
+def _python_type(kind: Any) -> type:
+    """The Python type of a column's values; a decorated datetime (`UTCDateTime`) is judged by
+    the type it decorates, `object` when the type does not say."""
+    if isinstance(kind, TypeDecorator) and isinstance(kind.impl_instance, (Date, DateTime)):
+        return datetime if isinstance(kind.impl_instance, DateTime) else date
+    if isinstance(kind, JSON):  # decoded JSON: never a date
+        return dict
+    try:
+        return kind.python_type  # type: ignore[no-any-return]
+    except NotImplementedError:
+        return object
+
+
+class _Shape:
+    """How one table's rows become the export's records, built once per model: the columns in
+    the model's field order (the keys of `_row`), which of them hold dates (written ISO 8601, as
+    `_json` does) and which hold secrets (`NOT_EXPORTED` when set, as `_row(hide=…)` does)."""
+
+    def __init__(self, model: Any, *, hide: Sequence[str] = ()) -> None:
+        table = model.__table__
+        self.names: list[str] = list(model.model_fields)
+        self.columns: list[Any] = [table.c[name] for name in self.names]
+        self.dates: list[str] = []
+        self.others: list[str] = []
+        for name, column in zip(self.names, self.columns, strict=True):
+            if name in hide:
+                continue
+            kind = _python_type(column.type)
+            if issubclass(kind, (date, datetime)):
+                self.dates.append(name)
+            elif kind not in _NEVER_DATES or isinstance(column.type, TypeDecorator):
+                self.others.append(name)  # a type that does not say: judged value by value
+        self.hide: list[str] = list(hide)
+
+    def records(self, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+        names, dates, others, hide = self.names, self.dates, self.others, self.hide
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            record = dict(zip(names, row, strict=True))
+            for name in dates:
+                value = record[name]
+                if value is not None:
+                    record[name] = value.isoformat()
+            for name in others:
+                record[name] = _json(record[name])
+            for name in hide:
+                if record[name] is not None:
+                    record[name] = NOT_EXPORTED
+            out.append(record)
+        return out
+
+
+_SUBSCRIPTIONS = _Shape(Subscription, hide=("webhook_secret",))
+_FEED = _Shape(FeedItem)
+_DELIVERIES = _Shape(Delivery)
+_ERASURES = _Shape(Erasure)
+_CONFIRMATIONS = _Shape(GuestConfirmation, hide=("token_hash",))
+
+
+async def _owned_rows(session: AsyncSession, shape: _Shape, owner_column: Any, owner: str) -> Any:
+    """The owner's rows of one table as a buffered result of plain columns (no ORM instances):
+    its rows are decoded (JSON, dates) where `.all()` is called — in the export's worker thread."""
+    return await session.execute(select(*shape.columns).where(owner_column == owner))
+
+
+#: `_deliveries_out`'s "no artisan copy" (an artisan's address may itself be None).
+_NO_ARTISAN: Any = object()
+
+
+def _deliveries_out(
+    rows: Iterable[Sequence[Any]], subs: list[dict[str, Any]], artisan_email: str | None
+) -> list[dict[str, Any]]:
+    """`_DELIVERIES.records` plus each one's `target`: where it went, the personal parts of its
+    target (address or URL) as known now — its search's, else the account's address."""
+    by_id = {s["id"]: s for s in subs}
+    out = _DELIVERIES.records(rows)
+    for record in out:
+        channel = record["channel"]
+        target: dict[str, Any] = {"channel": channel}
+        sub = by_id.get(record["subscription_id"] or "")
+        if channel == "email":
+            if sub is not None:
+                target["email_address"] = sub["email_address"]
+            elif artisan_email is not _NO_ARTISAN:
+                target["email_address"] = artisan_email
+        elif channel == "webhook" and sub is not None:
+            target["webhook_url"] = sub["webhook_url"]
+        record["target"] = target
+    return out
+
+
+def _build(
+    subs: Any,
+    feed: Any,
+    deliveries: Any,
+    erasures: Any,
+    artisan: Artisan | None,
+    tombstone: ErasedArtisan | None,
+    guest: GuestSubscriber | None,
+    guest_results: tuple[Any, Any, Any] | None,
+) -> dict[str, list[Any]]:
+    """The export's records from the SELECTs' buffered results: CPU only (decoding the rows,
+    building the dicts), run in a worker thread so the event loop keeps serving requests."""
+    guest_records: list[dict[str, Any]] = []
+    if guest is not None and guest_results is not None:
+        g_subs_result, g_deliveries_result, confirmations_result = guest_results
+        g_subs = _SUBSCRIPTIONS.records(g_subs_result.all())
+        guest_records.append(
+            {
+                "subscriber": _row(guest),
+                "subscriptions": g_subs,
+                "confirmations": _CONFIRMATIONS.records(confirmations_result.all()),
+                "deliveries": _deliveries_out(g_deliveries_result.all(), g_subs, _NO_ARTISAN),
+            }
+        )
+    sub_records = _SUBSCRIPTIONS.records(subs.all())
+    return {
+        "subscriptions": sub_records,
+        "feed": _FEED.records(feed.all()),
+        "deliveries": _deliveries_out(
+            deliveries.all(),
+            sub_records,
+            artisan.contact_email if artisan is not None else _NO_ARTISAN,
+        ),
+        "artisan_copy": [_row(artisan)] if artisan is not None else [],
+        "guest_subscriptions": guest_records,
+        "erasures": _ERASURES.records(erasures.all()),
+        "erased_artisan": [_row(tombstone)] if tombstone is not None else [],
+    }
+
+
 async def _guest_of(session: AsyncSession, artisan: Artisan | None) -> GuestSubscriber | None:
     if artisan is None or not artisan.contact_email:
         return None
@@ -79,32 +215,19 @@ async def _owned(session: AsyncSession, model: Any, owner_column: Any, owner: st
     return list((await session.execute(select(model).where(owner_column == owner))).scalars())
 
 
-def _delivery_out(d: Delivery, subs: dict[str, Subscription], artisan: Artisan | None) -> Any:
-    out = _row(d)
-    # Where it went: the personal parts of its target (address or URL), as known now.
-    target: dict[str, Any] = {"channel": d.channel}
-    sub = subs.get(d.subscription_id or "")
-    if d.channel == "email":
-        if sub is not None:
-            target["email_address"] = sub.email_address
-        elif artisan is not None:
-            target["email_address"] = artisan.contact_email
-    elif d.channel == "webhook" and sub is not None:
-        target["webhook_url"] = sub.webhook_url
-    out["target"] = target
-    return out
-
-
 async def export(sessions: Sessions, subject: str) -> dict[str, Any]:
-    """Every record held about `subject`, grouped by kind (the export contract)."""
+    """Every record held about `subject`, grouped by kind (the export contract).
+
+    The SELECTs read plain columns (no ORM instances: an heavy artisan has tens of thousands of
+    rows); decoding them and building the records is CPU work done in a worker thread, so the
+    process's other requests are not held up behind it (docs/benchmarks.md)."""
     async with sessions() as session:
-        subs = await _owned(session, Subscription, col(Subscription.artisan_id), subject)
-        feed = await _owned(session, FeedItem, col(FeedItem.artisan_id), subject)
-        deliveries = await _owned(session, Delivery, col(Delivery.artisan_id), subject)
+        subs = await _owned_rows(session, _SUBSCRIPTIONS, col(Subscription.artisan_id), subject)
+        feed = await _owned_rows(session, _FEED, col(FeedItem.artisan_id), subject)
+        deliveries = await _owned_rows(session, _DELIVERIES, col(Delivery.artisan_id), subject)
         artisan = await repo.get_artisan(session, subject)
-        erasures = await _owned(session, Erasure, col(Erasure.subject), subject)
+        erasures = await _owned_rows(session, _ERASURES, col(Erasure.subject), subject)
         tombstone = await session.get(ErasedArtisan, subject)
-        guest_records: list[dict[str, Any]] = []
         # Guest alerts under the account's address, only when the identity provider verified
         # that address for this account (anyone may type someone else's address).
         guest = (
@@ -112,32 +235,21 @@ async def export(sessions: Sessions, subject: str) -> dict[str, Any]:
             if artisan and artisan.contact_email_verified
             else None
         )
+        guest_results = None
         if guest is not None:
             owner = GUEST_OWNER_PREFIX + guest.id
-            g_subs = await _owned(session, Subscription, col(Subscription.artisan_id), owner)
-            g_deliveries = await _owned(session, Delivery, col(Delivery.artisan_id), owner)
-            confirmations = await _owned(
-                session, GuestConfirmation, col(GuestConfirmation.guest_id), guest.id
+            guest_results = (
+                await _owned_rows(session, _SUBSCRIPTIONS, col(Subscription.artisan_id), owner),
+                await _owned_rows(session, _DELIVERIES, col(Delivery.artisan_id), owner),
+                await _owned_rows(
+                    session, _CONFIRMATIONS, col(GuestConfirmation.guest_id), guest.id
+                ),
             )
-            by_id = {s.id: s for s in g_subs}
-            guest_records.append(
-                {
-                    "subscriber": _row(guest),
-                    "subscriptions": [_row(s, hide=("webhook_secret",)) for s in g_subs],
-                    "confirmations": [_row(c, hide=("token_hash",)) for c in confirmations],
-                    "deliveries": [_delivery_out(d, by_id, None) for d in g_deliveries],
-                }
-            )
-    by_id = {s.id: s for s in subs}
-    records: dict[str, list[Any]] = {
-        "subscriptions": [_row(s, hide=("webhook_secret",)) for s in subs],
-        "feed": [_row(f) for f in feed],
-        "deliveries": [_delivery_out(d, by_id, artisan) for d in deliveries],
-        "artisan_copy": [_row(artisan)] if artisan is not None else [],
-        "guest_subscriptions": guest_records,
-        "erasures": [_row(e) for e in erasures],
-        "erased_artisan": [_row(tombstone)] if tombstone is not None else [],
-    }
+        # The results are buffered: the thread reads no connection, and nothing else uses
+        # this session while it runs.
+        records = await asyncio.to_thread(
+            _build, subs, feed, deliveries, erasures, artisan, tombstone, guest, guest_results
+        )
     log.info(
         "personal data exported",
         extra={"subject_id": subject, "counts": {k: len(v) for k, v in records.items()}},
