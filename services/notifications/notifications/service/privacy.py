@@ -134,9 +134,13 @@ _CONFIRMATIONS = _Shape(GuestConfirmation, hide=("token_hash",))
 
 
 async def _owned_rows(session: AsyncSession, shape: _Shape, owner_column: Any, owner: str) -> Any:
-    """The owner's rows of one table as a buffered result of plain columns (no ORM instances):
-    its rows are decoded (JSON, dates) where `.all()` is called — in the export's worker thread."""
-    return await session.execute(select(*shape.columns).where(owner_column == owner))
+    """The owner's rows of one table as a result of plain columns (no ORM instances), executed
+    on the session's connection rather than through the ORM: the ORM's async execution decodes
+    every row (JSON, dates) on the event loop before answering, a Core result only where it is
+    read — in the export's worker thread. Its rows are already fetched (the async drivers
+    buffer them), so reading them there needs no I/O."""
+    connection = await session.connection()
+    return await connection.execute(select(*shape.columns).where(owner_column == owner))
 
 
 #: `_deliveries_out`'s "no artisan copy" (an artisan's address may itself be None).
