@@ -191,13 +191,15 @@ class Topics:
     lease: str
     dlq: str
     call: str
+    privacy: str
 
     @classmethod
     def fresh(cls) -> Topics:
         # Per-test topics: a new consumer group reads from the start, and programme events
-        # of other tests must not change who is eligible here.
+        # of other tests must not change who is eligible here (nor other tests' inactivity
+        # warnings add deliveries here).
         p = f"t{uuid.uuid4().hex[:10]}"
-        names = ("unit", "artisan", "programme", "app", "lease", "dlq", "call")
+        names = ("unit", "artisan", "programme", "app", "lease", "dlq", "call", "privacy")
         return cls(*(f"{p}.{n}" for n in names))
 
     def settings(self) -> dict[str, str]:
@@ -209,12 +211,14 @@ class Topics:
             "lease_topic": self.lease,
             "dlq_topic": self.dlq,
             "call_topic": self.call,
+            "privacy_topic": self.privacy,
         }
 
     async def create(self, bootstrap: str) -> None:
         names = [
             *(self.unit, self.artisan, self.programme, self.application, self.lease, self.dlq),
             self.call,
+            self.privacy,
         ]
         await ensure_topics(bootstrap, [TopicSpec(n, 2, 3_600_000) for n in names])
 

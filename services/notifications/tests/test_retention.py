@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from sqlalchemy import select, text
 
 from fabkit.auth import Role
-from fabkit.localstack.kafka import TopicSpec, ensure_topics
 from fabkit.models import OutboxMessage, ProcessedEvent
 from fabkit.testing import assert_problem
 from notifications.events.consumed import INACTIVITY_WARNED, PRIVACY_TOPIC, InactivityWarnedIn
@@ -416,13 +415,11 @@ def warning(artisan_id: str) -> dict[str, Any]:
 async def test_the_inactivity_warning_is_mailed_once_in_french_then_english(
     database_url: str, kafka_broker: Any, topics: Topics, producer: Producer, smtp: Smtp
 ) -> None:
-    privacy_topic = f"{topics.unit.split('.')[0]}.privacy"
-    await ensure_topics(kafka_broker.bootstrap, [TopicSpec(privacy_topic, 2, 3_600_000)])
+    privacy_topic = topics.privacy  # this test's own (the conftest's Topics makes one)
     settings = broker_settings(
         database_url,
         kafka_broker,
         topics,
-        privacy_topic=privacy_topic,
         smtp_host=smtp.host,
         smtp_port=smtp.port,
         portal_base_url="https://fabrique.paris.test",
