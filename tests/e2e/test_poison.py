@@ -61,6 +61,7 @@ CONSUMERS: dict[str, tuple[str, dict[str, set[str]]]] = {
                 "leasing.artisan.updated.v1",
                 "leasing.artisan.erased.v1",
             },
+            "leasing.privacy.events": {"leasing.artisan.inactivity_warned.v1"},
             "leasing.programme.events": {"leasing.programme.published.v1"},
             "leasing.application.events": {"leasing.application.decided.v1"},
             "leasing.lease.events": {"leasing.lease.offered.v1"},
@@ -82,6 +83,7 @@ MALFORMED_TYPES = {
     "leasing.programme.published.v1",
     "leasing.application.decided.v1",
     "leasing.call.closed.v1",
+    "leasing.artisan.inactivity_warned.v1",
 }
 DLQS = sorted({dlq for dlq, _ in CONSUMERS.values()})
 TOPICS = sorted({t for _, topics in CONSUMERS.values() for t in topics})
