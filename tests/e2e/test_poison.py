@@ -143,6 +143,7 @@ async def test_poison_is_dead_lettered_and_consumers_keep_going(
         "inventory.unit.events": unit["id"],
         "leasing.lease.events": unit["id"],
         "leasing.artisan.events": artisan.id,
+        "leasing.privacy.events": artisan.id,
         "leasing.application.events": str(uuid.uuid4()),
         "leasing.programme.events": "e2e-poison",
         "leasing.call.events": str(uuid.uuid4()),
