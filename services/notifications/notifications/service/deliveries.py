@@ -58,6 +58,13 @@ async def redeliver(
             raise ProblemError(
                 409, f"Only dead deliveries can be redelivered; this one is {delivery.status}."
             )
+        if delivery.cleared_at is not None:
+            raise ProblemError(
+                409,
+                "This delivery's message was cleared by retention after it died: there is "
+                "nothing left to send. "
+                "Its saved search receives the next alerts as usual.",
+            )
         delivery.status = DeliveryStatus.PENDING.value
         delivery.attempts = 0
         delivery.next_attempt_at = now()
