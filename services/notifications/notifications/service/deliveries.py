@@ -62,8 +62,7 @@ async def redeliver(
             raise ProblemError(
                 409,
                 "This delivery's message was cleared by retention after it died: there is "
-                "nothing left to send. "
-                "Its saved search receives the next alerts as usual.",
+                "nothing left to send; later alerts are not affected.",
             )
         delivery.status = DeliveryStatus.PENDING.value
         delivery.attempts = 0
