@@ -48,6 +48,20 @@ class Subscription(SQLModel, table=True):
     max_surface_m2: float | None = Field(default=None, sa_column=Column(Float))
     max_rent_eur_m2_year: float | None = Field(default=None, sa_column=Column(Float))
     feature_mask: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    # What the search is for: "workshop" (also every search that names no kind) or "stall";
+    # a vacancy only reaches the searches of its own kind.
+    space_kind: str = Field(
+        default="workshop",
+        sa_column=Column(String(10), nullable=False, server_default="workshop"),
+    )
+    # The logistics a unit must have (domain.LOGISTICS_BITS) and the figures it must reach,
+    # copied out of `criteria` like the ranges above.
+    logistics_mask: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    river_quay_within_m: int | None = Field(default=None, sa_column=Column(Integer))
+    min_freight_weight_t: float | None = Field(default=None, sa_column=Column(Float))
+    min_freight_height_m: float | None = Field(default=None, sa_column=Column(Float))
     webhook_url: str | None = Field(default=None, sa_column=Column(String(2000)))
     # Kept as given (signing needs it), never logged, never returned after creation.
     webhook_secret: str | None = Field(default=None, sa_column=Column(String(200)))
