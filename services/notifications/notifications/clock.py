@@ -5,7 +5,8 @@
 The file holds an offset in seconds (``86400``: a day ahead) or an ISO instant
 (``2027-01-01T00:00:00Z``: time runs on from that instant since the file was written). A missing
 or empty file is no shift. The file is read again only when it changes (one stat per call).
-Only retention and its metric read this clock: deliveries, retries and tokens keep real time.
+Only retention and its metric, and workshop visits (what is upcoming, when reminders go), read
+this clock: deliveries, retries and tokens keep real time.
 """
 
 from __future__ import annotations
@@ -19,4 +20,9 @@ CLOCK = Clock()
 
 def retention_now() -> datetime:
     """The retention job's current time, aware, in UTC (shifted by the clock file when set)."""
+    return CLOCK.now()
+
+
+def visits_now() -> datetime:
+    """Workshop visits' current time (the same shifted clock): upcoming slots, reminders."""
     return CLOCK.now()

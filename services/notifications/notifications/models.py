@@ -278,6 +278,72 @@ class ErasedArtisan(SQLModel, table=True):
     erased_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
 
 
+class VisitSlot(SQLModel, table=True):
+    """Read model of inventory's workshop visit slots (`inventory.visit_slot.*.v1`), keyed by
+    its slot id, plus `booked`: the places taken here, which only an atomic update moves (the
+    capacity is never overbooked, whatever the concurrency)."""
+
+    __tablename__ = "visit_slots"
+    __table_args__ = (
+        Index("ix_visit_slots_upcoming", "status", "starts_at"),
+        Index("ix_visit_slots_landlord", "host_landlord_id", "starts_at"),
+        Index("ix_visit_slots_artisan", "host_artisan_id", "starts_at"),
+    )
+
+    slot_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    site_id: str = Field(sa_column=Column(String(64), nullable=False))
+    site_name: str = Field(default="", sa_column=Column(String(200), nullable=False))
+    site_address: str = Field(default="", sa_column=Column(String(300), nullable=False))
+    postcode: str = Field(default="", sa_column=Column(String(10), nullable=False))
+    arrondissement: int | None = Field(default=None, sa_column=Column(Integer))
+    latitude: float | None = Field(default=None, sa_column=Column(Float))
+    longitude: float | None = Field(default=None, sa_column=Column(Float))
+    host_kind: str = Field(default="site", sa_column=Column(String(10), nullable=False))
+    host_landlord_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    host_artisan_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    unit_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    title: str = Field(default="", sa_column=Column(String(200), nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    starts_at: datetime = Field(sa_column=Column(_tz(), nullable=False))
+    ends_at: datetime = Field(sa_column=Column(_tz(), nullable=False))
+    capacity: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    booked: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    languages: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    accessibility: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    accessibility_notes: str | None = Field(default=None, sa_column=Column(Text))
+    trades: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="scheduled", sa_column=Column(String(12), nullable=False))
+    cancel_reason: str | None = Field(default=None, sa_column=Column(Text))
+    version: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+class VisitBooking(SQLModel, table=True):
+    """Places booked on a visit by someone with an e-mail address (personal data: no account).
+    The cancellation link's random token is mailed; only its SHA-256 is kept. Deleted 30 days
+    after the visit by retention (service/retention.py)."""
+
+    __tablename__ = "visit_bookings"
+    __table_args__ = (
+        Index("ix_visit_bookings_slot", "slot_id", "status"),
+        Index("ix_visit_bookings_email", "email", "created_at"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    slot_id: str = Field(sa_column=Column(String(64), nullable=False))
+    email: str = Field(sa_column=Column(String(320), nullable=False))
+    language: str = Field(sa_column=Column(String(2), nullable=False))
+    places: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    cancel_token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    status: str = Field(sa_column=Column(String(12), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    cancelled_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    # The reminder the day before (sent once; set when claimed, cleared again if it failed).
+    reminded_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+    # The host cancelled the visit: when this booking's person was told (same claim rule).
+    slot_cancel_mailed_at: datetime | None = Field(default=None, sa_column=Column(_tz()))
+
+
 __all__ = [
     "Artisan",
     "Delivery",
@@ -292,4 +358,6 @@ __all__ = [
     "Programme",
     "Subscription",
     "SubscriptionTerm",
+    "VisitBooking",
+    "VisitSlot",
 ]
