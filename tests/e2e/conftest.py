@@ -1,8 +1,11 @@
 """End-to-end fixtures: the platform as real processes, started by the run command's launcher.
 
-- ``platform`` (module): the run command's platform as ``make run`` starts it (seeded, SQLite),
-  started a second time when the first start fails (``started_platform``).
-- ``clock_platform`` (module): not seeded, leasing's clock read from ``clock_file`` (calls).
+- ``platform`` (session): the run command's platform as ``make run`` starts it (seeded, SQLite),
+  started a second time when the first start fails (``started_platform``). One platform serves
+  every module that asks for it (each start costs a minute of CI's 45), so those tests read the
+  seeded data they need from the APIs and make their own changes on their own units; it stops
+  after the last test that uses it (``pytest_runtest_teardown``), not at the session's end.
+- ``clock_platform`` (session): not seeded, leasing's clock read from ``clock_file`` (calls).
 - ``e2e_platform`` (session): SQLite, not seeded, fast notification retries; shared by the
   scenarios, which isolate themselves by their own landlords, artisans and trades. The fault
   scenarios kill and restart its broker and services and leave them running.
@@ -91,28 +94,82 @@ def started_platform(
     started.stop()
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """A fresh platform per test module (broker, seeded services on SQLite)."""
-    yield from started_platform(tmp_path_factory, "platform", attempts=2, fixed_ports=False)
+# The session platforms that stop after the last test using them, not at the session's end.
+_EARLY = ("platform", "clock_platform")
+_SHARED = pytest.StashKey[dict[str, Platform]]()
+_LAST = pytest.StashKey[dict[str, pytest.Item]]()
 
 
-@pytest.fixture(scope="module")
+def _shared(request: pytest.FixtureRequest, started: Platform) -> Platform:
+    """Registers a session platform for the early stop; its ``stop`` runs once, whether the
+    last test's teardown or the session's end calls it first."""
+    stop, stopped = started.stop, []
+
+    def stop_once() -> None:
+        if not stopped:
+            stopped.append(True)
+            stop()
+
+    started.stop = stop_once  # type: ignore[method-assign]
+    request.config.stash.setdefault(_SHARED, {})[request.fixturename] = started
+    return started
+
+
+@pytest.fixture(scope="session")
+def platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    """The seeded platform (broker, Keycloak, seeded services on SQLite), shared by the modules
+    that use it."""
+    for started in started_platform(tmp_path_factory, "platform", attempts=2, fixed_ports=False):
+        yield _shared(request, started)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``spends_login_budget`` (the login rate limit, spent per client address for
+    a minute) run after every other test of the shared seeded platform; the last test of each
+    platform in ``_EARLY`` is remembered, so that the platform stops once it has run."""
+    users = [i for i in items if "platform" in getattr(i, "fixturenames", ())]
+    spenders = [i for i in users if i.get_closest_marker("spends_login_budget")]
+    if spenders and len(spenders) < len(users):
+        last = max(items.index(i) for i in users if i not in spenders)
+        kept = [i for i in items if i not in spenders]
+        at = kept.index(items[last]) + 1
+        items[:] = kept[:at] + spenders + kept[at:]
+    last_of = config.stash.setdefault(_LAST, {})
+    for item in items:
+        for name in _EARLY:
+            if name in getattr(item, "fixturenames", ()):
+                last_of[name] = item
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    shared = item.config.stash.get(_SHARED, {})
+    for name, last in item.config.stash.get(_LAST, {}).items():
+        if last is item and name in shared:
+            shared.pop(name).stop()
+
+
+@pytest.fixture(scope="session")
 def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The file leasing reads its clock from on ``clock_platform`` (an offset or an instant)."""
     return tmp_path_factory.mktemp("clock") / "leasing-clock"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clock_platform(
-    tmp_path_factory: pytest.TempPathFactory, clock_file: Path
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, clock_file: Path
 ) -> Iterator[Platform]:
-    """A platform per module, not seeded, whose leasing reads its clock from ``clock_file`` and
-    ticks its call worker twice a second (calls' closing dates and appeal periods pass)."""
+    """A platform, not seeded, whose leasing reads its clock from ``clock_file`` and ticks its
+    call worker twice a second (calls' closing dates and appeal periods pass). Shared by the
+    calls' modules: each test writes the clock it starts from and works on its own landlord's
+    units and its own artisans."""
     env = {**FAST_DELIVERY_ENV, "LEASING_CLOCK_FILE": str(clock_file), "LEASING_CALL_TICK_S": "0.5"}
-    yield from started_platform(
+    for started in started_platform(
         tmp_path_factory, "e2e-clock", fixed_ports=False, seed=False, extra_env=env
-    )
+    ):
+        yield _shared(request, started)
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 headless) against the platform as real processes: the portal, its SQLite sessions database
 and the real Keycloak 26 with the demo realm (authorization code + PKCE S256).
 
-The rate-limit test spends the loopback address's login budget, so it runs last.
+The rate-limit test spends the loopback address's login budget on the shared seeded platform,
+so it is marked ``spends_login_budget`` and runs after every other test of that platform.
 """
 
 from __future__ import annotations
@@ -288,6 +289,7 @@ def _text(message: EmailMessage) -> str:
     return part.get_content() if part is not None else ""
 
 
+@pytest.mark.spends_login_budget
 def test_login_rate_limit_answers_429_in_words(fresh: Any, portal: str) -> None:
     limit = 20  # PORTAL_LOGIN_RATE_LIMIT's default, per 60 s and client address
     with httpx.Client(timeout=10) as client:
