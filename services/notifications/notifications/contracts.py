@@ -30,8 +30,24 @@ class SubscriptionRef(_Contract):
     name: str
 
 
+class AlertLogistics(_Contract):
+    """The logistics of the unit's site; false, null or 0 when inventory was not given them."""
+
+    rail_siding: bool = False
+    river_quay_distance_m: int | None = Field(default=None, description="Metres to a river quay")
+    petite_ceinture_station: str | None = None
+    freight_max_weight_t: float | None = Field(
+        default=None, description="Heaviest freight vehicle the access takes, in tonnes"
+    )
+    freight_max_height_m: float | None = Field(
+        default=None, description="Tallest freight vehicle the access takes, in metres"
+    )
+    cargo_bike_spaces: int = 0
+
+
 class AlertUnit(_Contract):
-    """The workshop that fell vacant, as inventory described it when the vacancy opened."""
+    """The workshop or stall that fell vacant, as inventory described it when the vacancy
+    opened."""
 
     unit_id: str
     site_id: str
@@ -62,6 +78,14 @@ class AlertUnit(_Contract):
     longitude: float | None
     opens_for_visits: bool
     version: int
+    space_kind: str = Field(
+        default="workshop",
+        description="`workshop`, or `stall`: a seasonal sales stall let for a period",
+        examples=["workshop", "stall"],
+    )
+    period_start: date | None = Field(default=None, description="A stall's first day let")
+    period_end: date | None = Field(default=None, description="A stall's last day let")
+    logistics: AlertLogistics = Field(default_factory=AlertLogistics)
 
 
 class ProgrammeReasons(_Contract):
@@ -128,8 +152,23 @@ class VacancyOpenedWebhook(_Message):
     data: VacancyAlert
 
 
+def stall_period(unit: AlertUnit) -> str:
+    """`du 2026-12-01 au 2026-12-31`: the period a stall is let for, in French."""
+    start, end = unit.period_start, unit.period_end
+    if start and end:
+        return f"du {start.isoformat()} au {end.isoformat()}"
+    if start:
+        return f"à partir du {start.isoformat()}"
+    return f"jusqu'au {end.isoformat()}" if end else "période à préciser"
+
+
 def vacancy_title(unit: AlertUnit) -> str:
     """The feed title and e-mail subject of one vacancy."""
+    if unit.space_kind == "stall":
+        return (
+            f"Stand disponible : {unit.site_name}, {stall_period(unit)}, "
+            f"Paris {unit.arrondissement}e"
+        )
     return (
         f"Atelier disponible : {unit.site_name}, {unit.surface_m2:g} m², "
         f"Paris {unit.arrondissement}e"

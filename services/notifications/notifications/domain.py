@@ -76,9 +76,30 @@ class SiteKind(StrEnum):
     ATELIERS_DE_PARIS = "ateliers_de_paris"
     PEPINIERE = "pepiniere"
     OTHER = "other"
+    FAB_LAB = "fab_lab"
+    TIERS_LIEU = "tiers_lieu"
+    LOGISTIQUE_URBAINE = "logistique_urbaine"
+    MARCHE_SAISONNIER = "marche_saisonnier"
+
+
+class SpaceKind(StrEnum):
+    """What a unit is (inventory's `space_kind`): a workshop, or a seasonal sales stall let for
+    a period. A saved search is for one kind: one that names none is for workshops."""
+
+    WORKSHOP = "workshop"
+    STALL = "stall"
+
+
+class Logistics(StrEnum):
+    """The yes-or-no logistics a saved search can require of a unit's site."""
+
+    RAIL_SIDING = "rail_siding"
+    PETITE_CEINTURE = "petite_ceinture"  # a petite-ceinture station on or next to the site
+    CARGO_BIKE_PARKING = "cargo_bike_parking"  # at least one cargo-bike space
 
 
 FEATURE_BITS = {feature: 1 << i for i, feature in enumerate(Feature)}
+LOGISTICS_BITS = {need: 1 << i for i, need in enumerate(Logistics)}
 WILDCARD = "*"
 # The dimensions of the inverted index: a subscription has one term per value it accepts, or
 # the wildcard term when it accepts any value of that dimension.
@@ -91,6 +112,13 @@ def feature_mask(features: Iterable[str]) -> int:
     mask = 0
     for name in features:
         mask |= FEATURE_BITS[Feature(name)]
+    return mask
+
+
+def logistics_mask(needs: Iterable[str]) -> int:
+    mask = 0
+    for name in needs:
+        mask |= LOGISTICS_BITS[Logistics(name)]
     return mask
 
 
@@ -110,10 +138,35 @@ class UnitFacts:
     floor_load_kg_m2: float | None = None
     power_kva: float | None = None
     site_id: str = ""
+    space_kind: str = SpaceKind.WORKSHOP.value
+    # The dates a stall is let for (None for a workshop).
+    period_start: date | None = None
+    period_end: date | None = None
+    # The site's logistics, as inventory gives them; None: not given, so no minimum is met.
+    rail_siding: bool = False
+    river_quay_distance_m: int | None = None
+    petite_ceinture_station: str | None = None
+    freight_max_weight_t: float | None = None
+    freight_max_height_m: float | None = None
+    cargo_bike_spaces: int = 0
 
     @property
     def feature_mask(self) -> int:
         return feature_mask(self.features)
+
+    @property
+    def logistics(self) -> frozenset[str]:
+        """The yes-or-no logistics the unit has (`Logistics` values)."""
+        has = {
+            Logistics.RAIL_SIDING: self.rail_siding,
+            Logistics.PETITE_CEINTURE: bool(self.petite_ceinture_station),
+            Logistics.CARGO_BIKE_PARKING: self.cargo_bike_spaces > 0,
+        }
+        return frozenset(need.value for need, yes in has.items() if yes)
+
+    @property
+    def logistics_mask(self) -> int:
+        return logistics_mask(self.logistics)
 
 
 @dataclass(frozen=True)
@@ -131,6 +184,31 @@ class Criteria:
     min_floor_load_kg_m2: float | None = None
     min_power_kva: float | None = None
     site_ids: tuple[str, ...] = ()
+    # None: a workshop search (stalls have their own searches).
+    space_kind: str | None = None
+    rail_siding: bool = False
+    river_quay_within_m: int | None = None
+    petite_ceinture: bool = False
+    min_freight_weight_t: float | None = None
+    min_freight_height_m: float | None = None
+    cargo_bike_parking: bool = False
+
+    @property
+    def wanted_space_kind(self) -> str:
+        return self.space_kind or SpaceKind.WORKSHOP.value
+
+    @property
+    def logistics(self) -> tuple[str, ...]:
+        """The yes-or-no logistics required (`Logistics` values)."""
+        return tuple(
+            need.value
+            for need, wanted in (
+                (Logistics.RAIL_SIDING, self.rail_siding),
+                (Logistics.PETITE_CEINTURE, self.petite_ceinture),
+                (Logistics.CARGO_BIKE_PARKING, self.cargo_bike_parking),
+            )
+            if wanted
+        )
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> Criteria:
@@ -147,6 +225,13 @@ class Criteria:
             min_floor_load_kg_m2=stored.get("min_floor_load_kg_m2"),
             min_power_kva=stored.get("min_power_kva"),
             site_ids=tuple(stored.get("site_ids") or ()),
+            space_kind=stored.get("space_kind"),
+            rail_siding=bool(stored.get("rail_siding")),
+            river_quay_within_m=stored.get("river_quay_within_m"),
+            petite_ceinture=bool(stored.get("petite_ceinture")),
+            min_freight_weight_t=stored.get("min_freight_weight_t"),
+            min_freight_height_m=stored.get("min_freight_height_m"),
+            cargo_bike_parking=bool(stored.get("cargo_bike_parking")),
         )
 
 
@@ -181,9 +266,23 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
+def period_words(start: date | None, end: date | None) -> str:
+    """`from 2026-12-01 to 2026-12-31`: the period a stall is let for."""
+    if start and end:
+        return f"from {start.isoformat()} to {end.isoformat()}"
+    if start:
+        return f"from {start.isoformat()}"
+    return f"until {end.isoformat()}" if end else "for a period not given yet"
+
+
 def explain_match(criteria: Criteria, unit: UnitFacts) -> list[str] | None:
     """Why `unit` fits `criteria` (one line per criterion), or None when it does not."""
     why: list[str] = []
+    # A search is for one kind of space: stalls never reach a workshop search, nor the reverse.
+    if unit.space_kind != criteria.wanted_space_kind:
+        return None
+    if unit.space_kind == SpaceKind.STALL:
+        why.append(f"a stall let {period_words(unit.period_start, unit.period_end)}")
     if criteria.site_ids:
         if unit.site_id not in criteria.site_ids:
             return None
@@ -235,8 +334,45 @@ def explain_match(criteria: Criteria, unit: UnitFacts) -> list[str] | None:
         if figure is None or figure < minimum:
             return None
         why.append(f"{_fmt(figure)} {unit_name} ≥ your minimum {_fmt(minimum)}")
+    logistics = _explain_logistics(criteria, unit)
+    if logistics is None:
+        return None
+    why += logistics
     if not why:
         why.append("your search accepts every vacancy")
+    return why
+
+
+def _explain_logistics(criteria: Criteria, unit: UnitFacts) -> list[str] | None:
+    """Why the unit's site meets the logistics criteria, or None when it misses one. As the
+    other minimums: a figure inventory was not given meets none."""
+    why: list[str] = []
+    if criteria.rail_siding:
+        if not unit.rail_siding:
+            return None
+        why.append("has a rail siding")
+    if criteria.petite_ceinture:
+        if not unit.petite_ceinture_station:
+            return None
+        why.append(f"next to the petite-ceinture station {unit.petite_ceinture_station}")
+    if criteria.cargo_bike_parking:
+        if unit.cargo_bike_spaces <= 0:
+            return None
+        why.append(f"{unit.cargo_bike_spaces} cargo-bike space(s)")
+    if criteria.river_quay_within_m is not None:
+        distance = unit.river_quay_distance_m
+        if distance is None or distance > criteria.river_quay_within_m:
+            return None
+        why.append(f"river quay {distance} m away, within your {criteria.river_quay_within_m} m")
+    for minimum, figure, unit_name in (
+        (criteria.min_freight_weight_t, unit.freight_max_weight_t, "t freight vehicles"),
+        (criteria.min_freight_height_m, unit.freight_max_height_m, "m high freight vehicles"),
+    ):
+        if minimum is None:
+            continue
+        if figure is None or figure < minimum:
+            return None
+        why.append(f"takes {_fmt(figure)} {unit_name}, ≥ your minimum {_fmt(minimum)}")
     return why
 
 

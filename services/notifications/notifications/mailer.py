@@ -39,6 +39,7 @@ from notifications.contracts import (
     VacancyDigestWebhook,
     VacancyOpenedEmail,
     VacancyOpenedWebhook,
+    stall_period,
     vacancy_title,
 )
 from notifications.settings import NotificationsSettings
@@ -98,8 +99,9 @@ def email_of(payload: dict[str, Any], unsubscribe: str | None) -> Email:
         )
     if isinstance(message, VacancyDigestWebhook):
         digest = message.data
+        what = "stand(s)" if digest.alerts[0].unit.space_kind == "stall" else "atelier(s)"
         return VacancyDigestEmail(
-            subject=f"{len(digest.alerts)} atelier(s) disponible(s) pour votre recherche "
+            subject=f"{len(digest.alerts)} {what} disponible(s) pour votre recherche "
             f"« {digest.subscription.name} »",
             subscription=digest.subscription,
             alerts=digest.alerts,
@@ -155,6 +157,66 @@ class Rendered:
     html: str
 
 
+_LOGISTICS_WORDS = {
+    "fr": {
+        "rail": "embranchement ferré",
+        "quay": "quai fluvial à {m} m",
+        "station": "gare de la petite ceinture : {name}",
+        "weight": "fret jusqu'à {t} t",
+        "height": "fret jusqu'à {m} m de haut",
+        "bikes": "{n} place(s) vélo-cargo",
+        "label": "Logistique : ",
+        "stall": "Stand saisonnier loué {period}",
+    },
+    "en": {
+        "rail": "rail siding",
+        "quay": "river quay {m} m away",
+        "station": "petite-ceinture station: {name}",
+        "weight": "freight up to {t} t",
+        "height": "freight up to {m} m high",
+        "bikes": "{n} cargo-bike space(s)",
+        "label": "Logistics: ",
+        "stall": "Seasonal stall let {period}",
+    },
+}
+
+
+def _period_en(alert: VacancyAlert) -> str:
+    unit = alert.unit
+    start, end = unit.period_start, unit.period_end
+    if start and end:
+        return f"from {start.isoformat()} to {end.isoformat()}"
+    if start:
+        return f"from {start.isoformat()}"
+    return f"until {end.isoformat()}" if end else "(period to be given)"
+
+
+def _space_lines(alert: VacancyAlert, language: str) -> list[str]:
+    """A stall's period, and the site's logistics when it has any, in `language`."""
+    words = _LOGISTICS_WORDS[language]
+    unit, logistics = alert.unit, alert.unit.logistics
+    lines = []
+    if unit.space_kind == "stall":
+        period = stall_period(unit) if language == "fr" else _period_en(alert)
+        lines.append(words["stall"].format(period=period))
+    has = []
+    if logistics.rail_siding:
+        has.append(words["rail"])
+    if logistics.river_quay_distance_m is not None:
+        has.append(words["quay"].format(m=logistics.river_quay_distance_m))
+    if logistics.petite_ceinture_station:
+        has.append(words["station"].format(name=logistics.petite_ceinture_station))
+    if logistics.freight_max_weight_t is not None:
+        has.append(words["weight"].format(t=f"{logistics.freight_max_weight_t:g}"))
+    if logistics.freight_max_height_m is not None:
+        has.append(words["height"].format(m=f"{logistics.freight_max_height_m:g}"))
+    if logistics.cargo_bike_spaces:
+        has.append(words["bikes"].format(n=logistics.cargo_bike_spaces))
+    if has:
+        lines.append(words["label"] + ", ".join(has))
+    return lines
+
+
 def _alert_lines(alert: VacancyAlert) -> list[str]:
     unit = alert.unit
     lines = [
@@ -165,6 +227,7 @@ def _alert_lines(alert: VacancyAlert) -> list[str]:
     ]
     if unit.available_from:
         lines.append(f"Disponible à partir du {unit.available_from.isoformat()}")
+    lines += _space_lines(alert, "fr")
     lines.append("Pourquoi cette alerte : " + "; ".join(alert.why.criteria))
     if alert.why.eligibility.summary:
         lines.append("Éligibilité : " + alert.why.eligibility.summary)
@@ -284,6 +347,7 @@ _GUEST_TEXT = {
         "confirm_ignore": "Si vous n'avez rien demandé, ignorez ce message : aucune alerte ne "
         "vous sera envoyée.",
         "alert_subject": "Atelier disponible : {site}, {surface} m², Paris {arr}e",
+        "stall_subject": "Stand disponible : {site}, {period}, Paris {arr}e",
         "alert_no_check": "Ces alertes sans compte ne vérifient pas votre éligibilité aux "
         "programmes du bailleur : un atelier annoncé ici peut vous être refusé.",
         "alert_register": "Créez un compte Fabrique pour ne recevoir que les ateliers auxquels "
@@ -306,6 +370,7 @@ _GUEST_TEXT = {
         "confirm_ignore": "If you asked for nothing, ignore this message: no alert will be sent "
         "to you.",
         "alert_subject": "Workshop available: {site}, {surface} m², Paris {arr}",
+        "stall_subject": "Stall available: {site}, {period}, Paris {arr}",
         "alert_no_check": "Alerts without an account do not check your eligibility for the "
         "landlord's programmes: a workshop announced here may be refused to you.",
         "alert_register": "Create a Fabrique account to receive only the workshops you are "
@@ -344,9 +409,15 @@ def guest_alert_email(
     """
     message = VacancyOpenedWebhook.model_validate(payload)
     unit = message.data.unit
-    subject = _GUEST_TEXT[language]["alert_subject"].format(
-        site=unit.site_name, surface=f"{unit.surface_m2:g}", arr=unit.arrondissement
-    )
+    if unit.space_kind == "stall":
+        period = stall_period(unit) if language == "fr" else _period_en(message.data)
+        subject = _GUEST_TEXT[language]["stall_subject"].format(
+            site=unit.site_name, period=period, arr=unit.arrondissement
+        )
+    else:
+        subject = _GUEST_TEXT[language]["alert_subject"].format(
+            site=unit.site_name, surface=f"{unit.surface_m2:g}", arr=unit.arrondissement
+        )
     return GuestVacancyAlertEmail(
         subject=subject,
         language=language,  # type: ignore[arg-type]
@@ -390,6 +461,7 @@ def render_guest(email: GuestEmail) -> Rendered:
         ]
         if unit.available_from:
             lines.append(text["from"].format(date=unit.available_from.isoformat()))
+        lines += _space_lines(email.alert, email.language)
         lines.append(text["why"] + "; ".join(email.alert.why.criteria))
         parts.append(("\n".join(lines), "<br>".join(escape(line) for line in lines)))
         parts.append((text["alert_no_check"], escape(text["alert_no_check"])))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Float, Integer, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import QueryableAttribute, aliased, defer
 from sqlmodel import SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -101,6 +101,9 @@ def _candidates_statement(dims: tuple[str, ...]) -> Any:
     s = Subscription
     surface: Any = bindparam("surface")
     rent: Any = bindparam("rent")
+    quay: Any = bindparam("quay", type_=Integer())
+    weight: Any = bindparam("weight", type_=Float())
+    height: Any = bindparam("height", type_=Float())
     stmt = (
         select(s)
         .join(driver, col(driver.subscription_id) == col(s.id))
@@ -112,6 +115,12 @@ def _candidates_statement(dims: tuple[str, ...]) -> Any:
             or_(col(s.max_surface_m2).is_(None), col(s.max_surface_m2) >= surface),
             or_(col(s.max_rent_eur_m2_year).is_(None), col(s.max_rent_eur_m2_year) >= rent),
             col(s.feature_mask).op("&")(bindparam("feature_mask")) == col(s.feature_mask),
+            col(s.space_kind) == bindparam("space_kind"),
+            col(s.logistics_mask).op("&")(bindparam("logistics_mask")) == col(s.logistics_mask),
+            # A figure the unit lacks (NULL) meets no minimum: the comparison is not true.
+            or_(col(s.river_quay_within_m).is_(None), col(s.river_quay_within_m) >= quay),
+            or_(col(s.min_freight_weight_t).is_(None), col(s.min_freight_weight_t) <= weight),
+            or_(col(s.min_freight_height_m).is_(None), col(s.min_freight_height_m) <= height),
         )
     )
     for dim in dims:
@@ -148,7 +157,14 @@ async def candidate_subscriptions(session: AsyncSession, unit: UnitFacts) -> Seq
         stmt = _CANDIDATE_STATEMENTS[dims] = _candidates_statement(dims)
     params: dict[str, Any] = {f"probe_{dim}": values for dim, values in probes.items()}
     params.update(
-        surface=unit.surface_m2, rent=unit.rent_eur_m2_year, feature_mask=unit.feature_mask
+        surface=unit.surface_m2,
+        rent=unit.rent_eur_m2_year,
+        feature_mask=unit.feature_mask,
+        space_kind=unit.space_kind,
+        logistics_mask=unit.logistics_mask,
+        quay=unit.river_quay_distance_m,
+        weight=unit.freight_max_weight_t,
+        height=unit.freight_max_height_m,
     )
     return (await session.execute(stmt, params)).scalars().all()
 

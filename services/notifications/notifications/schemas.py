@@ -9,7 +9,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from fabkit.schemas import StrictInput
-from notifications.domain import Channel, DeliveryKind, DeliveryStatus, Feature, Frequency, SiteKind
+from notifications.domain import (
+    Channel,
+    DeliveryKind,
+    DeliveryStatus,
+    Feature,
+    Frequency,
+    SiteKind,
+    SpaceKind,
+)
 from notifications.domain import SubscriptionStatus as Status
 from notifications.models import FeedItem, Subscription
 from notifications.webhooks import secret_key
@@ -55,6 +63,38 @@ MinPower = Annotated[
     ),
 ]
 
+# Logistics minimums, within inventory's bounds of a site's logistics (its `LogisticsIn`).
+QuayWithin = Annotated[
+    int,
+    Field(
+        strict=True,
+        ge=0,
+        le=5_000,
+        description="Metres: the unit's site is at most this far from a river quay; a site "
+        "whose distance is unknown does not meet it.",
+    ),
+]
+MinFreightWeight = Annotated[
+    float,
+    Field(
+        strict=True,
+        ge=0.5,
+        le=60,
+        description="Tonnes: the site's access takes freight vehicles at least this heavy; "
+        "unknown does not meet it.",
+    ),
+]
+MinFreightHeight = Annotated[
+    float,
+    Field(
+        strict=True,
+        ge=1,
+        le=6,
+        description="Metres: the site's access takes freight vehicles at least this tall; "
+        "unknown does not meet it.",
+    ),
+]
+
 
 def _no_repeats(values: list[Any], what: str) -> list[Any]:
     if len(set(values)) != len(values):
@@ -86,6 +126,23 @@ class CriteriaIn(StrictInput):
     min_floor_load_kg_m2: MinFloorLoad | None = None
     min_power_kva: MinPower | None = None
     step_free_access: bool = Field(default=False, description="Same as features: step_free_access")
+    space_kind: SpaceKind | None = Field(
+        default=None,
+        description="What the search is for: `workshop` (also when left out) or `stall`, the "
+        "seasonal sales stalls let for a period. A search gets the vacancies of its kind only.",
+    )
+    rail_siding: bool = Field(default=False, strict=True, description="The site has a rail siding.")
+    river_quay_within_m: QuayWithin | None = None
+    petite_ceinture: bool = Field(
+        default=False,
+        strict=True,
+        description="A petite-ceinture station is on or next to the site.",
+    )
+    min_freight_weight_t: MinFreightWeight | None = None
+    min_freight_height_m: MinFreightHeight | None = None
+    cargo_bike_parking: bool = Field(
+        default=False, strict=True, description="The site has at least one cargo-bike space."
+    )
 
     @field_validator("arrondissements")
     @classmethod

@@ -44,6 +44,17 @@ CALL_DECIDED = "leasing.call.decided.v1"
 INACTIVITY_WARNED = "leasing.artisan.inactivity_warned.v1"
 
 
+class LogisticsIn(ConsumedPayload):
+    """The logistics of a unit's site (inventory's `logistics`); absent means none."""
+
+    rail_siding: bool = False
+    river_quay_distance_m: int | None = None
+    petite_ceinture_station: str | None = None
+    freight_max_weight_t: float | None = None
+    freight_max_height_m: float | None = None
+    cargo_bike_spaces: int = 0
+
+
 class UnitSnapshotIn(ConsumedPayload):
     unit_id: str
     site_id: str = ""
@@ -74,6 +85,12 @@ class UnitSnapshotIn(ConsumedPayload):
     longitude: float | None = None
     opens_for_visits: bool = False
     version: int = 0
+    # Issue 18: a seasonal stall and the period it is let for; the site's logistics. Events
+    # from before them are workshops with no logistics given.
+    space_kind: str = "workshop"
+    period_start: date | None = None
+    period_end: date | None = None
+    logistics: LogisticsIn = Field(default_factory=LogisticsIn)
 
 
 class VacancyOpenedIn(ConsumedPayload):

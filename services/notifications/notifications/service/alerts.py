@@ -69,6 +69,15 @@ def unit_facts(unit: UnitSnapshotIn) -> UnitFacts:
         floor_load_kg_m2=unit.floor_load_kg_m2,
         power_kva=unit.power_kva,
         site_id=unit.site_id,
+        space_kind=unit.space_kind,
+        period_start=unit.period_start,
+        period_end=unit.period_end,
+        rail_siding=unit.logistics.rail_siding,
+        river_quay_distance_m=unit.logistics.river_quay_distance_m,
+        petite_ceinture_station=unit.logistics.petite_ceinture_station,
+        freight_max_weight_t=unit.logistics.freight_max_weight_t,
+        freight_max_height_m=unit.logistics.freight_max_height_m,
+        cargo_bike_spaces=unit.logistics.cargo_bike_spaces,
     )
 
 

@@ -18,6 +18,7 @@ from notifications.domain import (
     SubscriptionStatus,
     feature_mask,
     index_terms,
+    logistics_mask,
 )
 from notifications.mailer import read_unsubscribe_token
 from notifications.models import Subscription
@@ -91,6 +92,12 @@ def _set_criteria(sub: Subscription, criteria: CriteriaIn) -> None:
     sub.max_surface_m2 = criteria.max_surface_m2
     sub.max_rent_eur_m2_year = criteria.max_rent_eur_m2_year
     sub.feature_mask = feature_mask(f.value for f in criteria.features)
+    stored = Criteria.from_stored(sub.criteria)
+    sub.space_kind = stored.wanted_space_kind
+    sub.logistics_mask = logistics_mask(stored.logistics)
+    sub.river_quay_within_m = criteria.river_quay_within_m
+    sub.min_freight_weight_t = criteria.min_freight_weight_t
+    sub.min_freight_height_m = criteria.min_freight_height_m
 
 
 async def _refile(session: AsyncSession, sub: Subscription) -> None:
