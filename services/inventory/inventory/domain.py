@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 
 
@@ -12,6 +13,25 @@ class SiteKind(StrEnum):
     ATELIERS_DE_PARIS = "ateliers_de_paris"
     PEPINIERE = "pepiniere"
     OTHER = "other"
+    FAB_LAB = "fab_lab"
+    TIERS_LIEU = "tiers_lieu"
+    # Last-mile logistics premises (espaces de logistique urbaine), small stations of the
+    # petite ceinture among them.
+    LOGISTIQUE_URBAINE = "logistique_urbaine"
+    # Seasonal sales stalls (Christmas markets, tourist sites): the site of `stall` units.
+    MARCHE_SAISONNIER = "marche_saisonnier"
+
+
+class SpaceKind(StrEnum):
+    """What a unit is: a workshop (production space, let open-ended) or a seasonal sales stall
+    (let for a period, never production surface)."""
+
+    WORKSHOP = "workshop"
+    STALL = "stall"
+
+
+# A stall is let for a season, not a year: at most about six months.
+STALL_MAX_DAYS = 183
 
 
 class UseClass(StrEnum):
@@ -81,9 +101,15 @@ def vacancy_change(before: UnitStatus | None, after: UnitStatus) -> str | None:
     return None
 
 
-def production_surface(use_class: UseClass, surface_m2: float, status: UnitStatus) -> float:
-    """The m² a unit contributes to the city's production surface (withdrawn units count 0)."""
-    if use_class != UseClass.PRODUCTION or status == S.WITHDRAWN:
+def production_surface(
+    use_class: UseClass,
+    surface_m2: float,
+    status: UnitStatus,
+    space_kind: SpaceKind = SpaceKind.WORKSHOP,
+) -> float:
+    """The m² a unit contributes to the city's production surface (withdrawn units and sales
+    stalls count 0: a stall is let for a season to sell, not to make)."""
+    if use_class != UseClass.PRODUCTION or status == S.WITHDRAWN or space_kind == SpaceKind.STALL:
         return 0.0
     return float(surface_m2)
 
@@ -107,6 +133,37 @@ def protected_change(
         return "shrinking a production unit"
     if after_status == S.WITHDRAWN and before_status != S.WITHDRAWN:
         return "withdrawing a production unit"
+    return None
+
+
+def period_problem(
+    space_kind: SpaceKind,
+    site_kind: str,
+    period_start: date | None,
+    period_end: date | None,
+) -> tuple[int, str] | None:
+    """(status, detail) when a unit's kind and period do not fit its site, else None."""
+    if space_kind == SpaceKind.WORKSHOP:
+        if period_start is not None or period_end is not None:
+            return 422, (
+                "A workshop has no period; leave out period_start and period_end (only a "
+                "space_kind 'stall' is let for a period)."
+            )
+        return None
+    if site_kind != SiteKind.MARCHE_SAISONNIER:
+        return 409, (
+            "A stall (space_kind 'stall') can only be on a 'marche_saisonnier' site; add it to "
+            "a seasonal market site, or make it a workshop."
+        )
+    if period_start is None or period_end is None:
+        return 422, "A stall needs period_start and period_end (the dates the stall is let for)."
+    if period_end <= period_start:
+        return 422, "period_end must be after period_start; give the last day the stall is let."
+    if (period_end - period_start).days > STALL_MAX_DAYS:
+        return 422, (
+            f"A stall is let for at most {STALL_MAX_DAYS} days; shorten the period between "
+            "period_start and period_end."
+        )
     return None
 
 

@@ -64,9 +64,32 @@ class Site(SQLModel, table=True):
     longitude: float | None = Field(default=None, sa_column=Column(Float))
     opens_for_visits: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
     description: str | None = Field(default=None, sa_column=Column(Text))
+    # Logistics attributes (LOGISTICS_COLUMNS), copied onto the site's units.
+    rail_siding: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    river_quay_distance_m: int | None = Field(default=None, sa_column=Column(Integer))
+    petite_ceinture_station: str | None = Field(default=None, sa_column=Column(String(100)))
+    freight_max_weight_t: float | None = Field(default=None, sa_column=Column(Float))
+    freight_max_height_m: float | None = Field(default=None, sa_column=Column(Float))
+    cargo_bike_spaces: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
+# The site's logistics columns, of the same name and type on units (copied, so that a unit
+# search filters on the units' own indexed columns).
+LOGISTICS_COLUMNS = (
+    "rail_siding",
+    "river_quay_distance_m",
+    "petite_ceinture_station",
+    "freight_max_weight_t",
+    "freight_max_height_m",
+    "cargo_bike_spaces",
+)
 
 
 class Unit(SQLModel, table=True):
@@ -77,6 +100,16 @@ class Unit(SQLModel, table=True):
         CheckConstraint("rent_eur_m2_year >= 0", name="rent_non_negative"),
         Index("ix_units_search", "status", "arrondissement", "rent_eur_m2_year"),
         Index("ix_units_site", "site_id"),
+        CheckConstraint(
+            "space_kind = 'stall' OR (period_start IS NULL AND period_end IS NULL)",
+            name="workshop_has_no_period",
+        ),
+        Index("ix_units_space_kind", "space_kind", "status"),
+        Index("ix_units_rail_siding", "rail_siding", "status"),
+        Index("ix_units_river_quay", "river_quay_distance_m"),
+        Index("ix_units_petite_ceinture", "petite_ceinture_station"),
+        Index("ix_units_freight", "freight_max_weight_t", "freight_max_height_m"),
+        Index("ix_units_cargo_bike", "cargo_bike_spaces"),
     )
 
     id: str = Field(sa_column=Column(String(36), primary_key=True))
@@ -102,6 +135,25 @@ class Unit(SQLModel, table=True):
     status: str = Field(sa_column=Column(String(20), nullable=False))
     available_from: date | None = Field(default=None, sa_column=Column(Date))
     current_vacancy_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    # A workshop (production space) or a seasonal sales stall let from period_start to
+    # period_end (domain.period_problem); stalls count for no production surface.
+    space_kind: str = Field(
+        default="workshop",
+        sa_column=Column(String(20), nullable=False, server_default="workshop"),
+    )
+    period_start: date | None = Field(default=None, sa_column=Column(Date))
+    period_end: date | None = Field(default=None, sa_column=Column(Date))
+    # Copied from the site (models.LOGISTICS_COLUMNS), like arrondissement and site_kind.
+    rail_siding: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    river_quay_distance_m: int | None = Field(default=None, sa_column=Column(Integer))
+    petite_ceinture_station: str | None = Field(default=None, sa_column=Column(String(100)))
+    freight_max_weight_t: float | None = Field(default=None, sa_column=Column(Float))
+    freight_max_height_m: float | None = Field(default=None, sa_column=Column(Float))
+    cargo_bike_spaces: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
     # The development project whose production-m² commitment this unit counts towards.
     project_id: str | None = Field(
         default=None,

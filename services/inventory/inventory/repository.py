@@ -17,7 +17,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fabkit.pagination import PageParams, paginate
-from inventory.domain import Feature, UnitStatus, UseClass
+from inventory.domain import Feature, SpaceKind, UnitStatus, UseClass
 from inventory.models import (
     DevelopmentProject,
     Landlord,
@@ -133,6 +133,13 @@ class UnitSearch:
     use_class: UseClass | None = None
     site_id: str | None = None
     landlord_id: str | None = None
+    rail_siding: bool | None = None
+    river_quay_within_m: int | None = None
+    petite_ceinture: bool | None = None
+    min_freight_weight_t: float | None = None
+    min_freight_height_m: float | None = None
+    cargo_bike_parking: bool | None = None
+    space_kind: SpaceKind | None = None
     sort: str = "rent"
     page: PageParams = field(default_factory=PageParams)
 
@@ -171,6 +178,14 @@ class _Shape:
     use_class: bool
     site_id: bool
     landlord_id: bool
+    # None when not filtered on, else the flag asked (true or false): each flag's own SQL.
+    rail_siding: bool | None
+    river_quay_within_m: bool
+    petite_ceinture: bool | None
+    min_freight_weight_t: bool
+    min_freight_height_m: bool
+    cargo_bike_parking: bool | None
+    space_kind: bool
     sort: str
 
     @classmethod
@@ -190,6 +205,13 @@ class _Shape:
             use_class=q.use_class is not None,
             site_id=bool(q.site_id),
             landlord_id=bool(q.landlord_id),
+            rail_siding=q.rail_siding,
+            river_quay_within_m=q.river_quay_within_m is not None,
+            petite_ceinture=q.petite_ceinture,
+            min_freight_weight_t=q.min_freight_weight_t is not None,
+            min_freight_height_m=q.min_freight_height_m is not None,
+            cargo_bike_parking=q.cargo_bike_parking,
+            space_kind=q.space_kind is not None,
             sort=q.sort,
         )
 
@@ -235,12 +257,37 @@ def _search_statement(shape: _Shape) -> Select[Unit, Site, int]:
         stmt = stmt.where(col(Unit.site_id) == bindparam("site_id"))
     if shape.landlord_id:
         stmt = stmt.where(col(Unit.landlord_id) == bindparam("landlord_id"))
+    stmt = _logistics_filters(stmt, shape)
+    if shape.space_kind:
+        stmt = stmt.where(col(Unit.space_kind) == bindparam("space_kind"))
     # The id tie-breaker makes the order total, so pages never repeat or skip a unit.
     return (
         stmt.order_by(SORTS[shape.sort], col(Unit.id))
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
+
+
+def _logistics_filters(stmt: Select[Unit, Site, int], shape: _Shape) -> Select[Unit, Site, int]:
+    """The logistics filters, on the attributes units copy from their site (indexed)."""
+    if shape.rail_siding is not None:
+        stmt = stmt.where(col(Unit.rail_siding).is_(shape.rail_siding))
+    # An unknown distance or limit (NULL) meets no bound, as for the other minimums.
+    if shape.river_quay_within_m:
+        stmt = stmt.where(col(Unit.river_quay_distance_m) <= bindparam("river_quay_within_m"))
+    if shape.petite_ceinture is True:
+        stmt = stmt.where(col(Unit.petite_ceinture_station).is_not(None))
+    elif shape.petite_ceinture is False:
+        stmt = stmt.where(col(Unit.petite_ceinture_station).is_(None))
+    if shape.min_freight_weight_t:
+        stmt = stmt.where(col(Unit.freight_max_weight_t) >= bindparam("min_freight_weight"))
+    if shape.min_freight_height_m:
+        stmt = stmt.where(col(Unit.freight_max_height_m) >= bindparam("min_freight_height"))
+    if shape.cargo_bike_parking is True:
+        stmt = stmt.where(col(Unit.cargo_bike_spaces) > 0)
+    elif shape.cargo_bike_parking is False:
+        stmt = stmt.where(col(Unit.cargo_bike_spaces) == 0)
+    return stmt
 
 
 @functools.lru_cache(maxsize=512)
@@ -267,6 +314,10 @@ async def search_units(session: AsyncSession, q: UnitSearch) -> tuple[list[tuple
         "use_class": q.use_class.value if q.use_class else None,
         "site_id": q.site_id,
         "landlord_id": q.landlord_id,
+        "river_quay_within_m": q.river_quay_within_m,
+        "min_freight_weight": q.min_freight_weight_t,
+        "min_freight_height": q.min_freight_height_m,
+        "space_kind": q.space_kind.value if q.space_kind else None,
         "limit": q.page.limit,
         "offset": q.page.offset,
     }
@@ -290,6 +341,7 @@ async def vacant_production_m2_by_arrondissement(session: AsyncSession) -> dict[
         .where(
             col(Unit.status) == UnitStatus.AVAILABLE.value,
             col(Unit.use_class) == UseClass.PRODUCTION.value,
+            col(Unit.space_kind) == SpaceKind.WORKSHOP.value,  # stalls are no production
         )
         .group_by(col(Unit.arrondissement))
     )
@@ -310,6 +362,7 @@ async def production_totals_now(session: AsyncSession, by: str) -> list[tuple[st
         select(column, func.sum(col(Unit.surface_m2)), func.count())
         .where(
             col(Unit.use_class) == UseClass.PRODUCTION.value,
+            col(Unit.space_kind) == SpaceKind.WORKSHOP.value,  # stalls are no production
             col(Unit.status) != UnitStatus.WITHDRAWN.value,
         )
         .group_by(column)
@@ -473,6 +526,7 @@ async def production_of_projects(
         .where(
             col(Unit.project_id).in_(ids),
             col(Unit.use_class) == UseClass.PRODUCTION.value,
+            col(Unit.space_kind) == SpaceKind.WORKSHOP.value,  # stalls are no production
             col(Unit.status) != UnitStatus.WITHDRAWN.value,
         )
         .group_by(col(Unit.project_id))

@@ -25,6 +25,7 @@ from inventory.domain import (
     INITIAL_STATUSES,
     LandlordKind,
     SiteKind,
+    SpaceKind,
     UnitStatus,
     UseClass,
     postcode_matches_arrondissement,
@@ -170,6 +171,12 @@ def _check_available_from(value: date | None) -> date | None:
     return value
 
 
+def _check_day(value: date | None) -> date | None:
+    if value is not None and not (date(2000, 1, 1) <= value <= date(2100, 1, 1)):
+        raise ValueError("the date must be between 2000-01-01 and 2100-01-01")
+    return value
+
+
 # Landlords ------------------------------------------------------------------------------
 
 
@@ -193,6 +200,103 @@ class LandlordOut(BaseModel):
     created_at: datetime
 
 
+# Logistics of a site ---------------------------------------------------------------------
+
+# Bounds of what last-mile logistics in Paris looks like: quays within walking distance, the
+# 19-tonne and 3.5-tonne limits of the city's delivery rules with margins, no lorry above 6 m.
+QuayDistance = Annotated[
+    int, Field(ge=0, le=5_000, description="Metres to the nearest river quay (0 to 5,000).")
+]
+StationName = Annotated[
+    str,
+    Field(
+        min_length=2,
+        max_length=100,
+        pattern=text_pattern(2),
+        description="The petite-ceinture station on or next to the site (2 to 100 characters).",
+        examples=["Gare de Charonne"],
+    ),
+]
+FreightWeight = Annotated[
+    float,
+    Field(
+        ge=0.5,
+        le=60,
+        allow_inf_nan=False,
+        description="Heaviest freight vehicle the access takes, in tonnes (0.5 to 60).",
+    ),
+]
+FreightHeight = Annotated[
+    float,
+    Field(
+        ge=1,
+        le=6,
+        allow_inf_nan=False,
+        description="Tallest freight vehicle the access takes, in metres (1 to 6).",
+    ),
+]
+CargoBikeSpaces = Annotated[
+    int, Field(ge=0, le=500, description="Cargo-bike parking spaces on the site (0 to 500).")
+]
+_LOGISTICS_EXAMPLE: dict[str, Any] = {
+    "rail_siding": True,
+    "river_quay_distance_m": 800,
+    "petite_ceinture_station": "Gare de Charonne",
+    "freight_max_weight_t": 19,
+    "freight_max_height_m": 4,
+    "cargo_bike_spaces": 12,
+}
+
+
+class LogisticsIn(_In):
+    """A site's logistics attributes; each left out is absent (false, null or 0)."""
+
+    model_config = ConfigDict(json_schema_extra=_documented(_LOGISTICS_EXAMPLE))
+
+    rail_siding: Flag = Field(default=False, description="The site has its own rail siding.")
+    river_quay_distance_m: QuayDistance | None = None
+    petite_ceinture_station: StationName | None = None
+    freight_max_weight_t: FreightWeight | None = None
+    freight_max_height_m: FreightHeight | None = None
+    cargo_bike_spaces: CargoBikeSpaces = 0
+
+
+_LOGISTICS_NOT_NULL = ("rail_siding", "cargo_bike_spaces")
+
+
+class LogisticsPatch(_In):
+    """The logistics attributes to change; one left out keeps its value, null clears it."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_documented(
+            {"cargo_bike_spaces": 20, "freight_max_height_m": 3.5}, not_null=_LOGISTICS_NOT_NULL
+        )
+    )
+
+    rail_siding: Flag | SkipJsonSchema[None] = None
+    river_quay_distance_m: QuayDistance | None = None
+    petite_ceinture_station: StationName | None = None
+    freight_max_weight_t: FreightWeight | None = None
+    freight_max_height_m: FreightHeight | None = None
+    cargo_bike_spaces: CargoBikeSpaces | SkipJsonSchema[None] = None
+
+    _not_null = field_validator(*_LOGISTICS_NOT_NULL, mode="before")(_refuse_null)
+
+
+class LogisticsOut(BaseModel):
+    rail_siding: bool
+    river_quay_distance_m: int | None
+    petite_ceinture_station: str | None
+    freight_max_weight_t: float | None
+    freight_max_height_m: float | None
+    cargo_bike_spaces: int
+
+    @classmethod
+    def of(cls, row: Site | Unit) -> LogisticsOut:
+        """The logistics columns of a site, or the copy its unit carries."""
+        return cls.model_validate(row, from_attributes=True)
+
+
 # Sites ---------------------------------------------------------------------------------
 
 
@@ -206,6 +310,11 @@ class _SiteFields(_In):
     longitude: float | None = Field(default=None, ge=2.22, le=2.47)
     opens_for_visits: Flag = False
     description: Description | None = None
+    logistics: LogisticsIn = Field(
+        default_factory=LogisticsIn,
+        description="Logistics attributes (rail siding, river quay, petite-ceinture station, "
+        "freight access, cargo-bike parking); all optional.",
+    )
 
 
 class SiteCreate(_SiteFields):
@@ -221,6 +330,7 @@ class SiteCreate(_SiteFields):
                 "longitude": 2.3867,
                 "opens_for_visits": True,
                 "description": "Workshops of 120 to 320 m² with goods lifts, near the ring road.",
+                "logistics": {"freight_max_weight_t": 19, "freight_max_height_m": 4},
             },
             all_of=(POSTCODE_OF_ARRONDISSEMENT, COORDINATES_IN_PAIRS),
         )
@@ -266,8 +376,12 @@ class SitePatch(_In):
     longitude: float | None = Field(default=None, ge=2.22, le=2.47)
     opens_for_visits: Flag | SkipJsonSchema[None] = None
     description: Description | None = None
+    logistics: LogisticsPatch | SkipJsonSchema[None] = Field(
+        default=None,
+        description="The logistics attributes to change (the site's units follow).",
+    )
 
-    _not_null = field_validator(*_SITE_NOT_NULL, mode="before")(_refuse_null)
+    _not_null = field_validator(*_SITE_NOT_NULL, "logistics", mode="before")(_refuse_null)
 
 
 class SiteOut(BaseModel):
@@ -282,9 +396,17 @@ class SiteOut(BaseModel):
     longitude: float | None
     opens_for_visits: bool
     description: str | None
+    logistics: LogisticsOut
     version: int
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, site: Site) -> SiteOut:
+        return cls(
+            **{k: getattr(site, k) for k in cls.model_fields if k != "logistics"},
+            logistics=LogisticsOut.of(site),
+        )
 
 
 # Units ---------------------------------------------------------------------------------
@@ -310,6 +432,7 @@ class UnitCreate(_In):
                 "charges_eur_m2_year": 25,
                 "status": "unavailable",
                 "available_from": "2027-01-15",
+                "space_kind": "workshop",
             }
         )
     )
@@ -335,9 +458,22 @@ class UnitCreate(_In):
         description="The development project (GET /v1/projects) whose production-m² "
         "commitment this unit counts towards; it must be in the site's arrondissement.",
     )
+    space_kind: SpaceKind = Field(
+        default=SpaceKind.WORKSHOP,
+        description="workshop (production space) or stall (a seasonal sales stall, only on a "
+        "marche_saisonnier site, let from period_start to period_end; not production surface).",
+    )
+    period_start: IsoDate | None = Field(
+        default=None, description="A stall's first day let (stalls only, required for them)."
+    )
+    period_end: IsoDate | None = Field(
+        default=None,
+        description="A stall's last day let: after period_start, at most 183 days later.",
+    )
 
     _trades = field_validator("allowed_trades")(_unique_trades)
     _from = field_validator("available_from")(_check_available_from)
+    _period = field_validator("period_start", "period_end")(_check_day)
 
     @field_validator("status")
     @classmethod
@@ -385,6 +521,12 @@ class UnitPatch(_In):
         default=None,
         description="The development project this unit counts towards (null unlinks it).",
     )
+    period_start: IsoDate | SkipJsonSchema[None] = Field(
+        default=None, description="A stall's new first day let (stalls only)."
+    )
+    period_end: IsoDate | SkipJsonSchema[None] = Field(
+        default=None, description="A stall's new last day let (stalls only)."
+    )
     reason: Description | None = Field(
         default=None,
         description="Why the unit changes, kept in the production-surface ledger.",
@@ -401,9 +543,12 @@ class UnitPatch(_In):
         "admins only); the loss is flagged to officers and counted in the metrics.",
     )
 
-    _not_null = field_validator(*_UNIT_NOT_NULL, mode="before")(_refuse_null)
+    _not_null = field_validator(*_UNIT_NOT_NULL, "period_start", "period_end", mode="before")(
+        _refuse_null
+    )
     _trades = field_validator("allowed_trades")(_unique_trades)
     _from = field_validator("available_from")(_check_available_from)
+    _period = field_validator("period_start", "period_end")(_check_day)
 
     @model_validator(mode="after")
     def _one_cover(self) -> UnitPatch:
@@ -446,6 +591,10 @@ class UnitOut(BaseModel):
     available_from: date | None
     vacancy_id: str | None
     project_id: str | None = None
+    space_kind: SpaceKind = SpaceKind.WORKSHOP
+    period_start: date | None = None
+    period_end: date | None = None
+    logistics: LogisticsOut = Field(description="The site's logistics attributes.")
     version: int
     created_at: datetime
     updated_at: datetime
@@ -476,6 +625,10 @@ class UnitOut(BaseModel):
             available_from=unit.available_from,
             vacancy_id=unit.current_vacancy_id,
             project_id=unit.project_id,
+            space_kind=SpaceKind(unit.space_kind),
+            period_start=unit.period_start,
+            period_end=unit.period_end,
+            logistics=LogisticsOut.of(unit),
             version=unit.version,
             created_at=unit.created_at,
             updated_at=unit.updated_at,
@@ -540,12 +693,6 @@ class ProjectStatus(StrEnum):
     UNDER_CONSTRUCTION = "under_construction"
     DELIVERED = "delivered"
     CANCELLED = "cancelled"
-
-
-def _check_day(value: date | None) -> date | None:
-    if value is not None and not (date(2000, 1, 1) <= value <= date(2100, 1, 1)):
-        raise ValueError("the date must be between 2000-01-01 and 2100-01-01")
-    return value
 
 
 # A development project may carry tens of thousands of m² (Bercy-Charenton: 180 ha).

@@ -21,7 +21,7 @@ from inventory.api.deps import (
     idempotency,
     respond,
 )
-from inventory.domain import Feature, SiteKind, UnitStatus, UseClass
+from inventory.domain import Feature, SiteKind, SpaceKind, UnitStatus, UseClass
 from inventory.repository import UnitSearch
 from inventory.schemas import TRADE_RE, LedgerEntryOut, UnitCreate, UnitOut, UnitPatch
 from inventory.service import surface, units
@@ -65,6 +65,36 @@ MinPower = Annotated[
         "units with no recorded power do not match.",
     ),
 ]
+# The bounds of the site's logistics fields (schemas.LogisticsIn).
+RiverQuayWithin = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=5_000,
+        description="Only units whose site is at most this many metres from a river quay "
+        "(0 to 5,000); sites with no recorded distance do not match.",
+    ),
+]
+MinFreightWeight = Annotated[
+    float | None,
+    Query(
+        ge=0.5,
+        le=60,
+        allow_inf_nan=False,
+        description="Only units whose site's freight access takes vehicles of at least this "
+        "weight, in tonnes (0.5 to 60); sites with no recorded limit do not match.",
+    ),
+]
+MinFreightHeight = Annotated[
+    float | None,
+    Query(
+        ge=1,
+        le=6,
+        allow_inf_nan=False,
+        description="Only units whose site's freight access takes vehicles of at least this "
+        "height, in metres (1 to 6); sites with no recorded limit do not match.",
+    ),
+]
 Sort = Literal["rent", "-rent", "surface", "-surface", "available_from", "updated"]
 
 
@@ -105,6 +135,25 @@ async def search_units(
     use_class: UseClass | None = None,
     site_id: str | None = None,
     landlord_id: str | None = None,
+    rail_siding: Annotated[
+        bool | None,
+        Query(description="true: only sites with a rail siding; false: only sites without."),
+    ] = None,
+    river_quay_within_m: RiverQuayWithin = None,
+    petite_ceinture: Annotated[
+        bool | None,
+        Query(description="true: only sites at a petite-ceinture station; false: only others."),
+    ] = None,
+    min_freight_weight_t: MinFreightWeight = None,
+    min_freight_height_m: MinFreightHeight = None,
+    cargo_bike_parking: Annotated[
+        bool | None,
+        Query(description="true: only sites with cargo-bike spaces; false: only sites without."),
+    ] = None,
+    space_kind: Annotated[
+        SpaceKind | None,
+        Query(description="workshop or stall; left out, both (the whole list, as before)."),
+    ] = None,
     sort: Sort = "rent",
 ) -> Response:
     query = UnitSearch(
@@ -122,6 +171,13 @@ async def search_units(
         use_class=use_class,
         site_id=site_id,
         landlord_id=landlord_id,
+        rail_siding=rail_siding,
+        river_quay_within_m=river_quay_within_m,
+        petite_ceinture=petite_ceinture,
+        min_freight_weight_t=min_freight_weight_t,
+        min_freight_height_m=min_freight_height_m,
+        cargo_bike_parking=cargo_bike_parking,
+        space_kind=space_kind,
         sort=sort,
         page=page,
     )

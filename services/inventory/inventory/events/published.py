@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
 from fabkit.events import EventPayload
 from fabkit.outbox import Emitter
 
@@ -16,6 +18,29 @@ UNIT_TOPIC = "inventory.unit.events"
 SITE_TOPIC = "inventory.site.events"
 SURFACE_TOPIC = "inventory.surface.events"
 DLQ_TOPIC = "inventory.dlq"
+
+
+class LogisticsSnapshot(EventPayload):
+    """A site's logistics attributes (the defaults say "none recorded")."""
+
+    rail_siding: bool = False
+    river_quay_distance_m: int | None = None
+    petite_ceinture_station: str | None = None
+    freight_max_weight_t: float | None = None
+    freight_max_height_m: float | None = None
+    cargo_bike_spaces: int = 0
+
+    @classmethod
+    def of(cls, row: Site | Unit) -> LogisticsSnapshot:
+        """The site's attributes, or the copy its unit carries."""
+        return cls(
+            rail_siding=row.rail_siding,
+            river_quay_distance_m=row.river_quay_distance_m,
+            petite_ceinture_station=row.petite_ceinture_station,
+            freight_max_weight_t=row.freight_max_weight_t,
+            freight_max_height_m=row.freight_max_height_m,
+            cargo_bike_spaces=row.cargo_bike_spaces,
+        )
 
 
 class SiteSnapshot(EventPayload):
@@ -30,6 +55,8 @@ class SiteSnapshot(EventPayload):
     longitude: float | None
     opens_for_visits: bool
     version: int
+    # Added inside v1 (optional with a default): older events carry none.
+    logistics: LogisticsSnapshot = Field(default_factory=LogisticsSnapshot)
 
     @classmethod
     def of(cls, site: Site) -> SiteSnapshot:
@@ -46,6 +73,7 @@ class SiteSnapshot(EventPayload):
             longitude=site.longitude,
             opens_for_visits=site.opens_for_visits,
             version=site.version,
+            logistics=LogisticsSnapshot.of(site),
         )
 
 
@@ -81,6 +109,12 @@ class UnitSnapshot(EventPayload):
     longitude: float | None
     opens_for_visits: bool
     version: int
+    # Added inside v1 (optional with defaults): a workshop, or a stall let for a period, and
+    # its site's logistics attributes.
+    space_kind: str = "workshop"
+    period_start: date | None = None
+    period_end: date | None = None
+    logistics: LogisticsSnapshot = Field(default_factory=LogisticsSnapshot)
 
     @classmethod
     def of(cls, unit: Unit, site: Site, landlord: Landlord) -> UnitSnapshot:
@@ -115,6 +149,10 @@ class UnitSnapshot(EventPayload):
             longitude=site.longitude,
             opens_for_visits=site.opens_for_visits,
             version=unit.version,
+            space_kind=unit.space_kind,
+            period_start=unit.period_start,
+            period_end=unit.period_end,
+            logistics=LogisticsSnapshot.of(unit),
         )
 
 

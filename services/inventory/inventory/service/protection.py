@@ -19,7 +19,7 @@ from fabkit.auth import Principal, Role
 from fabkit.db import on_commit
 from fabkit.errors import ProblemError
 from inventory import repository as repo
-from inventory.domain import UnitStatus, UseClass, production_surface
+from inventory.domain import SpaceKind, UnitStatus, UseClass, production_surface
 from inventory.metrics import UNCOMPENSATED_M2
 from inventory.models import SurfaceCompensation, SurfaceLedgerEntry, Unit
 from inventory.schemas import (
@@ -239,11 +239,17 @@ async def _check_delivering_unit(
         raise ProblemError(
             422, f"No unit with id {unit_id}; check '{prefix}unit_id' or leave it out."
         )
-    if production_surface(UseClass(unit.use_class), unit.surface_m2, UnitStatus(unit.status)) <= 0:
+    surface = production_surface(
+        UseClass(unit.use_class),
+        unit.surface_m2,
+        UnitStatus(unit.status),
+        SpaceKind(unit.space_kind),
+    )
+    if surface <= 0:
         raise ProblemError(
             422,
-            f"Unit {unit_id} adds no production surface (it is not a production unit, or it "
-            f"is withdrawn); '{prefix}unit_id' must name a production unit.",
+            f"Unit {unit_id} adds no production surface (it is not a production unit, it is a "
+            f"stall, or it is withdrawn); '{prefix}unit_id' must name a production unit.",
         )
     if unit.arrondissement != arrondissement:
         raise ProblemError(

@@ -14,6 +14,8 @@ from fabkit.idempotency import Idempotency, Written, run_idempotent
 from fabkit.pagination import Page, PageParams
 from inventory import repository as repo
 from inventory.domain import (
+    SiteKind,
+    SpaceKind,
     UnitStatus,
     UseClass,
     postcode_matches_arrondissement,
@@ -28,14 +30,14 @@ from inventory.events.published import (
     emit,
 )
 from inventory.geocoding import Geocoded, Geocoder, Outcome
-from inventory.models import Site
+from inventory.models import LOGISTICS_COLUMNS, Site
 from inventory.schemas import SiteCreate, SiteOut, SitePatch
 from inventory.service.common import Sessions, check_owner, new_id, stored
 from inventory.service.surface import publish_ledger, record_surface
 
 
 def _out(site: Site) -> SiteOut:
-    return SiteOut.model_validate(site, from_attributes=True)
+    return SiteOut.of(site)
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,14 @@ async def _create_site(
     async def create(session: AsyncSession) -> Written:
         if await repo.get_landlord(session, landlord_id) is None:
             raise ProblemError(422, f"No landlord with id {landlord_id}.")
-        fields = data.model_dump(exclude={"landlord_id", "kind"})
-        site = Site(id=site_id, landlord_id=landlord_id, kind=data.kind.value, **fields)
+        fields = data.model_dump(exclude={"landlord_id", "kind", "logistics"})
+        site = Site(
+            id=site_id,
+            landlord_id=landlord_id,
+            kind=data.kind.value,
+            **fields,
+            **data.logistics.model_dump(),
+        )
         session.add(site)
         await session.flush()
         emit(session, site.id, SiteRegistered(site=SiteSnapshot.of(site)))
@@ -147,8 +155,9 @@ async def update_site(
 ) -> SiteWritten:
     """Correct a site; its units follow a new arrondissement or kind (and their surface moves).
     A new address without coordinates gets the geocoder's, or none (the old ones were of the
-    old address)."""
+    old address). Logistics attributes are copied onto the units in the same transaction."""
     changes = patch.model_dump(exclude_unset=True)
+    changes.update(changes.pop("logistics", None) or {})
     geocoded = Geocoded(Outcome.GIVEN)
     moved = {"address", "postcode"} & changes.keys()
     if geocoder is not None and moved and not {"latitude", "longitude"} & changes.keys():
@@ -192,15 +201,29 @@ async def _update_site(
             raise ProblemError(422, "Give both latitude and longitude, or neither.")
         site.version += 1
         site.updated_at = datetime.now(UTC)
-        if "arrondissement" in changed or "kind" in changed:
+        if "kind" in changed and site.kind != SiteKind.MARCHE_SAISONNIER:
+            await _refuse_orphan_stalls(session, site)
+        if {"arrondissement", "kind", *LOGISTICS_COLUMNS} & set(changed):
             await _propagate_to_units(session, principal, site)
             await publish_ledger(session)
         emit(session, site.id, SiteUpdated(site=SiteSnapshot.of(site), changed=changed))
         return Written(200, _out(site).model_dump(mode="json"), etag=etag_of(site.version))
 
 
+async def _refuse_orphan_stalls(session: AsyncSession, site: Site) -> None:
+    """409 when a seasonal market with stalls would become a kind of site stalls cannot be on."""
+    units = await repo.units_of_site(session, site.id)
+    if any(u.space_kind == SpaceKind.STALL for u in units):
+        raise ProblemError(
+            409,
+            "This site has stalls (space_kind 'stall'), which only a 'marche_saisonnier' site "
+            "can have; keep its kind, or withdraw its stalls first.",
+        )
+
+
 async def _propagate_to_units(session: AsyncSession, principal: Principal, site: Site) -> None:
-    """Units carry their site's arrondissement and kind; a correction moves their surface too."""
+    """Units carry their site's arrondissement, kind and logistics attributes; a correction of
+    the arrondissement moves their surface too."""
     landlord = await repo.get_landlord(session, site.landlord_id)
     assert landlord is not None
     for unit in await repo.units_of_site(session, site.id, for_update=True):
@@ -208,12 +231,17 @@ async def _propagate_to_units(session: AsyncSession, principal: Principal, site:
         moved = old_arrondissement != site.arrondissement
         unit.arrondissement = site.arrondissement
         unit.site_kind = site.kind
+        for column in LOGISTICS_COLUMNS:
+            setattr(unit, column, getattr(site, column))
         unit.version += 1
         unit.updated_at = datetime.now(UTC)
         snapshot = UnitSnapshot.of(unit, site, landlord)
         emit(session, unit.id, UnitUpdated(unit=snapshot, changed=["site"]))
         prod = production_surface(
-            UseClass(unit.use_class), unit.surface_m2, UnitStatus(unit.status)
+            UseClass(unit.use_class),
+            unit.surface_m2,
+            UnitStatus(unit.status),
+            SpaceKind(unit.space_kind),
         )
         if moved and prod > 0:
             # Two entries keep per-arrondissement sums of delta_m2 right; the last one of a

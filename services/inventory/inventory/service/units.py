@@ -9,7 +9,7 @@ write, the events and the ledger, in the caller's transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,10 +22,12 @@ from fabkit.idempotency import Idempotency, Written, run_idempotent
 from fabkit.pagination import Page
 from inventory import repository as repo
 from inventory.domain import (
+    SpaceKind,
     TransitionError,
     UnitStatus,
     UseClass,
     check_transition,
+    period_problem,
     production_surface,
     protected_change,
     vacancy_change,
@@ -40,7 +42,7 @@ from inventory.events.published import (
     emit,
 )
 from inventory.metrics import VACANCIES_OPENED
-from inventory.models import Landlord, Site, Unit
+from inventory.models import LOGISTICS_COLUMNS, Landlord, Site, Unit
 from inventory.schemas import CompensationIn, UncompensatedIn, UnitCreate, UnitOut, UnitPatch
 from inventory.service.common import Sessions, check_owner, new_id, stored
 from inventory.service.protection import (
@@ -84,6 +86,7 @@ async def insert_unit(
         raise ProblemError(
             409, f"Site {site.name!r} already has a unit with reference {data.reference!r}."
         )
+    _check_period(data.space_kind, site, data.period_start, data.period_end)
     if data.project_id is not None:
         await check_project_link(session, data.project_id, site.arrondissement)
     landlord = await _landlord_of(session, site.landlord_id)
@@ -94,8 +97,10 @@ async def insert_unit(
         landlord_id=site.landlord_id,
         arrondissement=site.arrondissement,
         site_kind=site.kind,
-        **data.model_dump(exclude={"use_class", "status"}),
+        **{column: getattr(site, column) for column in LOGISTICS_COLUMNS},
+        **data.model_dump(exclude={"use_class", "status", "space_kind"}),
         use_class=data.use_class.value,
+        space_kind=data.space_kind.value,
         status=status.value,
         current_vacancy_id=new_id() if status is UnitStatus.AVAILABLE else None,
     )
@@ -106,7 +111,7 @@ async def insert_unit(
     emit(session, unit.id, UnitRegistered(unit=snapshot))
     if unit.current_vacancy_id:
         _open_vacancy(session, unit, snapshot)
-    prod = production_surface(data.use_class, unit.surface_m2, status)
+    prod = production_surface(data.use_class, unit.surface_m2, status, data.space_kind)
     if prod > 0:
         record_surface(session, principal, unit, "registered", prod, prod, None)
     await publish_ledger(session)
@@ -116,6 +121,15 @@ async def insert_unit(
         etag=etag_of(unit.version),
         location=f"/v1/units/{unit.id}",
     )
+
+
+def _check_period(
+    space_kind: SpaceKind, site: Site, period_start: date | None, period_end: date | None
+) -> None:
+    """422 or 409 when a unit's kind and period do not fit (domain.period_problem)."""
+    problem = period_problem(space_kind, site.kind, period_start, period_end)
+    if problem is not None:
+        raise ProblemError(*problem)
 
 
 # Reading ---------------------------------------------------------------------------------
@@ -190,11 +204,13 @@ class _Move:
     after_use: UseClass
     before_surface: float
     after_surface: float
+    space_kind: SpaceKind = SpaceKind.WORKSHOP  # never changes: a stall counts for nothing
 
     @classmethod
     def of(cls, unit: Unit, changes: dict[str, Any]) -> _Move:
         before_status, before_use = UnitStatus(unit.status), UseClass(unit.use_class)
         return cls(
+            space_kind=SpaceKind(unit.space_kind),
             before_status=before_status,
             after_status=UnitStatus(changes.get("status", before_status)),
             before_use=before_use,
@@ -215,11 +231,15 @@ class _Move:
 
     @property
     def production_before(self) -> float:
-        return production_surface(self.before_use, self.before_surface, self.before_status)
+        return production_surface(
+            self.before_use, self.before_surface, self.before_status, self.space_kind
+        )
 
     @property
     def production_after(self) -> float:
-        return production_surface(self.after_use, self.after_surface, self.after_status)
+        return production_surface(
+            self.after_use, self.after_surface, self.after_status, self.space_kind
+        )
 
     @property
     def ledger_change(self) -> str:
@@ -252,6 +272,13 @@ async def apply_unit_changes(
         refuse_cover_without_loss(compensation, uncompensated)
         check_officer_change(principal, changed, covered=False)
         return UnitOut.of(unit, site)
+    if {"period_start", "period_end"} & set(changed):
+        _check_period(
+            SpaceKind(unit.space_kind),
+            site,
+            changes.get("period_start", unit.period_start),
+            changes.get("period_end", unit.period_end),
+        )
     move = _Move.of(unit, changes)
     _check_transition(move)
     loss = move.production_before - move.production_after
