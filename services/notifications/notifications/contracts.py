@@ -546,6 +546,56 @@ class InactivityWarningEmail(_Email):
     login_url: str = Field(description="The portal's login: logging in keeps the account")
 
 
+# E-mails about workshop visits, to the address a booking was made with, in its language -----
+
+
+class VisitRef(_Contract):
+    """The visit an e-mail is about, as its reader needs it."""
+
+    slot_id: str
+    title: str
+    site_name: str
+    site_address: str
+    postcode: str
+    starts_at: datetime = Field(description="UTC")
+    ends_at: datetime = Field(description="UTC")
+    languages: list[str] = Field(default_factory=list)
+    accessibility: list[str] = Field(default_factory=list)
+    accessibility_notes: str | None = None
+    url: str = Field(description="The visit's page on the portal")
+
+
+class VisitBookedEmail(_Email):
+    """The confirmation of a booking, with the link that cancels it (its token is signed, only
+    its SHA-256 is stored); no unsubscribe link: it is one message about one booking."""
+
+    email_type: ClassVar[str] = "visit.booked"
+    language: Literal["fr", "en"]
+    visit: VisitRef
+    places: int
+    cancel_url: str = Field(description="The portal's page `/visites/annuler/<token>`")
+
+
+class VisitReminderEmail(_Email):
+    """The reminder, sent once between 24 and 12 hours before the visit."""
+
+    email_type: ClassVar[str] = "visit.reminder"
+    language: Literal["fr", "en"]
+    visit: VisitRef
+    places: int
+    cancel_url: str = Field(description="The same cancellation link as the confirmation's")
+
+
+class VisitCancelledEmail(_Email):
+    """The host cancelled the visit: to each person who had booked it, with the host's reason."""
+
+    email_type: ClassVar[str] = "visit.cancelled"
+    language: Literal["fr", "en"]
+    visit: VisitRef
+    reason: str | None = None
+    visits_url: str = Field(description="The portal's list of visits")
+
+
 EMAILS: tuple[type[_Email], ...] = (
     VacancyOpenedEmail,
     VacancyDigestEmail,
@@ -560,4 +610,7 @@ EMAILS: tuple[type[_Email], ...] = (
     GuestConfirmationEmail,
     GuestVacancyAlertEmail,
     InactivityWarningEmail,
+    VisitBookedEmail,
+    VisitReminderEmail,
+    VisitCancelledEmail,
 )
