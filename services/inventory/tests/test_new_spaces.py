@@ -21,6 +21,7 @@ from inventory.cli import MIGRATIONS, migrate
 from inventory.settings import InventorySettings
 
 from .conftest import Api, headers_of, read_events
+from .test_opendata import download, regenerate, validate_csv, validate_geojson
 
 LOGISTICS = {
     "rail_siding": True,
@@ -334,6 +335,44 @@ async def test_unit_and_site_events_carry_space_kind_period_and_logistics(api: A
     assert registered["site"]["logistics"]["cargo_bike_spaces"] == 6
     assert site_updated["changed"] == ["freight_max_height_m"]
     assert site_updated["site"]["logistics"]["freight_max_height_m"] == 3.5
+
+
+# Open data -----------------------------------------------------------------------------
+
+
+async def test_open_data_files_carry_the_new_kinds_logistics_and_stalls(api: Api) -> None:
+    _, owner = await api.new_landlord()
+    depot = await api.new_site(
+        owner, kind="logistique_urbaine", logistics=LOGISTICS, latitude=48.85, longitude=2.40
+    )
+    market = await api.new_site(owner, **MARKET, latitude=48.855, longitude=2.30)
+    workshop = await api.new_unit(depot["id"], owner, status="available")
+    booth = await stall(api, market["id"], owner, status="available")
+    await regenerate(api)
+
+    vacancies = {
+        v["unit_id"]: v for v in validate_csv("vacancies", await download(api, "vacancies.csv"))
+    }
+    assert vacancies[workshop["id"]]["type_site"] == "logistique_urbaine"
+    assert vacancies[workshop["id"]]["type_local"] == "workshop"
+    assert vacancies[workshop["id"]]["embranchement_ferre"] == "true"
+    assert vacancies[workshop["id"]]["distance_quai_fluvial_m"] == "800"
+    assert vacancies[workshop["id"]]["gare_petite_ceinture"] == "Gare de Charonne"
+    assert vacancies[workshop["id"]]["fret_poids_max_t"] == "19"
+    assert vacancies[workshop["id"]]["places_velos_cargo"] == "12"
+    assert vacancies[workshop["id"]]["periode_debut"] == ""
+    assert vacancies[booth["id"]]["type_site"] == "marche_saisonnier"
+    assert vacancies[booth["id"]]["type_local"] == "stall"
+    assert (vacancies[booth["id"]]["periode_debut"], vacancies[booth["id"]]["periode_fin"]) == (
+        "2026-11-27",
+        "2026-12-31",
+    )
+    sites = {s["site_id"]: s for s in validate_csv("sites", await download(api, "sites.csv"))}
+    assert sites[depot["id"]]["fret_hauteur_max_m"] == "4"
+    assert sites[market["id"]]["embranchement_ferre"] == "false"
+    assert sites[market["id"]]["surface_production_m2"] == "0"  # a stall is no production
+    for dataset in ("vacancies", "sites"):
+        validate_geojson(dataset, await download(api, f"{dataset}.geojson"))
 
 
 # Migration 0004 ------------------------------------------------------------------------

@@ -92,6 +92,18 @@ def code_insee(arrondissement: int) -> str:
 # Rows ------------------------------------------------------------------------------------
 
 
+def logistics_cells(row: Site | Unit) -> dict[str, Any]:
+    """A site's logistics attributes (or the copy its unit carries) as the files name them."""
+    return {
+        "embranchement_ferre": row.rail_siding,
+        "distance_quai_fluvial_m": row.river_quay_distance_m,
+        "gare_petite_ceinture": row.petite_ceinture_station,
+        "fret_poids_max_t": row.freight_max_weight_t,
+        "fret_hauteur_max_m": row.freight_max_height_m,
+        "places_velos_cargo": row.cargo_bike_spaces,
+    }
+
+
 def vacancy_row(unit: Unit, site: Site, landlord: Landlord | None) -> dict[str, Any]:
     return {
         "unit_id": unit.id,
@@ -119,6 +131,10 @@ def vacancy_row(unit: Unit, site: Site, landlord: Landlord | None) -> dict[str, 
         "accessible_de_plain_pied": unit.step_free_access,
         "latitude": site.latitude,
         "longitude": site.longitude,
+        "type_local": unit.space_kind,
+        "periode_debut": unit.period_start,
+        "periode_fin": unit.period_end,
+        **logistics_cells(unit),
     }
 
 
@@ -142,6 +158,7 @@ def site_row(
         "visites": site.opens_for_visits,
         "latitude": site.latitude,
         "longitude": site.longitude,
+        **logistics_cells(site),
     }
 
 
