@@ -23,6 +23,7 @@ from notifications.api import (
     privacy,
     subscriptions,
     unsubscribe,
+    visits,
     webhooks,
 )
 from notifications.clock import CLOCK
@@ -30,6 +31,7 @@ from notifications.events.handlers import consumer_specs
 from notifications.metrics import refresh_gauges
 from notifications.service.demand import DemandPublisher
 from notifications.service.retention import refresh_oldest, run_retention_loop
+from notifications.service.visit_mail import run_visit_mail_loop
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
 from notifications.worker import DeliveryWorker
@@ -77,6 +79,13 @@ TAGS = [
         "description": "Anonymised demand: saved searches by arrondissement and trade against "
         "the open vacancies, counts under 5 people suppressed (docs/open-data.md).",
     },
+    {
+        "name": "visits",
+        "description": "Workshop visits a site or a tenant opens (from inventory): anyone lists "
+        "them, books places with an e-mail address (no token; confirmation, reminder the day "
+        "before, cancellation by the e-mail's link) and subscribes to their iCalendar feed; "
+        "hosts (landlords, artisans) see their bookings.",
+    },
     {"name": "health", "description": "Liveness and readiness probes."},
     {
         "name": "webhooks",
@@ -116,6 +125,13 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
                         name="retention",
                     )
                 )
+                # Visits' reminders the day before, and the host's cancellations.
+                runtime.tasks.append(
+                    asyncio.create_task(
+                        run_visit_mail_loop(runtime.sessions, settings, runtime.stop),
+                        name="visit-mail",
+                    )
+                )
             yield
 
     app = FastAPI(
@@ -136,7 +152,16 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     install_access_log(app)
     install_tracing(app, settings.service_name)
     app.include_router(health_router)
-    for module in (subscriptions, feed, deliveries, unsubscribe, guests, privacy, opendata):
+    for module in (
+        subscriptions,
+        feed,
+        deliveries,
+        unsubscribe,
+        guests,
+        visits,
+        privacy,
+        opendata,
+    ):
         app.include_router(module.router)
     app.state.demand = DemandPublisher(
         settings.open_data_supply_url,

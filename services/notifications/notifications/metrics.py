@@ -44,6 +44,17 @@ WEBHOOKS_DISABLED = counter(
     "disable) or failing (every attempt failed for delivery_disable_after_failing_s)",
     ("reason",),
 )
+VISIT_BOOKINGS = counter(
+    "notifications_visit_bookings_total",
+    "Workshop visit bookings by outcome: booked, full (refused, no place left), cancelled (by "
+    "the person's link)",
+    ("outcome",),
+)
+VISIT_PLACES = gauge(
+    "notifications_visit_places_booked",
+    "Places booked on each site's upcoming visits (set on each booking and cancellation)",
+    ("site_id",),
+)
 MATCH_DURATION = histogram(
     "notifications_match_duration_seconds", "Matching one vacancy against the saved searches"
 )

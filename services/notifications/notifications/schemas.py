@@ -19,7 +19,7 @@ from notifications.domain import (
     SpaceKind,
 )
 from notifications.domain import SubscriptionStatus as Status
-from notifications.models import FeedItem, Subscription
+from notifications.models import FeedItem, Subscription, VisitSlot
 from notifications.webhooks import secret_key
 
 TRADE_RE = re.compile(r"^[a-z][a-z0-9_]{1,59}$")
@@ -601,3 +601,178 @@ class DemandFileOut(BaseModel):
 class DemandCatalogue(BaseModel):
     licence: dict[str, str]
     files: list[DemandFileOut]
+
+
+# Workshop visits -------------------------------------------------------------------------------
+
+VisitLanguage = Literal["fr", "en"]
+
+VISIT_EXAMPLE: dict[str, Any] = {
+    "slot_id": "slot-berlier-2026-12-12",
+    "site_id": "a3f1c2d4",
+    "site_name": "Hôtel industriel Berlier",
+    "site_address": "26 rue Bruneseau",
+    "postcode": "75013",
+    "arrondissement": 13,
+    "latitude": 48.826,
+    "longitude": 2.383,
+    "host_kind": "site",
+    "unit_id": None,
+    "title": "Visite des ateliers bois et céramique",
+    "description": "Le gardien vous fait visiter trois ateliers et la cour de livraison.",
+    "starts_at": "2026-12-12T09:00:00Z",
+    "ends_at": "2026-12-12T10:30:00Z",
+    "capacity": 12,
+    "places_left": 5,
+    "languages": ["fr", "en"],
+    "accessibility": ["wheelchair", "hearing_loop"],
+    "accessibility_notes": "Ascenseur jusqu'au 3e étage.",
+    "trades": ["woodwork", "ceramics"],
+    "status": "scheduled",
+}
+
+
+class VisitOut(BaseModel):
+    """A workshop visit a site or one of its tenants opens: when, where, in which languages,
+    how accessible, and the places still free."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [VISIT_EXAMPLE]})
+
+    slot_id: str
+    site_id: str
+    site_name: str
+    site_address: str
+    postcode: str
+    arrondissement: int | None
+    latitude: float | None
+    longitude: float | None
+    host_kind: str = Field(
+        description="site: the landlord opens it; tenant: an artisan opens their workshop."
+    )
+    unit_id: str | None = Field(description="The workshop visited; none for a site-wide visit.")
+    title: str
+    description: str
+    starts_at: datetime = Field(description="UTC")
+    ends_at: datetime = Field(description="UTC")
+    capacity: int
+    places_left: int = Field(ge=0, description="Places still free (0: the visit is full).")
+    languages: list[str]
+    accessibility: list[str] = Field(description="e.g. wheelchair, hearing_loop")
+    accessibility_notes: str | None
+    trades: list[str]
+    status: str = Field(description="scheduled or cancelled (by the host)")
+
+    @classmethod
+    def of(cls, slot: VisitSlot) -> VisitOut:
+        return cls(
+            slot_id=slot.slot_id,
+            site_id=slot.site_id,
+            site_name=slot.site_name,
+            site_address=slot.site_address,
+            postcode=slot.postcode,
+            arrondissement=slot.arrondissement,
+            latitude=slot.latitude,
+            longitude=slot.longitude,
+            host_kind=slot.host_kind,
+            unit_id=slot.unit_id,
+            title=slot.title,
+            description=slot.description,
+            starts_at=slot.starts_at,
+            ends_at=slot.ends_at,
+            capacity=slot.capacity,
+            places_left=max(slot.capacity - slot.booked, 0),
+            languages=list(slot.languages),
+            accessibility=list(slot.accessibility),
+            accessibility_notes=slot.accessibility_notes,
+            trades=list(slot.trades),
+            status=slot.status,
+        )
+
+
+class VisitBookingCreate(StrictInput):
+    """Book places on a visit with an e-mail address (no account): a confirmation e-mail with
+    the cancellation link goes to it, and a reminder the day before."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"email": "camille@example.org", "language": "fr", "places": 2}]
+        }
+    )
+
+    email: EmailStr = Field(max_length=320, examples=["camille@example.org"])
+    language: VisitLanguage = Field(default="fr", description="Of the e-mails: fr or en.")
+    places: int = Field(default=1, strict=True, ge=1, le=4, description="1 to 4 people.")
+
+
+class VisitBookingOut(BaseModel):
+    """A booking made: the address is not repeated, the cancellation link is only in the
+    e-mail."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "booking_id": "5b0c7f0e-8a3e-4f57-9d7b-3f2f6a0c1d2e",
+                    "status": "booked",
+                    "places": 2,
+                    "visit": VISIT_EXAMPLE,
+                    "detail": "Your places are booked. A confirmation e-mail with the "
+                    "cancellation link is on its way, and a reminder comes the day before.",
+                }
+            ]
+        }
+    )
+
+    booking_id: str
+    status: Literal["booked"] = "booked"
+    places: int
+    visit: VisitOut
+    detail: str
+
+
+class VisitCancel(StrictInput):
+    """Cancel a booking with the token of its e-mail's link (`/visites/annuler/<token>`)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"token": "q3R0c1o5Yh..."}]})
+
+    token: str = Field(min_length=1, max_length=200)
+
+
+class VisitCancelled(BaseModel):
+    """The booking is cancelled (also when it already was: the link can be opened twice)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "cancelled",
+                    "slot_id": "slot-berlier-2026-12-12",
+                    "places_freed": 2,
+                    "detail": "Your booking is cancelled and its places are free again.",
+                }
+            ]
+        }
+    )
+
+    status: Literal["cancelled"] = "cancelled"
+    slot_id: str
+    places_freed: int = Field(description="0 when it was cancelled already.")
+    detail: str
+
+
+class HostedBookingOut(BaseModel):
+    """One booking on a hosted visit, as its host sees it."""
+
+    email: str
+    places: int
+    language: str
+    booked_at: datetime
+
+
+class HostedVisitOut(BaseModel):
+    """A visit the caller hosts, with who booked it (only its host sees the addresses)."""
+
+    visit: VisitOut
+    places_booked: int
+    bookings_count: int
+    bookings: list[HostedBookingOut]

@@ -17,6 +17,7 @@ from notifications.events.consumed import (
     PRIVACY_TOPIC,
     PROGRAMME_TOPIC,
     UNIT_TOPIC,
+    VISIT_SLOT_TOPIC,
 )
 
 #: Development default of the unsubscribe-link key; refused in prod.
@@ -38,6 +39,8 @@ class NotificationsSettings(ServiceSettings):
     call_topic: str = CALL_TOPIC
     # Leasing's id-only privacy events (inactivity warnings: the e-mail before an erasure).
     privacy_topic: str = PRIVACY_TOPIC
+    # Inventory's workshop visit slots (the read model bookings are made against).
+    visit_slot_topic: str = VISIT_SLOT_TOPIC
 
     # Where artisans reach this service: the base of the unsubscribe links in e-mails.
     public_base_url: str = "http://127.0.0.1:8003"
@@ -102,6 +105,12 @@ class NotificationsSettings(ServiceSettings):
     guest_confirmations_per_address_per_hour: int = Field(default=3, ge=1, le=100)
     # Guest requests (each one mails a confirmation) accepted per minute over every address.
     guest_requests_per_minute: int = Field(default=60, ge=1, le=100_000)
+
+    # Workshop visits (service/visits.py): bookings by one address within an hour before a 429,
+    # and how often the process that runs the delivery worker mails the reminders (24 to 12
+    # hours before a visit) and the host's cancellations.
+    visit_bookings_per_address_per_hour: int = Field(default=5, ge=1, le=100)
+    visit_mail_interval_s: float = Field(default=300.0, ge=0.05, le=3600)
 
     # Open data (docs/open-data.md): the anonymised demand file is computed from the saved
     # searches at most this often, and set against the supply read from inventory's public

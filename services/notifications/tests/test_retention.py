@@ -268,6 +268,7 @@ async def test_each_rule_clears_only_what_is_past_its_period(database_url: str) 
             "unsubscribed_guests": 1,
             "guest_requests": 2,  # the pending guest's request went with the guest
             "deleted_searches": 1,
+            "visit_bookings": 0,  # tested in test_visits.py
             "processed_events": 1,
             "outbox": 1,
         }

@@ -21,6 +21,8 @@ APPLICATION_TOPIC = "leasing.application.events"
 LEASE_TOPIC = "leasing.lease.events"
 CALL_TOPIC = "leasing.call.events"
 PRIVACY_TOPIC = "leasing.privacy.events"
+# Inventory's workshop visit slots (its topic pattern `inventory.<aggregate>.events`).
+VISIT_SLOT_TOPIC = "inventory.visit_slot.events"
 
 VACANCY_OPENED = "inventory.unit.vacancy_opened.v1"
 UNIT_TYPES_IGNORED = frozenset(
@@ -42,6 +44,9 @@ APPEAL_ANSWERED = "leasing.appeal.answered.v1"
 CALL_CLOSED = "leasing.call.closed.v1"
 CALL_DECIDED = "leasing.call.decided.v1"
 INACTIVITY_WARNED = "leasing.artisan.inactivity_warned.v1"
+VISIT_SLOT_PUBLISHED = "inventory.visit_slot.published.v1"
+VISIT_SLOT_UPDATED = "inventory.visit_slot.updated.v1"
+VISIT_SLOT_CANCELLED = "inventory.visit_slot.cancelled.v1"
 
 
 class LogisticsIn(ConsumedPayload):
@@ -285,3 +290,51 @@ class CallDecidedIn(ConsumedPayload):
     reason: str | None = None
     decided_at: datetime | None = None
     ranking: list[RankedIn] = Field(default_factory=list)
+
+
+# Workshop visits -------------------------------------------------------------------------------
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class VisitSlotIn(ConsumedPayload):
+    """A visit slot as inventory publishes it (a site or one of its tenants opens for visits)."""
+
+    slot_id: str
+    site_id: str = ""
+    site_name: str = ""
+    site_address: str = ""
+    postcode: str = ""
+    arrondissement: int | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    host_kind: str = "site"
+    host_landlord_id: str | None = None
+    host_artisan_id: str | None = None
+    unit_id: str | None = None
+    title: str = ""
+    description: str = ""
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int = 0
+    languages: list[str] = Field(default_factory=list)
+    accessibility: list[str] = Field(default_factory=list)
+    accessibility_notes: str | None = None
+    trades: list[str] = Field(default_factory=list)
+    status: str = "scheduled"
+    version: int = 0
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return _utc(value)
+
+
+class VisitSlotEventIn(ConsumedPayload):
+    """`inventory.visit_slot.{published,updated,cancelled}.v1`: the slot, and on a cancellation
+    the host's reason."""
+
+    slot: VisitSlotIn
+    reason: str | None = None

@@ -22,6 +22,9 @@ from notifications.events.consumed import (
     PROGRAMME_PUBLISHED,
     UNIT_TYPES_IGNORED,
     VACANCY_OPENED,
+    VISIT_SLOT_CANCELLED,
+    VISIT_SLOT_PUBLISHED,
+    VISIT_SLOT_UPDATED,
     AppealAnsweredIn,
     ApplicationDecidedIn,
     ArtisanErasedIn,
@@ -33,6 +36,7 @@ from notifications.events.consumed import (
     LeaseOfferedIn,
     ProgrammePublishedIn,
     VacancyOpenedIn,
+    VisitSlotEventIn,
 )
 from notifications.service import (
     alerts,
@@ -42,6 +46,7 @@ from notifications.service import (
     privacy,
     read_models,
     results,
+    visits,
 )
 from notifications.settings import NotificationsSettings
 from notifications.signals import Signals
@@ -95,6 +100,11 @@ def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[Co
         warned = InactivityWarnedIn.model_validate(event.data)
         await inactivity.record_warning(session, settings, signals, event, warned)
 
+    async def visit_slot(session: AsyncSession, event: CloudEvent) -> None:
+        await visits.apply_slot_event(
+            session, event.type, VisitSlotEventIn.model_validate(event.data)
+        )
+
     def only(type_: str, handler: Handler, namespace: str) -> TopicHandlers:
         return TopicHandlers(handlers={type_: handler}, ignored_prefixes=(namespace,))
 
@@ -135,6 +145,15 @@ def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[Co
         settings.privacy_topic: TopicHandlers(
             handlers={INACTIVITY_WARNED: inactivity_warned},
             ignored_prefixes=("leasing.artisan.", "leasing.privacy."),
+        ),
+        # Inventory's visit slots (key: slot id); other slot events are skipped.
+        settings.visit_slot_topic: TopicHandlers(
+            handlers={
+                VISIT_SLOT_PUBLISHED: visit_slot,
+                VISIT_SLOT_UPDATED: visit_slot,
+                VISIT_SLOT_CANCELLED: visit_slot,
+            },
+            ignored_prefixes=("inventory.visit_slot.",),
         ),
     }
     return [

@@ -38,6 +38,8 @@ from notifications.models import (
     GuestSubscriber,
     Subscription,
     SubscriptionTerm,
+    VisitBooking,
+    VisitSlot,
 )
 from notifications.service.privacy import ERASED_PAYLOAD
 
@@ -57,6 +59,7 @@ FEED_DAYS = 365
 GUEST_REQUEST_DAYS = 7
 UNSUBSCRIBED_GUEST_DAYS = 30
 DELETED_SEARCH_DAYS = 90
+VISIT_BOOKING_DAYS = 30
 PROCESSED_EVENT_DAYS = 60
 # The topics keep 7 days (deploy/topics.json); a day more, so the relay's row outlives the event.
 OUTBOX_DAYS = 8
@@ -163,6 +166,17 @@ RULES: tuple[Rule, ...] = (
         "criteria, for its deliveries); a live search stays until deleted, paused or erased",
         CONSENT,
         DELETED_SEARCH_DAYS,
+    ),
+    Rule(
+        "visit_bookings",
+        "visit_bookings",
+        "the e-mail address, language and places of someone who booked a workshop visit, the "
+        "SHA-256 of their cancellation token",
+        f"deleted {VISIT_BOOKING_DAYS} days after the visit ended (cancelled bookings too); "
+        "the slot keeps its count of places booked, with no address",
+        "contract-like request (art. 6(1)(b)): the person booked the visit and is sent its "
+        "confirmation, reminder and any cancellation",
+        VISIT_BOOKING_DAYS,
     ),
     Rule(
         "processed_events",
@@ -439,6 +453,20 @@ async def clear_deleted_searches(sessions: Sessions, now: datetime) -> int:
     return await _batches(sessions, step)
 
 
+async def delete_old_visit_bookings(sessions: Sessions, now: datetime) -> int:
+    cut = now - timedelta(days=VISIT_BOOKING_DAYS)
+    ended = select(col(VisitSlot.slot_id)).where(col(VisitSlot.ends_at) < cut)
+
+    async def step(session: AsyncSession) -> int:
+        stmt = select(col(VisitBooking.id)).where(col(VisitBooking.slot_id).in_(ended)).limit(BATCH)
+        ids = list((await session.execute(_lock(stmt, session))).scalars())
+        if ids:
+            await session.execute(delete(VisitBooking).where(col(VisitBooking.id).in_(ids)))
+        return len(ids)
+
+    return await _batches(sessions, step)
+
+
 async def delete_old_processed_events(sessions: Sessions, now: datetime) -> int:
     cut = now - timedelta(days=PROCESSED_EVENT_DAYS)
 
@@ -470,6 +498,7 @@ _APPLY: dict[str, Callable[[Sessions, datetime], Awaitable[int]]] = {
     "unsubscribed_guests": delete_unsubscribed_guests,
     "guest_requests": delete_old_guest_requests,
     "deleted_searches": clear_deleted_searches,
+    "visit_bookings": delete_old_visit_bookings,
     "processed_events": delete_old_processed_events,
     "outbox": prune_outbox,
 }
@@ -538,6 +567,7 @@ _PERSONAL: dict[str, tuple[Any, Any]] = {
     "guest_confirmations": (col(GuestConfirmation.created_at), None),
     # The copy is as old as its last update from leasing.
     "artisans": (col(Artisan.updated_at), None),
+    "visit_bookings": (col(VisitBooking.created_at), None),
     "outbox_messages": (col(OutboxMessage.created_at), None),
 }
 
