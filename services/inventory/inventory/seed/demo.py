@@ -1,5 +1,6 @@
-"""Seed the inventory with real Paris sites (paris_sites.csv), invented demo units, and the
-no-net-loss demo (seed/protection.py: a development project and a few losses)."""
+"""Seed the inventory with real Paris sites (paris_sites.csv), invented demo units, the
+no-net-loss demo (seed/protection.py: a development project and a few losses) and invented demo
+sites of the new kinds (seed/new_spaces.py: fab lab, tiers-lieu, logistics, Christmas market)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from inventory import repository as repo
 from inventory.domain import LandlordKind, SiteKind, UnitStatus, UseClass
 from inventory.geocoding import Geocoder, geocoder_of
 from inventory.schemas import LandlordCreate, SiteCreate, UnitCreate
+from inventory.seed.new_spaces import seed_new_spaces
 from inventory.seed.protection import seed_protection
 from inventory.service.common import Sessions
 from inventory.service.landlords import create_landlord
@@ -185,4 +187,9 @@ async def _seed(sessions: Sessions, geocoder: Geocoder | None) -> SeedResult:
             units.append(written.body)
             created["units"] += 1
             created["vacancies"] += data.status == UnitStatus.AVAILABLE
-    return SeedResult(**created, **await seed_protection(sessions, units))
+    protection = await seed_protection(sessions, units)
+    # After the CSV sites and the losses, drawing nothing from rng: those stay as they were.
+    spaces = await seed_new_spaces(sessions, landlord_ids[OPERATORS["Ville de Paris"][0]])
+    for key, count in spaces.items():
+        created[key] += count
+    return SeedResult(**created, **protection)
