@@ -17,7 +17,6 @@ from notifications.events.consumed import (
     PRIVACY_TOPIC,
     PROGRAMME_TOPIC,
     UNIT_TOPIC,
-    VISIT_SLOT_TOPIC,
 )
 
 #: Development default of the unsubscribe-link key; refused in prod.
@@ -39,8 +38,10 @@ class NotificationsSettings(ServiceSettings):
     call_topic: str = CALL_TOPIC
     # Leasing's id-only privacy events (inactivity warnings: the e-mail before an erasure).
     privacy_topic: str = PRIVACY_TOPIC
-    # Inventory's workshop visit slots (the read model bookings are made against).
-    visit_slot_topic: str = VISIT_SLOT_TOPIC
+    # Inventory's workshop visit slots (the read model bookings are made against), e.g.
+    # `inventory.visit_slot.events` (VISIT_SLOT_TOPIC). Unset: not consumed — brokers never
+    # auto-create topics, and the topic is not in deploy/topics.json until inventory publishes it.
+    visit_slot_topic: str | None = None
 
     # Where artisans reach this service: the base of the unsubscribe links in e-mails.
     public_base_url: str = "http://127.0.0.1:8003"

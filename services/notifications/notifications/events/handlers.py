@@ -146,16 +146,17 @@ def consumer_specs(settings: NotificationsSettings, signals: Signals) -> list[Co
             handlers={INACTIVITY_WARNED: inactivity_warned},
             ignored_prefixes=("leasing.artisan.", "leasing.privacy."),
         ),
+    }
+    if settings.visit_slot_topic:
         # Inventory's visit slots (key: slot id); other slot events are skipped.
-        settings.visit_slot_topic: TopicHandlers(
+        topics[settings.visit_slot_topic] = TopicHandlers(
             handlers={
                 VISIT_SLOT_PUBLISHED: visit_slot,
                 VISIT_SLOT_UPDATED: visit_slot,
                 VISIT_SLOT_CANCELLED: visit_slot,
             },
             ignored_prefixes=("inventory.visit_slot.",),
-        ),
-    }
+        )
     return [
         ConsumerSpec(group_id=settings.consumer_group, topics=topics, dlq_topic=settings.dlq_topic)
     ]
