@@ -60,11 +60,16 @@ ALL_ROLES = ("admin", "officer", "landlord", "artisan")
 # Public by design: the one-click unsubscribe link, whose signed token is the credential (a
 # tampered one must be refused); a guest's request for e-mail alerts (anyone may ask: it only
 # mails a confirmation link, and is rate-limited; a request without a body is refused) and its
-# confirmation, whose single-use token is the credential (a made-up one must be refused).
+# confirmation, whose single-use token is the credential (a made-up one must be refused); a
+# workshop visit's booking (anyone may book with an address: it mails a confirmation, and is
+# rate-limited; a request without a body is refused) and its cancellation, whose signed token
+# is the credential (a request without one is refused).
 PUBLIC = {
     ("notifications", "POST", "/v1/unsubscribe/{token}"),
     ("notifications", "POST", "/v1/guest-subscriptions"),
     ("notifications", "POST", "/v1/guest-subscriptions/confirm/{token}"),
+    ("notifications", "POST", "/v1/visits/{slot_id}/bookings"),
+    ("notifications", "POST", "/v1/visits/bookings/cancel"),
 }
 #: What the retired shared-secret tokens were signed with (HS256): refused everywhere now.
 RETIRED_DEV_SECRET = "dev-only-insecure-secret-change-me-0000"
@@ -454,6 +459,10 @@ class Fixture:
             ("notifications", "POST", "/v1/guest-subscriptions/confirm/{token}"): Target(
                 {"token": "made-up-" + uuid.uuid4().hex}, None
             ),
+            ("notifications", "POST", "/v1/visits/{slot_id}/bookings"): Target(
+                {"slot_id": "made-up-" + uuid.uuid4().hex}, None
+            ),
+            ("notifications", "POST", "/v1/visits/bookings/cancel"): Target({}, None),
         }
         sub_path = f"/v1/subscriptions/{self.sub_a.id}"
         for path, body in (
