@@ -154,6 +154,9 @@ class Unit(SQLModel, table=True):
     cargo_bike_spaces: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default="0")
     )
+    # The artisan of the unit's signed lease (set and cleared by leasing's lease events): the
+    # tenant who may publish visit slots of this unit.
+    tenant_artisan_id: str | None = Field(default=None, sa_column=Column(String(36)))
     # The development project whose production-m² commitment this unit counts towards.
     project_id: str | None = Field(
         default=None,
@@ -278,6 +281,49 @@ class OpenDataFile(SQLModel, table=True):
     generated_at: datetime = Field(sa_column=Column(_tz(), nullable=False))
 
 
+class VisitSlot(SQLModel, table=True):
+    """A workshop visit slot a site (its landlord) or a tenant of one of its units publishes;
+    bookings are notifications' (it consumes the slots' events)."""
+
+    __tablename__ = "visit_slots"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="visit_ends_after_start"),
+        CheckConstraint("capacity BETWEEN 1 AND 200", name="visit_capacity_range"),
+        CheckConstraint("host_kind IN ('site', 'tenant')", name="visit_host_kind"),
+        CheckConstraint("status IN ('scheduled', 'cancelled')", name="visit_status"),
+        Index("ix_visit_slots_starts", "status", "starts_at"),
+        Index("ix_visit_slots_site", "site_id", "starts_at"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    site_id: str = Field(sa_column=Column(String(36), ForeignKey("sites.id"), nullable=False))
+    unit_id: str | None = Field(
+        default=None, sa_column=Column(String(36), ForeignKey("units.id"), nullable=True)
+    )
+    # Copied from the site, like on units, so lists filter without a join.
+    landlord_id: str = Field(sa_column=Column(String(36), nullable=False))
+    arrondissement: int = Field(sa_column=Column(Integer, nullable=False))
+    host_kind: str = Field(sa_column=Column(String(10), nullable=False))
+    host_artisan_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    title: str = Field(sa_column=Column(String(120), nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    starts_at: datetime = Field(sa_column=Column(_tz(), nullable=False))
+    ends_at: datetime = Field(sa_column=Column(_tz(), nullable=False))
+    capacity: int = Field(sa_column=Column(Integer, nullable=False))
+    languages: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    accessibility: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    accessibility_notes: str | None = Field(default=None, sa_column=Column(String(500)))
+    trades: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="scheduled", sa_column=Column(String(20), nullable=False))
+    cancel_reason: str | None = Field(default=None, sa_column=Column(String(500)))
+    demo: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(_tz(), nullable=False))
+
+
 __all__ = [
     "DevelopmentProject",
     "IdempotencyRecord",
@@ -290,4 +336,5 @@ __all__ = [
     "SurfaceLedgerEntry",
     "Unit",
     "UnitTrade",
+    "VisitSlot",
 ]

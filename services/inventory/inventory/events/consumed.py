@@ -14,6 +14,8 @@ IGNORED_LEASE_TYPES = frozenset({"leasing.lease.offered.v1", "leasing.lease.rene
 class LeaseView(ConsumedPayload):
     lease_id: str
     unit_id: str
+    # The tenant, kept on the unit (Unit.tenant_artisan_id) so that it may publish visit slots.
+    artisan_id: str | None = None
 
 
 class LeaseChanged(ConsumedPayload):

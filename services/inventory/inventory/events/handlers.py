@@ -20,7 +20,7 @@ from inventory.events.consumed import (
     LeaseView,
 )
 from inventory.events.published import DLQ_TOPIC
-from inventory.service import leases
+from inventory.service import leases, visits
 from inventory.settings import InventorySettings
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,13 @@ def lease_handlers(settings: InventorySettings) -> dict[str, Handler]:
     async def on_signed(session: AsyncSession, event: CloudEvent) -> None:
         lease = LeaseChanged.model_validate(event.data).lease
         outcome = await leases.apply_lease_signed(session, settings, lease.unit_id, lease.lease_id)
+        await visits.record_tenant(session, lease.unit_id, lease.artisan_id)
         _report(outcome, event, lease)
 
     async def on_ended(session: AsyncSession, event: CloudEvent) -> None:
         lease = LeaseChanged.model_validate(event.data).lease
         outcome = await leases.apply_lease_ended(session, settings, lease.unit_id, lease.lease_id)
+        await visits.clear_tenant(session, lease.unit_id, lease.artisan_id)
         _report(outcome, event, lease)
 
     return {SIGNED: on_signed, ENDED: on_ended}
