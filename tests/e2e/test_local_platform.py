@@ -36,7 +36,11 @@ async def test_seeded_platform_publishes_a_vacancy_opened_by_one_patch(platform:
         sites = (await client.get("/v1/sites", params={"limit": 100})).json()
         names = {s["name"] for s in sites["items"]}
         assert {"Hôtel industriel Berlier", "Métropole 19", "Cour de l'Industrie"} <= names
-        assert sites["total"] == 9
+        assert sites["total"] == 13
+        # the invented demo sites of the new kinds (a fab lab, a tiers-lieu, a last-mile
+        # logistics premises, a Christmas market) are seeded beside the real ones
+        kinds = {s["kind"] for s in sites["items"]}
+        assert {"fab_lab", "tiers_lieu", "logistique_urbaine", "marche_saisonnier"} <= kinds
         landlords = (
             await client.get("/v1/landlords", headers={"Authorization": f"Bearer {admin}"})
         ).json()
