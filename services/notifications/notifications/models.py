@@ -283,11 +283,11 @@ class VisitSlot(SQLModel, table=True):
     its slot id, plus `booked`: the places taken here, which only an atomic update moves (the
     capacity is never overbooked, whatever the concurrency)."""
 
-    __tablename__ = "visit_slots"
+    __tablename__ = "visit_slot_views"
     __table_args__ = (
-        Index("ix_visit_slots_upcoming", "status", "starts_at"),
-        Index("ix_visit_slots_landlord", "host_landlord_id", "starts_at"),
-        Index("ix_visit_slots_artisan", "host_artisan_id", "starts_at"),
+        Index("ix_visit_slot_views_upcoming", "status", "starts_at"),
+        Index("ix_visit_slot_views_landlord", "host_landlord_id", "starts_at"),
+        Index("ix_visit_slot_views_artisan", "host_artisan_id", "starts_at"),
     )
 
     slot_id: str = Field(sa_column=Column(String(64), primary_key=True))

@@ -1,5 +1,5 @@
 """Workshop visits: inventory publishes the slots a site or a tenant opens (read model
-`visit_slots`); anyone books places with an e-mail address (no account), gets a confirmation
+`visit_slot_views`); anyone books places with an e-mail address (no account), gets a confirmation
 with a cancellation link and a reminder the day before; a host's cancellation is mailed to
 everyone booked (the mail job: `service/visit_mail.py`); hosts see their bookings; an iCalendar
 feed lists what is coming.

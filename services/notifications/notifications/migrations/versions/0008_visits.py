@@ -22,7 +22,7 @@ def _tz() -> sa.DateTime:
 
 def upgrade() -> None:
     op.create_table(
-        "visit_slots",
+        "visit_slot_views",
         sa.Column("slot_id", sa.String(length=64), nullable=False),
         sa.Column("site_id", sa.String(length=64), nullable=False),
         sa.Column("site_name", sa.String(length=200), nullable=False),
@@ -49,15 +49,15 @@ def upgrade() -> None:
         sa.Column("cancel_reason", sa.Text(), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("updated_at", _tz(), nullable=False),
-        sa.PrimaryKeyConstraint("slot_id", name=op.f("pk_visit_slots")),
+        sa.PrimaryKeyConstraint("slot_id", name=op.f("pk_visit_slot_views")),
     )
-    with op.batch_alter_table("visit_slots", schema=None) as batch_op:
-        batch_op.create_index("ix_visit_slots_upcoming", ["status", "starts_at"], unique=False)
+    with op.batch_alter_table("visit_slot_views", schema=None) as batch_op:
+        batch_op.create_index("ix_visit_slot_views_upcoming", ["status", "starts_at"], unique=False)
         batch_op.create_index(
-            "ix_visit_slots_landlord", ["host_landlord_id", "starts_at"], unique=False
+            "ix_visit_slot_views_landlord", ["host_landlord_id", "starts_at"], unique=False
         )
         batch_op.create_index(
-            "ix_visit_slots_artisan", ["host_artisan_id", "starts_at"], unique=False
+            "ix_visit_slot_views_artisan", ["host_artisan_id", "starts_at"], unique=False
         )
     op.create_table(
         "visit_bookings",
@@ -85,8 +85,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_visit_bookings_email")
         batch_op.drop_index("ix_visit_bookings_slot")
     op.drop_table("visit_bookings")
-    with op.batch_alter_table("visit_slots", schema=None) as batch_op:
-        batch_op.drop_index("ix_visit_slots_artisan")
-        batch_op.drop_index("ix_visit_slots_landlord")
-        batch_op.drop_index("ix_visit_slots_upcoming")
-    op.drop_table("visit_slots")
+    with op.batch_alter_table("visit_slot_views", schema=None) as batch_op:
+        batch_op.drop_index("ix_visit_slot_views_artisan")
+        batch_op.drop_index("ix_visit_slot_views_landlord")
+        batch_op.drop_index("ix_visit_slot_views_upcoming")
+    op.drop_table("visit_slot_views")
