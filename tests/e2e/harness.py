@@ -78,7 +78,7 @@ class Scale:
         if name == "full":
             scale = cls("full", 500, 90, 40, 60)
         elif name == "ci":
-            scale = cls("ci", 120, 30, 12, 6)
+            scale = cls("ci", 120, 30, 12, 3)
         else:
             raise ValueError(f"FABRIQUE_E2E_SCALE must be 'ci' or 'full', not {name!r}")
         changes = os.environ.get("FABRIQUE_E2E_CHANGES", "").strip()
