@@ -355,6 +355,9 @@ async def test_the_list_filters_and_leaves_out_started_and_cancelled_visits(
         assert await ids(**{"from": until}) == [b["slot_id"]]
         r = await svc.client.get("/v1/visits", params={"trade": "Wood; DROP"})
         assert r.status_code == 422
+        # a bare number is not read as seconds since 1970 (the fuzzer's `to=0.5`)
+        r = await svc.client.get("/v1/visits", params={"to": "0.5"})
+        assert r.status_code == 422 and "ISO 8601" in r.text, r.text
 
 
 async def test_the_icalendar_feed_parses_with_a_standard_library(

@@ -3,13 +3,13 @@ and the hosts' view of their bookings (landlords and artisans)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
 from fabkit.auth import Principal, Role, require_roles
 from fabkit.pagination import Page, PageDep
+from fabkit.schemas import IsoDateTime
 from notifications.api.deps import SessionsDep, SettingsDep
 from notifications.schemas import (
     HostedVisitOut,
@@ -55,9 +55,11 @@ async def list_visits(
     language: Annotated[str | None, Query(pattern=r"^[a-z]{2}$")] = None,
     accessibility: Word = None,
     from_: Annotated[
-        datetime | None, Query(alias="from", description="Visits starting at or after (UTC)")
+        IsoDateTime | None, Query(alias="from", description="Visits starting at or after (UTC)")
     ] = None,
-    to: Annotated[datetime | None, Query(description="Visits starting at or before (UTC)")] = None,
+    to: Annotated[
+        IsoDateTime | None, Query(description="Visits starting at or before (UTC)")
+    ] = None,
 ) -> Page[VisitOut]:
     filters = VisitFilters(
         arrondissement=arrondissement,
